@@ -1,0 +1,64 @@
+# ddr_pipeline: one-command demo, tests, lint and viewers.
+#   make demo      create .venv (if missing), install, run the demo pipelines
+#   make test      install, run the test suite
+# Variables: PYTHON (interpreter for the venv), TORCH_INDEX_URL (e.g. a PyTorch CPU/CUDA index),
+# DEMO_PIPELINES (pipelines run by `make demo`, in order), KEDRO_ENV (e.g. `test`).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX_URL ?=
+DEMO_PIPELINES ?= data_processing
+KEDRO_ENV ?=
+MLFLOW_PORT ?= 5000
+
+STAMP := $(VENV)/.ddr_pipeline-installed
+# torch is installed (and pinned) on its own, so CPU and CUDA builds of it both satisfy the rest.
+CONSTRAINTS := $(VENV)/constraints-without-torch.txt
+KEDRO_ENV_FLAG := $(if $(KEDRO_ENV),--env $(KEDRO_ENV),)
+
+export KEDRO_DISABLE_TELEMETRY := true
+
+.PHONY: help install demo test lint viz mlflow-ui clean-outputs
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	grep -v -i '^torch==' constraints.txt > $(CONSTRAINTS)
+	$(BIN)/python -m pip install "torch==$(TORCH_VERSION)" \
+		$(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL),)
+	$(BIN)/python -m pip install -c $(CONSTRAINTS) -e ".[dev,cloud]"
+	touch $@
+
+install: $(STAMP)  ## create .venv if missing and install the project (once)
+
+demo: $(STAMP)  ## run the demo pipelines (DEMO_PIPELINES, in order) on the committed DRB data
+	@set -e; for p in $(DEMO_PIPELINES); do \
+		echo "=== kedro run --pipelines $$p $(KEDRO_ENV_FLAG)"; \
+		$(BIN)/kedro run --pipelines $$p $(KEDRO_ENV_FLAG); \
+	done
+	@echo "Done. Browse the runs with: make mlflow-ui   (or: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db)"
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+
+viz: $(STAMP)  ## build the static Kedro-Viz site into build/ (serve: python -m http.server -d build)
+	$(BIN)/kedro viz build
+
+mlflow-ui: $(STAMP)  ## MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+clean-outputs:  ## delete pipeline outputs (data/02..08), keeping raw data, venv and MLflow runs
+	find data/02_intermediate data/03_primary data/04_feature data/05_model_input data/06_models \
+		data/07_model_output data/08_reporting -mindepth 1 ! -name .gitkeep -delete

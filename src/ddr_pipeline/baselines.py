@@ -1,0 +1,91 @@
+"""Baselines scored exactly like the trained model (same gauges, days and metrics).
+
+* ``summed_lateral_inflow``: per gauge, the daily sum of the lateral inflow Q′ over the gauge's
+  upstream closure (every reach draining to it, its own reaches included), no routing.
+* untrained routing: the routing model with constant mid-range / configured parameters
+  (:class:`ddr_pipeline.inference.ConstantParameters`, routed by ``inference.route_period``).
+* ``reference_at_gauges``: a dataset's reference routing product (NHM routed outflow for the
+  Delaware demo), summed over each gauge's reaches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import sparse
+
+from ddr_pipeline.network import RiverNetwork
+
+logger = logging.getLogger(__name__)
+
+
+def closure_matrix(network: RiverNetwork, gauge_reach_index: Sequence[np.ndarray]) -> sparse.csr_matrix:
+    """Sparse ``(G, N)`` 0/1 matrix: row g marks the upstream closure of gauge g's reaches."""
+    rows, cols = [], []
+    for g, reaches in enumerate(gauge_reach_index):
+        closure = network.upstream_closure(np.asarray(reaches, dtype=np.int64))
+        cols.append(closure)
+        rows.append(np.full(closure.size, g, dtype=np.int64))
+    data = np.ones(sum(c.size for c in cols), dtype=np.float64)
+    shape = (len(gauge_reach_index), network.n_reaches)
+    return sparse.csr_matrix((data, (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+
+
+def summed_lateral_inflow(
+    lateral_inflow: np.ndarray, network: RiverNetwork, gauge_reach_index: Sequence[np.ndarray]
+) -> np.ndarray:
+    """Daily ``(T, G)`` sum of ``lateral_inflow`` ``(T, N)`` over each gauge's upstream closure.
+
+    Days where any contributing reach is NaN are NaN.
+    """
+    matrix = closure_matrix(network, gauge_reach_index)
+    q = np.asarray(lateral_inflow, dtype=np.float64)
+    finite = np.isfinite(q)
+    total = matrix.dot(np.where(finite, q, 0.0).T).T
+    n_missing = matrix.dot((~finite).astype(np.float64).T).T
+    return np.where(n_missing > 0, np.nan, total).astype(np.float32)
+
+
+def reference_at_gauges(
+    reference: xr.DataArray,
+    gauge_reach_ids: Mapping[str, Sequence[int]],
+    dates: pd.DatetimeIndex,
+    reach_dim: str = "divide_id",
+) -> np.ndarray:
+    """Daily ``(T, G)`` reference discharge at gauges: the sum over each gauge's reach ids.
+
+    ``reference`` is ``(reach_dim, time)``; days it lacks are NaN; gauges whose reaches are not
+    all in the product are NaN (logged with their ids).
+    """
+    available = set(np.asarray(reference[reach_dim].values, dtype=np.int64).tolist())
+    ref = reference.reindex(time=dates).transpose("time", reach_dim)
+    out = np.full((len(dates), len(gauge_reach_ids)), np.nan, dtype=np.float32)
+    missing = []
+    for g, (staid, ids) in enumerate(gauge_reach_ids.items()):
+        ids = [int(i) for i in ids]
+        if not set(ids) <= available:
+            missing.append(staid)
+            continue
+        out[:, g] = ref.sel({reach_dim: ids}).sum(reach_dim, skipna=False).values
+    if missing:
+        logger.warning("reference product lacks the reaches of gauges %s", missing[:20])
+    return out
+
+
+def load_reference(path: str | Path | None, variable: str = "outflow") -> xr.DataArray | None:
+    """Open a reference routing product (zarr, variable ``variable``) or ``None`` if absent."""
+    if path is None:
+        return None
+    store = Path(path)
+    if not store.exists():
+        logger.info("no reference product at %s: reference baseline skipped", store)
+        return None
+    with xr.open_zarr(store, consolidated=False) as ds:
+        if variable not in ds:
+            raise KeyError(f"reference product {store} has no variable {variable!r}: {list(ds)}")
+        return ds[variable].load()

@@ -1,0 +1,425 @@
+"""Typed training configuration (pydantic v2), validated from the ``training`` parameters dict.
+
+Kedro passes ``params:training`` as a plain dict; :func:`load_training_config` validates it and
+raises :class:`ConfigError` whose lines name the offending key path, e.g.
+``training.kan.grid: Input should be greater than 0``. Every model forbids unknown keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+logger = logging.getLogger(__name__)
+
+#: Parameters a network may learn (names used in ranges, defaults and learnable lists).
+LEARNABLE_PARAMETERS: tuple[str, ...] = (
+    "n",
+    "q_spatial",
+    "p_spatial",
+    "top_width",
+    "side_slope",
+    "K_D_delta",
+    "d_gw",
+)
+#: Names accepted in ``params.defaults``: learnable parameters plus Muskingum ``x``.
+DEFAULTABLE_PARAMETERS: tuple[str, ...] = (*LEARNABLE_PARAMETERS, "x")
+#: Observed channel data that may override a learned parameter: parameter -> channel column.
+OBSERVABLE_PARAMETERS: dict[str, str] = {
+    "top_width": "top_width",
+    "side_slope": "side_slope",
+    "n": "mann_n",
+}
+#: Parameters the Muskingum-Cunge step always needs; leakance adds ``K_D_delta`` and ``d_gw``.
+ROUTING_PARAMETERS: tuple[str, ...] = ("n", "q_spatial", "p_spatial", "top_width", "side_slope")
+LEAKANCE_PARAMETERS: tuple[str, ...] = ("K_D_delta", "d_gw")
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+_RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+_VALUE_ERROR_PREFIX = "Value error, "
+_RELATIVE_PATH = re.compile(r"^([A-Za-z_]\w*(?:\.\w+)*): (.*)$", re.DOTALL)
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonEmptyNames = Annotated[list[str], Field(min_length=1)]
+
+
+class ConfigError(ValueError):
+    """Invalid training configuration; the message lists one ``key.path: problem`` per line."""
+
+
+class _Strict(BaseModel):
+    """Base model: unknown keys are errors, defaults are validated too."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _check_unique(names: list[str]) -> list[str]:
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate names {duplicates}")
+    return names
+
+
+def _check_known(names: list[str], known: tuple[str, ...]) -> list[str]:
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown parameter names {unknown}; known: {list(known)}")
+    return names
+
+
+class ExperimentConfig(_Strict):
+    """Training loop settings."""
+
+    epochs: PositiveInt = Field(1, description="Number of passes over the training gauges.")
+    batch_size: PositiveInt = Field(8, description="Gauges per mini-batch.")
+    rho: PositiveInt | None = Field(
+        365, description="Training window length in days (null = the whole training period)."
+    )
+    warmup: int = Field(
+        3, ge=0, description="Days at the start of every window excluded from loss and metrics."
+    )
+    shuffle: bool = Field(True, description="Shuffle gauges (and windows) every epoch.")
+    checkpoint: str | None = Field(
+        None, description="Checkpoint file to resume from (null = start from scratch)."
+    )
+    checkpoint_every: PositiveInt = Field(
+        10, description="Write a checkpoint every this many mini-batches (and at epoch end)."
+    )
+    learning_rate: dict[int, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: {1: 0.005, 3: 0.001},
+        description=(
+            "Learning-rate table {epoch: lr}; an epoch uses the entry of the largest key <= epoch."
+        ),
+    )
+    grad_clip_norm: Annotated[float, Field(gt=0)] | None = Field(
+        1.0, description="Clip the global gradient norm to this value (null = no clipping)."
+    )
+    seed: int = Field(0, ge=0, description="Seed of torch, numpy and python RNGs and the sampler.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N (auto = cuda if present).")
+    max_consecutive_nonfinite: PositiveInt = Field(
+        5, description="Abort after this many consecutive steps with a NaN/Inf loss or gradient."
+    )
+    validation_every: PositiveInt | None = Field(
+        None, description="Evaluate validation gauges every this many mini-batches (null = never)."
+    )
+    optimizer: Literal["adam"] = Field("adam", description="Optimiser (Adam over both networks).")
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _lr_table(cls, table: dict[int, float]) -> dict[int, float]:
+        if not table:
+            raise ValueError("learning-rate table must not be empty")
+        bad = sorted(key for key in table if key < 1)
+        if bad:
+            raise ValueError(f"epoch keys must be >= 1, got {bad}")
+        if 1 not in table:
+            raise ValueError(f"must define the learning rate of epoch 1, keys are {sorted(table)}")
+        return dict(sorted(table.items()))
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        if not _DEVICE_PATTERN.match(device):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+        return device
+
+    @model_validator(mode="after")
+    def _warmup_inside_window(self) -> ExperimentConfig:
+        if self.rho is not None and self.warmup >= self.rho:
+            raise ValueError(
+                f"warmup ({self.warmup} days) must be shorter than rho ({self.rho} days)"
+            )
+        return self
+
+    def learning_rate_for_epoch(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (1-based): the entry of the largest table key <= epoch."""
+        if epoch < 1:
+            raise ValueError(f"epoch must be >= 1, got {epoch}")
+        return self.learning_rate[max(key for key in self.learning_rate if key <= epoch)]
+
+
+class KANConfig(_Strict):
+    """KAN for static (per-reach) parameters."""
+
+    hidden_size: PositiveInt = Field(21, description="Hidden width H (DDR recommends 2n+1).")
+    num_hidden_layers: PositiveInt = Field(2, description="Number of pykan KAN([H, H]) layers.")
+    input_var_names: NonEmptyNames = Field(
+        ..., description="Static attributes (z-scored) fed to the KAN, by name."
+    )
+    learnable_parameters: NonEmptyNames = Field(
+        default_factory=lambda: ["q_spatial", "top_width", "side_slope", "K_D_delta"],
+        description="Static parameters predicted by the KAN.",
+    )
+    grid: PositiveInt = Field(5, description="Number of B-spline grid intervals.")
+    k: PositiveInt = Field(3, description="B-spline order.")
+
+    _unique_inputs = field_validator("input_var_names")(_check_unique)
+
+    @field_validator("learnable_parameters")
+    @classmethod
+    def _learnable(cls, names: list[str]) -> list[str]:
+        return _check_known(_check_unique(names), LEARNABLE_PARAMETERS)
+
+
+class LSTMConfig(_Strict):
+    """LSTM for daily time-varying parameters."""
+
+    hidden_size: PositiveInt = Field(64, description="LSTM hidden size H.")
+    num_layers: PositiveInt = Field(1, description="Stacked LSTM layers.")
+    dropout: float = Field(
+        0.5, ge=0.0, lt=1.0, description="Dropout on the LSTM outputs before the output layer."
+    )
+    forcing_var_names: NonEmptyNames = Field(
+        default_factory=lambda: ["P", "PET", "Temp"],
+        description="Daily forcings (z-scored) fed to the LSTM, by name.",
+    )
+    input_var_names: list[str] = Field(
+        ..., description="Static attributes (z-scored) repeated over time and fed to the LSTM."
+    )
+    learnable_parameters: NonEmptyNames = Field(
+        default_factory=lambda: ["n", "d_gw"],
+        description="Daily parameters predicted by the LSTM.",
+    )
+
+    _unique_forcings = field_validator("forcing_var_names")(_check_unique)
+    _unique_inputs = field_validator("input_var_names")(_check_unique)
+
+    @field_validator("learnable_parameters")
+    @classmethod
+    def _learnable(cls, names: list[str]) -> list[str]:
+        return _check_known(_check_unique(names), LEARNABLE_PARAMETERS)
+
+
+class AttributeMinimums(_Strict):
+    """Lower bounds (floors) used by the routing step."""
+
+    discharge: float = Field(1e-4, gt=0, description="Q_min, m3/s.")
+    slope: float = Field(1e-4, gt=0, description="S_min, m/m.")
+    velocity: float = Field(0.01, gt=0, description="v_min, m/s.")
+    depth: float = Field(0.01, gt=0, description="d_min, m.")
+    bottom_width: float = Field(0.01, gt=0, description="B_min, m.")
+
+
+def _default_ranges() -> dict[str, tuple[float, float]]:
+    return {
+        "n": (0.015, 0.25),
+        "q_spatial": (0.0, 1.0),
+        "p_spatial": (1.0, 200.0),
+        "top_width": (1.0, 5000.0),
+        "side_slope": (0.5, 50.0),
+        "K_D_delta": (-3.0, 1.0),
+        "d_gw": (0.01, 300.0),
+    }
+
+
+# Cosby et al. (1984) log10 Ks (m/s) of a loam (40 % sand, 20 % clay).
+_LOAM_LOG10_KS = round(-0.60 + 0.0126 * 40 - 0.0064 * 20 + math.log10(7.056e-6), 3)
+
+
+class ParamsConfig(_Strict):
+    """Physical parameter ranges, defaults and leakance settings."""
+
+    parameter_ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=_default_ranges,
+        description="Physical range [lo, hi] of each parameter; network outputs map into it.",
+    )
+    log_space_parameters: list[str] = Field(
+        default_factory=lambda: ["top_width", "side_slope", "p_spatial", "d_gw"],
+        description="Parameters denormalised in log space (range must be positive).",
+    )
+    defaults: dict[str, float] = Field(
+        default_factory=lambda: {"p_spatial": 21.0, "x": 0.3},
+        description="Constant values of parameters that are not learned (x = Muskingum X).",
+    )
+    attribute_minimums: AttributeMinimums = Field(
+        default_factory=AttributeMinimums, description="Floors used by the routing step."
+    )
+    use_leakance: bool = Field(False, description="Enable riverbed exchange (K_D, d_gw).")
+    ptf_sand_var: str | None = Field(
+        None, description="Raw sand % attribute for the Cosby PTF (null = use prior_log10_ks)."
+    )
+    ptf_clay_var: str | None = Field(
+        None, description="Raw clay % attribute for the Cosby PTF (null = use prior_log10_ks)."
+    )
+    prior_log10_ks: float = Field(
+        _LOAM_LOG10_KS,
+        description="log10 Ks (m/s) when no sand/clay attributes are configured (Cosby, loam).",
+    )
+    observed_geometry: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Parameters replaced by observed channel data where present "
+            "(top_width, side_slope, n from mann_n)."
+        ),
+    )
+
+    @field_validator("parameter_ranges")
+    @classmethod
+    def _ranges(cls, ranges: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        _check_known(list(ranges), LEARNABLE_PARAMETERS)
+        for name, (lo, hi) in ranges.items():
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise ValueError(f"{name}: range bounds must be finite, got [{lo}, {hi}]")
+            if not lo < hi:
+                raise ValueError(f"{name}: range needs lo < hi, got [{lo}, {hi}]")
+        return ranges
+
+    @field_validator("log_space_parameters")
+    @classmethod
+    def _log_names(cls, names: list[str]) -> list[str]:
+        return _check_known(_check_unique(names), LEARNABLE_PARAMETERS)
+
+    @field_validator("defaults")
+    @classmethod
+    def _defaults(cls, defaults: dict[str, float]) -> dict[str, float]:
+        _check_known(list(defaults), DEFAULTABLE_PARAMETERS)
+        bad = [name for name, value in defaults.items() if not math.isfinite(value)]
+        if bad:
+            raise ValueError(f"defaults must be finite: {bad}")
+        return defaults
+
+    @field_validator("observed_geometry")
+    @classmethod
+    def _observed(cls, names: list[str]) -> list[str]:
+        return _check_known(_check_unique(names), tuple(OBSERVABLE_PARAMETERS))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamsConfig:
+        for name in self.log_space_parameters:
+            bounds = self.parameter_ranges.get(name)
+            if bounds is not None and bounds[0] <= 0:
+                raise ValueError(
+                    f"parameter_ranges.{name}: log-space range must be positive, got {list(bounds)}"
+                )
+        if (self.ptf_sand_var is None) != (self.ptf_clay_var is None):
+            raise ValueError("ptf_sand_var and ptf_clay_var must be given together (or neither)")
+        return self
+
+    def is_log_space(self, name: str) -> bool:
+        """Whether ``name`` is denormalised in log space."""
+        return name in self.log_space_parameters
+
+
+class LossConfig(_Strict):
+    """Loss on daily means after warm-up."""
+
+    name: Literal["mse", "mae", "nse"] = Field("mse", description="mse | mae | nse (1 - NSE).")
+    eps: float = Field(
+        1e-3, gt=0, description="nse only: added to each gauge's sum of squared anomalies."
+    )
+
+
+class TrainingConfig(_Strict):
+    """The whole ``training`` parameters section."""
+
+    mode: Literal["training", "testing", "routing"] = Field(
+        "training", description="What the run does."
+    )
+    geodataset: Literal["drb", "lynker_hydrofabric", "merit"] = Field(
+        ..., description="Geodataset folder the inputs come from."
+    )
+    run_name: str | None = Field(
+        None, description="Run name (null = ddr-{geodataset}-{mode}); letters, digits, . _ -."
+    )
+    experiment: ExperimentConfig = Field(
+        default_factory=ExperimentConfig, description="Training loop."
+    )
+    kan: KANConfig = Field(..., description="Static-parameter KAN.")
+    cuda_lstm: LSTMConfig | None = Field(
+        None, description="Daily-parameter LSTM (null = no time-varying parameters)."
+    )
+    params: ParamsConfig = Field(default_factory=ParamsConfig, description="Physical parameters.")
+    loss: LossConfig = Field(default_factory=LossConfig, description="Training loss.")
+
+    @field_validator("run_name")
+    @classmethod
+    def _run_name(cls, name: str | None) -> str | None:
+        if name is not None and not _RUN_NAME_PATTERN.match(name):
+            raise ValueError(f"run_name may hold only letters, digits, '.', '_', '-': {name!r}")
+        return name
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> TrainingConfig:
+        if self.run_name is None:
+            self.run_name = f"ddr-{self.geodataset}-{self.mode}"
+        lstm_learned = self.cuda_lstm.learnable_parameters if self.cuda_lstm else []
+        overlap = sorted(set(self.kan.learnable_parameters) & set(lstm_learned))
+        if overlap:
+            raise ValueError(
+                f"kan.learnable_parameters and cuda_lstm.learnable_parameters overlap: {overlap}"
+            )
+        missing = [n for n in self.learned_parameters if n not in self.params.parameter_ranges]
+        if missing:
+            raise ValueError(
+                f"params.parameter_ranges: no range for learnable parameters {missing}"
+            )
+        needed = ROUTING_PARAMETERS + (LEAKANCE_PARAMETERS if self.params.use_leakance else ())
+        unset = [
+            n for n in needed if n not in self.learned_parameters and n not in self.params.defaults
+        ]
+        if unset:
+            raise ValueError(
+                f"params.defaults: parameters {unset} are neither learned nor given a default"
+            )
+        return self
+
+    @property
+    def learned_parameters(self) -> list[str]:
+        """All learned parameter names, KAN first then LSTM."""
+        lstm = self.cuda_lstm.learnable_parameters if self.cuda_lstm else []
+        return [*self.kan.learnable_parameters, *lstm]
+
+    def to_flat_dict(self) -> dict[str, str | int | float | bool | None]:
+        """Flatten to ``{"kan.grid": 5, ...}`` (lists joined by commas) for MLflow logging."""
+        return _flatten(self.model_dump(mode="json"))
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(value, list):
+        return {prefix: ",".join(str(item) for item in value)}
+    return {prefix: value}
+
+
+def format_validation_error(error: ValidationError, root: str = "training") -> str:
+    """One ``root.key.path: message`` line per pydantic error.
+
+    Our own validators may start their message with a key path relative to the failing model
+    (``"parameter_ranges.top_width: ..."``); it is appended to the location.
+    """
+    lines = []
+    for item in error.errors():
+        parts = [root, *(str(part) for part in item["loc"])]
+        message = str(item["msg"])
+        if message.startswith(_VALUE_ERROR_PREFIX):
+            message = message.removeprefix(_VALUE_ERROR_PREFIX)
+            relative = _RELATIVE_PATH.match(message)
+            if relative:
+                parts.append(relative.group(1))
+                message = relative.group(2)
+        lines.append(f"{'.'.join(parts)}: {message}")
+    return "\n".join(lines)
+
+
+def load_training_config(params: Mapping[str, Any]) -> TrainingConfig:
+    """Validate the ``training`` parameters dict; raise :class:`ConfigError` naming key paths."""
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"training: expected a mapping, got {type(params).__name__}")
+    try:
+        config = TrainingConfig.model_validate(dict(params))
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+    if config.params.use_leakance is False:
+        learned_leakance = [n for n in LEAKANCE_PARAMETERS if n in config.learned_parameters]
+        if learned_leakance:
+            logger.warning("%s are learned but params.use_leakance is false", learned_leakance)
+    return config

@@ -1,0 +1,1 @@
+"""Input data: the schema, its readers/writers and dataset adapters."""

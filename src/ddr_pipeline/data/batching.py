@@ -1,0 +1,312 @@
+"""Batches of gauges -> one routing problem (torch ``Dataset`` / ``DataLoader`` / collate).
+
+A training mini-batch is a set of gauges. :class:`RoutingCollator` turns it into ONE routing
+problem: the union of the gauges' upstream networks (a :meth:`RiverNetwork.subnetwork`), a
+``rho``-day window drawn from the collator's own :class:`torch.Generator` (part of the
+checkpointed state), hourly lateral inflow by repetition, normalised forcings and attributes,
+raw attributes, channel arrays, observations and the gauge -> local reach index lists.
+
+The model-ready dataset (``model_inputs.zarr``, architecture.md §4) is held in memory as
+numpy arrays (:class:`ModelInputs`); every batch slices it by integer index.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from ddr_pipeline.network import RiverNetwork
+
+logger = logging.getLogger(__name__)
+
+HOURS_PER_DAY = 24
+#: Channel variables of ``model_inputs.zarr`` -> key used by the routing engine.
+CHANNEL_VARIABLES = {"length_m": "length", "slope": "slope", "x": "x"}
+#: Optional observed channel variables -> the parameter they may replace (where not NaN).
+OBSERVED_GEOMETRY = {"top_width": "top_width", "side_slope": "side_slope", "mann_n": "n"}
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """The model-ready dataset as numpy arrays, aligned on ``reach_ids`` / ``dates``."""
+
+    reach_ids: np.ndarray  # (N,) int64
+    network: RiverNetwork
+    channel: dict[str, np.ndarray]  # length, slope, x: (N,) float32
+    observed_geometry: dict[str, np.ndarray]  # parameter name -> observed (N,), NaN = none
+    attributes: np.ndarray  # (N, A) float32, z-scored
+    attributes_raw: np.ndarray  # (N, A) float32
+    attribute_names: tuple[str, ...]
+    forcings: np.ndarray  # (T, N, F) float32, z-scored
+    forcing_names: tuple[str, ...]
+    lateral_inflow: np.ndarray  # (T, N) float32, daily m3/s
+    observations: np.ndarray  # (T, G) float32, m3/s, NaN = missing
+    gage_ids: tuple[str, ...]
+    dates: pd.DatetimeIndex  # (T,) daily
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> ModelInputs:
+        """Build from the ``model_inputs.zarr`` dataset (loads it into memory)."""
+        missing = {"to_id", "attributes", "attributes_raw", "lateral_inflow", "forcings"}
+        missing |= {"observations", *CHANNEL_VARIABLES}
+        missing -= set(ds.data_vars)
+        if missing:
+            raise KeyError(f"model inputs lack variables {sorted(missing)}")
+        reach_ids = np.asarray(ds["reach_id"].values, dtype=np.int64)
+        to_ids = np.asarray(ds["to_id"].values, dtype=np.int64)
+        channel = {
+            key: np.asarray(ds[var].values, dtype=np.float32)
+            for var, key in CHANNEL_VARIABLES.items()
+        }
+        geometry = {
+            name: np.asarray(ds[var].values, dtype=np.float32)
+            for var, name in OBSERVED_GEOMETRY.items()
+            if var in ds.data_vars
+        }
+        return cls(
+            reach_ids=reach_ids,
+            network=RiverNetwork.from_ids(reach_ids, to_ids),
+            channel=channel,
+            observed_geometry=geometry,
+            attributes=_array(ds["attributes"], ("reach_id", "attribute")),
+            attributes_raw=_array(ds["attributes_raw"], ("reach_id", "attribute")),
+            attribute_names=tuple(str(a) for a in ds["attribute"].values),
+            forcings=_array(ds["forcings"], ("time", "reach_id", "forcing")),
+            forcing_names=tuple(str(f) for f in ds["forcing"].values),
+            lateral_inflow=_array(ds["lateral_inflow"], ("time", "reach_id")),
+            observations=_array(ds["observations"], ("time", "gage_id")),
+            gage_ids=tuple(str(g) for g in ds["gage_id"].values),
+            dates=pd.DatetimeIndex(ds["time"].values),
+        )
+
+    def day_range(self, start: str | pd.Timestamp, end: str | pd.Timestamp) -> tuple[int, int]:
+        """Return ``(first, last + 1)`` day positions of the inclusive period ``[start, end]``."""
+        t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
+        if t0 > t1:
+            raise ValueError(f"period start {t0.date()} is after its end {t1.date()}")
+        if t0 < self.dates[0] or t1 > self.dates[-1]:
+            raise ValueError(
+                f"period {t0.date()}..{t1.date()} is outside the model inputs "
+                f"{self.dates[0].date()}..{self.dates[-1].date()}"
+            )
+        return int(self.dates.searchsorted(t0)), int(self.dates.searchsorted(t1, side="right"))
+
+    def gauge_columns(self, staids: Sequence[str]) -> np.ndarray:
+        """Column index of every gauge in ``observations`` (clear error on unknown STAIDs)."""
+        position = {g: i for i, g in enumerate(self.gage_ids)}
+        unknown = [s for s in staids if s not in position]
+        if unknown:
+            raise KeyError(f"gauges {unknown[:10]} have no observations in the model inputs")
+        return np.array([position[s] for s in staids], dtype=np.int64)
+
+
+def _array(da: xr.DataArray, dims: tuple[str, ...]) -> np.ndarray:
+    """``da`` transposed to ``dims`` as a float32 numpy array."""
+    return np.ascontiguousarray(da.transpose(*dims).values, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class GaugeSet:
+    """Gauges of one split: STAIDs, their reaches (global indices) and observation columns."""
+
+    staids: tuple[str, ...]
+    reach_index: tuple[np.ndarray, ...]  # per gauge: global reach indices summed at the gauge
+    obs_column: np.ndarray  # (G,) columns of ModelInputs.observations
+
+    @classmethod
+    def from_table(cls, gauges: pd.DataFrame, inputs: ModelInputs, split: str | None) -> GaugeSet:
+        """Gauges of ``split`` (``None`` = all) from the ``gauges.parquet`` table."""
+        table = gauges if split is None else gauges[gauges["split"].astype(str) == split]
+        if table.empty:
+            raise ValueError(f"no gauges with split == {split!r} in the gauge table")
+        staids = tuple(str(s) for s in table["STAID"])
+        reach_index = tuple(
+            np.asarray(inputs.network.index_of(np.asarray(list(ids), dtype=np.int64)))
+            for ids in table["reach_ids"]
+        )
+        return cls(staids, reach_index, inputs.gauge_columns(staids))
+
+    def __len__(self) -> int:
+        return len(self.staids)
+
+
+@dataclass
+class RoutingBatch:
+    """One routing problem (all tensors on CPU; move with :meth:`to`)."""
+
+    network: RiverNetwork  # local network over `reach_index`
+    reach_index: np.ndarray  # (N,) global reach indices of the local reaches
+    dates: pd.DatetimeIndex  # (D,) days of the window
+    lateral_inflow: torch.Tensor  # (D*24, N) hourly m3/s
+    forcings: torch.Tensor  # (D, N, F) z-scored
+    attributes: torch.Tensor  # (N, A) z-scored
+    attributes_raw: torch.Tensor  # (N, A)
+    channel: dict[str, torch.Tensor]  # length, slope, x: (N,)
+    observed_geometry: dict[str, torch.Tensor]  # parameter name -> observed (N,)
+    observations: torch.Tensor  # (D, G) m3/s, NaN = missing
+    gauge_index: list[np.ndarray]  # per gauge: local reach indices
+    staids: tuple[str, ...]
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def n_days(self) -> int:
+        """Number of days of the window."""
+        return len(self.dates)
+
+    def to(self, device: torch.device | str) -> RoutingBatch:
+        """A copy with every tensor on ``device``."""
+
+        def move(x: torch.Tensor) -> torch.Tensor:
+            return x.to(device)
+
+        return RoutingBatch(
+            network=self.network,
+            reach_index=self.reach_index,
+            dates=self.dates,
+            lateral_inflow=move(self.lateral_inflow),
+            forcings=move(self.forcings),
+            attributes=move(self.attributes),
+            attributes_raw=move(self.attributes_raw),
+            channel={k: move(v) for k, v in self.channel.items()},
+            observed_geometry={k: move(v) for k, v in self.observed_geometry.items()},
+            observations=move(self.observations),
+            gauge_index=self.gauge_index,
+            staids=self.staids,
+            extras=dict(self.extras),
+        )
+
+
+class GaugeDataset(Dataset[int]):
+    """Map-style dataset over the gauges of a :class:`GaugeSet`; an item is a gauge position."""
+
+    def __init__(self, gauges: GaugeSet) -> None:
+        self.gauges = gauges
+
+    def __len__(self) -> int:
+        return len(self.gauges)
+
+    def __getitem__(self, index: int) -> int:
+        if not 0 <= index < len(self.gauges):
+            raise IndexError(f"gauge position {index} outside 0..{len(self.gauges) - 1}")
+        return int(index)
+
+
+class RoutingCollator:
+    """Collate gauge positions into one :class:`RoutingBatch` with a random ``rho``-day window.
+
+    The window start is drawn uniformly from ``[first, last - rho]`` of ``period`` with
+    :attr:`generator`, whose state is saved in checkpoints. ``rho=None`` (or a ``rho`` longer
+    than the period) uses the whole period.
+    """
+
+    def __init__(
+        self,
+        inputs: ModelInputs,
+        gauges: GaugeSet,
+        period: tuple[int, int],
+        rho: int | None,
+        generator: torch.Generator,
+    ) -> None:
+        first, stop = period
+        if stop - first < 1:
+            raise ValueError(f"empty training period (day positions {first}..{stop})")
+        self.inputs = inputs
+        self.gauges = gauges
+        self.period = (first, stop)
+        self.rho = stop - first if rho is None else min(int(rho), stop - first)
+        self.generator = generator
+        self._skip = 0
+
+    def skip(self, count: int) -> None:
+        """Make the next ``count`` calls return ``None`` without drawing a window.
+
+        Used to resume mid-epoch: the sampler replays the epoch's gauge order while the
+        already-trained mini-batches are neither built nor allowed to advance :attr:`generator`.
+        """
+        if count < 0:
+            raise ValueError(f"cannot skip a negative number of batches ({count})")
+        self._skip = int(count)
+
+    def draw_window(self) -> tuple[int, int]:
+        """Draw ``(start, stop)`` day positions of a window of ``rho`` days."""
+        first, stop = self.period
+        n_starts = stop - first - self.rho + 1
+        offset = int(torch.randint(n_starts, (1,), generator=self.generator).item())
+        return first + offset, first + offset + self.rho
+
+    def __call__(self, positions: Sequence[int]) -> RoutingBatch | None:
+        if self._skip:
+            self._skip -= 1
+            return None
+        start, stop = self.draw_window()
+        return build_batch(self.inputs, self.gauges, positions, start, stop)
+
+
+def build_batch(
+    inputs: ModelInputs, gauges: GaugeSet, positions: Sequence[int], start: int, stop: int
+) -> RoutingBatch:
+    """The routing problem of the gauges at ``positions`` over day positions ``[start, stop)``."""
+    positions = [int(p) for p in positions]
+    if not positions:
+        raise ValueError("a batch needs at least one gauge")
+    if not 0 <= start < stop <= len(inputs.dates):
+        raise ValueError(f"window {start}..{stop} outside 0..{len(inputs.dates)}")
+    outlets = np.unique(np.concatenate([gauges.reach_index[p] for p in positions]))
+    network, closure = inputs.network.subnetwork(inputs.network.upstream_closure(outlets))
+    local_of = np.full(inputs.network.n_reaches, -1, dtype=np.int64)
+    local_of[closure] = np.arange(closure.size)
+    days = slice(start, stop)
+    daily_inflow = torch.from_numpy(inputs.lateral_inflow[days][:, closure])
+    return RoutingBatch(
+        network=network,
+        reach_index=closure,
+        dates=inputs.dates[days],
+        lateral_inflow=torch.repeat_interleave(daily_inflow, HOURS_PER_DAY, dim=0),
+        forcings=torch.from_numpy(inputs.forcings[days][:, closure]),
+        attributes=torch.from_numpy(inputs.attributes[closure]),
+        attributes_raw=torch.from_numpy(inputs.attributes_raw[closure]),
+        channel={k: torch.from_numpy(v[closure]) for k, v in inputs.channel.items()},
+        observed_geometry={
+            k: torch.from_numpy(v[closure]) for k, v in inputs.observed_geometry.items()
+        },
+        observations=torch.from_numpy(
+            inputs.observations[days][:, gauges.obs_column[positions]]
+        ),
+        gauge_index=[local_of[gauges.reach_index[p]] for p in positions],
+        staids=tuple(gauges.staids[p] for p in positions),
+    )
+
+
+def make_dataloader(
+    dataset: GaugeDataset,
+    collator: RoutingCollator,
+    batch_size: int,
+    shuffle: bool,
+    sampler_generator: torch.Generator,
+) -> DataLoader:
+    """DataLoader over gauges: seeded ``RandomSampler`` when ``shuffle`` else sequential.
+
+    ``sampler_generator`` is also the loader's generator, so iterating never touches the global
+    torch RNG; ``num_workers=0`` keeps collation (and the window generator) in this process.
+    """
+    sampler = (
+        RandomSampler(dataset, generator=sampler_generator)
+        if shuffle
+        else SequentialSampler(dataset)
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=collator,
+        num_workers=0,
+        drop_last=False,
+        generator=sampler_generator,
+    )

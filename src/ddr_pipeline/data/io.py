@@ -1,0 +1,169 @@
+"""Read and write the input schema: GeoParquet/Parquet tables and zarr (v3) stores.
+
+All writers are atomic: they write into a temporary path next to the target and rename it into
+place, so a crash never leaves a half-written table or store behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xarray as xr
+from zarr.codecs import BloscCodec
+
+from ddr_pipeline.data import schema
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+TARGET_CHUNK_BYTES = 4 * 2**20  # aim for chunks of about 4 MiB (uncompressed)
+
+
+@contextmanager
+def _atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path; on success move it onto ``path`` (file or directory)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        yield tmp
+        if target.is_dir() and tmp.is_dir():
+            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex}")
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+# --- tables --------------------------------------------------------------------------------------
+def read_reaches(path: PathLike) -> gpd.GeoDataFrame:
+    """Read the reaches GeoParquet table."""
+    return gpd.read_parquet(path)
+
+
+def write_reaches(reaches: gpd.GeoDataFrame, path: PathLike) -> None:
+    """Write the reaches table as GeoParquet (atomic)."""
+    with _atomic_path(path) as tmp:
+        reaches.to_parquet(tmp, index=False)
+
+
+def read_table(path: PathLike) -> pd.DataFrame:
+    """Read a Parquet table; list columns (e.g. ``reach_ids``) come back as lists of ints."""
+    table = pq.read_table(path)
+    df = table.to_pandas()
+    for field in table.schema:
+        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+            df[field.name] = pd.Series(table.column(field.name).to_pylist(), dtype=object)
+    return df
+
+
+def write_table(df: pd.DataFrame, path: PathLike) -> None:
+    """Write a Parquet table (atomic); a ``reach_ids`` column is stored as ``list<int64>``."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if schema.REACH_IDS_COL in df.columns:
+        lists = pa.array(
+            [[int(i) for i in v] for v in df[schema.REACH_IDS_COL]], type=pa.list_(pa.int64())
+        )
+        idx = table.schema.get_field_index(schema.REACH_IDS_COL)
+        table = table.set_column(idx, schema.REACH_IDS_COL, lists)
+    with _atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+# --- zarr stores ---------------------------------------------------------------------------------
+def read_zarr(path: PathLike, lazy: bool = False) -> xr.Dataset:
+    """Open a zarr store with xarray; loaded into memory unless ``lazy``."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"zarr store not found: {path}")
+    ds = xr.open_zarr(path, consolidated=False)
+    strings = {
+        k: np.array([str(v) for v in c.to_numpy()], dtype=str)
+        for k, c in ds.coords.items()
+        if c.dtype.kind in "OTU"
+    }
+    ds = ds.assign_coords(strings)
+    return ds if lazy else ds.load()
+
+
+def default_chunks(da: xr.DataArray) -> tuple[int, ...]:
+    """Chunk shape of about ``TARGET_CHUNK_BYTES``: whole time series, split along the first dim."""
+    shape = da.shape
+    if not shape:
+        return ()
+    per_row = int(np.prod(shape[1:], dtype=np.int64)) * da.dtype.itemsize
+    rows = max(1, min(shape[0], TARGET_CHUNK_BYTES // max(per_row, 1)))
+    return (rows, *shape[1:])
+
+
+def _encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
+    """Zstd/Blosc compression and default chunks for every numeric data variable."""
+    enc: dict[str, dict[str, object]] = {}
+    for name, da in ds.data_vars.items():
+        if np.issubdtype(da.dtype, np.number):
+            enc[str(name)] = {
+                "chunks": default_chunks(da),
+                "compressors": (BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"),),
+            }
+    return enc
+
+
+def write_zarr(ds: xr.Dataset, path: PathLike) -> None:
+    """Write ``ds`` as an unconsolidated zarr v3 store (atomic: temp dir, then rename)."""
+    clean = ds.copy()
+    for var in clean.variables.values():
+        var.encoding = {}
+    for name, coord in clean.coords.items():
+        if coord.dtype.kind in "OUT":
+            clean = clean.assign_coords({name: coord.to_numpy().astype(str).astype(object)})
+    with _atomic_path(path) as tmp:
+        clean.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3, encoding=_encoding(clean))
+    logger.info("wrote %s", path)
+
+
+# --- a whole geodataset --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GeoDataset:
+    """All inputs of one geodataset, in the schema of :mod:`ddr_pipeline.data.schema`."""
+
+    reaches: gpd.GeoDataFrame
+    gauges: pd.DataFrame
+    attributes: pd.DataFrame
+    lateral_inflow: xr.Dataset
+    observations: xr.Dataset
+    forcings: xr.Dataset
+    reference: xr.Dataset | None = None
+
+
+def load_geodataset(folder: PathLike, lazy: bool = False) -> GeoDataset:
+    """Read every file of a schema folder (``reference_outflow.zarr`` only when present)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"geodataset folder not found: {root}")
+    reference_path = root / schema.REFERENCE_STORE
+    return GeoDataset(
+        reaches=read_reaches(root / schema.REACHES_FILE),
+        gauges=read_table(root / schema.GAUGES_FILE),
+        attributes=read_table(root / schema.ATTRIBUTES_FILE),
+        lateral_inflow=read_zarr(root / schema.LATERAL_INFLOW_STORE, lazy=lazy),
+        observations=read_zarr(root / schema.OBSERVATIONS_STORE, lazy=lazy),
+        forcings=read_zarr(root / schema.FORCINGS_STORE, lazy=lazy),
+        reference=read_zarr(reference_path, lazy=lazy) if reference_path.exists() else None,
+    )

@@ -1,0 +1,392 @@
+"""The one input schema of ddr_pipeline: names, dtypes, units and validators.
+
+Every geodataset is converted into one folder holding ``reaches.parquet``, ``gauges.parquet``,
+``attributes.parquet`` and the zarr stores ``lateral_inflow.zarr``, ``observations.zarr``,
+``forcings.zarr`` (and optionally ``reference_outflow.zarr``); see ``docs/data_formats.md``.
+
+The validators are pure functions: they return a validated (and lightly cleaned) copy of their input
+or raise ``KeyError`` (something missing) / ``ValueError`` (something wrong) with a message that
+names the offending ids, columns, variables or dates.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+logger = logging.getLogger(__name__)
+
+# --- file names ----------------------------------------------------------------------------------
+REACHES_FILE = "reaches.parquet"
+GAUGES_FILE = "gauges.parquet"
+ATTRIBUTES_FILE = "attributes.parquet"
+LATERAL_INFLOW_STORE = "lateral_inflow.zarr"
+OBSERVATIONS_STORE = "observations.zarr"
+FORCINGS_STORE = "forcings.zarr"
+REFERENCE_STORE = "reference_outflow.zarr"
+
+# --- dimensions and variables --------------------------------------------------------------------
+DIVIDE_DIM = "divide_id"
+GAGE_DIM = "gage_id"
+TIME_DIM = "time"
+LATERAL_INFLOW_VAR = "Qr"
+STREAMFLOW_VAR = "streamflow"
+REFERENCE_VAR = "outflow"
+FORCING_VARS: tuple[str, ...] = ("P", "PET", "Temp")
+
+# --- table columns -------------------------------------------------------------------------------
+ID_COL = "id"
+TO_ID_COL = "to_id"
+REACH_REQUIRED: dict[str, str] = {
+    "id": "int64",
+    "to_id": "int64",
+    "length_m": "float64",
+    "slope": "float64",
+    "x": "float64",
+}
+REACH_OPTIONAL_FLOAT: tuple[str, ...] = ("top_width", "side_slope", "mann_n")
+STAID_COL = "STAID"
+REACH_IDS_COL = "reach_ids"
+GAUGE_FLOAT_COLS: tuple[str, ...] = ("drain_sqkm", "lat", "lon")
+GAUGE_REQUIRED: tuple[str, ...] = (STAID_COL, REACH_IDS_COL, *GAUGE_FLOAT_COLS)
+
+# --- units (the ``units`` attribute written on each variable) ------------------------------------
+UNITS: dict[str, str] = {
+    LATERAL_INFLOW_VAR: "m3 s-1",
+    STREAMFLOW_VAR: "m3 s-1",
+    REFERENCE_VAR: "m3 s-1",
+    "P": "mm day-1",
+    "PET": "mm day-1",
+    "Temp": "degC",
+    "length_m": "m",
+    "slope": "m m-1",
+    "x": "1",
+    "top_width": "m",
+    "side_slope": "1 (H:V)",
+    "mann_n": "s m-1/3",
+    "drain_sqkm": "km2",
+}
+
+X_MAX = 0.5
+STAID_LENGTH = 8  # USGS site numbers have 8 to 15 digits; shorter numeric ids are zero-padded
+_STAID_RE = re.compile(r"^\d{8,15}$")
+MAX_LISTED = 10  # how many offending ids/dates an error message lists
+
+
+def _fmt(values: Iterable[object], limit: int = MAX_LISTED) -> str:
+    """Format offending values for an error message (the first ``limit``, then a count)."""
+    items = list(values)
+    head = ", ".join(str(v) for v in items[:limit])
+    if len(items) > limit:
+        return f"[{head}, ... ({len(items)} in all)]"
+    return f"[{head}]"
+
+
+def _fmt_dates(times: np.ndarray) -> str:
+    """Format datetime64 values as ISO dates."""
+    return _fmt(np.datetime_as_string(np.unique(times), unit="D"))
+
+
+def _require_columns(df: pd.DataFrame, columns: Iterable[str], table: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"{table}: missing required column(s) {missing}; has {list(df.columns)}")
+
+
+def _as_dtype(df: pd.DataFrame, column: str, dtype: str, table: str) -> pd.Series:
+    """Cast one column, raising a ValueError naming the column when it cannot be cast."""
+    try:
+        return df[column].astype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{table}: column {column!r} cannot be cast to {dtype}: {exc}") from exc
+
+
+def _check_unique(ids: pd.Series, table: str, column: str) -> None:
+    dup = ids[ids.duplicated()].unique()
+    if len(dup):
+        raise ValueError(f"{table}: duplicate {column} values {_fmt(dup)}")
+
+
+def _check_bad(df: pd.DataFrame, bad: np.ndarray, what: str, id_col: str, table: str) -> None:
+    if bad.any():
+        raise ValueError(f"{table}: {what} for {id_col} {_fmt(df.loc[bad, id_col].tolist())}")
+
+
+# --- tables --------------------------------------------------------------------------------------
+def validate_reaches(reaches: pd.DataFrame) -> pd.DataFrame:
+    """Validate the reaches table and return a cleaned copy.
+
+    Checks required columns and dtypes, unique positive ids, ``length_m > 0``, ``slope >= 0``,
+    ``0 <= x <= 0.5``. A missing ``to_id`` or one that points to an id not in the table marks an
+    outlet: such values are logged (with the ids) and normalised to ``0``. Topology (self-loops,
+    cycles) is checked by :mod:`ddr_pipeline.network`.
+    """
+    table = "reaches"
+    _require_columns(reaches, REACH_REQUIRED, table)
+    out = reaches.copy()
+    to_id = pd.to_numeric(out[TO_ID_COL], errors="raise").fillna(0)
+    out[TO_ID_COL] = to_id
+    for col, dtype in REACH_REQUIRED.items():
+        out[col] = _as_dtype(out, col, dtype, table)
+    for col in REACH_OPTIONAL_FLOAT:
+        if col in out.columns:
+            out[col] = _as_dtype(out, col, "float64", table)
+    _check_unique(out[ID_COL], table, ID_COL)
+    _check_bad(out, out[ID_COL].to_numpy() <= 0, "id must be > 0", ID_COL, table)
+    length = out["length_m"].to_numpy()
+    _check_bad(out, ~(np.isfinite(length) & (length > 0)), "length_m must be > 0", ID_COL, table)
+    slope = out["slope"].to_numpy()
+    _check_bad(out, ~(np.isfinite(slope) & (slope >= 0)), "slope must be >= 0", ID_COL, table)
+    x = out["x"].to_numpy()
+    _check_bad(out, ~((x >= 0) & (x <= X_MAX)), f"x must be in [0, {X_MAX}]", ID_COL, table)
+    dangling = (out[TO_ID_COL] != 0) & ~out[TO_ID_COL].isin(out[ID_COL])
+    if dangling.any():
+        logger.warning(
+            "reaches: to_id points outside the table for id %s (to_id %s): treated as outlets "
+            "(to_id set to 0)",
+            _fmt(out.loc[dangling, ID_COL].tolist()),
+            _fmt(out.loc[dangling, TO_ID_COL].tolist()),
+        )
+        out.loc[dangling, TO_ID_COL] = 0
+    return out
+
+
+def normalize_staid(values: pd.Series) -> pd.Series:
+    """Return STAIDs as 8-character strings, zero-padding purely numeric shorter ones."""
+    as_str = values.astype("string").str.strip()
+    numeric = as_str.str.fullmatch(r"\d{1,8}").fillna(False)
+    return as_str.where(~numeric, as_str.str.zfill(STAID_LENGTH))
+
+
+def _reach_id_lists(values: pd.Series) -> pd.Series:
+    """Coerce each entry of a reach-id column to a list of Python ints."""
+
+    def to_list(v: object) -> list[int]:
+        arr = np.atleast_1d(np.asarray(v))
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            arr = arr.astype("float64")
+            if not np.all(arr == np.round(arr)):
+                raise ValueError(f"gauges: reach_ids entry {v!r} holds non-integer values")
+        return [int(i) for i in arr]
+
+    return pd.Series([to_list(v) for v in values], index=values.index, dtype=object)
+
+
+def validate_gauges(gauges: pd.DataFrame, reach_ids: Sequence[int] | np.ndarray) -> pd.DataFrame:
+    """Validate the gauges table against the known reach ids; return a cleaned copy.
+
+    ``STAID`` becomes a string of 8 to 15 digits (numeric ids shorter than 8 are zero-padded;
+    unique); ``reach_ids`` a non-empty list of
+    ints that all exist in ``reach_ids`` (else ``KeyError`` naming the gauges and reach ids).
+    """
+    table = "gauges"
+    _require_columns(gauges, GAUGE_REQUIRED, table)
+    out = gauges.copy()
+    out[STAID_COL] = normalize_staid(out[STAID_COL])
+    bad = ~out[STAID_COL].str.fullmatch(_STAID_RE.pattern).fillna(False).to_numpy(dtype=bool)
+    if bad.any():
+        raise ValueError(
+            f"gauges: STAID must be 8 to 15 digits, got {_fmt(out.loc[bad, STAID_COL])}"
+        )
+    out[STAID_COL] = out[STAID_COL].astype(str)
+    _check_unique(out[STAID_COL], table, STAID_COL)
+    for col in GAUGE_FLOAT_COLS:
+        out[col] = _as_dtype(out, col, "float64", table)
+    out[REACH_IDS_COL] = _reach_id_lists(out[REACH_IDS_COL])
+    empty = out[REACH_IDS_COL].map(len).to_numpy() == 0
+    _check_bad(out, empty, "reach_ids is empty", STAID_COL, table)
+    exploded = out[[STAID_COL, REACH_IDS_COL]].explode(REACH_IDS_COL)
+    unknown = ~exploded[REACH_IDS_COL].astype("int64").isin(np.asarray(reach_ids, dtype=np.int64))
+    if unknown.any():
+        bad_rows = exploded[unknown]
+        raise KeyError(
+            f"gauges: reach_ids not in the reaches table for STAID "
+            f"{_fmt(bad_rows[STAID_COL].unique())}: unknown reach ids "
+            f"{_fmt(bad_rows[REACH_IDS_COL].unique())}"
+        )
+    return out
+
+
+def validate_attributes(
+    attributes: pd.DataFrame, reach_ids: Sequence[int] | np.ndarray, required: Sequence[str]
+) -> pd.DataFrame:
+    """Validate the attributes table; return ``id`` + ``required`` columns (float64).
+
+    Rows are returned in the order of ``reach_ids``; extra reaches are dropped. Missing columns or
+    reaches raise ``KeyError`` naming them; duplicate ids and infinite values raise ``ValueError``.
+    NaN is allowed (filled downstream by the normalisation).
+    """
+    table = "attributes"
+    _require_columns(attributes, [ID_COL, *required], table)
+    ids = _as_dtype(attributes, ID_COL, "int64", table)
+    _check_unique(ids, table, ID_COL)
+    wanted = np.asarray(reach_ids, dtype=np.int64)
+    missing = np.setdiff1d(wanted, ids.to_numpy())
+    if missing.size:
+        raise KeyError(f"attributes: no row for reach id(s) {_fmt(missing)}")
+    values = pd.DataFrame({c: _as_dtype(attributes, c, "float64", table) for c in required})
+    values.insert(0, ID_COL, ids)
+    out = values.set_index(ID_COL).loc[wanted].reset_index()
+    inf_cols = [c for c in required if np.isinf(out[c].to_numpy()).any()]
+    if inf_cols:
+        raise ValueError(f"attributes: infinite values in column(s) {inf_cols}")
+    return out
+
+
+# --- stores --------------------------------------------------------------------------------------
+def _check_time(ds: xr.Dataset, name: str) -> None:
+    """Require a unique, increasing, daily datetime64 ``time`` coordinate at 00:00."""
+    if TIME_DIM not in ds.coords:
+        raise KeyError(f"{name}: missing coordinate {TIME_DIM!r}")
+    t = ds[TIME_DIM].to_numpy()
+    if not np.issubdtype(t.dtype, np.datetime64):
+        raise ValueError(f"{name}: {TIME_DIM!r} must be datetime64, got {t.dtype}")
+    not_midnight = t != t.astype("datetime64[D]")
+    if not_midnight.any():
+        raise ValueError(f"{name}: times not at 00:00: {_fmt(t[not_midnight])}")
+    steps = np.diff(t.astype("datetime64[D]").astype(np.int64))
+    if (steps <= 0).any():
+        raise ValueError(f"{name}: time not strictly increasing at {_fmt_dates(t[1:][steps <= 0])}")
+
+
+def _check_vars(ds: xr.Dataset, variables: Iterable[str], dims: tuple[str, str], name: str) -> None:
+    missing = [v for v in variables if v not in ds.data_vars]
+    if missing:
+        raise KeyError(f"{name}: missing variable(s) {missing}; has {list(ds.data_vars)}")
+    for v in variables:
+        if set(ds[v].dims) != set(dims):
+            raise ValueError(f"{name}: variable {v!r} has dims {ds[v].dims}, expected {dims}")
+
+
+def _select_ids(ds: xr.Dataset, dim: str, wanted: np.ndarray, name: str) -> xr.Dataset:
+    """Select ``wanted`` along ``dim`` (in that order), naming the ids the store lacks."""
+    have = ds[dim].to_numpy()
+    if len(np.unique(have)) != len(have):
+        dup = pd.Series(have)[pd.Series(have).duplicated()].unique()
+        raise ValueError(f"{name}: duplicate {dim} values {_fmt(dup)}")
+    missing = np.setdiff1d(wanted, have)
+    if missing.size:
+        raise KeyError(f"{name}: no data for {dim} {_fmt(missing)}")
+    return ds.sel({dim: wanted})
+
+
+def _locate(da: xr.DataArray, mask: np.ndarray, dim: str) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and dates of the True cells of ``mask`` (laid out like ``da``)."""
+    idx = np.nonzero(mask)
+    axis_id = da.dims.index(dim)
+    axis_t = da.dims.index(TIME_DIM)
+    return da[dim].to_numpy()[idx[axis_id]], da[TIME_DIM].to_numpy()[idx[axis_t]]
+
+
+def validate_lateral_inflow(
+    ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray, nan_fill: float | None
+) -> tuple[xr.Dataset, int]:
+    """Validate ``Qr(divide_id, time)``; return (dataset ordered like ``reach_ids``, n NaN filled).
+
+    Negative values raise ``ValueError`` naming divide ids and dates. NaN values are replaced by
+    ``nan_fill`` (count logged) or raise ``ValueError`` when ``nan_fill`` is None.
+    """
+    name = LATERAL_INFLOW_STORE
+    _check_vars(ds, [LATERAL_INFLOW_VAR], (DIVIDE_DIM, TIME_DIM), name)
+    _check_time(ds, name)
+    out = _select_ids(ds[[LATERAL_INFLOW_VAR]], DIVIDE_DIM, np.asarray(reach_ids, np.int64), name)
+    qr = out[LATERAL_INFLOW_VAR]
+    values = qr.to_numpy()
+    negative = values < 0
+    if negative.any():
+        ids, dates = _locate(qr, negative, DIVIDE_DIM)
+        raise ValueError(
+            f"{name}: negative {LATERAL_INFLOW_VAR} for divide_id {_fmt(np.unique(ids))} "
+            f"on {_fmt_dates(dates)}"
+        )
+    nan = np.isnan(values)
+    n_filled = int(nan.sum())
+    if n_filled:
+        ids, dates = _locate(qr, nan, DIVIDE_DIM)
+        if nan_fill is None:
+            raise ValueError(
+                f"{name}: {n_filled} NaN values in {LATERAL_INFLOW_VAR} for divide_id "
+                f"{_fmt(np.unique(ids))} on {_fmt_dates(dates)} and no nan_fill configured"
+            )
+        logger.warning(
+            "%s: filled %d NaN values of %s with %s (divide_id %s)",
+            name,
+            n_filled,
+            LATERAL_INFLOW_VAR,
+            nan_fill,
+            _fmt(np.unique(ids)),
+        )
+        out[LATERAL_INFLOW_VAR] = qr.fillna(nan_fill)
+    return out, n_filled
+
+
+def validate_observations(ds: xr.Dataset, gauge_ids: Sequence[str]) -> xr.Dataset:
+    """Validate ``streamflow(gage_id, time)`` (NaN = missing); return it ordered like ``gauge_ids``.
+
+    Missing gauges raise ``KeyError``; negative discharge raises ``ValueError`` naming gauges
+    and dates.
+    """
+    name = OBSERVATIONS_STORE
+    _check_vars(ds, [STREAMFLOW_VAR], (GAGE_DIM, TIME_DIM), name)
+    _check_time(ds, name)
+    ds = ds.assign_coords({GAGE_DIM: ds[GAGE_DIM].to_numpy().astype(str)})
+    wanted = np.asarray([str(g) for g in gauge_ids])
+    out = _select_ids(ds[[STREAMFLOW_VAR]], GAGE_DIM, wanted, name)
+    q = out[STREAMFLOW_VAR]
+    negative = q.to_numpy() < 0
+    if negative.any():
+        ids, dates = _locate(q, negative, GAGE_DIM)
+        raise ValueError(
+            f"{name}: negative streamflow for gage_id {_fmt(np.unique(ids))} on {_fmt_dates(dates)}"
+        )
+    return out
+
+
+def validate_forcings(
+    ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray, variables: Sequence[str]
+) -> xr.Dataset:
+    """Validate forcing variables ``(divide_id, time)``; return them ordered like ``reach_ids``.
+
+    Missing variables or divides raise ``KeyError``; NaN values raise ``ValueError`` naming the
+    variable, divide ids and dates.
+    """
+    name = FORCINGS_STORE
+    _check_vars(ds, variables, (DIVIDE_DIM, TIME_DIM), name)
+    _check_time(ds, name)
+    out = _select_ids(ds[list(variables)], DIVIDE_DIM, np.asarray(reach_ids, np.int64), name)
+    for v in variables:
+        nan = np.isnan(out[v].to_numpy())
+        if nan.any():
+            ids, dates = _locate(out[v], nan, DIVIDE_DIM)
+            raise ValueError(
+                f"{name}: NaN in {v!r} for divide_id {_fmt(np.unique(ids))} on {_fmt_dates(dates)}"
+            )
+    return out
+
+
+def check_period(
+    ds: xr.Dataset, start: str | np.datetime64, end: str | np.datetime64, name: str
+) -> None:
+    """Raise ``ValueError`` naming dates and store unless [start, end] is fully covered."""
+    _check_time(ds, name)
+    t0, t1 = np.datetime64(start, "D"), np.datetime64(end, "D")
+    if t1 < t0:
+        raise ValueError(f"{name}: period end {t1} is before start {t0}")
+    times = ds[TIME_DIM].to_numpy().astype("datetime64[D]")
+    if times.size == 0:
+        raise ValueError(f"{name}: no time steps; requested {t0} .. {t1}")
+    first, last = times[0], times[-1]
+    if t0 < first or t1 > last:
+        raise ValueError(
+            f"{name}: requested period {t0} .. {t1} is outside the data ({first} .. {last})"
+        )
+    inside = times[(times >= t0) & (times <= t1)]
+    expected = int((t1 - t0).astype(np.int64)) + 1
+    if inside.size != expected:
+        gaps = np.setdiff1d(np.arange(t0, t1 + 1), inside)
+        raise ValueError(f"{name}: missing days in {t0} .. {t1}: {_fmt(gaps.astype(str))}")

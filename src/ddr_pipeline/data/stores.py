@@ -1,0 +1,494 @@
+"""Readers for external stores (local zarr, Icechunk, ``s3://``) and the DDR gauge CSV.
+
+The DDR ecosystem publishes lateral inflow ``Qr(divide_id, time)``, USGS observations
+``streamflow(gage_id, time)``, attributes and forcings as zarr / Icechunk stores (public ones on
+``s3://mhpi-spatial/...``, read anonymously). This module opens such stores, checks variable dims
+and units, maps divide ids (``cat-N`` -> ``N``), selects a domain by id and a period **by date**
+(stores may start on any day) and writes the schema stores ``lateral_inflow.zarr``,
+``observations.zarr`` and ``forcings.zarr`` of a domain.
+
+Missing divides in a lateral-inflow store are reported (count and ids) and, by default, filled with
+a constant 0.001 m3/s like DDR (``MissingRule``); missing gauges become all-NaN series (NaN =
+missing observation); missing forcing divides are an error unless a fill rule is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ddr_pipeline.data import io, schema
+
+logger = logging.getLogger(__name__)
+
+StoreKind = Literal["auto", "zarr", "icechunk", "netcdf"]
+DEFAULT_REGION = "us-east-2"
+DDR_FILL_M3S = 0.001
+FT3_TO_M3 = 0.3048**3
+
+# Canonical unit -> {synonym: (scale, offset)}; value_out = value_in * scale + offset.
+_UNITS: dict[str, dict[str, tuple[float, float]]] = {
+    "m3 s-1": {
+        **{u: (1.0, 0.0) for u in ("m3 s-1", "m3/s", "m3s-1", "m3.s-1", "m3 s**-1", "cms",
+                                    "cumecs", "m3 sec-1", "m3/sec", "cubic meters per second")},
+        **{u: (FT3_TO_M3, 0.0) for u in ("ft3 s-1", "ft3/s", "ft3s-1", "ft3.s-1", "cfs",
+                                          "ft3/sec", "cubic feet per second")},
+    },
+    "mm day-1": {
+        **{u: (1.0, 0.0) for u in ("mm day-1", "mm/day", "mm d-1", "mm/d", "mm.day-1",
+                                    "mm.d-1", "kg m-2 day-1", "kg m-2 d-1")},
+        **{u: (25.4, 0.0) for u in ("in day-1", "in/day", "inches/day", "inch/day", "in d-1")},
+    },
+    "degC": {
+        **{u: (1.0, 0.0) for u in ("degc", "°c", "c", "celsius", "deg_c", "degrees_c",
+                                    "degree_celsius", "degrees celsius")},
+        **{u: (1.0, -273.15) for u in ("k", "kelvin")},
+        **{u: (5.0 / 9.0, -32.0 * 5.0 / 9.0) for u in ("degf", "°f", "f", "fahrenheit")},
+    },
+}
+FORCING_UNITS = {"P": "mm day-1", "PET": "mm day-1", "Temp": "degC"}
+
+
+class StoreError(ValueError):
+    """A store that cannot be read as asked (names the store, variable, dims, units or ids)."""
+
+
+# ----------------------------------------------------------------------------- opening
+
+
+def _is_s3(location: str | Path) -> bool:
+    return str(location).startswith("s3://")
+
+
+def _icechunk_storage(location: str | Path, region: str):
+    import icechunk
+
+    if _is_s3(location):
+        bucket, _, prefix = str(location)[len("s3://"):].partition("/")
+        return icechunk.s3_storage(bucket=bucket, prefix=prefix.rstrip("/"), region=region,
+                                   anonymous=True)
+    return icechunk.local_filesystem_storage(str(location))
+
+
+def _detect_kind(location: str | Path, region: str) -> StoreKind:
+    if str(location).endswith((".nc", ".nc4", ".netcdf")):
+        return "netcdf"
+    if not _is_s3(location) and not Path(location).exists():
+        raise FileNotFoundError(f"store not found: {location}")
+    import icechunk
+
+    return "icechunk" if icechunk.Repository.exists(_icechunk_storage(location, region)) else "zarr"
+
+
+def open_store(location: str | Path, kind: StoreKind = "auto", *, region: str = DEFAULT_REGION,
+               branch: str = "main") -> xr.Dataset:
+    """Open a store lazily as an xarray Dataset (nothing is loaded until selected).
+
+    Args:
+        location: local path or ``s3://bucket/prefix`` (read anonymously).
+        kind: ``zarr``, ``icechunk``, ``netcdf`` or ``auto`` (``.nc`` suffix -> netcdf; an Icechunk
+            repository at the location -> icechunk; otherwise zarr).
+        region: AWS region of an ``s3://`` Icechunk repository.
+        branch: Icechunk branch.
+    """
+    kind = _detect_kind(location, region) if kind == "auto" else kind
+    logger.info("opening %s store %s", kind, location)
+    if kind == "netcdf":
+        return xr.open_dataset(location, chunks=None)
+    if kind == "icechunk":
+        import icechunk
+
+        repo = icechunk.Repository.open(_icechunk_storage(location, region))
+        session = repo.readonly_session(branch=branch)
+        return xr.open_zarr(session.store, consolidated=False, chunks=None)
+    options = {"anon": True} if _is_s3(location) else None
+    return xr.open_zarr(str(location), consolidated=None, chunks=None, storage_options=options)
+
+
+# ----------------------------------------------------------------------------- ids and checks
+
+
+def normalize_divide_ids(values: Sequence[object] | np.ndarray) -> np.ndarray:
+    """Divide ids as int64: ``cat-N`` (or any ``<prefix>-N``) -> N; integers pass through.
+
+    Raises:
+        StoreError: naming ids that are neither integers nor ``<prefix>-<digits>``.
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+            raise StoreError(f"divide ids are not integers: {schema._fmt(arr[arr != np.round(arr)])}")
+        return arr.astype(np.int64)
+    text = pd.Series(arr.astype(str), dtype="string")
+    number = text.str.extract(r"^(?:[A-Za-z]+-)?(\d+)$")[0]
+    bad = number.isna()
+    if bad.any():
+        raise StoreError(f"divide ids not of the form cat-<number> or <number>: "
+                         f"{schema._fmt(text[bad].tolist())}")
+    return number.astype("int64").to_numpy()
+
+
+def _variable(ds: xr.Dataset, name: str, dims: tuple[str, ...], store: str) -> xr.DataArray:
+    if name not in ds.data_vars:
+        raise StoreError(f"{store}: no variable {name!r}; variables: {', '.join(map(str, ds.data_vars))}")
+    da = ds[name]
+    if set(da.dims) != set(dims):
+        raise StoreError(f"{store}: variable {name!r} has dims {da.dims}, expected {dims}")
+    return da.transpose(*dims)
+
+
+def _clean_units(units: str) -> str:
+    text = units.strip().lower().replace("**", "").replace("^", "")
+    return re.sub(r"\s+", " ", text)
+
+
+def unit_conversion(da: xr.DataArray, canonical: str, store: str) -> tuple[float, float]:
+    """(scale, offset) converting ``da`` to ``canonical`` units, from its ``units`` attribute.
+
+    A variable without ``units`` is taken to be in canonical units (logged).
+
+    Raises:
+        StoreError: units that are not a known synonym of ``canonical``.
+    """
+    units = da.attrs.get("units")
+    if units is None:
+        logger.info("%s: variable %r has no units attribute; assuming %s", store, da.name, canonical)
+        return 1.0, 0.0
+    table = {_clean_units(k): v for k, v in _UNITS[canonical].items()}
+    key = _clean_units(str(units))
+    if key not in table:
+        raise StoreError(f"{store}: variable {da.name!r} has units {units!r}; expected {canonical} "
+                         f"(accepted: {', '.join(sorted(_UNITS[canonical]))})")
+    scale, offset = table[key]
+    if (scale, offset) != (1.0, 0.0):
+        logger.info("%s: converting %r from %s to %s", store, da.name, units, canonical)
+    return scale, offset
+
+
+def _daily_times(da: xr.DataArray, store: str) -> np.ndarray:
+    if schema.TIME_DIM not in da.coords:
+        raise StoreError(f"{store}: variable {da.name!r} has no {schema.TIME_DIM!r} coordinate")
+    times = da[schema.TIME_DIM].to_numpy()
+    if not np.issubdtype(times.dtype, np.datetime64):
+        raise StoreError(f"{store}: time coordinate is {times.dtype}, expected datetime64")
+    days = times.astype("datetime64[D]")
+    off = days != times
+    if off.any():
+        raise StoreError(f"{store}: {da.name!r} is not daily at 00:00 (e.g. {times[off][:3]})")
+    return days
+
+
+def _select_period(da: xr.DataArray, period: tuple[str, str] | None, store: str) -> xr.DataArray:
+    """Select ``[start, end]`` by date; error naming the dates when the store does not cover it."""
+    days = _daily_times(da, store)
+    if period is None:
+        return da
+    start, end = (np.datetime64(p, "D") for p in period)
+    if days.size == 0 or start < days[0] or end > days[-1]:
+        first, last = (days[0], days[-1]) if days.size else ("-", "-")
+        raise StoreError(f"{store}: period {start} .. {end} is outside the store ({first} .. {last})")
+    keep = np.flatnonzero((days >= start) & (days <= end))
+    if keep.size != int((end - start).astype(np.int64)) + 1:
+        gaps = np.setdiff1d(np.arange(start, end + 1), days[keep])
+        raise StoreError(f"{store}: missing days {schema._fmt(gaps.astype(str))}")
+    return da.isel({schema.TIME_DIM: keep})
+
+
+def _take(da: xr.DataArray, dim: str, store_ids: np.ndarray, wanted: np.ndarray,
+          store: str) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``wanted`` rows along ``dim`` (sorted reads); return (values, found-mask)."""
+    index = pd.Index(store_ids)
+    if not index.is_unique:
+        raise StoreError(f"{store}: duplicated {dim} values "
+                         f"{schema._fmt(index[index.duplicated()].unique().tolist())}")
+    position = index.get_indexer(wanted)
+    found = position >= 0
+    order = np.sort(np.unique(position[found]))
+    block = np.asarray(da.isel({dim: order}).to_numpy()) if order.size else \
+        np.empty((0, da.sizes[schema.TIME_DIM]), dtype=da.dtype)
+    out = np.full((wanted.size, da.sizes[schema.TIME_DIM]), np.nan, dtype=np.float64)
+    out[found] = block[np.searchsorted(order, position[found])]
+    return out, found
+
+
+# ----------------------------------------------------------------------------- missing rules
+
+
+@dataclass(frozen=True)
+class MissingRule:
+    """What to do with ids of the domain that a store lacks.
+
+    ``action="fill"`` fills them with ``value`` (for lateral inflow: 0.001 m3/s like DDR);
+    ``action="error"`` raises naming the ids.
+    """
+
+    action: Literal["fill", "error"] = "fill"
+    value: float = DDR_FILL_M3S
+
+
+def _report_missing(missing: np.ndarray, what: str, store: str, rule: MissingRule) -> None:
+    if missing.size == 0:
+        return
+    message = f"{store}: {missing.size} {what} absent from the store: {schema._fmt(missing.tolist())}"
+    if rule.action == "error":
+        raise StoreError(message)
+    logger.warning("%s; filled with %s", message, rule.value)
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def read_lateral_inflow(ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray, *,
+                        period: tuple[str, str] | None = None, variable: str = "Qr",
+                        id_dim: str = schema.DIVIDE_DIM, missing: MissingRule = MissingRule(),
+                        divide_to_reach: pd.Series | None = None,
+                        store: str = "lateral inflow store") -> xr.Dataset:
+    """Schema ``Qr(divide_id, time)`` (float32, m3/s) for ``reach_ids`` from a store.
+
+    Args:
+        ds: opened store (``open_store``); ``variable`` with dims ``(id_dim, time)``; units m3/s
+            (synonyms) or ft3/s (converted).
+        reach_ids: the domain's reach ids; output rows follow this order.
+        period: optional inclusive ``(start, end)`` dates.
+        missing: rule for reach ids the store lacks (reported with ids and count).
+        divide_to_reach: optional map from divide number (``cat-N`` -> N) to reach id; default
+            identity.
+    """
+    da = _select_period(_variable(ds, variable, (id_dim, schema.TIME_DIM), store), period, store)
+    scale, offset = unit_conversion(da, "m3 s-1", store)
+    store_ids = normalize_divide_ids(da[id_dim].to_numpy())
+    if divide_to_reach is not None:
+        store_ids = pd.Series(store_ids).map(divide_to_reach).fillna(-1).astype("int64").to_numpy()
+    wanted = np.asarray(reach_ids, dtype=np.int64)
+    values, found = _take(da, id_dim, store_ids, wanted, store)
+    _report_missing(wanted[~found], "divides", store, missing)
+    values = values * scale + offset
+    values[~found] = missing.value
+    return _dataset(schema.LATERAL_INFLOW_VAR, schema.DIVIDE_DIM, wanted, values, da, units="m3 s-1")
+
+
+def read_observations(ds: xr.Dataset, gage_ids: Sequence[str], *,
+                      period: tuple[str, str] | None = None, variable: str = "streamflow",
+                      id_dim: str = schema.GAGE_DIM,
+                      store: str = "observation store") -> xr.Dataset:
+    """Schema ``streamflow(gage_id, time)`` (float32, m3/s, NaN = missing) for ``gage_ids``.
+
+    Gauges absent from the store are reported and kept as all-NaN series.
+    """
+    da = _select_period(_variable(ds, variable, (id_dim, schema.TIME_DIM), store), period, store)
+    scale, offset = unit_conversion(da, "m3 s-1", store)
+    store_ids = schema.normalize_staid(pd.Series(da[id_dim].to_numpy().astype(str))).to_numpy(str)
+    wanted = schema.normalize_staid(pd.Series([str(g) for g in gage_ids])).to_numpy(str)
+    values, found = _take(da, id_dim, store_ids, wanted, store)
+    if (~found).any():
+        logger.warning("%s: %d gauges absent (kept as missing observations): %s", store,
+                       int((~found).sum()), schema._fmt(wanted[~found].tolist()))
+    values = values * scale + offset
+    return _dataset(schema.STREAMFLOW_VAR, schema.GAGE_DIM, wanted.astype(object), values, da,
+                    units="m3 s-1")
+
+
+def read_forcings(ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray, *,
+                  variables: dict[str, str] | None = None, period: tuple[str, str] | None = None,
+                  id_dim: str = schema.DIVIDE_DIM, missing: MissingRule = MissingRule("error"),
+                  divide_to_reach: pd.Series | None = None,
+                  store: str = "forcing store") -> xr.Dataset:
+    """Schema forcings ``P``, ``PET`` (mm/day), ``Temp`` (degC) for ``reach_ids``.
+
+    Args:
+        variables: schema name -> store variable name (default identity for P, PET, Temp).
+        missing: rule for absent divides (default error; ``fill`` uses ``missing.value``).
+
+    NaN inside a present divide is filled with that divide's temporal mean, then 0 (DDR's rule);
+    the count is logged.
+    """
+    variables = variables or {name: name for name in FORCING_UNITS}
+    wanted = np.asarray(reach_ids, dtype=np.int64)
+    arrays = []
+    for name, source in variables.items():
+        if name not in FORCING_UNITS:
+            raise StoreError(f"{store}: unknown forcing {name!r}; known: {', '.join(FORCING_UNITS)}")
+        da = _select_period(_variable(ds, source, (id_dim, schema.TIME_DIM), store), period, store)
+        scale, offset = unit_conversion(da, FORCING_UNITS[name], store)
+        store_ids = normalize_divide_ids(da[id_dim].to_numpy())
+        if divide_to_reach is not None:
+            store_ids = pd.Series(store_ids).map(divide_to_reach).fillna(-1).astype("int64").to_numpy()
+        values, found = _take(da, id_dim, store_ids, wanted, store)
+        _report_missing(wanted[~found], f"divides ({source})", store, missing)
+        values = _fill_nan_by_row_mean(values * scale + offset, name, store)
+        values[~found] = missing.value
+        arrays.append(_dataset(name, schema.DIVIDE_DIM, wanted, values, da,
+                               units=FORCING_UNITS[name]))
+    return xr.merge(arrays, compat="override", join="exact")
+
+
+def _fill_nan_by_row_mean(values: np.ndarray, name: str, store: str) -> np.ndarray:
+    nan = np.isnan(values)
+    if nan.any():
+        rows_any = nan.any(axis=1)
+        logger.warning("%s: %d NaN values of %s in %d divides filled with the divide mean (else 0)",
+                       store, int(nan.sum()), name, int(rows_any.sum()))
+        with np.errstate(invalid="ignore"):
+            counts = (~nan).sum(axis=1)
+            means = np.where(counts > 0, np.nansum(values, axis=1) / np.maximum(counts, 1), 0.0)
+        values = np.where(nan, means[:, None], values)
+    return values
+
+
+def read_attributes(ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray,
+                    names: Sequence[str] | None = None, *, id_dim: str = schema.DIVIDE_DIM,
+                    divide_to_reach: pd.Series | None = None,
+                    store: str = "attribute store") -> pd.DataFrame:
+    """Schema attributes (``id`` + one float64 column per attribute) for ``reach_ids``.
+
+    Every variable must be 1-D along ``id_dim`` (``divide_id`` for Lynker, ``COMID`` for MERIT).
+    Reaches absent from the store get NaN (reported).
+    """
+    names = list(names) if names is not None else [
+        str(v) for v in ds.data_vars if ds[v].dims == (id_dim,)]
+    wrong = {n: ds[n].dims for n in names if n in ds.data_vars and ds[n].dims != (id_dim,)}
+    absent = [n for n in names if n not in ds.data_vars]
+    if absent:
+        raise StoreError(f"{store}: no attribute(s) {', '.join(absent)}; variables: "
+                         f"{', '.join(map(str, ds.data_vars))}")
+    if wrong:
+        raise StoreError(f"{store}: attribute(s) with dims other than ({id_dim!r},): {wrong}")
+    if id_dim not in ds.coords:
+        raise StoreError(f"{store}: no coordinate {id_dim!r}; coordinates: {', '.join(map(str, ds.coords))}")
+    store_ids = normalize_divide_ids(ds[id_dim].to_numpy())
+    if divide_to_reach is not None:
+        store_ids = pd.Series(store_ids).map(divide_to_reach).fillna(-1).astype("int64").to_numpy()
+    wanted = np.asarray(reach_ids, dtype=np.int64)
+    index = pd.Index(store_ids)
+    position = index.get_indexer(wanted)
+    found = position >= 0
+    if (~found).any():
+        logger.warning("%s: %d reaches absent (NaN attributes): %s", store, int((~found).sum()),
+                       schema._fmt(wanted[~found].tolist()))
+    order = np.unique(position[found])
+    out = pd.DataFrame({"id": wanted})
+    for name in names:
+        column = np.full(wanted.size, np.nan)
+        if order.size:
+            values = np.asarray(ds[name].isel({id_dim: order}).to_numpy(), dtype=np.float64)
+            column[found] = values[np.searchsorted(order, position[found])]
+        out[name] = column
+    return out
+
+
+def _dataset(name: str, dim: str, ids: np.ndarray, values: np.ndarray, source: xr.DataArray,
+             *, units: str) -> xr.Dataset:
+    times = source[schema.TIME_DIM].to_numpy().astype("datetime64[D]").astype("datetime64[ns]")
+    da = xr.DataArray(values.astype(np.float32), dims=(dim, schema.TIME_DIM),
+                      coords={dim: ids, schema.TIME_DIM: times}, attrs={"units": units})
+    return da.to_dataset(name=name)
+
+
+# ----------------------------------------------------------------------------- gauge CSV
+
+
+GAGE_INFO_REQUIRED = ("STAID", "DRAIN_SQKM", "LAT_GAGE", "LNG_GAGE")
+
+
+def read_gage_info(source: str | Path | pd.DataFrame, require_comid: bool = False) -> pd.DataFrame:
+    """DDR gauge CSV: ``STAID`` (str, zero-filled to 8), ``DRAIN_SQKM``, ``LAT_GAGE``,
+    ``LNG_GAGE``, ``STANAME`` (default STAID), optional ``COMID`` (int64), ``DA_VALID`` (bool),
+    ``FLOW_SCALE`` and the other optional DDR columns.
+
+    Raises:
+        StoreError: missing required columns (named), duplicated STAIDs.
+    """
+    table = source.copy() if isinstance(source, pd.DataFrame) else pd.read_csv(
+        source, dtype={"STAID": "string"})
+    required = [*GAGE_INFO_REQUIRED, *(["COMID"] if require_comid else [])]
+    absent = [c for c in required if c not in table]
+    if absent:
+        raise StoreError(f"gauge table {source if not isinstance(source, pd.DataFrame) else ''}: "
+                         f"missing column(s) {', '.join(absent)}; columns: {', '.join(table.columns)}")
+    table["STAID"] = schema.normalize_staid(table["STAID"].astype("string"))
+    dup = table["STAID"].duplicated()
+    if dup.any():
+        raise StoreError(f"gauge table: duplicated STAID {schema._fmt(table['STAID'][dup].tolist())}")
+    if "STANAME" not in table:
+        table["STANAME"] = table["STAID"]
+    for column in ("DRAIN_SQKM", "LAT_GAGE", "LNG_GAGE", "FLOW_SCALE", "COMID_DRAIN_SQKM",
+                   "COMID_UNITAREA_SQKM", "ABS_DIFF"):
+        if column in table:
+            table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
+    if "COMID" in table:
+        table["COMID"] = pd.to_numeric(table["COMID"], errors="raise").astype("int64")
+    if "DA_VALID" in table:
+        table["DA_VALID"] = table["DA_VALID"].astype("string").str.lower().isin(["true", "1"])
+    return table.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- writer
+
+
+@dataclass(frozen=True)
+class StoreSource:
+    """Where and how to read one external store."""
+
+    location: str
+    kind: StoreKind = "auto"
+    variable: str | None = None
+    id_dim: str | None = None
+    region: str = DEFAULT_REGION
+
+    def open(self) -> xr.Dataset:
+        """Open the store lazily."""
+        return open_store(self.location, self.kind, region=self.region)
+
+
+def write_domain_stores(folder: str | Path, reach_ids: Sequence[int] | np.ndarray,
+                        gage_ids: Sequence[str], *, lateral_inflow: StoreSource | None = None,
+                        observations: StoreSource | None = None,
+                        forcings: StoreSource | None = None,
+                        forcing_variables: dict[str, str] | None = None,
+                        period: tuple[str, str] | None = None,
+                        missing_inflow: MissingRule = MissingRule(),
+                        missing_forcings: MissingRule = MissingRule("error"),
+                        divide_to_reach: pd.Series | None = None) -> list[Path]:
+    """Write the schema stores of a domain (``lateral_inflow.zarr`` ... ) from external stores.
+
+    Each written store is validated with ``schema`` and written atomically. Returns the paths.
+    """
+    root = Path(folder)
+    written: list[Path] = []
+    ids = np.asarray(reach_ids, dtype=np.int64)
+    if lateral_inflow is not None:
+        ds = read_lateral_inflow(
+            lateral_inflow.open(), ids, period=period, variable=lateral_inflow.variable or "Qr",
+            id_dim=lateral_inflow.id_dim or schema.DIVIDE_DIM, missing=missing_inflow,
+            divide_to_reach=divide_to_reach, store=lateral_inflow.location)
+        ds, _ = schema.validate_lateral_inflow(ds, ids, nan_fill=None)
+        written.append(_write(ds, root / schema.LATERAL_INFLOW_STORE))
+    if observations is not None:
+        ds = read_observations(
+            observations.open(), gage_ids, period=period,
+            variable=observations.variable or schema.STREAMFLOW_VAR,
+            id_dim=observations.id_dim or schema.GAGE_DIM, store=observations.location)
+        ds = schema.validate_observations(ds, list(ds[schema.GAGE_DIM].to_numpy()))
+        written.append(_write(ds, root / schema.OBSERVATIONS_STORE))
+    if forcings is not None:
+        ds = read_forcings(forcings.open(), ids, variables=forcing_variables, period=period,
+                           id_dim=forcings.id_dim or schema.DIVIDE_DIM, missing=missing_forcings,
+                           divide_to_reach=divide_to_reach, store=forcings.location)
+        ds = schema.validate_forcings(ds, ids, list(ds.data_vars))
+        written.append(_write(ds, root / schema.FORCINGS_STORE))
+    return written
+
+
+def _write(ds: xr.Dataset, path: Path) -> Path:
+    io.write_zarr(ds, path)
+    return path

@@ -1,0 +1,5 @@
+"""Custom Kedro datasets for ``ddr_pipeline`` (referenced from the catalog by full path)."""
+
+from ddr_pipeline.datasets.zarr_dataset import XarrayZarrDataset
+
+__all__ = ["XarrayZarrDataset"]

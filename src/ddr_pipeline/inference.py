@@ -1,0 +1,309 @@
+"""Sequential routing over long periods in time chunks that carry the model state.
+
+Used by the evaluation and routing pipelines (and the untrained-parameter baseline). A period is
+routed in chunks of ``chunk_days`` days; between chunks the hourly routing state (discharge of
+every reach at the end of the chunk) and the LSTM state ``(h, c)`` are carried over, so the
+result does not depend on the chunk size (up to float rounding) while the hourly working set
+stays bounded by one chunk. Only the daily means (``(days, outputs)`` float32) of the whole
+period are kept.
+
+Time conventions (routing-physics.md §2): daily inputs are repeated to ``steps_per_day`` steps;
+the daily output of day ``d`` is the mean of the end-of-step states of its steps. The first chunk
+starts from the hot start (accumulated lateral inflow) unless an initial state is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ddr_pipeline.config import ParamsConfig, TrainingConfig
+from ddr_pipeline.data.batching import ModelInputs
+from ddr_pipeline.models import LSTMState, RoutingModel, denormalize, routing_parameters
+from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.routing import daily_mean, gather_gauges, muskingum_cunge, repeat_daily
+from ddr_pipeline.training.forward import DT_SECONDS, FeatureIndex
+
+logger = logging.getLogger(__name__)
+
+HOURS_PER_DAY = 24
+
+
+@dataclass(frozen=True)
+class RoutingDomain:
+    """Reaches routed together and the outputs read from them.
+
+    ``reach_index``: sorted global indices (into :class:`ModelInputs`) of the routed reaches;
+    ``network``: the sub-network over them; ``outputs``: per output, the local reach indices whose
+    discharges are summed (a gauge), or ``None`` to output every routed reach.
+    """
+
+    reach_index: np.ndarray
+    network: RiverNetwork
+    outputs: tuple[np.ndarray, ...] | None
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of output series (gauges, or routed reaches)."""
+        return self.network.n_reaches if self.outputs is None else len(self.outputs)
+
+
+def _domain(inputs: ModelInputs, outlets: np.ndarray) -> tuple[np.ndarray, RiverNetwork]:
+    closure = np.sort(np.asarray(inputs.network.upstream_closure(outlets), dtype=np.int64))
+    network, index_map = inputs.network.subnetwork(closure)
+    if not np.array_equal(index_map, closure):
+        raise RuntimeError("sub-network order differs from the requested reach order")
+    return closure, network
+
+
+def gauge_domain(inputs: ModelInputs, gauge_reach_index: Sequence[np.ndarray]) -> RoutingDomain:
+    """Domain over the union of the gauges' upstream closures; one output per gauge."""
+    if not gauge_reach_index:
+        raise ValueError("gauge_domain needs at least one gauge")
+    outlets = np.unique(np.concatenate([np.asarray(g, dtype=np.int64) for g in gauge_reach_index]))
+    closure, network = _domain(inputs, outlets)
+    local_of = np.full(inputs.network.n_reaches, -1, dtype=np.int64)
+    local_of[closure] = np.arange(closure.size)
+    outputs = tuple(local_of[np.asarray(g, dtype=np.int64)] for g in gauge_reach_index)
+    return RoutingDomain(closure, network, outputs)
+
+
+def reach_domain(inputs: ModelInputs, target_ids: Sequence[int] | None = None) -> RoutingDomain:
+    """All reaches (``target_ids`` None/empty) or the upstream closure of the target reach ids.
+
+    Every routed reach is an output.
+    """
+    if not target_ids:
+        everything = np.arange(inputs.network.n_reaches, dtype=np.int64)
+        return RoutingDomain(everything, inputs.network, None)
+    outlets = inputs.network.index_of(np.asarray(list(target_ids), dtype=np.int64))
+    closure, network = _domain(inputs, np.asarray(outlets, dtype=np.int64))
+    return RoutingDomain(closure, network, None)
+
+
+@dataclass(frozen=True)
+class ChunkInputs:
+    """Network inputs of one chunk (local reach order of the domain)."""
+
+    forcings: torch.Tensor  # (D, N, F) z-scored
+    attributes: torch.Tensor  # (N, A) z-scored
+    attributes_raw: torch.Tensor  # (N, A)
+    observed_geometry: dict[str, torch.Tensor]  # (N,) NaN = not observed
+
+
+class ParameterSource(Protocol):
+    """Produces the physical routing parameters of a chunk and the next network state."""
+
+    leakance: bool
+
+    def __call__(
+        self, chunk: ChunkInputs, state: LSTMState | None
+    ) -> tuple[dict[str, torch.Tensor], LSTMState | None]:
+        """Return ``({name: (N,) static or (D, N) daily}, new_state)``."""
+        ...
+
+
+class TrainedParameters:
+    """Parameters from a trained :class:`RoutingModel` (KAN + optional LSTM), in eval mode.
+
+    Network inputs are selected by name exactly as in training
+    (:class:`ddr_pipeline.training.forward.FeatureIndex`); the LSTM state is carried between
+    chunks.
+    """
+
+    def __init__(
+        self,
+        model: RoutingModel,
+        config: TrainingConfig,
+        attribute_names: Sequence[str],
+        forcing_names: Sequence[str],
+    ) -> None:
+        self.model = model.eval()
+        self.leakance = config.params.use_leakance
+        self.features = FeatureIndex.from_names(config, attribute_names, forcing_names)
+
+    def __call__(
+        self, chunk: ChunkInputs, state: LSTMState | None
+    ) -> tuple[dict[str, torch.Tensor], LSTMState | None]:
+        """Run the networks on the chunk and map their outputs to physical parameters."""
+        f = self.features
+        if self.model.lstm is None or f.lstm_forcings is None or f.lstm_attributes is None:
+            outputs = self.model(chunk.attributes[:, f.kan])
+        else:
+            outputs = self.model(
+                chunk.attributes[:, f.kan],
+                chunk.forcings[:, :, f.lstm_forcings],
+                chunk.attributes[:, f.lstm_attributes],
+                state,
+            )
+        ptf = {name: chunk.attributes_raw[:, j] for name, j in f.ptf.items()}
+        physical = self.model.routing_parameters(
+            outputs,
+            chunk.attributes.shape[0],
+            ptf_inputs=ptf or None,
+            observed=chunk.observed_geometry or None,
+        )
+        return physical, outputs.state
+
+
+class ConstantParameters:
+    """Untrained baseline: every learned parameter at a configured value or its mid-range.
+
+    ``values`` maps parameter name -> physical value; learned parameters without a value take
+    the middle of their range (the geometric middle for log-space ranges), i.e. the value a
+    freshly initialised network (sigmoid output 0.5) predicts.
+    """
+
+    def __init__(
+        self, config: TrainingConfig, values: Mapping[str, float] | None = None
+    ) -> None:
+        self.params: ParamsConfig = config.params
+        self.leakance = config.params.use_leakance
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(config.params.parameter_ranges))
+        if unknown:
+            raise KeyError(f"baseline parameter values for unknown parameters {unknown}")
+        self.values: dict[str, float] = {}
+        for name in config.learned_parameters:
+            low, high = config.params.parameter_ranges[name]
+            mid = float(denormalize(torch.tensor(0.5), low, high, self.params.is_log_space(name)))
+            self.values[name] = float(values.get(name, mid))
+        self.values.update({k: float(v) for k, v in values.items() if k not in self.values})
+
+    def _normalized(self, name: str, n_reaches: int) -> torch.Tensor:
+        low, high = self.params.parameter_ranges[name]
+        value = self.values[name]
+        if self.params.is_log_space(name):
+            s = (np.log(value) - np.log(low)) / (np.log(high) - np.log(low))
+        else:
+            s = (value - low) / (high - low)
+        return torch.full((n_reaches,), float(s), dtype=torch.float32)
+
+    def __call__(
+        self, chunk: ChunkInputs, state: LSTMState | None
+    ) -> tuple[dict[str, torch.Tensor], LSTMState | None]:
+        """The same constant parameters for every chunk (no network state)."""
+        n = chunk.attributes.shape[0]
+        static = {name: self._normalized(name, n) for name in self.values}
+        physical = routing_parameters(
+            static, {}, self.params, n, observed=chunk.observed_geometry or None
+        )
+        return physical, None
+
+
+def _to_steps(params: Mapping[str, torch.Tensor], n_days: int, steps: int) -> dict:
+    """Repeat daily ``(D, N)`` parameters to ``(D*steps, N)``; static ``(N,)`` stay as they are."""
+    out = {}
+    for name, values in params.items():
+        out[name] = repeat_daily(values, steps) if values.ndim == 2 and values.shape[0] == n_days else values
+    return out
+
+
+@dataclass(frozen=True)
+class RouteSettings:
+    """Numerical settings of a sequential routing run."""
+
+    chunk_days: int = 365
+    dt: float = DT_SECONDS
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.chunk_days < 1:
+            raise ValueError(f"chunk_days must be >= 1, got {self.chunk_days}")
+        if (86400.0 / self.dt) != int(86400.0 / self.dt):
+            raise ValueError(f"dt={self.dt} s does not divide one day")
+
+    @property
+    def steps_per_day(self) -> int:
+        """Routing steps per day."""
+        return int(86400.0 / self.dt)
+
+
+def _chunk_inputs(
+    inputs: ModelInputs, domain: RoutingDomain, days: slice, device: torch.device
+) -> tuple[ChunkInputs, torch.Tensor]:
+    idx = domain.reach_index
+    chunk = ChunkInputs(
+        forcings=torch.from_numpy(inputs.forcings[days][:, idx]).to(device),
+        attributes=torch.from_numpy(inputs.attributes[idx]).to(device),
+        attributes_raw=torch.from_numpy(inputs.attributes_raw[idx]).to(device),
+        observed_geometry={
+            k: torch.from_numpy(v[idx]).to(device) for k, v in inputs.observed_geometry.items()
+        },
+    )
+    inflow = torch.from_numpy(inputs.lateral_inflow[days][:, idx]).to(device)
+    return chunk, inflow
+
+
+def _outputs(daily: torch.Tensor, domain: RoutingDomain) -> np.ndarray:
+    if domain.outputs is None:
+        return daily.cpu().numpy()
+    return gather_gauges(daily, list(domain.outputs)).cpu().numpy()
+
+
+def route_period(
+    inputs: ModelInputs,
+    domain: RoutingDomain,
+    source: ParameterSource,
+    start: int,
+    stop: int,
+    settings: RouteSettings | None = None,
+) -> np.ndarray:
+    """Route day positions ``[start, stop)`` of ``inputs`` in chunks; return daily means.
+
+    Returns a float32 array ``(stop - start, domain.n_outputs)`` of daily mean discharge (m³/s).
+    """
+    settings = settings or RouteSettings()
+    if not 0 <= start < stop <= len(inputs.dates):
+        raise ValueError(f"day range {start}..{stop} outside 0..{len(inputs.dates)}")
+    device = torch.device(settings.device)
+    channel = {
+        key: torch.from_numpy(values[domain.reach_index]).to(device)
+        for key, values in inputs.channel.items()
+    }
+    result = np.empty((stop - start, domain.n_outputs), dtype=np.float32)
+    q_state: torch.Tensor | None = None
+    lstm_state: LSTMState | None = None
+    steps = settings.steps_per_day
+    with torch.no_grad():
+        for first in range(start, stop, settings.chunk_days):
+            last = min(first + settings.chunk_days, stop)
+            chunk, inflow = _chunk_inputs(inputs, domain, slice(first, last), device)
+            params, lstm_state = source(chunk, lstm_state)
+            hourly = muskingum_cunge(
+                domain.network,
+                repeat_daily(inflow, steps),
+                channel=channel,
+                params=_to_steps(params, last - first, steps),
+                dt=settings.dt,
+                initial_state=q_state,
+                leakance=source.leakance,
+            )
+            q_state = hourly[-1]
+            result[first - start : last - start] = _outputs(daily_mean(hourly[1:], steps), domain)
+            logger.debug("routed days %d..%d", first, last)
+    return result
+
+
+def spinup_start(dates: pd.DatetimeIndex, start: str, warmup_days: int) -> tuple[int, int]:
+    """Day positions ``(route_from, period_start)``: routing begins ``warmup_days`` earlier.
+
+    When the inputs do not reach back far enough, routing starts on their first day and a
+    warning names the shortfall (the caller excludes those days from scoring).
+    """
+    period_start = int(dates.searchsorted(pd.Timestamp(start)))
+    route_from = max(period_start - int(warmup_days), 0)
+    if period_start - route_from < warmup_days:
+        logger.warning(
+            "only %d of %d warm-up days before %s are in the inputs",
+            period_start - route_from,
+            warmup_days,
+            start,
+        )
+    return route_from, period_start

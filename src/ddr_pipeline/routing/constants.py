@@ -1,0 +1,24 @@
+"""Documented physical floors and defaults of the routing engine (docs/routing.md)."""
+
+from __future__ import annotations
+
+Q_MIN: float = 1e-4
+"""Discharge floor (m³/s) applied after every Muskingum–Cunge step and to the initial state."""
+D_MIN: float = 0.01
+"""Depth floor (m)."""
+B_MIN: float = 0.01
+"""Bottom-width floor (m)."""
+V_MIN: float = 0.01
+"""Velocity lower clamp (m/s) before the celerity factor 5/3."""
+V_MAX: float = 15.0
+"""Velocity upper clamp (m/s)."""
+S_MIN: float = 1e-4
+"""Bed-slope floor (m/m)."""
+H_BANK_MIN: float = 0.1
+"""Lower clamp of the bank height W/(2z) used by leakance (m)."""
+H_BANK_MAX: float = 10.0
+"""Upper clamp of the bank height W/(2z) used by leakance (m)."""
+P_DEFAULT: float = 21.0
+"""Default width coefficient p of the power-law rating."""
+DT_DEFAULT: float = 3600.0
+"""Default routing step (s)."""

@@ -1,0 +1,247 @@
+"""Training checkpoints: atomic ``.pt`` files that resume training exactly.
+
+File layout: ``<models_dir>/<run_name>/saved_models/ddr_<run_name>_epoch_<e>_mb_<i>.pt`` where
+``e`` is the 1-based epoch and ``i`` the 0-based index of the last mini-batch trained.
+
+A checkpoint is a dict of plain types and tensors (loadable with ``weights_only=True``):
+
+==========================  ==============================================================
+key                         content
+==========================  ==============================================================
+``format_version``          :data:`FORMAT_VERSION`
+``epoch``, ``mini_batch``   position of the last trained mini-batch (1-based, 0-based)
+``epoch_complete``          whether that mini-batch was the last one of its epoch
+``global_step``             mini-batches trained so far (all epochs)
+``model_state_dict``        ``RoutingModel.state_dict()`` (KAN and LSTM)
+``optimizer_state_dict``    Adam state
+``scheduler_state``         ``{"learning_rate": lr, "epoch": e}`` (the epoch LR table)
+``rng_state``               python / numpy / torch / CUDA generator states, the sampler's
+                            generator (now and at the start of the epoch to resume) and the
+                            window generator
+``nonfinite``               ``{"consecutive": k, "total": m}`` NaN-guard counters
+``config``                  resolved :class:`~ddr_pipeline.config.TrainingConfig` as JSON dict
+``normalization_stats``     the ``normalization_stats.json`` content used for training
+``attribute_names``         attribute order of the model inputs
+``forcing_names``           forcing order of the model inputs
+``history``                 list of per-mini-batch records so far (loss, lr, ...)
+==========================  ==============================================================
+
+Public API: :func:`checkpoint_path`, :func:`save_checkpoint` (atomic), :func:`read_checkpoint`,
+:func:`load_checkpoint` (-> :class:`LoadedCheckpoint` with a ready :class:`RoutingModel`),
+:func:`check_compatible`, :func:`latest_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ddr_pipeline.config import TrainingConfig, load_training_config
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = (
+    "format_version",
+    "epoch",
+    "mini_batch",
+    "epoch_complete",
+    "global_step",
+    "model_state_dict",
+    "optimizer_state_dict",
+    "scheduler_state",
+    "rng_state",
+    "nonfinite",
+    "config",
+    "normalization_stats",
+    "attribute_names",
+    "forcing_names",
+    "history",
+)
+RNG_KEYS = ("python", "numpy", "torch", "cuda", "sampler", "sampler_epoch_start", "window")
+#: Config keys that may change when resuming (they do not change the trained model's maths).
+RESUMABLE_KEYS = (
+    "experiment.checkpoint",
+    "experiment.epochs",
+    "experiment.checkpoint_every",
+    "experiment.validation_every",
+    "experiment.device",
+    "experiment.max_consecutive_nonfinite",
+    "run_name",
+)
+_NAME = re.compile(r"^ddr_(?P<run>.+)_epoch_(?P<epoch>\d+)_mb_(?P<mb>\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is unreadable or does not match the configuration / data."""
+
+
+def checkpoint_dir(models_dir: str | Path, run_name: str) -> Path:
+    """``<models_dir>/<run_name>/saved_models``."""
+    return Path(models_dir) / run_name / "saved_models"
+
+
+def checkpoint_path(models_dir: str | Path, run_name: str, epoch: int, mini_batch: int) -> Path:
+    """Path of the checkpoint after ``mini_batch`` (0-based) of ``epoch`` (1-based)."""
+    name = f"ddr_{run_name}_epoch_{epoch}_mb_{mini_batch}.pt"
+    return checkpoint_dir(models_dir, run_name) / name
+
+
+def save_checkpoint(payload: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``payload`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint payload lacks keys {missing}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(dict(payload), stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    logger.info("Saved checkpoint %s", target)
+    return target
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict (``weights_only=True``, on CPU) and check its keys."""
+    source = Path(path)
+    if not source.is_file():
+        raise CheckpointError(f"checkpoint {source} does not exist")
+    payload = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"checkpoint {source} holds {type(payload).__name__}, not a dict")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {source} lacks keys {missing}")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {source} has format {payload['format_version']}, "
+            f"this code reads {FORMAT_VERSION}"
+        )
+    return payload
+
+
+def latest_checkpoint(models_dir: str | Path, run_name: str) -> Path | None:
+    """The checkpoint of ``run_name`` with the highest (epoch, mini-batch), or ``None``."""
+    folder = checkpoint_dir(models_dir, run_name)
+    found = []
+    for file in folder.glob("ddr_*_epoch_*_mb_*.pt") if folder.is_dir() else []:
+        match = _NAME.match(file.name)
+        if match and match["run"] == run_name:
+            found.append(((int(match["epoch"]), int(match["mb"])), file))
+    return max(found)[1] if found else None
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A checkpoint ready for inference: the model plus everything needed to feed it."""
+
+    model: torch.nn.Module  # ddr_pipeline.models.RoutingModel, eval mode, on CPU
+    config: TrainingConfig
+    normalization_stats: dict[str, Any]
+    attribute_names: tuple[str, ...]
+    forcing_names: tuple[str, ...]
+    epoch: int
+    mini_batch: int
+    payload: dict[str, Any]
+
+
+def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """Rebuild the trained :class:`RoutingModel` (eval mode, CPU) and its context from ``path``.
+
+    Example::
+
+        ckpt = load_checkpoint("data/06_models/run/saved_models/ddr_run_epoch_3_mb_4.pt")
+        model, config = ckpt.model, ckpt.config
+    """
+    from ddr_pipeline.models import build_models
+
+    payload = read_checkpoint(path)
+    config = load_training_config(payload["config"])
+    model = build_models(config)
+    model.load_state_dict(payload["model_state_dict"])
+    model.eval()
+    return LoadedCheckpoint(
+        model=model,
+        config=config,
+        normalization_stats=dict(payload["normalization_stats"]),
+        attribute_names=tuple(payload["attribute_names"]),
+        forcing_names=tuple(payload["forcing_names"]),
+        epoch=int(payload["epoch"]),
+        mini_batch=int(payload["mini_batch"]),
+        payload=payload,
+    )
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
+    if isinstance(value, Mapping):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _differences(saved: Mapping[str, Any], current: Mapping[str, Any], ignore: Sequence[str]):
+    a, b = flatten(saved), flatten(current)
+    keys = sorted((set(a) | set(b)) - set(ignore))
+    return [f"{k}: checkpoint {a.get(k, '<absent>')!r} != now {b.get(k, '<absent>')!r}"
+            for k in keys if not _same(a.get(k, "<absent>"), b.get(k, "<absent>"))]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def check_compatible(
+    payload: Mapping[str, Any],
+    config: TrainingConfig,
+    attribute_names: Sequence[str],
+    forcing_names: Sequence[str],
+    normalization_stats: Mapping[str, Any],
+) -> None:
+    """Raise :class:`CheckpointError` listing every difference between checkpoint and run."""
+    problems = []
+    if tuple(payload["attribute_names"]) != tuple(attribute_names):
+        problems.append(
+            f"attribute_names: checkpoint {list(payload['attribute_names'])} "
+            f"!= data {list(attribute_names)}"
+        )
+    if tuple(payload["forcing_names"]) != tuple(forcing_names):
+        problems.append(
+            f"forcing_names: checkpoint {list(payload['forcing_names'])} "
+            f"!= data {list(forcing_names)}"
+        )
+    current = config.model_dump(mode="json")
+    problems += [f"config {d}" for d in _differences(payload["config"], current, RESUMABLE_KEYS)]
+    stats_ignore = [k for k in flatten(normalization_stats) if k.startswith("computed_on")]
+    stats_ignore += [k for k in flatten(payload["normalization_stats"]) if k.startswith("computed_on")]
+    problems += [
+        f"normalization_stats {d}"
+        for d in _differences(payload["normalization_stats"], normalization_stats, stats_ignore)
+    ]
+    if problems:
+        raise CheckpointError(
+            "checkpoint does not match this run:\n  " + "\n  ".join(problems[:20])
+            + ("" if len(problems) <= 20 else f"\n  ... and {len(problems) - 20} more")
+        )

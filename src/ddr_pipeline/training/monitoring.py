@@ -1,0 +1,108 @@
+"""Monitoring callbacks: the trainer reports through a :class:`TrainingMonitor`.
+
+The library never imports Kedro and never calls MLflow directly: the Kedro node injects an
+:class:`MlflowMonitor` (which logs into the run kedro-mlflow opened); tests inject a
+:class:`RecordingMonitor`; :class:`NullMonitor` ignores everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingMonitor(Protocol):
+    """What the trainer reports during a run."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Scalar metrics at mini-batch ``step`` (global, 0-based)."""
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """A file produced by the run (checkpoint, history, ...)."""
+
+    def log_model(self, model: torch.nn.Module, name: str) -> None:
+        """The final model, for inference."""
+
+
+class NullMonitor:
+    """A monitor that ignores everything."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Ignore metrics."""
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Ignore artifacts."""
+
+    def log_model(self, model: torch.nn.Module, name: str) -> None:
+        """Ignore the model."""
+
+
+@dataclass
+class RecordingMonitor:
+    """Keeps everything in lists (tests, notebooks)."""
+
+    metrics: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    artifacts: list[tuple[Path, str | None]] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Record metrics."""
+        self.metrics.append((step, dict(metrics)))
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Record the artifact path."""
+        self.artifacts.append((Path(path), artifact_path))
+
+    def log_model(self, model: torch.nn.Module, name: str) -> None:
+        """Record the model name."""
+        self.models.append(name)
+
+    def series(self, name: str) -> list[float]:
+        """All logged values of metric ``name`` in order."""
+        return [m[name] for _, m in self.metrics if name in m]
+
+
+class MlflowMonitor:
+    """Logs into the active MLflow run (kedro-mlflow opens it during ``kedro run``).
+
+    Non-finite metric values are dropped (MLflow rejects NaN in some stores). With
+    ``log_checkpoints=False`` checkpoint files are not uploaded (only the final model).
+    """
+
+    def __init__(self, log_checkpoints: bool = True) -> None:
+        import mlflow
+
+        self._mlflow = mlflow
+        self.log_checkpoints = log_checkpoints
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """``mlflow.log_metrics`` with ``step``; drops NaN/Inf values."""
+        finite = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+        if finite:
+            self._mlflow.log_metrics(finite, step=step)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """``mlflow.log_artifact`` (checkpoints only when ``log_checkpoints``)."""
+        if artifact_path == "checkpoints" and not self.log_checkpoints:
+            return
+        self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def log_model(self, model: torch.nn.Module, name: str) -> None:
+        """``mlflow.pytorch.log_model`` of the whole container (loadable with ``load_model``)."""
+        log_pytorch_model(model, name)
+
+
+def log_pytorch_model(model: torch.nn.Module, name: str) -> Any:
+    """Log ``model`` as an MLflow PyTorch model under ``name`` in the active run."""
+    import mlflow.pytorch
+
+    cpu_model = model.to("cpu").eval()
+    return mlflow.pytorch.log_model(cpu_model, name=name, serialization_format="pickle")

@@ -1,0 +1,1 @@
+"""Tests of ddr_pipeline.data (schema, io, adapters)."""

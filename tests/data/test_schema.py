@@ -1,0 +1,250 @@
+"""Validators of the input schema: one test per bad input, messages name the offenders."""
+
+from __future__ import annotations
+
+import logging
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from ddr_pipeline.data import schema
+
+TIME = pd.date_range("1980-01-01", periods=4, freq="D")
+
+
+def reaches(**overrides: object) -> pd.DataFrame:
+    data = {
+        "id": [1, 2, 3],
+        "to_id": [2, 3, 0],
+        "length_m": [100.0, 200.0, 300.0],
+        "slope": [0.01, 0.0, 0.001],
+        "x": [0.2, 0.0, 0.5],
+        "mann_n": [0.03, np.nan, 0.05],
+    }
+    data.update(overrides)
+    return gpd.GeoDataFrame(data, geometry=gpd.points_from_xy([0, 1, 2], [0, 1, 2]), crs=4326)
+
+
+def gauges(**overrides: object) -> pd.DataFrame:
+    data = {
+        "STAID": ["01234567", "1234568"],
+        "reach_ids": [[1], [2, 3]],
+        "drain_sqkm": [10.0, 20.0],
+        "lat": [40.0, 41.0],
+        "lon": [-75.0, -74.0],
+    }
+    data.update(overrides)
+    return pd.DataFrame(data)
+
+
+def qr(values: np.ndarray | None = None, ids: list[int] | None = None) -> xr.Dataset:
+    ids = ids or [1, 2, 3]
+    if values is None:
+        values = np.ones((len(ids), len(TIME)), dtype=np.float32)
+    return xr.Dataset(
+        {"Qr": (("divide_id", "time"), values)}, coords={"divide_id": ids, "time": TIME}
+    )
+
+
+# --- reaches -------------------------------------------------------------------------------------
+def test_valid_reaches_pass_with_dtypes() -> None:
+    out = schema.validate_reaches(reaches(to_id=[2.0, 3.0, np.nan]))
+    assert out["to_id"].dtype == np.int64
+    assert out["to_id"].tolist() == [2, 3, 0]
+    assert out["mann_n"].dtype == np.float64
+
+
+def test_missing_reach_column_named() -> None:
+    with pytest.raises(KeyError, match="slope"):
+        schema.validate_reaches(reaches().drop(columns="slope"))
+
+
+def test_duplicate_reach_ids_named() -> None:
+    with pytest.raises(ValueError, match=r"duplicate id values \[2\]"):
+        schema.validate_reaches(reaches(id=[1, 2, 2], to_id=[2, 0, 0]))
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("length_m", [100.0, 0.0, 1.0], "length_m must be > 0 for id \\[2\\]"),
+        ("slope", [0.1, 0.1, -0.1], "slope must be >= 0 for id \\[3\\]"),
+        ("x", [0.6, 0.1, 0.1], "x must be in \\[0, 0.5\\] for id \\[1\\]"),
+        ("id", [0, 2, 3], "id must be > 0"),
+    ],
+)
+def test_bad_reach_values_named(column: str, values: list[float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        schema.validate_reaches(reaches(**{column: values}))
+
+
+def test_dangling_to_id_logged_and_made_outlet(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="ddr_pipeline.data.schema"):
+        out = schema.validate_reaches(reaches(to_id=[2, 99, 0]))
+    assert out["to_id"].tolist() == [2, 0, 0]
+    assert "[2]" in caplog.text and "[99]" in caplog.text
+
+
+# --- gauges --------------------------------------------------------------------------------------
+def test_gauges_padded_and_lists() -> None:
+    out = schema.validate_gauges(gauges(), [1, 2, 3])
+    assert out["STAID"].tolist() == ["01234567", "01234568"]
+    assert out["reach_ids"].tolist() == [[1], [2, 3]]
+
+
+def test_unknown_gauge_reach_named() -> None:
+    with pytest.raises(KeyError, match=r"STAID \[01234568\].*unknown reach ids \[7\]"):
+        schema.validate_gauges(gauges(reach_ids=[[1], [2, 7]]), [1, 2, 3])
+
+
+def test_bad_staid_named() -> None:
+    with pytest.raises(ValueError, match="USGS-X"):
+        schema.validate_gauges(gauges(STAID=["USGS-X", "01234567"]), [1, 2, 3])
+
+
+def test_duplicate_staid_named() -> None:
+    with pytest.raises(ValueError, match="duplicate STAID values \\[01234567\\]"):
+        schema.validate_gauges(gauges(STAID=["01234567", "1234567"]), [1, 2, 3])
+
+
+def test_empty_reach_list_named() -> None:
+    with pytest.raises(ValueError, match="reach_ids is empty for STAID \\[01234568\\]"):
+        schema.validate_gauges(gauges(reach_ids=[[1], []]), [1, 2, 3])
+
+
+# --- attributes ----------------------------------------------------------------------------------
+def attributes() -> pd.DataFrame:
+    return pd.DataFrame({"id": [3, 1, 2], "a": [3.0, 1.0, 2.0], "b": [30, 10, 20]})
+
+
+def test_attributes_ordered_and_float() -> None:
+    out = schema.validate_attributes(attributes(), [1, 2], ["a", "b"])
+    assert out["id"].tolist() == [1, 2]
+    assert out["b"].dtype == np.float64 and out["b"].tolist() == [10.0, 20.0]
+
+
+def test_missing_attribute_columns_named() -> None:
+    with pytest.raises(KeyError, match=r"\['c', 'd'\]"):
+        schema.validate_attributes(attributes(), [1, 2], ["a", "c", "d"])
+
+
+def test_missing_attribute_reaches_named() -> None:
+    with pytest.raises(KeyError, match=r"reach id\(s\) \[4, 5\]"):
+        schema.validate_attributes(attributes(), [1, 4, 5], ["a"])
+
+
+def test_infinite_attribute_named() -> None:
+    bad = attributes().assign(a=[1.0, np.inf, 2.0])
+    with pytest.raises(ValueError, match=r"\['a'\]"):
+        schema.validate_attributes(bad, [1, 2, 3], ["a", "b"])
+
+
+# --- lateral inflow ------------------------------------------------------------------------------
+def test_negative_inflow_names_ids_and_dates() -> None:
+    values = np.ones((3, 4), dtype=np.float32)
+    values[1, 2] = -0.5
+    with pytest.raises(ValueError, match=r"divide_id \[2\].*1980-01-03"):
+        schema.validate_lateral_inflow(qr(values), [1, 2, 3], nan_fill=0.0)
+
+
+def test_nan_inflow_filled_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    values = np.ones((3, 4), dtype=np.float32)
+    values[0, 0] = values[2, 3] = np.nan
+    with caplog.at_level(logging.WARNING, logger="ddr_pipeline.data.schema"):
+        out, n = schema.validate_lateral_inflow(qr(values), [3, 1], nan_fill=0.0)
+    assert n == 2
+    assert out["divide_id"].values.tolist() == [3, 1]
+    assert out["Qr"].sel(divide_id=3, time="1980-01-04").item() == 0.0
+    assert not out["Qr"].isnull().any()
+    assert "filled 2 NaN" in caplog.text
+
+
+def test_nan_inflow_without_fill_is_error() -> None:
+    values = np.ones((3, 4), dtype=np.float32)
+    values[1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"divide_id \[2\] on \[1980-01-02\]"):
+        schema.validate_lateral_inflow(qr(values), [1, 2, 3], nan_fill=None)
+
+
+def test_missing_divides_named() -> None:
+    with pytest.raises(KeyError, match=r"divide_id \[4\]"):
+        schema.validate_lateral_inflow(qr(), [1, 4], nan_fill=0.0)
+
+
+def test_non_daily_time_rejected() -> None:
+    ds = qr().assign_coords(time=TIME + pd.Timedelta(hours=6))
+    with pytest.raises(ValueError, match="00:00"):
+        schema.validate_lateral_inflow(ds, [1], nan_fill=0.0)
+
+
+# --- observations / forcings ---------------------------------------------------------------------
+def obs() -> xr.Dataset:
+    q = np.array([[1.0, np.nan, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]], dtype=np.float32)
+    return xr.Dataset(
+        {"streamflow": (("gage_id", "time"), q)},
+        coords={"gage_id": ["01234567", "01234568"], "time": TIME},
+    )
+
+
+def test_observations_ordered_nan_kept() -> None:
+    out = schema.validate_observations(obs(), ["01234568", "01234567"])
+    assert out["gage_id"].values.tolist() == ["01234568", "01234567"]
+    assert int(out["streamflow"].isnull().sum()) == 1
+
+
+def test_missing_gauge_named() -> None:
+    with pytest.raises(KeyError, match=r"gage_id \[09999999\]"):
+        schema.validate_observations(obs(), ["01234567", "09999999"])
+
+
+def test_negative_observation_named() -> None:
+    ds = obs()
+    ds["streamflow"][1, 3] = -1.0
+    with pytest.raises(ValueError, match=r"01234568.*1980-01-04"):
+        schema.validate_observations(ds, ["01234567", "01234568"])
+
+
+def forcings() -> xr.Dataset:
+    base = qr()["Qr"]
+    return xr.Dataset({"P": base, "PET": base * 0.5, "Temp": base * 10})
+
+
+def test_forcings_missing_variable_named() -> None:
+    with pytest.raises(KeyError, match=r"\['SWE'\]"):
+        schema.validate_forcings(forcings(), [1, 2], ["P", "SWE"])
+
+
+def test_forcings_nan_named() -> None:
+    ds = forcings()
+    ds["PET"][2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"'PET' for divide_id \[3\] on \[1980-01-02\]"):
+        schema.validate_forcings(ds, [1, 2, 3], ["P", "PET"])
+
+
+def test_forcings_subset_ordered() -> None:
+    out = schema.validate_forcings(forcings(), [2, 1], ["Temp"])
+    assert list(out.data_vars) == ["Temp"] and out["divide_id"].values.tolist() == [2, 1]
+
+
+# --- periods -------------------------------------------------------------------------------------
+def test_period_inside_passes() -> None:
+    schema.check_period(qr(), "1980-01-02", "1980-01-04", "lateral_inflow.zarr")
+
+
+@pytest.mark.parametrize(
+    ("start", "end"), [("1979-12-31", "1980-01-02"), ("1980-01-01", "1980-01-05")]
+)
+def test_period_outside_named(start: str, end: str) -> None:
+    with pytest.raises(
+        ValueError, match=rf"forcings.zarr.*{start} .. {end}.*1980-01-01 .. 1980-01-04"
+    ):
+        schema.check_period(qr(), start, end, "forcings.zarr")
+
+
+def test_period_gap_named() -> None:
+    ds = qr().isel(time=[0, 1, 3])
+    with pytest.raises(ValueError, match="1980-01-03"):
+        schema.check_period(ds, "1980-01-01", "1980-01-04", "observations.zarr")

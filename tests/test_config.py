@@ -1,0 +1,153 @@
+"""Training configuration: YAML defaults load, errors name key paths, LR table, generated docs."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from ddr_pipeline.config import ConfigError, TrainingConfig, load_training_config
+from ddr_pipeline.settings import CONFIG_LOADER_ARGS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _params(env: str) -> dict:
+    args = {**CONFIG_LOADER_ARGS, "default_run_env": env}
+    loader = OmegaConfigLoader(conf_source=str(ROOT / "conf"), **args)
+    return loader["parameters"]["training"]
+
+
+@pytest.fixture(scope="module")
+def base() -> dict:
+    return _params("base")
+
+
+def _error(params: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_training_config(params)
+    return str(info.value)
+
+
+def test_base_and_test_yaml_validate(base: dict) -> None:
+    cfg = load_training_config(base)
+    assert cfg.geodataset == "drb"
+    assert cfg.run_name == "ddr-drb-training"
+    assert cfg.kan.learnable_parameters == ["q_spatial", "top_width", "side_slope", "K_D_delta"]
+    assert cfg.cuda_lstm is not None and cfg.cuda_lstm.learnable_parameters == ["n", "d_gw"]
+    assert cfg.params.use_leakance
+    ci = load_training_config(_params("test"))
+    assert ci.experiment.epochs == 1
+    assert ci.kan.hidden_size < cfg.kan.hidden_size
+    assert ci.kan.input_var_names == cfg.kan.input_var_names  # overlay keeps base inputs
+
+
+def test_unknown_key_is_named(base: dict) -> None:
+    params = copy.deepcopy(base)
+    params["kan"]["gridd"] = 3
+    assert "training.kan.gridd: Extra inputs are not permitted" in _error(params)
+
+
+def test_bad_value_is_named(base: dict) -> None:
+    params = copy.deepcopy(base)
+    params["kan"]["grid"] = 0
+    assert "training.kan.grid: Input should be greater than 0" in _error(params)
+
+
+def test_missing_range_is_named(base: dict) -> None:
+    params = copy.deepcopy(base)
+    del params["params"]["parameter_ranges"]["d_gw"]
+    message = _error(params)
+    assert "training.params.parameter_ranges" in message
+    assert "d_gw" in message
+
+
+def test_overlap_between_networks(base: dict) -> None:
+    params = copy.deepcopy(base)
+    params["kan"]["learnable_parameters"] = ["q_spatial", "n"]
+    assert "overlap: ['n']" in _error(params)
+
+
+@pytest.mark.parametrize(
+    ("ranges", "expected"),
+    [
+        ({"top_width": [10.0, 5.0]}, "training.params.parameter_ranges.top_width: range needs lo"),
+        ({"top_width": [0.0, 5.0]}, "training.params.parameter_ranges.top_width: log-space"),
+        ({"bogus": [0.0, 1.0]}, "unknown parameter names ['bogus']"),
+    ],
+)
+def test_range_validation(base: dict, ranges: dict, expected: str) -> None:
+    params = copy.deepcopy(base)
+    params["params"]["parameter_ranges"].update(ranges)
+    assert expected in _error(params)
+
+
+def test_unknown_learnable_rejected(base: dict) -> None:
+    params = copy.deepcopy(base)
+    params["cuda_lstm"]["learnable_parameters"] = ["manning"]
+    assert "training.cuda_lstm.learnable_parameters: unknown parameter names" in _error(params)
+
+
+def test_unlearned_parameter_needs_default(base: dict) -> None:
+    params = copy.deepcopy(base)
+    params["cuda_lstm"]["learnable_parameters"] = ["d_gw"]
+    assert "['n'] are neither learned nor given a default" in _error(params)
+    params["params"]["defaults"]["n"] = 0.035
+    assert load_training_config(params).params.defaults["n"] == 0.035
+
+
+def test_learning_rate_table_fallback(base: dict) -> None:
+    params = copy.deepcopy(base)
+    params["experiment"]["learning_rate"] = {3: 0.001, 1: 0.005, 10: 0.0001}
+    experiment = load_training_config(params).experiment
+    rates = [experiment.learning_rate_for_epoch(e) for e in (1, 2, 3, 4, 9, 10, 50)]
+    assert rates == [0.005, 0.005, 0.001, 0.001, 0.001, 0.0001, 0.0001]
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ({0: 0.1, 1: 0.01}, "epoch keys must be >= 1"),
+        ({2: 0.1}, "must define the learning rate of epoch 1"),
+    ],
+)
+def test_learning_rate_table_keys(base: dict, table: dict, expected: str) -> None:
+    params = copy.deepcopy(base)
+    params["experiment"]["learning_rate"] = table
+    assert f"training.experiment.learning_rate: {expected}" in _error(params)
+
+
+def test_device_and_warmup(base: dict) -> None:
+    params = copy.deepcopy(base)
+    params["experiment"]["device"] = "gpu0"
+    assert "training.experiment.device" in _error(params)
+    params["experiment"]["device"] = "cuda:1"
+    params["experiment"]["warmup"] = params["experiment"]["rho"]
+    assert "must be shorter than rho" in _error(params)
+
+
+def test_flat_dict_is_scalar(base: dict) -> None:
+    flat = load_training_config(base).to_flat_dict()
+    assert flat["kan.grid"] == base["kan"]["grid"]
+    assert flat["cuda_lstm.learnable_parameters"] == "n,d_gw"
+    assert all(not isinstance(value, (list, dict)) for value in flat.values())
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_training_config(["training"])  # type: ignore[arg-type]
+
+
+def test_generated_docs_up_to_date() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "gen_config_docs", ROOT / "scripts/gen_config_docs.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    current = (ROOT / "docs" / "configuration.md").read_text()
+    assert current == module.render(), "run: python scripts/gen_config_docs.py"
+    for name in TrainingConfig.model_fields:
+        assert f"`{name}`" in current
