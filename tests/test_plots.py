@@ -106,7 +106,7 @@ def test_reach_maps_and_log_scale(tmp_path: Path) -> None:
 
 
 def test_loss_curve_requires_loss_column(tmp_path: Path) -> None:
-    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [3.0, 2.0, 1.5], "val_loss": [4, 3, 2.5]})
+    history = pd.DataFrame({"step": [1, 2, 3], "train_loss": [3.0, 2.0, 1.5], "val_loss": [4, 3, 2.5]})
     fig = plots.plot_loss_curve(history)
     assert len(fig.axes[0].get_lines()) == 2
     assert fig.axes[0].get_yscale() == "log"

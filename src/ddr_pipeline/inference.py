@@ -286,7 +286,7 @@ def route_period(
                 leakance=source.leakance,
             )
             q_state = hourly[-1]
-            result[first - start : last - start] = _outputs(daily_mean(hourly[1:], steps), domain)
+            result[first - start : last - start] = _outputs(daily_mean(hourly, steps), domain)
             logger.debug("routed days %d..%d", first, last)
     return result
 

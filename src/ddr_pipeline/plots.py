@@ -225,11 +225,12 @@ def plot_reach_maps(
     return fig
 
 
-def plot_loss_curve(history: pd.DataFrame, x: str = "epoch") -> Figure:
+def plot_loss_curve(history: pd.DataFrame, x: str = "step") -> Figure:
     """Training (and validation) loss against ``x`` from a training-history table.
 
-    Every column whose name contains ``loss`` is drawn; the y-axis is logarithmic when all
-    values are positive.
+    ``history`` has one row per mini-batch (the checkpoint's ``history`` records). Every column
+    whose name contains ``loss`` is drawn (non-finite values skipped); the y-axis is logarithmic
+    when all values are positive. Without an ``x`` column the row number is used.
     """
     loss_columns = [c for c in history.columns if "loss" in str(c).lower()]
     if not loss_columns:

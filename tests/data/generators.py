@@ -177,9 +177,17 @@ def upstream_columns(ids: np.ndarray, to_ids: np.ndarray, k: int = 4) -> np.ndar
 
 
 def write_merit_shapefile(
-    path: str | Path, ids: np.ndarray, to_ids: np.ndarray, seed: int = 0, drop: Sequence[str] = ()
+    path: str | Path,
+    ids: np.ndarray,
+    to_ids: np.ndarray,
+    seed: int = 0,
+    drop: Sequence[str] = (),
+    accumulate: bool = True,
 ) -> Path:
-    """Write a MERIT-Basins-like river shapefile (``COMID``, ``NextDownID``, ``up1..up4`` ...)."""
+    """Write a MERIT-Basins-like river shapefile (``COMID``, ``NextDownID``, ``up1..up4`` ...).
+
+    ``accumulate=False`` writes ``uparea = unitarea`` (allows writing networks with cycles).
+    """
     path = Path(path)
     rng = np.random.default_rng(seed)
     n = ids.size

@@ -148,7 +148,7 @@ def test_lateral_inflow_units_and_totals(
     src = nc(source, "seg_lateral_inflow.nc")["seg_lateral_inflow"]
     qr = geo.lateral_inflow["Qr"]
     assert qr.dtype == np.float32 and qr.attrs["units"] == "m3 s-1"
-    for seg_id, date in [(2048, "1979-01-05"), (1620, "1980-06-30"), (4231, "1980-12-31")]:
+    for seg_id, date in [(2048, "1979-01-05"), (1437, "1980-06-30"), (4231, "1980-12-31")]:
         expected = src.sel(nhm_seg=seg_id, time=date).item() * drb.CFS_TO_M3S
         assert qr.sel(divide_id=seg_id, time=date).item() == pytest.approx(expected, rel=1e-6)
     total = float(qr.astype(np.float64).sum())
@@ -162,8 +162,8 @@ def test_reference_outflow_units(
     geo, _ = converted
     src = nc(source, "seg_outflow.nc")["seg_outflow"]
     out = geo.reference["outflow"]
-    expected = src.sel(nhm_seg=1620, time="1980-03-01").item() * drb.CFS_TO_M3S
-    assert out.sel(divide_id=1620, time="1980-03-01").item() == pytest.approx(expected, rel=1e-6)
+    expected = src.sel(nhm_seg=1437, time="1980-03-01").item() * drb.CFS_TO_M3S
+    assert out.sel(divide_id=1437, time="1980-03-01").item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_gauges_aligned_by_id(
@@ -243,5 +243,5 @@ def test_log10_uparea(source: Path, converted: tuple[io.GeoDataset, drb.DRBSumma
     seg = nc(source, "parameters_dis_seg.nc")
     attrs = geo.attributes.set_index("id")
     cum = dict(zip(seg["nhm_seg"].to_numpy(), seg["seg_cum_area"].to_numpy(), strict=True))
-    assert attrs.loc[1620, "log10_uparea"] == pytest.approx(np.log10(cum[1620] * drb.ACRE_TO_KM2))
+    assert attrs.loc[1437, "log10_uparea"] == pytest.approx(np.log10(cum[1437] * drb.ACRE_TO_KM2))
     assert attrs.loc[3558, "log10_uparea"] == pytest.approx(np.log10(drb.UPAREA_FLOOR_KM2))

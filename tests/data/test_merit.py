@@ -36,7 +36,7 @@ def merit(tmp_path_factory):
     attrs = xr.Dataset(
         {
             "aridity": ("COMID", np.linspace(0, 1, comids.size)),
-            "meanelevation": ("COMID", comids * 1e-6),
+            "meanelevation": ("COMID", comids[::-1] * 1e-6),
         },
         coords={"COMID": comids[::-1]},
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,10 +111,17 @@ def open_store(location: str | Path, kind: StoreKind = "auto", *, region: str = 
         session = repo.readonly_session(branch=branch)
         return xr.open_zarr(session.store, consolidated=False, chunks=None)
     options = {"anon": True} if _is_s3(location) else None
-    return xr.open_zarr(str(location), consolidated=None, chunks=None, storage_options=options)
+    with warnings.catch_warnings():  # consolidated metadata is used when present, silently
+        warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated")
+        return xr.open_zarr(str(location), consolidated=None, chunks=None, storage_options=options)
 
 
 # ----------------------------------------------------------------------------- ids and checks
+
+
+def _as_text(values: np.ndarray) -> pd.Series:
+    """Any 1-D id array (numpy str/StringDType/object/int) as a pandas string Series."""
+    return pd.Series(np.asarray(values).astype(object), dtype="string")
 
 
 def normalize_divide_ids(values: Sequence[object] | np.ndarray) -> np.ndarray:
@@ -129,7 +137,7 @@ def normalize_divide_ids(values: Sequence[object] | np.ndarray) -> np.ndarray:
         if not np.all(np.isfinite(arr) & (arr == np.round(arr))):
             raise StoreError(f"divide ids are not integers: {schema._fmt(arr[arr != np.round(arr)])}")
         return arr.astype(np.int64)
-    text = pd.Series(arr.astype(str), dtype="string")
+    text = _as_text(arr)
     number = text.str.extract(r"^(?:[A-Za-z]+-)?(\d+)$")[0]
     bad = number.isna()
     if bad.any():
@@ -287,7 +295,7 @@ def read_observations(ds: xr.Dataset, gage_ids: Sequence[str], *,
     """
     da = _select_period(_variable(ds, variable, (id_dim, schema.TIME_DIM), store), period, store)
     scale, offset = unit_conversion(da, "m3 s-1", store)
-    store_ids = schema.normalize_staid(pd.Series(da[id_dim].to_numpy().astype(str))).to_numpy(str)
+    store_ids = schema.normalize_staid(_as_text(da[id_dim].to_numpy())).to_numpy(str)
     wanted = schema.normalize_staid(pd.Series([str(g) for g in gage_ids])).to_numpy(str)
     values, found = _take(da, id_dim, store_ids, wanted, store)
     if (~found).any():

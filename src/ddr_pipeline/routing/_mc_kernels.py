@@ -14,9 +14,10 @@ import numpy as np
 from ddr_pipeline.routing._physics import (
     LIM_QMIN,
     N_CB,
-    coefficients,
-    coefficients_vjp,
+    N_IN,
     fill_constants,
+    physics_step,
+    vjp_step,
 )
 
 
@@ -69,26 +70,27 @@ def mc_forward(
             out[0, i] = max(q0[i], qmin)
     tv = _time_varying(params)
     cb = np.empty((n_r, N_CB), np.float64)
-    length, slope, x, n, qs, p, width, side, kd, dgw = params
+    coef = np.empty((n_r, 5), np.float64)
+    inter = np.empty((1, N_IN), np.float64)
     for t in range(n_t):
         if t == 0 or tv:
-            fill_constants(cb, t, length, slope, x, n, qs, p, width, side, kd, dgw, lim)
+            fill_constants(cb, t, params, lim)
+        physics_step(cb, out[t], dt, leak, lim, coef, inter, False)
         for k in range(n_r):
             i = order[k]
-            qt = float(out[t, i])
             usum = 0.0
             vsum = 0.0
             for m in range(up_ptr[i], up_ptr[i + 1]):
                 j = up_idx[m]
                 usum += out[t, j]
                 vsum += out[t + 1, j]
-            c1, c2, c3, c4, zr = coefficients(qt, cb[i], dt, leak, lim)
             ql = float(qlat[t, i])
             zeta = 0.0
             if leak:
                 f = ql + usum
-                zeta = min(max(zr, -f), f)
-            y = c1 * vsum + c2 * usum + c3 * qt + c4 * (ql - zeta)
+                zeta = min(max(coef[i, 4], -f), f)
+            y = coef[i, 0] * vsum + coef[i, 1] * usum + coef[i, 2] * float(out[t, i])
+            y += coef[i, 3] * (ql - zeta)
             if y < qmin:
                 clamp_volume[i] += (qmin - y) * dt
                 y = qmin
@@ -123,16 +125,16 @@ def mc_backward(
     qmin = lim[LIM_QMIN]
     tv = _time_varying(params)
     cb = np.empty((n_r, N_CB), np.float64)
-    length, slope, x, n, qs, p, width, side, kd, dgw = params
-    g_l, g_s, g_x, g_n, g_q, g_p, g_w, g_z, g_kd, g_dgw = gparams
+    coef = np.empty((n_r, 5), np.float64)
+    inter = np.empty((n_r, N_IN), np.float64)
+    gcoef = np.zeros((n_r, 5), np.float64)
     lam_next = gout[n_t].astype(np.float64)
     lam = np.zeros(n_r, np.float64)
     nu = np.zeros(n_r, np.float64)
-    c1_buf = np.zeros(n_r, np.float64)
-    gpar = np.zeros(10, np.float64)
     for t in range(n_t - 1, -1, -1):
         if t == n_t - 1 or tv:
-            fill_constants(cb, t, length, slope, x, n, qs, p, width, side, kd, dgw, lim)
+            fill_constants(cb, t, params, lim)
+        physics_step(cb, out[t], dt, leak, lim, coef, inter, True)
         for i in range(n_r):
             lam[i] = gout[t, i]
         for k in range(n_r - 1, -1, -1):
@@ -140,28 +142,29 @@ def mc_backward(
             mu = lam_next[i]
             dn = down[i]
             if dn >= 0:
-                mu += c1_buf[dn] * nu[dn]
-            qt = float(out[t, i])
+                mu += coef[dn, 0] * nu[dn]
             usum = 0.0
             vsum = 0.0
             for m in range(up_ptr[i], up_ptr[i + 1]):
                 j = up_idx[m]
                 usum += out[t, j]
                 vsum += out[t + 1, j]
-            c1, c2, c3, c4, zr = coefficients(qt, cb[i], dt, leak, lim)
+            qt = float(out[t, i])
             ql = float(qlat[t, i])
+            zr = coef[i, 4]
             zeta = 0.0
             f = ql + usum
             if leak:
                 zeta = min(max(zr, -f), f)
-            y = c1 * vsum + c2 * usum + c3 * qt + c4 * (ql - zeta)
-            c1_buf[i] = c1
+            y = coef[i, 0] * vsum + coef[i, 1] * usum + coef[i, 2] * qt
+            y += coef[i, 3] * (ql - zeta)
             if y < qmin or mu == 0.0:
                 nu[i] = 0.0
                 gqlat[t, i] = 0.0
+                gcoef[i, :] = 0.0
                 continue
             nu[i] = mu
-            gzeta = -mu * c4
+            gzeta = -mu * coef[i, 3]
             g_f = 0.0
             gzr = 0.0
             if leak:
@@ -171,25 +174,17 @@ def mc_backward(
                     g_f = -gzeta
                 else:
                     gzr = gzeta
-            gqlat[t, i] = mu * c4 + g_f
-            lam[i] += mu * c3
-            gu = mu * c2 + g_f
+            gqlat[t, i] = mu * coef[i, 3] + g_f
+            lam[i] += mu * coef[i, 2]
+            gu = mu * coef[i, 1] + g_f
             for m in range(up_ptr[i], up_ptr[i + 1]):
                 lam[up_idx[m]] += gu
-            gpar[:] = 0.0
-            lam[i] += coefficients_vjp(
-                qt, cb[i], dt, leak, lim, mu * vsum, mu * usum, mu * qt, mu * (ql - zeta), gzr, gpar
-            )
-            g_l[_r(g_l, t), i] += gpar[0]
-            g_s[_r(g_s, t), i] += gpar[1]
-            g_x[_r(g_x, t), i] += gpar[2]
-            g_n[_r(g_n, t), i] += gpar[3]
-            g_q[_r(g_q, t), i] += gpar[4]
-            g_p[_r(g_p, t), i] += gpar[5]
-            g_w[_r(g_w, t), i] += gpar[6]
-            g_z[_r(g_z, t), i] += gpar[7]
-            g_kd[_r(g_kd, t), i] += gpar[8]
-            g_dgw[_r(g_dgw, t), i] += gpar[9]
+            gcoef[i, 0] = mu * vsum
+            gcoef[i, 1] = mu * usum
+            gcoef[i, 2] = mu * qt
+            gcoef[i, 3] = mu * (ql - zeta)
+            gcoef[i, 4] = gzr
+        vjp_step(cb, out[t], inter, gcoef, dt, leak, lim, t, gparams, lam)
         lam_next, lam = lam, lam_next
     # lam_next now holds dL/dQ_0
     if hot:
@@ -205,8 +200,3 @@ def mc_backward(
     else:
         for i in range(n_r):
             gq0[i] = lam_next[i] if q0[i] >= qmin else 0.0
-
-
-@numba.njit(cache=True, inline="always")
-def _r(arr: np.ndarray, t: int) -> int:
-    return t if arr.shape[0] > 1 else 0

@@ -1,11 +1,12 @@
-"""Scalar Muskingum–Cunge physics (routing-physics.md §3) and its hand-written reverse mode.
+"""Muskingum–Cunge physics (routing-physics.md §3) per step, and its hand-written reverse mode.
 
-Numba functions used by the compiled kernels. Arithmetic is float64 whatever the storage dtype.
-Per reach and parameter row, :func:`fill_constants` caches the values that do not depend on the
-state (``CB_*`` columns); :func:`coefficients` evaluates C1..C4 and the raw exchange ζ for a state Q,
-and :func:`coefficients_vjp` returns the gradients of ``g1·C1 + … + g4·C4 + gz·ζ_raw`` with respect to
-Q and every raw parameter. Clamps pass the gradient where the value is inside the bounds, bounds
-included (``torch.clamp`` semantics), and zero it outside.
+Numba functions used by the compiled kernels; arithmetic is float64 whatever the storage dtype.
+Per reach and parameter row, :func:`fill_constants` caches the values that do not depend on the state
+(``CB_*`` columns). For one step, :func:`physics_step` evaluates C1..C4 and the raw exchange ζ for
+every reach from the states Q_t (optionally keeping the intermediates), and :func:`vjp_step`
+back-propagates gradients with respect to C1..C4 and ζ_raw to Q_t and to every raw parameter. Both
+loop over reaches independently (``prange``). Clamps pass the gradient where the value lies inside
+the bounds, bounds included (``torch.clamp`` semantics), and zero it outside.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ import numpy as np
 
 # columns of the per-reach constant buffer
 CB_L, CB_X, CB_N, CB_W, CB_Z, CB_S, CB_E, CB_LOGC, CB_R, CB_HB, CB_KD, CB_DGW = range(12)
-CB_Q, CB_P, CB_S0C, CB_S0, CB_HBRAW = range(12, 17)
-N_CB = 17
+CB_Q, CB_P, CB_S0, CB_HBRAW = range(12, 16)
+N_CB = 16
+
+# columns of the intermediate buffer kept for the reverse mode
+IN_D, IN_DCL, IN_LB, IN_B, IN_BCL, IN_AREA, IN_PERIM, IN_RAD, IN_V, IN_VCL, IN_CEL = range(11)
+N_IN = 11
 
 # entries of the limits vector
 LIM_QMIN, LIM_DMIN, LIM_BMIN, LIM_VMIN, LIM_VMAX, LIM_SMIN, LIM_HBMIN, LIM_HBMAX = range(8)
@@ -42,34 +47,23 @@ _FIVE_THIRDS = 5.0 / 3.0
 
 
 @numba.njit(cache=True, inline="always")
-def _row(arr: np.ndarray, t: int) -> int:
+def row_of(arr: np.ndarray, t: int) -> int:
+    """Row of a (1, N) or (T, N) parameter array that drives step t."""
     return t if arr.shape[0] > 1 else 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=False)
 def fill_constants(
-    cb: np.ndarray,
-    t: int,
-    length: np.ndarray,
-    slope: np.ndarray,
-    x: np.ndarray,
-    n: np.ndarray,
-    qs: np.ndarray,
-    p: np.ndarray,
-    width: np.ndarray,
-    side: np.ndarray,
-    kd: np.ndarray,
-    dgw: np.ndarray,
-    lim: np.ndarray,
+    cb: np.ndarray, t: int, params: tuple, lim: np.ndarray
 ) -> None:
     """Fill the (N, N_CB) constant buffer from parameter row t."""
-    rl, rs, rx, rn = _row(length, t), _row(slope, t), _row(x, t), _row(n, t)
-    rq, rp, rw, rz = _row(qs, t), _row(p, t), _row(width, t), _row(side, t)
-    rk, rg = _row(kd, t), _row(dgw, t)
-    for i in range(cb.shape[0]):
+    length, slope, x, n, qs, p, width, side, kd, dgw = params
+    rl, rs, rx, rn = row_of(length, t), row_of(slope, t), row_of(x, t), row_of(n, t)
+    rq, rp, rw, rz = row_of(qs, t), row_of(p, t), row_of(width, t), row_of(side, t)
+    rk, rg = row_of(kd, t), row_of(dgw, t)
+    for i in numba.prange(cb.shape[0]):
         s0 = float(slope[rs, i])
-        s0c = max(s0, lim[LIM_SMIN])
-        sq = math.sqrt(s0c)
+        sq = math.sqrt(max(s0, lim[LIM_SMIN]))
         nn = float(n[rn, i])
         q = float(qs[rq, i])
         pp = float(p[rp, i])
@@ -90,138 +84,148 @@ def fill_constants(
         cb[i, CB_DGW] = dgw[rg, i]
         cb[i, CB_Q] = q
         cb[i, CB_P] = pp
-        cb[i, CB_S0C] = s0c
         cb[i, CB_S0] = s0
         cb[i, CB_HBRAW] = hbraw
 
 
-@numba.njit(cache=True, inline="always")
-def _depth(qt: float, c: np.ndarray, dmin: float) -> tuple[float, bool, float]:
-    lb = math.log(qt) + c[CB_LOGC]
-    draw = math.exp(c[CB_E] * lb)
-    if draw < dmin:
-        return dmin, True, lb
-    return draw, False, lb
-
-
-@numba.njit(cache=True)
-def coefficients(
-    qt: float, c: np.ndarray, dt: float, leak: bool, lim: np.ndarray
-) -> tuple[float, float, float, float, float]:
-    """(C1, C2, C3, C4, ζ_raw) for state ``qt`` and constant row ``c``."""
-    d, _, _ = _depth(qt, c, lim[LIM_DMIN])
-    w = c[CB_W]
-    b = max(w - 2.0 * c[CB_Z] * d, lim[LIM_BMIN])
-    area = 0.5 * (w + b) * d
-    perim = b + 2.0 * d * c[CB_R]
-    rad = area / perim
-    v = math.exp(_TWO_THIRDS * math.log(rad)) * c[CB_S] / c[CB_N]
-    v = min(max(v, lim[LIM_VMIN]), lim[LIM_VMAX])
-    u = 2.0 * c[CB_L] / (_FIVE_THIRDS * v)  # 2K
-    xx = c[CB_X]
-    den = u * (1.0 - xx) + dt
-    c1 = (dt - u * xx) / den
-    c2 = (dt + u * xx) / den
-    c3 = (u * (1.0 - xx) - dt) / den
-    c4 = 2.0 * dt / den
-    zr = 0.0
-    if leak:
-        zr = c[CB_KD] * w * c[CB_L] * (d - c[CB_HB] + c[CB_DGW])
-    return c1, c2, c3, c4, zr
-
-
-@numba.njit(cache=True)
-def coefficients_vjp(
-    qt: float,
-    c: np.ndarray,
+@numba.njit(cache=True, parallel=False)
+def physics_step(
+    cb: np.ndarray,
+    qrow: np.ndarray,
     dt: float,
     leak: bool,
     lim: np.ndarray,
-    g1: float,
-    g2: float,
-    g3: float,
-    g4: float,
-    gzr: float,
-    gpar: np.ndarray,
-) -> float:
-    """Reverse mode of :func:`coefficients`; adds parameter gradients to ``gpar`` (PARAM_NAMES
-    order) and returns the gradient with respect to ``qt``."""
-    d, dcl, lb = _depth(qt, c, lim[LIM_DMIN])
-    w, z, r, nn, s = c[CB_W], c[CB_Z], c[CB_R], c[CB_N], c[CB_S]
-    length, xx = c[CB_L], c[CB_X]
-    braw = w - 2.0 * z * d
-    bcl = braw < lim[LIM_BMIN]
-    b = lim[LIM_BMIN] if bcl else braw
-    area = 0.5 * (w + b) * d
-    perim = b + 2.0 * d * r
-    rad = area / perim
-    v = math.exp(_TWO_THIRDS * math.log(rad)) * s / nn
-    vcl = v < lim[LIM_VMIN] or v > lim[LIM_VMAX]
-    vc = min(max(v, lim[LIM_VMIN]), lim[LIM_VMAX])
-    cel = _FIVE_THIRDS * vc
-    k = length / cel
-    u = 2.0 * k
-    den = u * (1.0 - xx) + dt
-    den2 = den * den
-    gu = dt / den2 * (-g1 + (2.0 * xx - 1.0) * g2 + 2.0 * (1.0 - xx) * (g3 - g4))
-    gx = u / den2 * (-u * g1 + (u + 2.0 * dt) * g2 + 2.0 * dt * (g4 - g3))
-    gk = 2.0 * gu
-    gl = gk / cel
-    gcel = -gk * k / cel
-    gv = 0.0 if vcl else _FIVE_THIRDS * gcel
-    gr_ = gv * _TWO_THIRDS * v / rad
-    gs = gv * v / s
-    gn = -gv * v / nn
-    ga = gr_ / perim
-    gp_ = -gr_ * rad / perim
-    gb = gp_ + 0.5 * d * ga
-    gd = 2.0 * r * gp_ + 0.5 * (w + b) * ga
-    gz = 2.0 * d * gp_ * z / r
-    gw = 0.5 * d * ga
-    if not bcl:
-        gw += gb
-        gz -= 2.0 * d * gb
-        gd -= 2.0 * z * gb
-    gkd = 0.0
-    gdgw = 0.0
-    if leak:
-        kd = c[CB_KD]
-        kdwl = kd * w * length
-        h = d - c[CB_HB] + c[CB_DGW]
-        gkdwl = gzr * h
-        gd += gzr * kdwl
-        gdgw = gzr * kdwl
-        gkd = gkdwl * w * length
-        gw += gkdwl * kd * length
-        gl += gkdwl * kd * w
-        hbraw = c[CB_HBRAW]
-        if lim[LIM_HBMIN] <= hbraw <= lim[LIM_HBMAX]:
-            ghb = -gzr * kdwl
-            gw += ghb / (2.0 * z)
-            gz -= ghb * hbraw / z
-    gq_state = 0.0
-    gq = 0.0
-    gpw = 0.0
-    if not dcl:
-        e = c[CB_E]
-        q = c[CB_Q]
-        gde = gd * d * e
-        gq_state = gde / qt
-        gn += gde / nn
-        gpw = -gde / c[CB_P]
-        gs -= gde / s
-        gq = gd * d * (-e * e * lb + e / (q + 1.0))
-    gslope = 0.0
-    if c[CB_S0] >= lim[LIM_SMIN]:
-        gslope = gs / (2.0 * s)
-    gpar[0] += gl
-    gpar[1] += gslope
-    gpar[2] += gx
-    gpar[3] += gn
-    gpar[4] += gq
-    gpar[5] += gpw
-    gpar[6] += gw
-    gpar[7] += gz
-    gpar[8] += gkd
-    gpar[9] += gdgw
-    return gq_state
+    coef: np.ndarray,
+    inter: np.ndarray,
+    keep: bool,
+) -> None:
+    """C1..C4 and ζ_raw of every reach into ``coef`` (N, 5); intermediates into ``inter`` if keep."""
+    dmin, bmin, vmin, vmax = lim[LIM_DMIN], lim[LIM_BMIN], lim[LIM_VMIN], lim[LIM_VMAX]
+    for i in numba.prange(qrow.size):
+        qt = float(qrow[i])
+        lb = math.log(qt) + cb[i, CB_LOGC]
+        d = math.exp(cb[i, CB_E] * lb)
+        dcl = d < dmin
+        if dcl:
+            d = dmin
+        w = cb[i, CB_W]
+        b = w - 2.0 * cb[i, CB_Z] * d
+        bcl = b < bmin
+        if bcl:
+            b = bmin
+        area = 0.5 * (w + b) * d
+        perim = b + 2.0 * d * cb[i, CB_R]
+        rad = area / perim
+        v = math.exp(_TWO_THIRDS * math.log(rad)) * cb[i, CB_S] / cb[i, CB_N]
+        vcl = v < vmin or v > vmax
+        cel = _FIVE_THIRDS * min(max(v, vmin), vmax)
+        u = 2.0 * cb[i, CB_L] / cel  # 2K
+        xx = cb[i, CB_X]
+        den = u * (1.0 - xx) + dt
+        coef[i, 0] = (dt - u * xx) / den
+        coef[i, 1] = (dt + u * xx) / den
+        coef[i, 2] = (u * (1.0 - xx) - dt) / den
+        coef[i, 3] = 2.0 * dt / den
+        coef[i, 4] = cb[i, CB_KD] * w * cb[i, CB_L] * (d - cb[i, CB_HB] + cb[i, CB_DGW]) if leak else 0.0
+        if keep:
+            inter[i, IN_D] = d
+            inter[i, IN_DCL] = 1.0 if dcl else 0.0
+            inter[i, IN_LB] = lb
+            inter[i, IN_B] = b
+            inter[i, IN_BCL] = 1.0 if bcl else 0.0
+            inter[i, IN_AREA] = area
+            inter[i, IN_PERIM] = perim
+            inter[i, IN_RAD] = rad
+            inter[i, IN_V] = v
+            inter[i, IN_VCL] = 1.0 if vcl else 0.0
+            inter[i, IN_CEL] = cel
+
+
+@numba.njit(cache=True, parallel=False)
+def vjp_step(
+    cb: np.ndarray,
+    qrow: np.ndarray,
+    inter: np.ndarray,
+    gcoef: np.ndarray,
+    dt: float,
+    leak: bool,
+    lim: np.ndarray,
+    t: int,
+    gparams: tuple,
+    gstate: np.ndarray,
+) -> None:
+    """Back-propagate ``gcoef`` (N, 5: dL/dC1..C4, dL/dζ_raw) through the physics of step t.
+
+    Adds dL/dQ_t to ``gstate`` and the parameter gradients to ``gparams`` (PARAM_NAMES order).
+    """
+    g_l, g_s, g_x, g_n, g_q, g_p, g_w, g_z, g_kd, g_dgw = gparams
+    rl, rs, rx, rn = row_of(g_l, t), row_of(g_s, t), row_of(g_x, t), row_of(g_n, t)
+    rq, rp, rw, rz = row_of(g_q, t), row_of(g_p, t), row_of(g_w, t), row_of(g_z, t)
+    rk, rg = row_of(g_kd, t), row_of(g_dgw, t)
+    for i in numba.prange(qrow.size):
+        g1, g2, g3, g4, gzr = gcoef[i, 0], gcoef[i, 1], gcoef[i, 2], gcoef[i, 3], gcoef[i, 4]
+        if g1 == 0.0 and g2 == 0.0 and g3 == 0.0 and g4 == 0.0 and gzr == 0.0:
+            continue
+        w, z, r, nn, s = cb[i, CB_W], cb[i, CB_Z], cb[i, CB_R], cb[i, CB_N], cb[i, CB_S]
+        length, xx = cb[i, CB_L], cb[i, CB_X]
+        d, b, area = inter[i, IN_D], inter[i, IN_B], inter[i, IN_AREA]
+        perim, rad, v, cel = inter[i, IN_PERIM], inter[i, IN_RAD], inter[i, IN_V], inter[i, IN_CEL]
+        k = length / cel
+        u = 2.0 * k
+        den = u * (1.0 - xx) + dt
+        den2 = den * den
+        gu = dt / den2 * (-g1 + (2.0 * xx - 1.0) * g2 + 2.0 * (1.0 - xx) * (g3 - g4))
+        gx = u / den2 * (-u * g1 + (u + 2.0 * dt) * g2 + 2.0 * dt * (g4 - g3))
+        gk = 2.0 * gu
+        gl = gk / cel
+        gv = 0.0 if inter[i, IN_VCL] != 0.0 else -_FIVE_THIRDS * gk * k / cel
+        grad_r = gv * _TWO_THIRDS * v / rad
+        gs = gv * v / s
+        gn = -gv * v / nn
+        ga = grad_r / perim
+        gperim = -grad_r * rad / perim
+        gb = gperim + 0.5 * d * ga
+        gd = 2.0 * r * gperim + 0.5 * (w + b) * ga
+        gz = 2.0 * d * gperim * z / r
+        gw = 0.5 * d * ga
+        if inter[i, IN_BCL] == 0.0:
+            gw += gb
+            gz -= 2.0 * d * gb
+            gd -= 2.0 * z * gb
+        gkd = 0.0
+        gdgw = 0.0
+        if leak:
+            kd = cb[i, CB_KD]
+            kdwl = kd * w * length
+            gkdwl = gzr * (d - cb[i, CB_HB] + cb[i, CB_DGW])
+            gd += gzr * kdwl
+            gdgw = gzr * kdwl
+            gkd = gkdwl * w * length
+            gw += gkdwl * kd * length
+            gl += gkdwl * kd * w
+            hbraw = cb[i, CB_HBRAW]
+            if lim[LIM_HBMIN] <= hbraw <= lim[LIM_HBMAX]:
+                ghb = -gzr * kdwl
+                gw += ghb / (2.0 * z)
+                gz -= ghb * hbraw / z
+        gq = 0.0
+        gpw = 0.0
+        if inter[i, IN_DCL] == 0.0:
+            e = cb[i, CB_E]
+            gde = gd * d * e
+            gstate[i] += gde / float(qrow[i])
+            gn += gde / nn
+            gpw = -gde / cb[i, CB_P]
+            gs -= gde / s
+            gq = gd * d * (-e * e * inter[i, IN_LB] + e / (cb[i, CB_Q] + 1.0))
+        if cb[i, CB_S0] >= lim[LIM_SMIN]:
+            g_s[rs, i] += gs / (2.0 * s)
+        g_l[rl, i] += gl
+        g_x[rx, i] += gx
+        g_n[rn, i] += gn
+        g_q[rq, i] += gq
+        g_p[rp, i] += gpw
+        g_w[rw, i] += gw
+        g_z[rz, i] += gz
+        g_kd[rk, i] += gkd
+        g_dgw[rg, i] += gdgw

@@ -350,10 +350,12 @@ class Trainer:
             last = mb == n_batches - 1
             if self._due_validation():
                 self._validate(self.position.global_step - 1)
-            if last or (mb + 1) % self.exp.checkpoint_every == 0:
-                self.save(epoch, mb, epoch_complete=last)
+            if not last and (mb + 1) % self.exp.checkpoint_every == 0:
+                self.save(epoch, mb, epoch_complete=False)
             if self._budget_spent() and not last:
                 return True
+        # Saved only now: the exhausted sampler may still draw from its generator.
+        self.save(epoch, n_batches - 1, epoch_complete=True)
         return False
 
     def _budget_spent(self) -> bool:

@@ -1,0 +1,123 @@
+"""Trainer: learning on the synthetic twin, NaN guard, LR table, monitoring, config errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from training_synthetic import full_training_params, true_n, twin_training_params, with_changes
+
+import ddr_pipeline.training.trainer as trainer_module
+from ddr_pipeline.config import load_training_config
+from ddr_pipeline.data.batching import GaugeSet, build_batch
+from ddr_pipeline.models import build_models
+from ddr_pipeline.training import NonFiniteLossError, RecordingMonitor, resolve_device
+from ddr_pipeline.training.forward import FeatureIndex, network_outputs
+
+
+def test_twin_training_lowers_loss_and_recovers_n(make_trainer, twin):
+    inputs, gauges, _, _ = twin
+    trainer = make_trainer(twin_training_params())
+    result = trainer.fit()
+    history = result.history
+    assert (history["status"] == "ok").all()
+    by_epoch = history.groupby("epoch")["loss"].mean()
+    assert by_epoch.iloc[-2:].mean() < 0.5 * by_epoch.iloc[0]
+    everyone = GaugeSet.from_table(gauges, inputs, None)
+    batch = build_batch(inputs, everyone, list(range(len(everyone))), 0, 5)
+    with torch.no_grad():
+        outputs = network_outputs(result.model, batch, trainer.features)
+        n_hat = result.model.routing_parameters(outputs, batch.network.n_reaches)["n"].numpy()
+    n_true = true_n(inputs.attributes[batch.reach_index, 0])
+    correlation = float(np.corrcoef(n_hat, n_true)[0, 1])
+    assert correlation > 0.6, f"n recovered with correlation {correlation:.2f}"
+
+
+def _nan_loss_on(monkeypatch, steps: set[int]) -> list[int]:
+    calls: list[int] = []
+    original = trainer_module.routing_loss
+
+    def loss(*args, **kwargs):
+        value = original(*args, **kwargs)
+        calls.append(len(calls))
+        return value * math.nan if calls[-1] in steps else value
+
+    monkeypatch.setattr(trainer_module, "routing_loss", loss)
+    return calls
+
+
+def test_nonfinite_loss_skips_the_step_and_is_counted(make_trainer, monkeypatch):
+    _nan_loss_on(monkeypatch, {1})
+    trainer = make_trainer(with_changes(full_training_params(), epochs=1))
+    before = {}
+
+    def remember(record):
+        if record["mini_batch"] == 0:
+            before.update({k: v.clone() for k, v in trainer.model.state_dict().items()})
+        if record["mini_batch"] == 1:
+            for key, value in trainer.model.state_dict().items():
+                assert torch.equal(value, before[key]), f"{key} changed in a skipped step"
+
+    trainer.on_step = remember
+    result = trainer.fit()
+    assert result.history["status"].tolist() == ["ok", "nonfinite_loss", "ok"]
+    assert result.summary["skipped_nonfinite"] == 1
+
+
+def test_nonfinite_gradient_skips_the_step(make_trainer):
+    trainer = make_trainer(with_changes(full_training_params(), epochs=1))
+    weight = trainer.model.kan.input.weight
+    handle = weight.register_hook(lambda g: g * math.nan)
+    result = trainer.fit()
+    handle.remove()
+    assert set(result.history["status"]) == {"nonfinite_grad"}
+    assert result.summary["skipped_nonfinite"] == 3
+
+
+def test_consecutive_nonfinite_steps_abort(make_trainer, monkeypatch):
+    _nan_loss_on(monkeypatch, set(range(100)))
+    params = with_changes(full_training_params(), max_consecutive_nonfinite=2)
+    with pytest.raises(NonFiniteLossError, match="2 consecutive mini-batches"):
+        make_trainer(params).fit()
+
+
+def test_learning_rate_table_and_monitoring(make_trainer):
+    monitor = RecordingMonitor()
+    result = make_trainer(full_training_params(), monitor=monitor).fit()
+    assert result.history["lr"].tolist() == [0.01] * 3 + [0.005] * 3
+    assert len(monitor.series("loss")) == 6
+    assert monitor.series("loss") == result.history["loss"].tolist()
+    for name in ("n", "d_gw", "q_spatial", "top_width", "side_slope", "K_D_delta"):
+        lo, mid, hi = (monitor.series(f"{name}_{s}") for s in ("min", "median", "max"))
+        assert len(mid) == 6 and all(a <= b <= c for a, b, c in zip(lo, mid, hi, strict=True))
+    assert len(monitor.series("batch_nse_median")) == 3  # every 2nd mini-batch
+    assert len(monitor.series("val_nse_median")) == 3
+    assert all(np.isfinite(monitor.series("val_kge_median")))
+    assert sum(1 for _, kind in monitor.artifacts if kind == "checkpoints") == 6
+
+
+def test_unknown_attribute_names_are_reported(twin):
+    inputs = twin[0]
+    params = full_training_params()
+    params["kan"]["input_var_names"] = ["a0", "elevation"]
+    config = load_training_config(params)
+    with pytest.raises(KeyError, match=r"kan.input_var_names \['elevation'\]"):
+        FeatureIndex.from_names(config, inputs.attribute_names, inputs.forcing_names)
+
+
+def test_device_resolution(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        resolve_device("cuda:0")
+
+
+def test_training_is_deterministic(make_trainer, tmp_path):
+    params = with_changes(full_training_params(), epochs=1)
+    a = make_trainer(params, models_dir=tmp_path / "a").fit()
+    b = make_trainer(params, models_dir=tmp_path / "b").fit()
+    assert a.history["loss"].tolist() == b.history["loss"].tolist()
+    config = load_training_config(params)
+    assert build_models(config).state_dict().keys() == a.model.state_dict().keys()
