@@ -38,7 +38,9 @@ def inputs() -> ModelInputs:
 def trained(request, inputs: ModelInputs):
     config = load_training_config(syn.training_params(leakance=request.param))
     model = build_models(config)
-    source = inference.TrainedParameters(model, config, inputs.attribute_names, inputs.forcing_names)
+    source = inference.TrainedParameters(
+        model, config, inputs.attribute_names, inputs.forcing_names
+    )
     return config, model, source
 
 
@@ -51,22 +53,43 @@ def test_chunked_routing_equals_whole_period(inputs: ModelInputs, trained) -> No
     domain = inference.reach_domain(inputs)
     n_days = len(inputs.dates)
     whole = inference.route_period(
-        inputs, domain, source, 0, n_days, inference.RouteSettings(chunk_days=n_days)
-    )
+        inputs, domain, source, 0, n_days, settings=inference.RouteSettings(chunk_days=n_days)
+    ).daily
     chunked = inference.route_period(
-        inputs, domain, source, 0, n_days, inference.RouteSettings(chunk_days=10)
-    )
+        inputs, domain, source, 0, n_days, settings=inference.RouteSettings(chunk_days=10)
+    ).daily
     assert whole.shape == (n_days, 7)
     assert np.isfinite(whole).all()
     np.testing.assert_allclose(chunked, whole, rtol=2e-5, atol=1e-5)
+
+
+def test_parameter_means_average_daily_parameters(inputs: ModelInputs, trained) -> None:
+    _, _, source = trained
+    domain = inference.reach_domain(inputs)
+    result = inference.route_period(
+        inputs, domain, source, 0, 12, settings=inference.RouteSettings(5)
+    )
+    chunk, _ = inference._chunk_inputs(inputs, domain, slice(0, 12), torch.device("cpu"))
+    with torch.no_grad():
+        physical, _ = source(chunk, None)
+    np.testing.assert_allclose(
+        result.parameter_means["n"], physical["n"].mean(0).numpy(), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        result.parameter_means["top_width"], physical["top_width"].numpy(), rtol=1e-5
+    )
 
 
 def test_without_carried_state_chunks_differ(inputs: ModelInputs, trained) -> None:
     """Guard: the equality above really depends on carrying the LSTM + routing state."""
     _, _, source = trained
     domain = inference.reach_domain(inputs)
-    whole = inference.route_period(inputs, domain, source, 0, 40, inference.RouteSettings(40))
-    restarted = inference.route_period(inputs, domain, source, 20, 40, inference.RouteSettings(20))
+    whole = inference.route_period(
+        inputs, domain, source, 0, 40, settings=inference.RouteSettings(40)
+    ).daily
+    restarted = inference.route_period(
+        inputs, domain, source, 20, 40, settings=inference.RouteSettings(20)
+    ).daily
     assert not np.allclose(restarted, whole[20:], rtol=1e-4)
 
 
@@ -78,16 +101,18 @@ def test_matches_training_forward(inputs: ModelInputs, trained) -> None:
     with torch.no_grad():
         expected = simulate(model.eval(), batch, features, config).daily.numpy()
     domain = inference.gauge_domain(inputs, gauges.reach_index)
-    got = inference.route_period(inputs, domain, source, 0, 30, inference.RouteSettings(7))
+    got = inference.route_period(
+        inputs, domain, source, 0, 30, settings=inference.RouteSettings(7)
+    ).daily
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-5)
 
 
 def test_gauge_outputs_sum_their_reaches(inputs: ModelInputs, trained) -> None:
     _, _, source = trained
-    reaches = inference.route_period(inputs, inference.reach_domain(inputs), source, 0, 15)
+    reaches = inference.route_period(inputs, inference.reach_domain(inputs), source, 0, 15).daily
     gauges = _gauges(inputs)
     domain = inference.gauge_domain(inputs, gauges.reach_index)
-    at_gauges = inference.route_period(inputs, domain, source, 0, 15)
+    at_gauges = inference.route_period(inputs, domain, source, 0, 15).daily
     for g, idx in enumerate(gauges.reach_index):
         np.testing.assert_allclose(at_gauges[:, g], reaches[:, idx].sum(axis=1), rtol=1e-5)
 
@@ -111,8 +136,11 @@ def test_constant_parameters_mid_range_and_overrides(inputs: ModelInputs) -> Non
     physical, state = source(chunk, None)
     assert state is None
     assert torch.allclose(physical["n"], torch.full((7,), 0.035))
-    out = inference.route_period(inputs, domain, source, 0, 20, inference.RouteSettings(6))
-    assert np.isfinite(out).all() and (out > 0).all()
+    result = inference.route_period(
+        inputs, domain, source, 0, 20, settings=inference.RouteSettings(6)
+    )
+    assert np.isfinite(result.daily).all() and (result.daily > 0).all()
+    np.testing.assert_allclose(result.parameter_means["n"], 0.035, rtol=1e-5)
     with pytest.raises(KeyError, match="manning"):
         inference.ConstantParameters(config, {"manning": 0.03})
 

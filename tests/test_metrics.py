@@ -54,7 +54,9 @@ def test_hand_computed_values() -> None:
     r = pearsonr(p, o).statistic
     alpha = p.std() / o.std()
     beta = p.mean() / o.mean()
-    assert m.kge(p, o)[0] == pytest.approx(1 - math.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + (beta - 1) ** 2))
+    assert m.kge(p, o)[0] == pytest.approx(
+        1 - math.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + (beta - 1) ** 2)
+    )
     gamma = (p.std() / p.mean()) / (o.std() / o.mean())
     assert m.kge_prime(p, o)[0] == pytest.approx(
         1 - math.sqrt((r - 1) ** 2 + (gamma - 1) ** 2 + (beta - 1) ** 2)

@@ -97,7 +97,9 @@ def test_gauge_map_marks_missing_values(tables: dict, tmp_path: Path) -> None:
 def test_reach_maps_and_log_scale(tmp_path: Path) -> None:
     lon, lat = np.linspace(-75, -74, 10), np.linspace(40, 41, 10)
     fig = plots.plot_reach_maps(
-        lon, lat, {"n": np.linspace(0.02, 0.1, 10), "top_width": np.logspace(0, 3, 10)},
+        lon,
+        lat,
+        {"n": np.linspace(0.02, 0.1, 10), "top_width": np.logspace(0, 3, 10)},
         log_scale=["top_width"],
     )
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
@@ -106,7 +108,9 @@ def test_reach_maps_and_log_scale(tmp_path: Path) -> None:
 
 
 def test_loss_curve_requires_loss_column(tmp_path: Path) -> None:
-    history = pd.DataFrame({"step": [1, 2, 3], "train_loss": [3.0, 2.0, 1.5], "val_loss": [4, 3, 2.5]})
+    history = pd.DataFrame(
+        {"step": [1, 2, 3], "train_loss": [3.0, 2.0, 1.5], "val_loss": [4, 3, 2.5]}
+    )
     fig = plots.plot_loss_curve(history)
     assert len(fig.axes[0].get_lines()) == 2
     assert fig.axes[0].get_yscale() == "log"

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,9 @@ from ddr_pipeline.network import RiverNetwork
 logger = logging.getLogger(__name__)
 
 
-def closure_matrix(network: RiverNetwork, gauge_reach_index: Sequence[np.ndarray]) -> sparse.csr_matrix:
+def closure_matrix(
+    network: RiverNetwork, gauge_reach_index: Sequence[np.ndarray]
+) -> sparse.csr_matrix:
     """Sparse ``(G, N)`` 0/1 matrix: row g marks the upstream closure of gauge g's reaches."""
     rows, cols = [], []
     for g, reaches in enumerate(gauge_reach_index):
@@ -53,28 +55,38 @@ def summed_lateral_inflow(
 
 def reference_at_gauges(
     reference: xr.DataArray,
-    gauge_reach_ids: Mapping[str, Sequence[int]],
+    gauge_reach_ids: Sequence[Sequence[int]],
     dates: pd.DatetimeIndex,
     reach_dim: str = "divide_id",
 ) -> np.ndarray:
     """Daily ``(T, G)`` reference discharge at gauges: the sum over each gauge's reach ids.
 
-    ``reference`` is ``(reach_dim, time)``; days it lacks are NaN; gauges whose reaches are not
-    all in the product are NaN (logged with their ids).
+    ``reference`` is ``(reach_dim, time)``; days it lacks are NaN; a gauge with a reach missing
+    from the product is NaN (its position is logged).
     """
-    available = set(np.asarray(reference[reach_dim].values, dtype=np.int64).tolist())
-    ref = reference.reindex(time=dates).transpose("time", reach_dim)
-    out = np.full((len(dates), len(gauge_reach_ids)), np.nan, dtype=np.float32)
-    missing = []
-    for g, (staid, ids) in enumerate(gauge_reach_ids.items()):
-        ids = [int(i) for i in ids]
-        if not set(ids) <= available:
-            missing.append(staid)
+    ids = np.asarray(reference[reach_dim].values, dtype=np.int64)
+    position = pd.Index(ids)
+    rows, cols, missing = [], [], []
+    for g, reaches in enumerate(gauge_reach_ids):
+        loc = position.get_indexer(np.asarray(list(reaches), dtype=np.int64))
+        if (loc < 0).any():
+            missing.append(g)
             continue
-        out[:, g] = ref.sel({reach_dim: ids}).sum(reach_dim, skipna=False).values
+        rows.append(np.full(loc.size, g))
+        cols.append(loc)
     if missing:
-        logger.warning("reference product lacks the reaches of gauges %s", missing[:20])
-    return out
+        logger.warning("reference product lacks reaches of gauges at positions %s", missing[:20])
+    shape = (len(gauge_reach_ids), ids.size)
+    flat_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    flat_cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    matrix = sparse.csr_matrix((np.ones(flat_rows.size), (flat_rows, flat_cols)), shape=shape)
+    values = reference.reindex(time=dates).transpose("time", reach_dim).values.astype(np.float64)
+    finite = np.isfinite(values)
+    total = matrix.dot(np.where(finite, values, 0.0).T).T
+    n_missing = matrix.dot((~finite).astype(np.float64).T).T
+    out = np.where(n_missing > 0, np.nan, total)
+    out[:, missing] = np.nan
+    return out.astype(np.float32)
 
 
 def load_reference(path: str | Path | None, variable: str = "outflow") -> xr.DataArray | None:

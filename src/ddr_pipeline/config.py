@@ -7,6 +7,7 @@ raises :class:`ConfigError` whose lines name the offending key path, e.g.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 import re
@@ -314,6 +315,41 @@ class LossConfig(_Strict):
     )
 
 
+class MonitoringConfig(_Strict):
+    """Where training writes, what it validates on and what it sends to MLflow."""
+
+    models_dir: str = Field(
+        "data/06_models",
+        description="Checkpoints go to <models_dir>/<run_name>/saved_models/.",
+    )
+    validation_period: Literal["test", "train"] | tuple[str, str] = Field(
+        "test",
+        description=(
+            "Period the held-out validation gauges are scored on: the model inputs' test or "
+            "train period, or [start, end] dates."
+        ),
+    )
+    validation_warmup_days: int = Field(
+        30, ge=0, description="Days routed before the validation period and not scored."
+    )
+    log_checkpoints: bool = Field(
+        True, description="Upload every checkpoint to MLflow (the final model always is)."
+    )
+    progress_bar: bool = Field(True, description="Show a tqdm progress bar while training.")
+
+    @field_validator("validation_period")
+    @classmethod
+    def _period(cls, period: str | tuple[str, str]) -> str | tuple[str, str]:
+        if isinstance(period, tuple):
+            try:
+                start, end = (datetime.date.fromisoformat(str(day)) for day in period)
+            except ValueError as error:
+                raise ValueError(f"dates must be YYYY-MM-DD: {error}") from None
+            if start > end:
+                raise ValueError(f"start {start} is after end {end}")
+        return period
+
+
 class TrainingConfig(_Strict):
     """The whole ``training`` parameters section."""
 
@@ -335,6 +371,9 @@ class TrainingConfig(_Strict):
     )
     params: ParamsConfig = Field(default_factory=ParamsConfig, description="Physical parameters.")
     loss: LossConfig = Field(default_factory=LossConfig, description="Training loss.")
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="Outputs, validation and MLflow logging."
+    )
 
     @field_validator("run_name")
     @classmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -28,6 +29,12 @@ from ddr_pipeline.data.batching import ModelInputs
 from ddr_pipeline.models import LSTMState, RoutingModel, denormalize, routing_parameters
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import daily_mean, gather_gauges, muskingum_cunge, repeat_daily
+from ddr_pipeline.training.checkpoints import (
+    CheckpointError,
+    LoadedCheckpoint,
+    latest_checkpoint,
+    load_checkpoint,
+)
 from ddr_pipeline.training.forward import DT_SECONDS, FeatureIndex
 
 logger = logging.getLogger(__name__)
@@ -160,9 +167,7 @@ class ConstantParameters:
     freshly initialised network (sigmoid output 0.5) predicts.
     """
 
-    def __init__(
-        self, config: TrainingConfig, values: Mapping[str, float] | None = None
-    ) -> None:
+    def __init__(self, config: TrainingConfig, values: Mapping[str, float] | None = None) -> None:
         self.params: ParamsConfig = config.params
         self.leakance = config.params.use_leakance
         values = dict(values or {})
@@ -201,7 +206,11 @@ def _to_steps(params: Mapping[str, torch.Tensor], n_days: int, steps: int) -> di
     """Repeat daily ``(D, N)`` parameters to ``(D*steps, N)``; static ``(N,)`` stay as they are."""
     out = {}
     for name, values in params.items():
-        out[name] = repeat_daily(values, steps) if values.ndim == 2 and values.shape[0] == n_days else values
+        out[name] = (
+            repeat_daily(values, steps)
+            if values.ndim == 2 and values.shape[0] == n_days
+            else values
+        )
     return out
 
 
@@ -247,17 +256,34 @@ def _outputs(daily: torch.Tensor, domain: RoutingDomain) -> np.ndarray:
     return gather_gauges(daily, list(domain.outputs)).cpu().numpy()
 
 
+@dataclass
+class RouteResult:
+    """Daily means ``(days, outputs)`` and per-reach parameter means over the routed days."""
+
+    daily: np.ndarray
+    parameter_means: dict[str, np.ndarray]
+
+
+def _accumulate(sums: dict[str, np.ndarray], params: Mapping[str, torch.Tensor], days: int) -> None:
+    """Add each parameter's day-weighted per-reach values (static ones count every day)."""
+    for name, values in params.items():
+        per_day = values.sum(dim=0) if values.ndim == 2 else values * days
+        sums[name] = sums.get(name, 0.0) + per_day.detach().double().cpu().numpy()
+
+
 def route_period(
     inputs: ModelInputs,
     domain: RoutingDomain,
     source: ParameterSource,
     start: int,
     stop: int,
+    *,
     settings: RouteSettings | None = None,
-) -> np.ndarray:
-    """Route day positions ``[start, stop)`` of ``inputs`` in chunks; return daily means.
+) -> RouteResult:
+    """Route day positions ``[start, stop)`` of ``inputs`` in chunks carrying the state.
 
-    Returns a float32 array ``(stop - start, domain.n_outputs)`` of daily mean discharge (m³/s).
+    Returns the float32 daily mean discharge ``(stop - start, domain.n_outputs)`` (m³/s) and the
+    mean physical parameters per routed reach (``(N,)`` each; daily ones averaged over the days).
     """
     settings = settings or RouteSettings()
     if not 0 <= start < stop <= len(inputs.dates):
@@ -267,7 +293,8 @@ def route_period(
         key: torch.from_numpy(values[domain.reach_index]).to(device)
         for key, values in inputs.channel.items()
     }
-    result = np.empty((stop - start, domain.n_outputs), dtype=np.float32)
+    daily = np.empty((stop - start, domain.n_outputs), dtype=np.float32)
+    sums: dict[str, np.ndarray] = {}
     q_state: torch.Tensor | None = None
     lstm_state: LSTMState | None = None
     steps = settings.steps_per_day
@@ -286,9 +313,35 @@ def route_period(
                 leakance=source.leakance,
             )
             q_state = hourly[-1]
-            result[first - start : last - start] = _outputs(daily_mean(hourly, steps), domain)
+            daily[first - start : last - start] = _outputs(daily_mean(hourly, steps), domain)
+            _accumulate(sums, params, last - first)
             logger.debug("routed days %d..%d", first, last)
-    return result
+    means = {name: (total / (stop - start)).astype(np.float32) for name, total in sums.items()}
+    return RouteResult(daily=daily, parameter_means=means)
+
+
+def parameter_means(
+    inputs: ModelInputs,
+    domain: RoutingDomain,
+    source: ParameterSource,
+    start: int,
+    stop: int,
+    *,
+    chunk_days: int = 365,
+) -> dict[str, np.ndarray]:
+    """Mean physical parameters per reach over days ``[start, stop)`` (networks only, no routing).
+
+    The LSTM state is carried between chunks exactly as in :func:`route_period`.
+    """
+    sums: dict[str, np.ndarray] = {}
+    state: LSTMState | None = None
+    with torch.no_grad():
+        for first in range(start, stop, chunk_days):
+            last = min(first + chunk_days, stop)
+            chunk, _ = _chunk_inputs(inputs, domain, slice(first, last), torch.device("cpu"))
+            params, state = source(chunk, state)
+            _accumulate(sums, params, last - first)
+    return {name: (total / (stop - start)).astype(np.float32) for name, total in sums.items()}
 
 
 def spinup_start(dates: pd.DatetimeIndex, start: str, warmup_days: int) -> tuple[int, int]:
@@ -307,3 +360,61 @@ def spinup_start(dates: pd.DatetimeIndex, start: str, warmup_days: int) -> tuple
             start,
         )
     return route_from, period_start
+
+
+def resolve_checkpoint(
+    checkpoint: str | None, run_name: str | None, models_dir: str | Path
+) -> Path:
+    """The checkpoint file to load: ``checkpoint`` if given, else the latest one of ``run_name``.
+
+    Raises ``FileNotFoundError`` naming the path or run folder searched.
+    """
+    if checkpoint:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        return path
+    if not run_name:
+        raise ValueError("give a checkpoint path, a training run name or an MLflow model URI")
+    latest = latest_checkpoint(models_dir, run_name)
+    if latest is None:
+        folder = Path(models_dir) / run_name / "saved_models"
+        raise FileNotFoundError(
+            f"no checkpoint of run {run_name!r} in {folder} (train it first, or set the "
+            "checkpoint path / MLflow model URI)"
+        )
+    return latest
+
+
+def load_model(
+    checkpoint: str | None = None,
+    run_name: str | None = None,
+    mlflow_model_uri: str | None = None,
+    models_dir: str | Path = "data/06_models",
+) -> LoadedCheckpoint:
+    """Load a trained model from a checkpoint path, a run's latest checkpoint or an MLflow URI.
+
+    Priority: ``checkpoint`` > ``mlflow_model_uri`` > latest checkpoint of ``run_name``. For an
+    MLflow URI (``runs:/<id>/model``, ``models:/<name>/<version>``) the weights come from the
+    MLflow PyTorch model and the configuration / normalisation statistics from the checkpoint of
+    ``run_name`` (the MLflow model holds only the network), whose weights must agree.
+    """
+    if checkpoint or not mlflow_model_uri:
+        path = resolve_checkpoint(checkpoint, run_name, models_dir)
+        logger.info("loading checkpoint %s", path)
+        return load_checkpoint(path)
+    import mlflow.pytorch
+
+    base = load_checkpoint(resolve_checkpoint(None, run_name, models_dir))
+    model = mlflow.pytorch.load_model(mlflow_model_uri, map_location="cpu")
+    ours = set(base.model.state_dict())
+    theirs = set(model.state_dict())
+    if ours != theirs:
+        raise CheckpointError(
+            f"MLflow model {mlflow_model_uri} does not match the architecture of run "
+            f"{run_name!r}: keys only in MLflow {sorted(theirs - ours)[:10]}, only in checkpoint "
+            f"{sorted(ours - theirs)[:10]}"
+        )
+    base.model.load_state_dict(model.state_dict())
+    logger.info("loaded weights from MLflow model %s", mlflow_model_uri)
+    return base

@@ -200,7 +200,9 @@ class RiverNetwork:
         downstream = _lookup(sorted_ids, sort, to_arr, valid)
         selfloop = np.flatnonzero(downstream == np.arange(n))
         if selfloop.size:
-            raise ValueError(f"reaches drain into themselves (self-loops): {_name_ids(id_arr[selfloop])}")
+            raise ValueError(
+                f"reaches drain into themselves (self-loops): {_name_ids(id_arr[selfloop])}"
+            )
         up_ptr, up_idx = _upstream_csr(downstream)
         cyc = _cycle_members(downstream)
         if cyc.size:
@@ -295,13 +297,29 @@ class RiverNetwork:
 
     # ------------------------------------------------------------------ arrays for kernels
     def routing_arrays(self) -> dict[str, np.ndarray]:
-        """Cached arrays the routing kernels use (order, downstream, upstream CSR)."""
-        return {
-            "order": self.topological_order,
-            "down": self.downstream_index,
-            "up_ptr": self.up_ptr,
-            "up_idx": self.up_idx,
-        }
+        """Cached arrays for the routing kernels.
+
+        ``order`` (user index of each topological position); ``down``, ``up_ptr``, ``up_idx`` in
+        topological positions; ``user_down``, ``user_up_ptr``, ``user_up_idx`` in user indices.
+        """
+        if "routing" not in self._cache:
+            order = self.topological_order
+            pos_down = np.where(
+                self.downstream_index[order] >= 0,
+                self._position[np.maximum(self.downstream_index[order], 0)],
+                -1,
+            ).astype(np.int64)
+            pos_ptr, pos_idx = _upstream_csr(pos_down)
+            self._cache["routing"] = {
+                "order": order,
+                "down": pos_down,
+                "up_ptr": pos_ptr,
+                "up_idx": pos_idx,
+                "user_down": self.downstream_index,
+                "user_up_ptr": self.up_ptr,
+                "user_up_idx": self.up_idx,
+            }
+        return self._cache["routing"]
 
     def level_groups(self) -> list[np.ndarray]:
         """User indices grouped by topological level (cached)."""
@@ -315,7 +333,9 @@ class RiverNetwork:
         return self._cache["level_groups"]
 
 
-def _lookup(sorted_ids: np.ndarray, sort: np.ndarray, query: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def _lookup(
+    sorted_ids: np.ndarray, sort: np.ndarray, query: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
     """User index of each query id, -1 where invalid or unknown."""
     n = sorted_ids.size
     if n == 0:

@@ -19,28 +19,33 @@ CRS_ALBERS = "EPSG:5070"
 
 
 def dendritic_network(
-    n: int, n_basins: int = 1, window: int = 8, seed: int = 0
+    n: int,
+    n_basins: int = 1,
+    window: int = 8,
+    seed: int = 0,
+    *,
+    size_sigma: float = 1.0,
+    hack_exponent: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A random dendritic forest of ``n`` reaches in ``n_basins`` basins (ids shuffled).
 
     Within a basin, reach ``k`` (k >= 1, numbered from the outlet) drains into a random reach among
-    the ``window`` reaches numbered just below it, giving a longest path of about ``2 n / window``
-    links per basin and ~1 upstream neighbour per reach. Basin sizes follow a lognormal law.
+    the ``max(window, k ** hack_exponent)`` reaches numbered just below it. With
+    ``hack_exponent=0`` the longest path is about ``2 k / window`` links; with 0.5 it grows like
+    ``4 sqrt(k)`` (Hack's law-like, realistic for continental fabrics). Basin sizes are
+    ``1 + multinomial`` with lognormal(0, ``size_sigma``) weights (heavy tail for large sigma).
 
     Returns:
         (ids, to_ids): int64 arrays, ids a random permutation of 1..n, to_id 0 = outlet.
     """
     rng = np.random.default_rng(seed)
-    weights = rng.lognormal(0.0, 1.0, n_basins)
-    sizes = np.maximum(1, np.floor(weights / weights.sum() * n).astype(np.int64))
-    sizes[-1] += n - sizes.sum()
-    while sizes[-1] < 1:  # rounding may overshoot: take reaches back from the largest basins
-        big = np.argmax(sizes[:-1])
-        sizes[big] -= 1
-        sizes[-1] += 1
+    n_basins = min(n_basins, n)
+    weights = rng.lognormal(0.0, size_sigma, n_basins)
+    sizes = 1 + rng.multinomial(n - n_basins, weights / weights.sum())
     start = np.repeat(np.cumsum(sizes) - sizes, sizes)
     local = np.arange(n) - start
-    offset = 1 + np.floor(rng.random(n) * np.minimum(local, window)).astype(np.int64)
+    width = np.maximum(window, np.floor(local**hack_exponent)).astype(np.int64)
+    offset = 1 + np.floor(rng.random(n) * np.minimum(local, width)).astype(np.int64)
     parent = np.where(local == 0, -1, np.arange(n) - offset)
     ids = rng.permutation(n).astype(np.int64) + 1
     to_ids = np.where(parent >= 0, ids[np.maximum(parent, 0)], 0)

@@ -194,3 +194,49 @@ def test_cycle_is_named(tmp_path):
 def test_bad_ids_are_named():
     with pytest.raises(HydrofabricError, match="cat-7"):
         parse_prefixed_ids(pd.Series(["wb-1", "cat-7"]), ("wb",), "flowpaths.id")
+
+
+def test_cli_fixture_with_stores(tmp_path):
+    import sys
+
+    from ddr_pipeline.data import io
+    from ddr_pipeline.data.stores import StoreError
+
+    from .generators import daily_store, write_icechunk_store
+
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    sys.path.insert(0, str(scripts))
+    try:
+        import convert_hydrofabric
+    finally:
+        sys.path.remove(str(scripts))
+    cats = np.array(["cat-10236", "cat-10237"], dtype=object)
+    write_icechunk_store(daily_store("Qr", "divide_id", cats, "1981-01-01", 60), tmp_path / "qr")
+    pd.DataFrame(
+        {"divide_id": ["cat-10236", "cat-10237", "cat-10245"], "aridity": [1.0, 2.0, 3.0]}
+    ).to_csv(tmp_path / "attrs.csv", index=False)
+    out = tmp_path / "hf"
+    argv = [
+        str(FIXTURE),
+        "--out",
+        str(out),
+        "--lateral-inflow",
+        str(tmp_path / "qr"),
+        "--start",
+        "1981-02-01",
+        "--end",
+        "1981-02-10",
+        "--attributes",
+        str(tmp_path / "attrs.csv"),
+    ]
+    with pytest.raises(StoreError, match=r"1 divides absent.*10245"):
+        convert_hydrofabric.main([*argv, "--missing-error"])
+    convert_hydrofabric.main(argv)
+    qr = io.read_zarr(out / "lateral_inflow.zarr")
+    assert qr["divide_id"].to_numpy().tolist() == [10236, 10237, 10245]
+    assert float(qr["Qr"].sel(divide_id=10245).max()) == pytest.approx(0.001)
+    assert io.read_table(out / "attributes.parquet").set_index("id")["aridity"].to_dict() == {
+        10236: 1.0,
+        10237: 2.0,
+        10245: 3.0,
+    }

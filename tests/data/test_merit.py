@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
 
-from ddr_pipeline.data import schema
+from ddr_pipeline.data import io, schema
+from ddr_pipeline.data.adjacency import read_adjacency
 from ddr_pipeline.data.merit import MeritError, convert_merit, read_rivers
 from ddr_pipeline.data.stores import StoreError
 
-from .generators import dendritic_network, upstream_columns, write_gauge_csv, write_merit_shapefile
+from .generators import (
+    daily_store,
+    dendritic_network,
+    upstream_columns,
+    write_gauge_csv,
+    write_merit_shapefile,
+    write_zarr_store,
+)
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +133,35 @@ def test_inconsistent_up_columns_are_reported(tmp_path, caplog):
         convert_merit(tmp_path / "lie.shp", tmp_path / "g.csv")
     assert "disagree with NextDownID" in caplog.text
     assert upstream_columns(ids, to_ids).shape == (30, 4)
+
+
+def test_cli_with_config(merit, tmp_path):
+    import sys
+
+    root, comids, _, _ = merit
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    sys.path.insert(0, str(scripts))
+    try:
+        import convert_merit
+    finally:
+        sys.path.remove(str(scripts))
+    qr = daily_store("Qr", "divide_id", comids, "1990-01-01", 30, units="m3 s-1")
+    write_zarr_store(qr, tmp_path / "qr.zarr")
+    config = {
+        "sources": {
+            "rivers": [str(root / "riv_pfaf_7*.shp")],
+            "gauges": str(root / "gauges.csv"),
+            "lateral_inflow": str(tmp_path / "qr.zarr"),
+            "start": "1990-01-05",
+            "end": "1990-01-09",
+            "adjacency": True,
+        }
+    }
+    (tmp_path / "sources.yml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "merit"
+    convert_merit.main(["--config", str(tmp_path / "sources.yml"), "--out", str(out)])
+    reaches = io.read_reaches(out / "reaches.parquet")
+    assert len(reaches) == comids.size
+    assert io.read_table(out / "gauges.parquet")["STAID"].tolist() == ["01000001", "02000002"]
+    assert io.read_zarr(out / "lateral_inflow.zarr").sizes["time"] == 5
+    assert read_adjacency(out / "adjacency.zarr").ids.size == comids.size

@@ -17,7 +17,7 @@ def _row(p: torch.Tensor, t: int) -> torch.Tensor:
     return p if p.ndim == 1 else p[t]
 
 
-def coefficients(qt, n, qs, p, w, z, length, s0, x, dt):
+def coefficients(qt, n, qs, p, w, z, length, s0, x, dt, v_max=V_MAX):
     s0c = torch.clamp(s0, min=S_MIN)
     depth = (qt * n * (qs + 1) / (p * torch.sqrt(s0c))) ** (3.0 / (5.0 + 3.0 * qs))
     depth = torch.clamp(depth, min=D_MIN)
@@ -26,7 +26,7 @@ def coefficients(qt, n, qs, p, w, z, length, s0, x, dt):
     perim = bottom + 2 * depth * torch.sqrt(1 + z**2)
     radius = area / perim
     v = radius ** (2.0 / 3.0) * torch.sqrt(s0c) / n
-    c = 5.0 / 3.0 * torch.clamp(v, V_MIN, V_MAX)
+    c = 5.0 / 3.0 * torch.clamp(v, V_MIN, v_max)
     k = length / c
     den = 2 * k * (1 - x) + dt
     c1 = (dt - 2 * k * x) / den
@@ -44,6 +44,7 @@ def route_reference(
     dt: float = 3600.0,
     initial_state: torch.Tensor | None = None,
     leakance: bool = False,
+    v_max: float = V_MAX,
 ) -> tuple[torch.Tensor, float]:
     """(T+1, N) states and the volume added by the Q_min floor."""
     n_t, n_r = qlat.shape
@@ -64,7 +65,7 @@ def route_reference(
         g = {k: _row(v, t) for k, v in p_all.items()}
         c1, c2, c3, c4, depth = coefficients(
             qt, g["n"], g["q_spatial"], g["p"], g["top_width"], g["side_slope"],
-            g["length"], g["slope"], g["x"], dt,
+            g["length"], g["slope"], g["x"], dt, v_max,
         )  # fmt: skip
         if leakance:
             hbank = torch.clamp(g["top_width"] / (2 * g["side_slope"]), 0.1, 10.0)

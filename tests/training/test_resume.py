@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from training_synthetic import full_training_params, with_changes
 
@@ -11,8 +10,8 @@ from ddr_pipeline.training import checkpoint_path
 
 def _assert_same_state(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"tensor {key} differs"
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), f"tensor {key} differs"
 
 
 def _optimizer_tensors(trainer) -> list[torch.Tensor]:
@@ -20,31 +19,31 @@ def _optimizer_tensors(trainer) -> list[torch.Tensor]:
     return [t for slot in state.values() for t in slot.values()]
 
 
-@pytest.mark.parametrize("stop_after", [2, 3, 4])  # mid-epoch, end of epoch 1, mid-epoch 2
-def test_stop_and_resume_is_bitwise_identical(make_trainer, tmp_path, stop_after):
+def test_stop_and_resume_is_bitwise_identical(make_trainer, tmp_path):
     params = full_training_params()
     full = make_trainer(params, models_dir=tmp_path / "a")
     reference = full.fit()
     assert not reference.stopped_early
     assert len(reference.history) == 6
 
-    first = make_trainer(params, models_dir=tmp_path / "b", max_steps=stop_after)
-    interrupted = first.fit()
-    assert interrupted.stopped_early
-    assert len(interrupted.history) == stop_after
-    epoch, mb = divmod(stop_after - 1, 3)
-    ckpt = checkpoint_path(tmp_path / "b", "full", epoch + 1, mb)
-    assert interrupted.final_checkpoint == ckpt
+    for stop_after in (2, 3, 4):  # mid-epoch 1, end of epoch 1, mid-epoch 2
+        folder = tmp_path / f"stop{stop_after}"
+        interrupted = make_trainer(params, models_dir=folder, max_steps=stop_after).fit()
+        assert interrupted.stopped_early
+        assert len(interrupted.history) == stop_after
+        epoch, mb = divmod(stop_after - 1, 3)
+        ckpt = checkpoint_path(folder, "full", epoch + 1, mb)
+        assert interrupted.final_checkpoint == ckpt
 
-    resumed = make_trainer(with_changes(params, checkpoint=str(ckpt)), models_dir=tmp_path / "b")
-    result = resumed.fit()
+        resumed = make_trainer(with_changes(params, checkpoint=str(ckpt)), models_dir=folder)
+        result = resumed.fit()
 
-    _assert_same_state(reference.model.state_dict(), result.model.state_dict())
-    for x, y in zip(_optimizer_tensors(full), _optimizer_tensors(resumed), strict=True):
-        assert torch.equal(x, y)
-    assert reference.history["loss"].tolist() == result.history["loss"].tolist()
-    assert reference.history["window_start"].tolist() == result.history["window_start"].tolist()
-    assert reference.history["gauges"].tolist() == result.history["gauges"].tolist()
+        _assert_same_state(reference.model.state_dict(), result.model.state_dict())
+        for x, y in zip(_optimizer_tensors(full), _optimizer_tensors(resumed), strict=True):
+            assert torch.equal(x, y)
+        assert reference.history["loss"].tolist() == result.history["loss"].tolist()
+        assert reference.history["window_start"].tolist() == result.history["window_start"].tolist()
+        assert reference.history["gauges"].tolist() == result.history["gauges"].tolist()
 
 
 def test_resume_with_more_epochs_continues_from_the_checkpoint(make_trainer, tmp_path):

@@ -88,6 +88,7 @@ def make_twin(seed: int = 0) -> tuple[xr.Dataset, pd.DataFrame, dict[str, Any]]:
             "time": dates,
             "gage_id": [f"{i:08d}" for i in ids],
         },
+        attrs={"train_period": list(TRAIN_PERIOD), "test_period": list(TEST_PERIOD)},
     )
     splits = np.where(np.isin(np.arange(n), [3, 9, 17, 20]), "validation", "train")
     gauges = pd.DataFrame(

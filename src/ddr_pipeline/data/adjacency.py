@@ -32,8 +32,13 @@ from ddr_pipeline.network import RiverNetwork
 logger = logging.getLogger(__name__)
 
 FORMAT = "COO"
-CHANNEL_ARRAYS = {"length_m": "length_m", "slope": "slope", "x": "muskingum_x",
-                  "top_width": "top_width", "side_slope": "side_slope"}
+CHANNEL_ARRAYS = {
+    "length_m": "length_m",
+    "slope": "slope",
+    "x": "muskingum_x",
+    "top_width": "top_width",
+    "side_slope": "side_slope",
+}
 LYNKER_NAMES = ("lynker", "lynker_hydrofabric", "hydrofabric_v2.2")
 
 
@@ -74,30 +79,37 @@ def coo_edges(network: RiverNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray
     sort = np.lexsort((cols, rows))
     rows, cols = rows[sort], cols[sort]
     if (rows <= cols).any():
-        raise AdjacencyError("adjacency matrix is not strictly lower-triangular: "
-                             "the topological order is inconsistent")
+        raise AdjacencyError(
+            "adjacency matrix is not strictly lower-triangular: "
+            "the topological order is inconsistent"
+        )
     return position, rows, cols
 
 
-def _write_coo(group: zarr.Group, rows: np.ndarray, cols: np.ndarray, order: np.ndarray,
-               n: int) -> None:
+def _write_coo(
+    group: zarr.Group, rows: np.ndarray, cols: np.ndarray, order: np.ndarray, n: int
+) -> None:
     dtype = _index_dtype(n)
     group.create_array("indices_0", data=rows.astype(dtype))
     group.create_array("indices_1", data=cols.astype(dtype))
     group.create_array("values", data=np.ones(rows.size, np.uint8))
     group.create_array("order", data=order.astype(_id_dtype(order)))
-    group.attrs.update({
-        "format": FORMAT, "shape": [n, n],
-        "data_types": {"indices_0": str(dtype), "indices_1": str(dtype), "values": "uint8"},
-    })
+    group.attrs.update(
+        {
+            "format": FORMAT,
+            "shape": [n, n],
+            "data_types": {"indices_0": str(dtype), "indices_1": str(dtype), "values": "uint8"},
+        }
+    )
 
 
 def _gauge_catchment(reach_id: int, geodataset: str) -> str | int:
     return f"wb-{reach_id}" if geodataset in LYNKER_NAMES else int(reach_id)
 
 
-def write_adjacency(path: str | Path, reaches: pd.DataFrame, gauges: pd.DataFrame | None,
-                    geodataset: str) -> RiverNetwork:
+def write_adjacency(
+    path: str | Path, reaches: pd.DataFrame, gauges: pd.DataFrame | None, geodataset: str
+) -> RiverNetwork:
     """Write the network (and per-gauge) adjacency store for schema ``reaches``/``gauges``.
 
     Args:
@@ -123,13 +135,23 @@ def write_adjacency(path: str | Path, reaches: pd.DataFrame, gauges: pd.DataFram
                 root.create_array(name, data=values)
         if gauges is not None:
             _write_gauges(root, network, position, gauges, geodataset)
-    logger.info("wrote adjacency %s: %d reaches, %d edges, %d gauges", path, n, rows.size,
-                0 if gauges is None else len(gauges))
+    logger.info(
+        "wrote adjacency %s: %d reaches, %d edges, %d gauges",
+        path,
+        n,
+        rows.size,
+        0 if gauges is None else len(gauges),
+    )
     return network
 
 
-def _write_gauges(root: zarr.Group, network: RiverNetwork, position: np.ndarray,
-                  gauges: pd.DataFrame, geodataset: str) -> None:
+def _write_gauges(
+    root: zarr.Group,
+    network: RiverNetwork,
+    position: np.ndarray,
+    gauges: pd.DataFrame,
+    geodataset: str,
+) -> None:
     n = network.n_reaches
     for staid, reach_ids in zip(gauges["STAID"].astype(str), gauges["reach_ids"], strict=True):
         origin = network.index_of(np.asarray(list(reach_ids), dtype=np.int64))
@@ -137,17 +159,24 @@ def _write_gauges(root: zarr.Group, network: RiverNetwork, position: np.ndarray,
         group = root.create_group(staid)
         rows, cols, subset = _subset_edges(network, position, members)
         _write_coo(group, rows, cols, subset, n)
-        group.attrs.update({
-            "gage_idx": int(position[origin[0]]),
-            "gage_catchment": _gauge_catchment(int(network.ids[origin[0]]), geodataset),
-        })
+        group.attrs.update(
+            {
+                "gage_idx": int(position[origin[0]]),
+                "gage_catchment": _gauge_catchment(int(network.ids[origin[0]]), geodataset),
+            }
+        )
         if origin.size > 1:
-            group.attrs.update({"gage_idxs": [int(p) for p in position[origin]],
-                                "gage_reach_ids": [int(i) for i in network.ids[origin]]})
+            group.attrs.update(
+                {
+                    "gage_idxs": [int(p) for p in position[origin]],
+                    "gage_reach_ids": [int(i) for i in network.ids[origin]],
+                }
+            )
 
 
-def _subset_edges(network: RiverNetwork, position: np.ndarray,
-                  members: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _subset_edges(
+    network: RiverNetwork, position: np.ndarray, members: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Edges inside ``members`` (network positions) and the member ids in topological order."""
     inside = np.zeros(network.n_reaches, np.bool_)
     inside[members] = True
@@ -169,7 +198,9 @@ def _check_coo(group: zarr.Group, where: str) -> tuple[np.ndarray, np.ndarray, n
     if missing:
         raise AdjacencyError(f"{where}: missing array(s) {', '.join(missing)}")
     if group.attrs.get("format") != FORMAT:
-        raise AdjacencyError(f"{where}: attribute format={group.attrs.get('format')!r}, expected 'COO'")
+        raise AdjacencyError(
+            f"{where}: attribute format={group.attrs.get('format')!r}, expected 'COO'"
+        )
     shape = group.attrs.get("shape")
     if shape is None or len(shape) != 2 or shape[0] != shape[1]:
         raise AdjacencyError(f"{where}: attribute shape={shape!r} is not [N, N]")
@@ -179,8 +210,10 @@ def _check_coo(group: zarr.Group, where: str) -> tuple[np.ndarray, np.ndarray, n
     if rows.size != cols.size:
         raise AdjacencyError(f"{where}: indices_0 and indices_1 differ in length")
     if (rows <= cols).any():
-        raise AdjacencyError(f"{where}: matrix is not strictly lower-triangular "
-                             f"({int((rows <= cols).sum())} entries on/above the diagonal)")
+        raise AdjacencyError(
+            f"{where}: matrix is not strictly lower-triangular "
+            f"({int((rows <= cols).sum())} entries on/above the diagonal)"
+        )
     if rows.size and (rows.max() >= shape[0] or cols.min() < 0):
         raise AdjacencyError(f"{where}: indices outside shape {shape}")
     return rows, cols, order, int(shape[0])
@@ -200,11 +233,14 @@ def read_adjacency(path: str | Path) -> Adjacency:
     for column, name in CHANNEL_ARRAYS.items():
         if name in root:
             channel[column] = np.asarray(root[name][...], dtype=np.float64)
-    return Adjacency(ids=order, to_ids=to_ids, geodataset=str(root.attrs.get("geodataset", "")),
-                     channel=channel)
+    return Adjacency(
+        ids=order, to_ids=to_ids, geodataset=str(root.attrs.get("geodataset", "")), channel=channel
+    )
 
 
-def read_gauge_subsets(path: str | Path, staids: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def read_gauge_subsets(
+    path: str | Path, staids: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
     """Per-gauge upstream sets: STAID -> network indices (sorted) of the gauge's reaches and all
     reaches upstream of them (the union of the subgroup's ``indices`` and ``gage_idx``)."""
     root = zarr.open_group(str(path), mode="r")

@@ -50,6 +50,7 @@ class ModelInputs:
     observations: np.ndarray  # (T, G) float32, m3/s, NaN = missing
     gage_ids: tuple[str, ...]
     dates: pd.DatetimeIndex  # (T,) daily
+    periods: dict[str, tuple[str, str]] = field(default_factory=dict)  # e.g. train, test
 
     @classmethod
     def from_dataset(cls, ds: xr.Dataset) -> ModelInputs:
@@ -84,7 +85,24 @@ class ModelInputs:
             observations=_array(ds["observations"], ("time", "gage_id")),
             gage_ids=tuple(str(g) for g in ds["gage_id"].values),
             dates=pd.DatetimeIndex(ds["time"].values),
+            periods={
+                key.removesuffix("_period"): (str(value[0]), str(value[1]))
+                for key, value in ds.attrs.items()
+                if key.endswith("_period") and len(value) == 2
+            },
         )
+
+    def period(self, name_or_dates: str | Sequence[str]) -> tuple[int, int]:
+        """Day positions of a named period of the inputs (``"train"``, ``"test"``) or of dates."""
+        if isinstance(name_or_dates, str):
+            if name_or_dates not in self.periods:
+                raise KeyError(
+                    f"the model inputs define no {name_or_dates!r} period "
+                    f"(attributes: {sorted(self.periods)})"
+                )
+            return self.day_range(*self.periods[name_or_dates])
+        start, end = name_or_dates
+        return self.day_range(start, end)
 
     def day_range(self, start: str | pd.Timestamp, end: str | pd.Timestamp) -> tuple[int, int]:
         """Return ``(first, last + 1)`` day positions of the inclusive period ``[start, end]``."""

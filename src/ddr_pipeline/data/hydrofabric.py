@@ -22,9 +22,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 
+from ddr_pipeline.data import io, schema
 from ddr_pipeline.data.schema import normalize_staid
 
 logger = logging.getLogger(__name__)
@@ -36,8 +39,13 @@ ATTRIBUTE_LAYERS = ("flowpath-attributes", "flowpath_attributes", "flowpath-attr
 DIVIDE_ATTRIBUTE_LAYERS = ("divide-attributes", "divide_attributes")
 
 #: hydrofabric flowpath-attribute column -> schema column (first present wins for lengths).
-CHANNEL_COLUMNS = {"So": "slope", "TopWdth": "top_width", "ChSlp": "side_slope", "n": "mann_n",
-                   "MusX": "x"}
+CHANNEL_COLUMNS = {
+    "So": "slope",
+    "TopWdth": "top_width",
+    "ChSlp": "side_slope",
+    "n": "mann_n",
+    "MusX": "x",
+}
 LENGTH_COLUMNS = ("Length_m", "length_m")
 DIVIDE_COLUMNS = ("divide_id", "realized_catchment")
 OUTLET = 0
@@ -55,6 +63,19 @@ class FabricTables:
     gauges: pd.DataFrame
     attributes: pd.DataFrame | None = None
 
+    def write(self, folder: str | Path) -> list[Path]:
+        """Validate and write ``reaches``/``gauges``/``attributes`` (.parquet) into ``folder``."""
+        root = Path(folder)
+        reaches = gpd.GeoDataFrame(schema.validate_reaches(self.reaches), crs=self.reaches.crs)
+        gauges = schema.validate_gauges(self.gauges, reaches["id"].to_numpy())
+        paths = [root / schema.REACHES_FILE, root / schema.GAUGES_FILE]
+        io.write_reaches(reaches, paths[0])
+        io.write_table(gauges, paths[1])
+        if self.attributes is not None:
+            paths.append(root / schema.ATTRIBUTES_FILE)
+            io.write_table(self.attributes, paths[-1])
+        return paths
+
 
 # ----------------------------------------------------------------------------- ids
 
@@ -66,26 +87,43 @@ def _examples(values: Sequence[object] | np.ndarray | pd.Series, k: int = 5) -> 
     return ", ".join(str(v) for v in vals[:k]) + more
 
 
+def split_ids(values: pd.Series | np.ndarray | Sequence[object]) -> tuple[pd.Series, np.ndarray]:
+    """Split ``<prefix>-<digits>`` ids (vectorised with pyarrow).
+
+    Returns:
+        (prefix as a pandas string Series, ``<NA>`` where the id does not match; number as int64,
+        -1 where it does not match).
+    """
+    series = pd.Series(values, dtype="string")
+    text = pa.array(series.to_numpy(dtype=object, na_value=None), type=pa.string())
+    parts = pc.extract_regex(text, r"^(?P<prefix>[A-Za-z]+)-(?P<number>\d+)$")
+    prefix = pd.Series(pc.struct_field(parts, "prefix").to_pandas(), dtype="string")
+    number = pc.struct_field(parts, "number").cast(pa.int64()).fill_null(-1)
+    return prefix, number.to_numpy(zero_copy_only=False)
+
+
 def parse_prefixed_ids(values: pd.Series, prefixes: Sequence[str], what: str) -> np.ndarray:
     """Numeric part of ids like ``wb-123`` (prefix in ``prefixes``) as int64.
 
     Raises:
         HydrofabricError: naming the ids that are missing or do not match ``<prefix>-<digits>``.
     """
-    text = pd.Series(values, dtype="string")
-    parts = text.str.extract(r"^(?P<prefix>[A-Za-z]+)-(?P<number>\d+)$")
-    bad = parts["number"].isna() | ~parts["prefix"].isin(list(prefixes))
+    prefix, number = split_ids(values)
+    bad = (number < 0) | ~prefix.isin(list(prefixes)).fillna(False).to_numpy(bool)
     if bad.any():
+        text = pd.Series(values, dtype="string").reset_index(drop=True)
         raise HydrofabricError(
             f"{what}: {int(bad.sum())} ids are not of the form "
             f"{'|'.join(prefixes)}-<number>: {_examples(text[bad].fillna('<missing>'))}"
         )
-    return parts["number"].astype("int64").to_numpy()
+    return number
 
 
 def _prefix_of(values: pd.Series) -> pd.Series:
     """The alphabetic prefix of ``prefix-number`` ids (``<NA>`` when absent)."""
-    return pd.Series(values, dtype="string").str.extract(r"^([A-Za-z]+)-")[0]
+    prefix = split_ids(values)[0]
+    prefix.index = pd.Series(values).index
+    return prefix
 
 
 # ----------------------------------------------------------------------------- layers
@@ -96,8 +134,9 @@ def list_layers(path: str | Path) -> list[str]:
     return [str(name) for name in pyogrio.list_layers(path)[:, 0]]
 
 
-def find_layer(path: str | Path, candidates: Sequence[str], what: str,
-               required: bool = True) -> str | None:
+def find_layer(
+    path: str | Path, candidates: Sequence[str], what: str, required: bool = True
+) -> str | None:
     """The first of ``candidates`` present in the GeoPackage.
 
     Raises:
@@ -129,11 +168,22 @@ def _require_columns(path: str | Path, layer: str, columns: Sequence[str]) -> No
         )
 
 
-def _read(path: str | Path, layer: str, columns: Sequence[str], geometry: bool = False,
-          where: str | None = None) -> pd.DataFrame:
+def _read(
+    path: str | Path,
+    layer: str,
+    columns: Sequence[str],
+    geometry: bool = False,
+    where: str | None = None,
+) -> pd.DataFrame:
     _require_columns(path, layer, columns)
-    return pyogrio.read_dataframe(path, layer=layer, columns=list(columns), read_geometry=geometry,
-                                  where=where, use_arrow=True)
+    return pyogrio.read_dataframe(
+        path,
+        layer=layer,
+        columns=list(columns),
+        read_geometry=geometry,
+        where=where,
+        use_arrow=True,
+    )
 
 
 # ----------------------------------------------------------------------------- topology
@@ -158,7 +208,9 @@ def resolve_topology(flowpaths: pd.DataFrame, nexus: pd.DataFrame) -> pd.DataFra
     nex_ids = pd.Series(nexus["id"], dtype="string").to_numpy()
     dup = pd.Series(nex_ids).duplicated()
     if dup.any():
-        raise HydrofabricError(f"nexus.id: duplicated nexus ids: {_examples(nex_ids[dup.to_numpy()])}")
+        raise HydrofabricError(
+            f"nexus.id: duplicated nexus ids: {_examples(nex_ids[dup.to_numpy()])}"
+        )
 
     fp_toid = pd.Series(flowpaths["toid"], dtype="string").reset_index(drop=True)
     direct = _prefix_of(fp_toid) == "wb"
@@ -179,22 +231,27 @@ def resolve_topology(flowpaths: pd.DataFrame, nexus: pd.DataFrame) -> pd.DataFra
     to_id = _wb_numbers(downstream_wb)
     outside = (to_id != OUTLET) & ~np.isin(to_id, ids)
     if outside.any():
-        logger.info("%d flowpaths drain to flowpaths outside the GeoPackage (%s): outlets here",
-                    int(outside.sum()), _examples(to_id[outside]))
+        logger.info(
+            "%d flowpaths drain to flowpaths outside the GeoPackage (%s): outlets here",
+            int(outside.sum()),
+            _examples(to_id[outside]),
+        )
         to_id[outside] = OUTLET
     return pd.DataFrame({"id": ids, "to_id": to_id})
 
 
 def _wb_numbers(values: pd.Series) -> np.ndarray:
     """Numeric part of ``wb-N`` values; missing values and other prefixes map to the outlet."""
-    parts = pd.Series(values, dtype="string").str.extract(r"^wb-(\d+)$")[0]
-    return parts.fillna(str(OUTLET)).astype("int64").to_numpy()
+    prefix, number = split_ids(values)
+    return np.where((prefix == "wb").fillna(False).to_numpy(bool), number, OUTLET)
 
 
 def _check_unique(ids: np.ndarray, what: str, prefix: str = "") -> None:
     dup = pd.Series(ids).duplicated().to_numpy()
     if dup.any():
-        raise HydrofabricError(f"{what}: duplicated ids: {_examples([f'{prefix}{i}' for i in ids[dup]])}")
+        raise HydrofabricError(
+            f"{what}: duplicated ids: {_examples([f'{prefix}{i}' for i in ids[dup]])}"
+        )
 
 
 def check_network(ids: np.ndarray, to_ids: np.ndarray) -> None:
@@ -280,17 +337,24 @@ def _gauges_from_network(path: str | Path, flowpaths: pd.DataFrame) -> pd.DataFr
     rows = rows[_prefix_of(rows["id"]) == "wb"]
     staid = pd.Series(rows["hl_uri"], dtype="string").str.slice(len("gages-"))
     nexus = pd.Series(rows["id"], dtype="string").map(
-        pd.Series(flowpaths["toid"].to_numpy(), index=flowpaths["id"].to_numpy(), dtype="string"))
+        pd.Series(flowpaths["toid"].to_numpy(), index=flowpaths["id"].to_numpy(), dtype="string")
+    )
     return pd.DataFrame({"STAID": staid.to_numpy(), "nexus": nexus.to_numpy()}, dtype="string")
 
 
 def _gauges_from_nexus(nexus: pd.DataFrame) -> pd.DataFrame:
     if not {"poi_type", "poi_value"} <= set(nexus.columns):
         return pd.DataFrame({"STAID": [], "nexus": []}, dtype="string")
-    rows = nexus[pd.Series(nexus["poi_type"], dtype="string").str.lower().isin(["gages", "gage"])
-                 .fillna(False).to_numpy()]
-    return pd.DataFrame({"STAID": rows["poi_value"].to_numpy(), "nexus": rows["id"].to_numpy()},
-                        dtype="string")
+    rows = nexus[
+        pd.Series(nexus["poi_type"], dtype="string")
+        .str.lower()
+        .isin(["gages", "gage"])
+        .fillna(False)
+        .to_numpy()
+    ]
+    return pd.DataFrame(
+        {"STAID": rows["poi_value"].to_numpy(), "nexus": rows["id"].to_numpy()}, dtype="string"
+    )
 
 
 def _gauges_from_attributes(path: str | Path, flowpaths: pd.DataFrame) -> pd.DataFrame:
@@ -300,11 +364,15 @@ def _gauges_from_attributes(path: str | Path, flowpaths: pd.DataFrame) -> pd.Dat
     rows = _read(path, layer, ["id", "rl_gages"])
     rows = rows[pd.Series(rows["rl_gages"], dtype="string").str.strip().str.len().fillna(0) > 0]
     staid = pd.Series(rows["rl_gages"], dtype="string").str.split(",")
-    exploded = pd.DataFrame({"id": rows["id"].to_numpy(), "STAID": staid.to_numpy()}).explode("STAID")
+    exploded = pd.DataFrame({"id": rows["id"].to_numpy(), "STAID": staid.to_numpy()}).explode(
+        "STAID"
+    )
     nexus = pd.Series(exploded["id"], dtype="string").map(
-        pd.Series(flowpaths["toid"].to_numpy(), index=flowpaths["id"].to_numpy(), dtype="string"))
-    return pd.DataFrame({"STAID": exploded["STAID"].to_numpy(), "nexus": nexus.to_numpy()},
-                        dtype="string")
+        pd.Series(flowpaths["toid"].to_numpy(), index=flowpaths["id"].to_numpy(), dtype="string")
+    )
+    return pd.DataFrame(
+        {"STAID": exploded["STAID"].to_numpy(), "nexus": nexus.to_numpy()}, dtype="string"
+    )
 
 
 def locate_gauges(path: str | Path, flowpaths: pd.DataFrame, nexus: pd.DataFrame) -> pd.DataFrame:
@@ -312,20 +380,33 @@ def locate_gauges(path: str | Path, flowpaths: pd.DataFrame, nexus: pd.DataFrame
 
     Returns unique rows ``STAID`` (8-digit when numeric), ``nexus`` (nexus id string).
     """
-    found = pd.concat([_gauges_from_network(path, flowpaths), _gauges_from_nexus(nexus),
-                       _gauges_from_attributes(path, flowpaths)], ignore_index=True)
+    found = pd.concat(
+        [
+            _gauges_from_network(path, flowpaths),
+            _gauges_from_nexus(nexus),
+            _gauges_from_attributes(path, flowpaths),
+        ],
+        ignore_index=True,
+    )
     found["STAID"] = normalize_staid(found["STAID"])
     found = found.dropna().drop_duplicates().reset_index(drop=True)
     not_usgs = ~found["STAID"].str.fullmatch(r"\d{8}").fillna(False)
     if not_usgs.any():
-        logger.warning("dropping %d gauge ids that are not 8-digit station ids: %s",
-                       int(not_usgs.sum()), _examples(found["STAID"][not_usgs]))
+        logger.warning(
+            "dropping %d gauge ids that are not 8-digit station ids: %s",
+            int(not_usgs.sum()),
+            _examples(found["STAID"][not_usgs]),
+        )
         found = found[~not_usgs].reset_index(drop=True)
     return found
 
 
-def build_gauges(located: pd.DataFrame, flowpaths: gpd.GeoDataFrame, nexus: gpd.GeoDataFrame,
-                 gauge_info: pd.DataFrame | None = None) -> pd.DataFrame:
+def build_gauges(
+    located: pd.DataFrame,
+    flowpaths: gpd.GeoDataFrame,
+    nexus: gpd.GeoDataFrame,
+    gauge_info: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Schema gauges table: one row per STAID, ``reach_ids`` = flowpaths draining into its nexus.
 
     A gauge located at several nexuses keeps the one whose drainage area is closest to the
@@ -334,12 +415,21 @@ def build_gauges(located: pd.DataFrame, flowpaths: gpd.GeoDataFrame, nexus: gpd.
     drainage area / coordinates / names are used.
     """
     fp_ids = parse_prefixed_ids(flowpaths["id"], ("wb",), "flowpaths.id")
-    inflows = pd.DataFrame({"nexus": pd.Series(flowpaths["toid"], dtype="string").to_numpy(),
-                            "reach": fp_ids,
-                            "area": _drainage_area(flowpaths)})
+    inflows = pd.DataFrame(
+        {
+            "nexus": pd.Series(flowpaths["toid"], dtype="string").to_numpy(),
+            "reach": fp_ids,
+            "area": _drainage_area(flowpaths),
+        }
+    )
+    inflows = inflows[inflows["nexus"].isin(located["nexus"]).to_numpy()]  # gauged nexuses only
     grouped = inflows.groupby("nexus", sort=False)
-    per_nexus = pd.DataFrame({"reach_ids": grouped["reach"].agg(lambda s: s.to_numpy().tolist()),
-                              "area": grouped["area"].sum(min_count=1)})
+    per_nexus = pd.DataFrame(
+        {
+            "reach_ids": grouped["reach"].agg(lambda s: s.to_numpy().tolist()),
+            "area": grouped["area"].sum(min_count=1),
+        }
+    )
     table = located.join(per_nexus, on="nexus", how="inner")
     if gauge_info is not None:
         table = table.merge(gauge_info, on="STAID", how="inner")
@@ -349,16 +439,21 @@ def build_gauges(located: pd.DataFrame, flowpaths: gpd.GeoDataFrame, nexus: gpd.
     table = table.sort_values(["STAID", "score"], ascending=[True, False])
     ambiguous = table["STAID"].duplicated(keep=False)
     if ambiguous.any():
-        logger.info("%d gauges found at several nexuses; kept the best drainage-area match",
-                    table["STAID"][ambiguous].nunique())
+        logger.info(
+            "%d gauges found at several nexuses; kept the best drainage-area match",
+            table["STAID"][ambiguous].nunique(),
+        )
     table = table.drop_duplicates("STAID").reset_index(drop=True)
     lonlat = _nexus_lonlat(nexus, table["nexus"])
-    out = pd.DataFrame({
-        "STAID": pd.Series(table["STAID"], dtype="string").to_numpy(),
-        "reach_ids": [list(map(int, r)) for r in table["reach_ids"]],
-        "drain_sqkm": table["area"].to_numpy("float64"),
-        "lat": lonlat[:, 1], "lon": lonlat[:, 0],
-    })
+    out = pd.DataFrame(
+        {
+            "STAID": pd.Series(table["STAID"], dtype="string").to_numpy(),
+            "reach_ids": [list(map(int, r)) for r in table["reach_ids"]],
+            "drain_sqkm": table["area"].to_numpy("float64"),
+            "lat": lonlat[:, 1],
+            "lon": lonlat[:, 0],
+        }
+    )
     if gauge_info is not None:
         out["drain_sqkm"] = table["DRAIN_SQKM"].to_numpy("float64")
         out["lat"] = table["LAT_GAGE"].to_numpy("float64")
@@ -366,8 +461,11 @@ def build_gauges(located: pd.DataFrame, flowpaths: gpd.GeoDataFrame, nexus: gpd.
         out["name"] = pd.Series(table["STANAME"], dtype="string").to_numpy()
         lost = sorted(set(gauge_info["STAID"]) - set(out["STAID"]))
         if lost:
-            logger.warning("%d gauges of the gauge list are not on this hydrofabric: %s",
-                           len(lost), _examples(lost))
+            logger.warning(
+                "%d gauges of the gauge list are not on this hydrofabric: %s",
+                len(lost),
+                _examples(lost),
+            )
     out["STAID"] = out["STAID"].astype("string")
     return out
 
@@ -384,7 +482,9 @@ def _nexus_lonlat(nexus: gpd.GeoDataFrame, ids: pd.Series) -> np.ndarray:
     out = np.full((len(ids), 2), np.nan)
     if nexus.geometry is None or nexus.crs is None or len(ids) == 0:
         return out
-    index = pd.Index(pd.Series(nexus["id"], dtype="string")).get_indexer(pd.Series(ids, dtype="string"))
+    index = pd.Index(pd.Series(nexus["id"], dtype="string")).get_indexer(
+        pd.Series(ids, dtype="string")
+    )
     points = nexus.geometry.iloc[index[index >= 0]].to_crs(4326)
     out[index >= 0] = shapely.get_coordinates(points.to_numpy())[:, :2]
     return out
@@ -404,11 +504,23 @@ def divide_to_reach(flowpaths: pd.DataFrame) -> pd.Series:
         return pd.Series(reach, index=pd.Index(reach, name="divide"), name="id")
     known = pd.Series(flowpaths[column], dtype="string").notna().to_numpy()
     divide = parse_prefixed_ids(flowpaths[column][known], ("cat",), f"flowpaths.{column}")
-    return pd.Series(reach[known], index=pd.Index(divide, name="divide"), name="id")
+    mapping = pd.Series(reach[known], index=pd.Index(divide, name="divide"), name="id")
+    shared = mapping.index.duplicated()
+    if shared.any():
+        logger.warning(
+            "%d divides are shared by several flowpaths; each maps to its first flowpath: %s",
+            int(shared.sum()),
+            _examples(mapping.index[shared]),
+        )
+    return mapping[~shared]
 
 
-def attributes_for_reaches(table: pd.DataFrame, divide_map: pd.Series,
-                           names: Sequence[str] | None = None, key: str = "divide_id") -> pd.DataFrame:
+def attributes_for_reaches(
+    table: pd.DataFrame,
+    divide_map: pd.Series,
+    names: Sequence[str] | None = None,
+    key: str = "divide_id",
+) -> pd.DataFrame:
     """Schema attributes (``id`` + float64 columns) from a table keyed by ``cat-N`` (or ``N``).
 
     Args:
@@ -420,14 +532,18 @@ def attributes_for_reaches(table: pd.DataFrame, divide_map: pd.Series,
         HydrofabricError: missing key or attribute columns (named).
     """
     if key not in table:
-        raise HydrofabricError(f"attribute table lacks the key column {key!r}; columns: "
-                               f"{', '.join(map(str, table.columns))}")
+        raise HydrofabricError(
+            f"attribute table lacks the key column {key!r}; columns: "
+            f"{', '.join(map(str, table.columns))}"
+        )
     if names is None:
         names = [c for c in table.columns if c != key and pd.api.types.is_numeric_dtype(table[c])]
     missing = [n for n in names if n not in table]
     if missing:
-        raise HydrofabricError(f"attribute table lacks column(s) {', '.join(missing)}; columns: "
-                               f"{', '.join(map(str, table.columns))}")
+        raise HydrofabricError(
+            f"attribute table lacks column(s) {', '.join(missing)}; columns: "
+            f"{', '.join(map(str, table.columns))}"
+        )
     keys = table[key]
     if not pd.api.types.is_integer_dtype(keys):
         keys = parse_prefixed_ids(keys, ("cat",), f"attributes.{key}")
@@ -442,8 +558,9 @@ def attributes_for_reaches(table: pd.DataFrame, divide_map: pd.Series,
     return out.reset_index(drop=True)
 
 
-def read_divide_attributes(path: str | Path, divide_map: pd.Series,
-                           names: Sequence[str] | None = None) -> pd.DataFrame | None:
+def read_divide_attributes(
+    path: str | Path, divide_map: pd.Series, names: Sequence[str] | None = None
+) -> pd.DataFrame | None:
     """Attributes from the GeoPackage's divide-attributes layer, or None when absent."""
     layer = find_layer(path, DIVIDE_ATTRIBUTE_LAYERS, "divide attributes", required=False)
     if layer is None:
@@ -510,14 +627,22 @@ def convert_hydrofabric(
     channel = read_channel_attributes(path, attributes_layer)
     reaches = _merge_channel(topology, channel, default_x)
     columns = ["id", "to_id", "length_m", "slope", "x", "top_width", "side_slope", "mann_n"]
-    reaches = gpd.GeoDataFrame(reaches[columns], geometry=as_linestrings(flowpaths.geometry)
-                               .reset_index(drop=True), crs=flowpaths.crs)
+    reaches = gpd.GeoDataFrame(
+        reaches[columns],
+        geometry=as_linestrings(flowpaths.geometry).reset_index(drop=True),
+        crs=flowpaths.crs,
+    )
     gauges = build_gauges(locate_gauges(path, flowpaths, nexus), flowpaths, nexus, gauge_info)
     divide_map = divide_to_reach(flowpaths)
     if attributes is not None:
         attrs = attributes_for_reaches(attributes, divide_map, attribute_names, attributes_key)
     else:
         attrs = read_divide_attributes(path, divide_map, attribute_names)
-    logger.info("hydrofabric %s: %d reaches, %d outlets, %d gauges", path, len(reaches),
-                int((reaches["to_id"] == OUTLET).sum()), len(gauges))
+    logger.info(
+        "hydrofabric %s: %d reaches, %d outlets, %d gauges",
+        path,
+        len(reaches),
+        int((reaches["to_id"] == OUTLET).sum()),
+        len(gauges),
+    )
     return FabricTables(reaches=reaches, gauges=gauges, attributes=attrs)

@@ -51,15 +51,19 @@ def read_rivers(paths: str | Path | Sequence[str | Path]) -> gpd.GeoDataFrame:
         fields = [str(f) for f in pyogrio.read_info(path)["fields"]]
         missing = [c for c in RIVER_REQUIRED if c not in fields]
         if missing:
-            raise MeritError(f"{path}: missing column(s) {', '.join(missing)}; columns present: "
-                             f"{', '.join(fields)}")
+            raise MeritError(
+                f"{path}: missing column(s) {', '.join(missing)}; columns present: "
+                f"{', '.join(fields)}"
+            )
         columns = [*RIVER_REQUIRED, *(c for c in RIVER_OPTIONAL if c in fields)]
         frames.append(pyogrio.read_dataframe(path, columns=columns, use_arrow=True))
     rivers = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
     rivers["COMID"] = pd.to_numeric(rivers["COMID"], errors="raise").astype("int64")
     dup = rivers["COMID"].duplicated()
     if dup.any():
-        raise MeritError(f"duplicated COMIDs: {schema._fmt(rivers['COMID'][dup].unique().tolist())}")
+        raise MeritError(
+            f"duplicated COMIDs: {schema._fmt(rivers['COMID'][dup].unique().tolist())}"
+        )
     return rivers
 
 
@@ -70,23 +74,38 @@ def river_reaches(rivers: gpd.GeoDataFrame, default_x: float = DEFAULT_X) -> gpd
         MeritError: non-positive lengths or negative / missing slopes (COMIDs named).
     """
     comid = rivers["COMID"].to_numpy(np.int64)
-    to_id = pd.to_numeric(rivers["NextDownID"], errors="coerce").fillna(0).astype("int64").to_numpy()
+    to_id = (
+        pd.to_numeric(rivers["NextDownID"], errors="coerce").fillna(0).astype("int64").to_numpy()
+    )
     outside = (to_id != 0) & ~np.isin(to_id, comid)
     if outside.any():
-        logger.info("%d reaches drain outside the given shapefiles: outlets here", int(outside.sum()))
+        logger.info(
+            "%d reaches drain outside the given shapefiles: outlets here", int(outside.sum())
+        )
         to_id = np.where(outside, 0, to_id)
     length = pd.to_numeric(rivers["lengthkm"], errors="coerce").to_numpy(np.float64) * 1000.0
     slope = pd.to_numeric(rivers["slope"], errors="coerce").to_numpy(np.float64)
     for name, bad in (("lengthkm", ~(length > 0)), ("slope", ~(slope >= 0))):
         if bad.any():
-            raise MeritError(f"column {name} is missing or out of range for COMID "
-                             f"{schema._fmt(comid[bad].tolist())}")
+            raise MeritError(
+                f"column {name} is missing or out of range for COMID "
+                f"{schema._fmt(comid[bad].tolist())}"
+            )
     _check_upstream_columns(rivers, comid, to_id)
-    return gpd.GeoDataFrame({
-        "id": comid, "to_id": to_id, "length_m": length, "slope": slope,
-        "x": np.full(comid.size, float(default_x)),
-        "top_width": np.nan, "side_slope": np.nan, "mann_n": np.nan,
-    }, geometry=as_linestrings(rivers.geometry).reset_index(drop=True), crs=rivers.crs)
+    return gpd.GeoDataFrame(
+        {
+            "id": comid,
+            "to_id": to_id,
+            "length_m": length,
+            "slope": slope,
+            "x": np.full(comid.size, float(default_x)),
+            "top_width": np.nan,
+            "side_slope": np.nan,
+            "mann_n": np.nan,
+        },
+        geometry=as_linestrings(rivers.geometry).reset_index(drop=True),
+        crs=rivers.crs,
+    )
 
 
 def _check_upstream_columns(rivers: pd.DataFrame, comid: np.ndarray, to_id: np.ndarray) -> None:
@@ -101,12 +120,18 @@ def _check_upstream_columns(rivers: pd.DataFrame, comid: np.ndarray, to_id: np.n
     known = pos >= 0
     wrong = known & (to_id[np.where(known, pos, 0)] != comid[rows])
     if wrong.any():
-        logger.warning("%d up1..up4 entries disagree with NextDownID (e.g. COMID %s); using "
-                       "NextDownID", int(wrong.sum()), schema._fmt(comid[rows[wrong]].tolist(), 5))
+        logger.warning(
+            "%d up1..up4 entries disagree with NextDownID (e.g. COMID %s); using NextDownID",
+            int(wrong.sum()),
+            schema._fmt(comid[rows[wrong]].tolist(), 5),
+        )
 
 
-def merit_gauges(gauge_info: pd.DataFrame, reach_ids: np.ndarray,
-                 max_area_diff_sqkm: float | None = DEFAULT_MAX_AREA_DIFF_SQKM) -> pd.DataFrame:
+def merit_gauges(
+    gauge_info: pd.DataFrame,
+    reach_ids: np.ndarray,
+    max_area_diff_sqkm: float | None = DEFAULT_MAX_AREA_DIFF_SQKM,
+) -> pd.DataFrame:
     """Schema gauges from a DDR gauge table (``stores.read_gage_info(..., require_comid=True)``).
 
     Filtering (DDR order): ``DA_VALID`` when present, else ``ABS_DIFF <= max_area_diff_sqkm``
@@ -125,14 +150,16 @@ def merit_gauges(gauge_info: pd.DataFrame, reach_ids: np.ndarray,
     on_network = table["COMID"].isin(reach_ids).to_numpy(bool)
     _log_dropped(table, ~on_network, "COMID not in the river network")
     table = table[on_network].reset_index(drop=True)
-    out = pd.DataFrame({
-        "STAID": table["STAID"].astype("string").to_numpy(),
-        "reach_ids": [[int(c)] for c in table["COMID"]],
-        "drain_sqkm": table["DRAIN_SQKM"].to_numpy(np.float64),
-        "lat": table["LAT_GAGE"].to_numpy(np.float64),
-        "lon": table["LNG_GAGE"].to_numpy(np.float64),
-        "name": table["STANAME"].astype("string").to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "STAID": table["STAID"].astype("string").to_numpy(),
+            "reach_ids": [[int(c)] for c in table["COMID"]],
+            "drain_sqkm": table["DRAIN_SQKM"].to_numpy(np.float64),
+            "lat": table["LAT_GAGE"].to_numpy(np.float64),
+            "lon": table["LNG_GAGE"].to_numpy(np.float64),
+            "name": table["STANAME"].astype("string").to_numpy(),
+        }
+    )
     if "FLOW_SCALE" in table:
         out["flow_scale"] = table["FLOW_SCALE"].fillna(1.0).to_numpy(np.float64)
     out["STAID"] = out["STAID"].astype("string")
@@ -141,8 +168,12 @@ def merit_gauges(gauge_info: pd.DataFrame, reach_ids: np.ndarray,
 
 def _log_dropped(table: pd.DataFrame, dropped: np.ndarray, reason: str) -> None:
     if dropped.any():
-        logger.warning("dropping %d gauges (%s): %s", int(dropped.sum()), reason,
-                       schema._fmt(table["STAID"][dropped].tolist()))
+        logger.warning(
+            "dropping %d gauges (%s): %s",
+            int(dropped.sum()),
+            reason,
+            schema._fmt(table["STAID"][dropped].tolist()),
+        )
 
 
 def convert_merit(
@@ -168,8 +199,17 @@ def convert_merit(
     attrs = None
     if attributes is not None:
         ds = stores.open_store(attributes)
-        attrs = stores.read_attributes(ds, reaches["id"].to_numpy(), attribute_names,
-                                       id_dim=attributes_id_dim, store=str(attributes))
-    logger.info("MERIT: %d reaches, %d outlets, %d gauges", len(reaches),
-                int((reaches["to_id"] == 0).sum()), len(gauges))
+        attrs = stores.read_attributes(
+            ds,
+            reaches["id"].to_numpy(),
+            attribute_names,
+            id_dim=attributes_id_dim,
+            store=str(attributes),
+        )
+    logger.info(
+        "MERIT: %d reaches, %d outlets, %d gauges",
+        len(reaches),
+        int((reaches["to_id"] == 0).sum()),
+        len(gauges),
+    )
     return FabricTables(reaches=reaches, gauges=gauges, attributes=attrs)

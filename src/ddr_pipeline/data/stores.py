@@ -38,19 +38,64 @@ FT3_TO_M3 = 0.3048**3
 # Canonical unit -> {synonym: (scale, offset)}; value_out = value_in * scale + offset.
 _UNITS: dict[str, dict[str, tuple[float, float]]] = {
     "m3 s-1": {
-        **{u: (1.0, 0.0) for u in ("m3 s-1", "m3/s", "m3s-1", "m3.s-1", "m3 s**-1", "cms",
-                                    "cumecs", "m3 sec-1", "m3/sec", "cubic meters per second")},
-        **{u: (FT3_TO_M3, 0.0) for u in ("ft3 s-1", "ft3/s", "ft3s-1", "ft3.s-1", "cfs",
-                                          "ft3/sec", "cubic feet per second")},
+        **{
+            u: (1.0, 0.0)
+            for u in (
+                "m3 s-1",
+                "m3/s",
+                "m3s-1",
+                "m3.s-1",
+                "m3 s**-1",
+                "cms",
+                "cumecs",
+                "m3 sec-1",
+                "m3/sec",
+                "cubic meters per second",
+            )
+        },
+        **{
+            u: (FT3_TO_M3, 0.0)
+            for u in (
+                "ft3 s-1",
+                "ft3/s",
+                "ft3s-1",
+                "ft3.s-1",
+                "cfs",
+                "ft3/sec",
+                "cubic feet per second",
+            )
+        },
     },
     "mm day-1": {
-        **{u: (1.0, 0.0) for u in ("mm day-1", "mm/day", "mm d-1", "mm/d", "mm.day-1",
-                                    "mm.d-1", "kg m-2 day-1", "kg m-2 d-1")},
+        **{
+            u: (1.0, 0.0)
+            for u in (
+                "mm day-1",
+                "mm/day",
+                "mm d-1",
+                "mm/d",
+                "mm.day-1",
+                "mm.d-1",
+                "kg m-2 day-1",
+                "kg m-2 d-1",
+            )
+        },
         **{u: (25.4, 0.0) for u in ("in day-1", "in/day", "inches/day", "inch/day", "in d-1")},
     },
     "degC": {
-        **{u: (1.0, 0.0) for u in ("degc", "°c", "c", "celsius", "deg_c", "degrees_c",
-                                    "degree_celsius", "degrees celsius")},
+        **{
+            u: (1.0, 0.0)
+            for u in (
+                "degc",
+                "°c",
+                "c",
+                "celsius",
+                "deg_c",
+                "degrees_c",
+                "degree_celsius",
+                "degrees celsius",
+            )
+        },
         **{u: (1.0, -273.15) for u in ("k", "kelvin")},
         **{u: (5.0 / 9.0, -32.0 * 5.0 / 9.0) for u in ("degf", "°f", "f", "fahrenheit")},
     },
@@ -73,24 +118,33 @@ def _icechunk_storage(location: str | Path, region: str):
     import icechunk
 
     if _is_s3(location):
-        bucket, _, prefix = str(location)[len("s3://"):].partition("/")
-        return icechunk.s3_storage(bucket=bucket, prefix=prefix.rstrip("/"), region=region,
-                                   anonymous=True)
+        bucket, _, prefix = str(location)[len("s3://") :].partition("/")
+        return icechunk.s3_storage(
+            bucket=bucket, prefix=prefix.rstrip("/"), region=region, anonymous=True
+        )
     return icechunk.local_filesystem_storage(str(location))
 
 
 def _detect_kind(location: str | Path, region: str) -> StoreKind:
     if str(location).endswith((".nc", ".nc4", ".netcdf")):
         return "netcdf"
-    if not _is_s3(location) and not Path(location).exists():
-        raise FileNotFoundError(f"store not found: {location}")
+    if not _is_s3(location):
+        root = Path(location)
+        if not root.exists():
+            raise FileNotFoundError(f"store not found: {location}")
+        return "icechunk" if (root / "refs").is_dir() and (root / "snapshots").is_dir() else "zarr"
     import icechunk
 
     return "icechunk" if icechunk.Repository.exists(_icechunk_storage(location, region)) else "zarr"
 
 
-def open_store(location: str | Path, kind: StoreKind = "auto", *, region: str = DEFAULT_REGION,
-               branch: str = "main") -> xr.Dataset:
+def open_store(
+    location: str | Path,
+    kind: StoreKind = "auto",
+    *,
+    region: str = DEFAULT_REGION,
+    branch: str = "main",
+) -> xr.Dataset:
     """Open a store lazily as an xarray Dataset (nothing is loaded until selected).
 
     Args:
@@ -135,20 +189,26 @@ def normalize_divide_ids(values: Sequence[object] | np.ndarray) -> np.ndarray:
         return arr.astype(np.int64)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr) & (arr == np.round(arr))):
-            raise StoreError(f"divide ids are not integers: {schema._fmt(arr[arr != np.round(arr)])}")
+            raise StoreError(
+                f"divide ids are not integers: {schema._fmt(arr[arr != np.round(arr)])}"
+            )
         return arr.astype(np.int64)
     text = _as_text(arr)
     number = text.str.extract(r"^(?:[A-Za-z]+-)?(\d+)$")[0]
     bad = number.isna()
     if bad.any():
-        raise StoreError(f"divide ids not of the form cat-<number> or <number>: "
-                         f"{schema._fmt(text[bad].tolist())}")
+        raise StoreError(
+            f"divide ids not of the form cat-<number> or <number>: "
+            f"{schema._fmt(text[bad].tolist())}"
+        )
     return number.astype("int64").to_numpy()
 
 
 def _variable(ds: xr.Dataset, name: str, dims: tuple[str, ...], store: str) -> xr.DataArray:
     if name not in ds.data_vars:
-        raise StoreError(f"{store}: no variable {name!r}; variables: {', '.join(map(str, ds.data_vars))}")
+        raise StoreError(
+            f"{store}: no variable {name!r}; variables: {', '.join(map(str, ds.data_vars))}"
+        )
     da = ds[name]
     if set(da.dims) != set(dims):
         raise StoreError(f"{store}: variable {name!r} has dims {da.dims}, expected {dims}")
@@ -170,13 +230,17 @@ def unit_conversion(da: xr.DataArray, canonical: str, store: str) -> tuple[float
     """
     units = da.attrs.get("units")
     if units is None:
-        logger.info("%s: variable %r has no units attribute; assuming %s", store, da.name, canonical)
+        logger.info(
+            "%s: variable %r has no units attribute; assuming %s", store, da.name, canonical
+        )
         return 1.0, 0.0
     table = {_clean_units(k): v for k, v in _UNITS[canonical].items()}
     key = _clean_units(str(units))
     if key not in table:
-        raise StoreError(f"{store}: variable {da.name!r} has units {units!r}; expected {canonical} "
-                         f"(accepted: {', '.join(sorted(_UNITS[canonical]))})")
+        raise StoreError(
+            f"{store}: variable {da.name!r} has units {units!r}; expected {canonical} "
+            f"(accepted: {', '.join(sorted(_UNITS[canonical]))})"
+        )
     scale, offset = table[key]
     if (scale, offset) != (1.0, 0.0):
         logger.info("%s: converting %r from %s to %s", store, da.name, units, canonical)
@@ -204,7 +268,9 @@ def _select_period(da: xr.DataArray, period: tuple[str, str] | None, store: str)
     start, end = (np.datetime64(p, "D") for p in period)
     if days.size == 0 or start < days[0] or end > days[-1]:
         first, last = (days[0], days[-1]) if days.size else ("-", "-")
-        raise StoreError(f"{store}: period {start} .. {end} is outside the store ({first} .. {last})")
+        raise StoreError(
+            f"{store}: period {start} .. {end} is outside the store ({first} .. {last})"
+        )
     keep = np.flatnonzero((days >= start) & (days <= end))
     if keep.size != int((end - start).astype(np.int64)) + 1:
         gaps = np.setdiff1d(np.arange(start, end + 1), days[keep])
@@ -212,18 +278,24 @@ def _select_period(da: xr.DataArray, period: tuple[str, str] | None, store: str)
     return da.isel({schema.TIME_DIM: keep})
 
 
-def _take(da: xr.DataArray, dim: str, store_ids: np.ndarray, wanted: np.ndarray,
-          store: str) -> tuple[np.ndarray, np.ndarray]:
+def _take(
+    da: xr.DataArray, dim: str, store_ids: np.ndarray, wanted: np.ndarray, store: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Load ``wanted`` rows along ``dim`` (sorted reads); return (values, found-mask)."""
     index = pd.Index(store_ids)
     if not index.is_unique:
-        raise StoreError(f"{store}: duplicated {dim} values "
-                         f"{schema._fmt(index[index.duplicated()].unique().tolist())}")
+        raise StoreError(
+            f"{store}: duplicated {dim} values "
+            f"{schema._fmt(index[index.duplicated()].unique().tolist())}"
+        )
     position = index.get_indexer(wanted)
     found = position >= 0
     order = np.sort(np.unique(position[found]))
-    block = np.asarray(da.isel({dim: order}).to_numpy()) if order.size else \
-        np.empty((0, da.sizes[schema.TIME_DIM]), dtype=da.dtype)
+    block = (
+        np.asarray(da.isel({dim: order}).to_numpy())
+        if order.size
+        else np.empty((0, da.sizes[schema.TIME_DIM]), dtype=da.dtype)
+    )
     out = np.full((wanted.size, da.sizes[schema.TIME_DIM]), np.nan, dtype=np.float64)
     out[found] = block[np.searchsorted(order, position[found])]
     return out, found
@@ -247,7 +319,9 @@ class MissingRule:
 def _report_missing(missing: np.ndarray, what: str, store: str, rule: MissingRule) -> None:
     if missing.size == 0:
         return
-    message = f"{store}: {missing.size} {what} absent from the store: {schema._fmt(missing.tolist())}"
+    message = (
+        f"{store}: {missing.size} {what} absent from the store: {schema._fmt(missing.tolist())}"
+    )
     if rule.action == "error":
         raise StoreError(message)
     logger.warning("%s; filled with %s", message, rule.value)
@@ -256,11 +330,17 @@ def _report_missing(missing: np.ndarray, what: str, store: str, rule: MissingRul
 # ----------------------------------------------------------------------------- readers
 
 
-def read_lateral_inflow(ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray, *,
-                        period: tuple[str, str] | None = None, variable: str = "Qr",
-                        id_dim: str = schema.DIVIDE_DIM, missing: MissingRule = MissingRule(),
-                        divide_to_reach: pd.Series | None = None,
-                        store: str = "lateral inflow store") -> xr.Dataset:
+def read_lateral_inflow(
+    ds: xr.Dataset,
+    reach_ids: Sequence[int] | np.ndarray,
+    *,
+    period: tuple[str, str] | None = None,
+    variable: str = "Qr",
+    id_dim: str = schema.DIVIDE_DIM,
+    missing: MissingRule = MissingRule(),
+    divide_to_reach: pd.Series | None = None,
+    store: str = "lateral inflow store",
+) -> xr.Dataset:
     """Schema ``Qr(divide_id, time)`` (float32, m3/s) for ``reach_ids`` from a store.
 
     Args:
@@ -282,13 +362,20 @@ def read_lateral_inflow(ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray, *
     _report_missing(wanted[~found], "divides", store, missing)
     values = values * scale + offset
     values[~found] = missing.value
-    return _dataset(schema.LATERAL_INFLOW_VAR, schema.DIVIDE_DIM, wanted, values, da, units="m3 s-1")
+    return _dataset(
+        schema.LATERAL_INFLOW_VAR, schema.DIVIDE_DIM, wanted, values, da, units="m3 s-1"
+    )
 
 
-def read_observations(ds: xr.Dataset, gage_ids: Sequence[str], *,
-                      period: tuple[str, str] | None = None, variable: str = "streamflow",
-                      id_dim: str = schema.GAGE_DIM,
-                      store: str = "observation store") -> xr.Dataset:
+def read_observations(
+    ds: xr.Dataset,
+    gage_ids: Sequence[str],
+    *,
+    period: tuple[str, str] | None = None,
+    variable: str = "streamflow",
+    id_dim: str = schema.GAGE_DIM,
+    store: str = "observation store",
+) -> xr.Dataset:
     """Schema ``streamflow(gage_id, time)`` (float32, m3/s, NaN = missing) for ``gage_ids``.
 
     Gauges absent from the store are reported and kept as all-NaN series.
@@ -299,18 +386,29 @@ def read_observations(ds: xr.Dataset, gage_ids: Sequence[str], *,
     wanted = schema.normalize_staid(pd.Series([str(g) for g in gage_ids])).to_numpy(str)
     values, found = _take(da, id_dim, store_ids, wanted, store)
     if (~found).any():
-        logger.warning("%s: %d gauges absent (kept as missing observations): %s", store,
-                       int((~found).sum()), schema._fmt(wanted[~found].tolist()))
+        logger.warning(
+            "%s: %d gauges absent (kept as missing observations): %s",
+            store,
+            int((~found).sum()),
+            schema._fmt(wanted[~found].tolist()),
+        )
     values = values * scale + offset
-    return _dataset(schema.STREAMFLOW_VAR, schema.GAGE_DIM, wanted.astype(object), values, da,
-                    units="m3 s-1")
+    return _dataset(
+        schema.STREAMFLOW_VAR, schema.GAGE_DIM, wanted.astype(object), values, da, units="m3 s-1"
+    )
 
 
-def read_forcings(ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray, *,
-                  variables: dict[str, str] | None = None, period: tuple[str, str] | None = None,
-                  id_dim: str = schema.DIVIDE_DIM, missing: MissingRule = MissingRule("error"),
-                  divide_to_reach: pd.Series | None = None,
-                  store: str = "forcing store") -> xr.Dataset:
+def read_forcings(
+    ds: xr.Dataset,
+    reach_ids: Sequence[int] | np.ndarray,
+    *,
+    variables: dict[str, str] | None = None,
+    period: tuple[str, str] | None = None,
+    id_dim: str = schema.DIVIDE_DIM,
+    missing: MissingRule = MissingRule("error"),
+    divide_to_reach: pd.Series | None = None,
+    store: str = "forcing store",
+) -> xr.Dataset:
     """Schema forcings ``P``, ``PET`` (mm/day), ``Temp`` (degC) for ``reach_ids``.
 
     Args:
@@ -325,18 +423,23 @@ def read_forcings(ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray, *,
     arrays = []
     for name, source in variables.items():
         if name not in FORCING_UNITS:
-            raise StoreError(f"{store}: unknown forcing {name!r}; known: {', '.join(FORCING_UNITS)}")
+            raise StoreError(
+                f"{store}: unknown forcing {name!r}; known: {', '.join(FORCING_UNITS)}"
+            )
         da = _select_period(_variable(ds, source, (id_dim, schema.TIME_DIM), store), period, store)
         scale, offset = unit_conversion(da, FORCING_UNITS[name], store)
         store_ids = normalize_divide_ids(da[id_dim].to_numpy())
         if divide_to_reach is not None:
-            store_ids = pd.Series(store_ids).map(divide_to_reach).fillna(-1).astype("int64").to_numpy()
+            store_ids = (
+                pd.Series(store_ids).map(divide_to_reach).fillna(-1).astype("int64").to_numpy()
+            )
         values, found = _take(da, id_dim, store_ids, wanted, store)
         _report_missing(wanted[~found], f"divides ({source})", store, missing)
         values = _fill_nan_by_row_mean(values * scale + offset, name, store)
         values[~found] = missing.value
-        arrays.append(_dataset(name, schema.DIVIDE_DIM, wanted, values, da,
-                               units=FORCING_UNITS[name]))
+        arrays.append(
+            _dataset(name, schema.DIVIDE_DIM, wanted, values, da, units=FORCING_UNITS[name])
+        )
     return xr.merge(arrays, compat="override", join="exact")
 
 
@@ -344,8 +447,13 @@ def _fill_nan_by_row_mean(values: np.ndarray, name: str, store: str) -> np.ndarr
     nan = np.isnan(values)
     if nan.any():
         rows_any = nan.any(axis=1)
-        logger.warning("%s: %d NaN values of %s in %d divides filled with the divide mean (else 0)",
-                       store, int(nan.sum()), name, int(rows_any.sum()))
+        logger.warning(
+            "%s: %d NaN values of %s in %d divides filled with the divide mean (else 0)",
+            store,
+            int(nan.sum()),
+            name,
+            int(rows_any.sum()),
+        )
         with np.errstate(invalid="ignore"):
             counts = (~nan).sum(axis=1)
             means = np.where(counts > 0, np.nansum(values, axis=1) / np.maximum(counts, 1), 0.0)
@@ -353,26 +461,38 @@ def _fill_nan_by_row_mean(values: np.ndarray, name: str, store: str) -> np.ndarr
     return values
 
 
-def read_attributes(ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray,
-                    names: Sequence[str] | None = None, *, id_dim: str = schema.DIVIDE_DIM,
-                    divide_to_reach: pd.Series | None = None,
-                    store: str = "attribute store") -> pd.DataFrame:
+def read_attributes(
+    ds: xr.Dataset,
+    reach_ids: Sequence[int] | np.ndarray,
+    names: Sequence[str] | None = None,
+    *,
+    id_dim: str = schema.DIVIDE_DIM,
+    divide_to_reach: pd.Series | None = None,
+    store: str = "attribute store",
+) -> pd.DataFrame:
     """Schema attributes (``id`` + one float64 column per attribute) for ``reach_ids``.
 
     Every variable must be 1-D along ``id_dim`` (``divide_id`` for Lynker, ``COMID`` for MERIT).
     Reaches absent from the store get NaN (reported).
     """
-    names = list(names) if names is not None else [
-        str(v) for v in ds.data_vars if ds[v].dims == (id_dim,)]
+    names = (
+        list(names)
+        if names is not None
+        else [str(v) for v in ds.data_vars if ds[v].dims == (id_dim,)]
+    )
     wrong = {n: ds[n].dims for n in names if n in ds.data_vars and ds[n].dims != (id_dim,)}
     absent = [n for n in names if n not in ds.data_vars]
     if absent:
-        raise StoreError(f"{store}: no attribute(s) {', '.join(absent)}; variables: "
-                         f"{', '.join(map(str, ds.data_vars))}")
+        raise StoreError(
+            f"{store}: no attribute(s) {', '.join(absent)}; variables: "
+            f"{', '.join(map(str, ds.data_vars))}"
+        )
     if wrong:
         raise StoreError(f"{store}: attribute(s) with dims other than ({id_dim!r},): {wrong}")
     if id_dim not in ds.coords:
-        raise StoreError(f"{store}: no coordinate {id_dim!r}; coordinates: {', '.join(map(str, ds.coords))}")
+        raise StoreError(
+            f"{store}: no coordinate {id_dim!r}; coordinates: {', '.join(map(str, ds.coords))}"
+        )
     store_ids = normalize_divide_ids(ds[id_dim].to_numpy())
     if divide_to_reach is not None:
         store_ids = pd.Series(store_ids).map(divide_to_reach).fillna(-1).astype("int64").to_numpy()
@@ -381,8 +501,12 @@ def read_attributes(ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray,
     position = index.get_indexer(wanted)
     found = position >= 0
     if (~found).any():
-        logger.warning("%s: %d reaches absent (NaN attributes): %s", store, int((~found).sum()),
-                       schema._fmt(wanted[~found].tolist()))
+        logger.warning(
+            "%s: %d reaches absent (NaN attributes): %s",
+            store,
+            int((~found).sum()),
+            schema._fmt(wanted[~found].tolist()),
+        )
     order = np.unique(position[found])
     out = pd.DataFrame({"id": wanted})
     for name in names:
@@ -394,11 +518,16 @@ def read_attributes(ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray,
     return out
 
 
-def _dataset(name: str, dim: str, ids: np.ndarray, values: np.ndarray, source: xr.DataArray,
-             *, units: str) -> xr.Dataset:
+def _dataset(
+    name: str, dim: str, ids: np.ndarray, values: np.ndarray, source: xr.DataArray, *, units: str
+) -> xr.Dataset:
     times = source[schema.TIME_DIM].to_numpy().astype("datetime64[D]").astype("datetime64[ns]")
-    da = xr.DataArray(values.astype(np.float32), dims=(dim, schema.TIME_DIM),
-                      coords={dim: ids, schema.TIME_DIM: times}, attrs={"units": units})
+    da = xr.DataArray(
+        values.astype(np.float32),
+        dims=(dim, schema.TIME_DIM),
+        coords={dim: ids, schema.TIME_DIM: times},
+        attrs={"units": units},
+    )
     return da.to_dataset(name=name)
 
 
@@ -416,21 +545,35 @@ def read_gage_info(source: str | Path | pd.DataFrame, require_comid: bool = Fals
     Raises:
         StoreError: missing required columns (named), duplicated STAIDs.
     """
-    table = source.copy() if isinstance(source, pd.DataFrame) else pd.read_csv(
-        source, dtype={"STAID": "string"})
+    table = (
+        source.copy()
+        if isinstance(source, pd.DataFrame)
+        else pd.read_csv(source, dtype={"STAID": "string"})
+    )
     required = [*GAGE_INFO_REQUIRED, *(["COMID"] if require_comid else [])]
     absent = [c for c in required if c not in table]
     if absent:
-        raise StoreError(f"gauge table {source if not isinstance(source, pd.DataFrame) else ''}: "
-                         f"missing column(s) {', '.join(absent)}; columns: {', '.join(table.columns)}")
+        raise StoreError(
+            f"gauge table {source if not isinstance(source, pd.DataFrame) else ''}: "
+            f"missing column(s) {', '.join(absent)}; columns: {', '.join(table.columns)}"
+        )
     table["STAID"] = schema.normalize_staid(table["STAID"].astype("string"))
     dup = table["STAID"].duplicated()
     if dup.any():
-        raise StoreError(f"gauge table: duplicated STAID {schema._fmt(table['STAID'][dup].tolist())}")
+        raise StoreError(
+            f"gauge table: duplicated STAID {schema._fmt(table['STAID'][dup].tolist())}"
+        )
     if "STANAME" not in table:
         table["STANAME"] = table["STAID"]
-    for column in ("DRAIN_SQKM", "LAT_GAGE", "LNG_GAGE", "FLOW_SCALE", "COMID_DRAIN_SQKM",
-                   "COMID_UNITAREA_SQKM", "ABS_DIFF"):
+    for column in (
+        "DRAIN_SQKM",
+        "LAT_GAGE",
+        "LNG_GAGE",
+        "FLOW_SCALE",
+        "COMID_DRAIN_SQKM",
+        "COMID_UNITAREA_SQKM",
+        "ABS_DIFF",
+    ):
         if column in table:
             table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     if "COMID" in table:
@@ -458,15 +601,20 @@ class StoreSource:
         return open_store(self.location, self.kind, region=self.region)
 
 
-def write_domain_stores(folder: str | Path, reach_ids: Sequence[int] | np.ndarray,
-                        gage_ids: Sequence[str], *, lateral_inflow: StoreSource | None = None,
-                        observations: StoreSource | None = None,
-                        forcings: StoreSource | None = None,
-                        forcing_variables: dict[str, str] | None = None,
-                        period: tuple[str, str] | None = None,
-                        missing_inflow: MissingRule = MissingRule(),
-                        missing_forcings: MissingRule = MissingRule("error"),
-                        divide_to_reach: pd.Series | None = None) -> list[Path]:
+def write_domain_stores(
+    folder: str | Path,
+    reach_ids: Sequence[int] | np.ndarray,
+    gage_ids: Sequence[str],
+    *,
+    lateral_inflow: StoreSource | None = None,
+    observations: StoreSource | None = None,
+    forcings: StoreSource | None = None,
+    forcing_variables: dict[str, str] | None = None,
+    period: tuple[str, str] | None = None,
+    missing_inflow: MissingRule = MissingRule(),
+    missing_forcings: MissingRule = MissingRule("error"),
+    divide_to_reach: pd.Series | None = None,
+) -> list[Path]:
     """Write the schema stores of a domain (``lateral_inflow.zarr`` ... ) from external stores.
 
     Each written store is validated with ``schema`` and written atomically. Returns the paths.
@@ -476,22 +624,39 @@ def write_domain_stores(folder: str | Path, reach_ids: Sequence[int] | np.ndarra
     ids = np.asarray(reach_ids, dtype=np.int64)
     if lateral_inflow is not None:
         ds = read_lateral_inflow(
-            lateral_inflow.open(), ids, period=period, variable=lateral_inflow.variable or "Qr",
-            id_dim=lateral_inflow.id_dim or schema.DIVIDE_DIM, missing=missing_inflow,
-            divide_to_reach=divide_to_reach, store=lateral_inflow.location)
+            lateral_inflow.open(),
+            ids,
+            period=period,
+            variable=lateral_inflow.variable or "Qr",
+            id_dim=lateral_inflow.id_dim or schema.DIVIDE_DIM,
+            missing=missing_inflow,
+            divide_to_reach=divide_to_reach,
+            store=lateral_inflow.location,
+        )
         ds, _ = schema.validate_lateral_inflow(ds, ids, nan_fill=None)
         written.append(_write(ds, root / schema.LATERAL_INFLOW_STORE))
     if observations is not None:
         ds = read_observations(
-            observations.open(), gage_ids, period=period,
+            observations.open(),
+            gage_ids,
+            period=period,
             variable=observations.variable or schema.STREAMFLOW_VAR,
-            id_dim=observations.id_dim or schema.GAGE_DIM, store=observations.location)
+            id_dim=observations.id_dim or schema.GAGE_DIM,
+            store=observations.location,
+        )
         ds = schema.validate_observations(ds, list(ds[schema.GAGE_DIM].to_numpy()))
         written.append(_write(ds, root / schema.OBSERVATIONS_STORE))
     if forcings is not None:
-        ds = read_forcings(forcings.open(), ids, variables=forcing_variables, period=period,
-                           id_dim=forcings.id_dim or schema.DIVIDE_DIM, missing=missing_forcings,
-                           divide_to_reach=divide_to_reach, store=forcings.location)
+        ds = read_forcings(
+            forcings.open(),
+            ids,
+            variables=forcing_variables,
+            period=period,
+            id_dim=forcings.id_dim or schema.DIVIDE_DIM,
+            missing=missing_forcings,
+            divide_to_reach=divide_to_reach,
+            store=forcings.location,
+        )
         ds = schema.validate_forcings(ds, ids, list(ds.data_vars))
         written.append(_write(ds, root / schema.FORCINGS_STORE))
     return written

@@ -19,7 +19,9 @@ def as_tensor(value: object, name: str, dtype: torch.dtype | None = None) -> tor
     elif isinstance(value, np.ndarray | float | int | list | tuple | np.floating | np.integer):
         t = torch.as_tensor(np.asarray(value, dtype=np.float64))
     else:
-        raise TypeError(f"{name} must be a torch tensor, a numpy array or a number, got {type(value)}")
+        raise TypeError(
+            f"{name} must be a torch tensor, a numpy array or a number, got {type(value)}"
+        )
     if dtype is not None and t.dtype != dtype:
         t = t.to(dtype)
     return t
@@ -66,7 +68,9 @@ def check_values(
     n_r = v.shape[-1]
     row, col = divmod(flat, n_r)
     value = float(v.reshape(-1)[flat])
-    where = f"reach id {net.ids[col]}" + (f", time step {row}" if v.ndim == 2 and v.shape[0] > 1 else "")
+    where = f"reach id {net.ids[col]}" + (
+        f", time step {row}" if v.ndim == 2 and v.shape[0] > 1 else ""
+    )
     count = int(bad.sum())
     if not math.isfinite(value):
         problem = f"non-finite value {value}"
@@ -76,7 +80,7 @@ def check_values(
     raise ValueError(f"{name}: {problem} at {where} ({count} bad entries)")
 
 
-def per_reach(
+def per_reach(  # noqa: PLR0917 (compiled kernel / autograd signature)
     name: str, value: object, n_t: int, net: RiverNetwork, dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
     """A per-reach input as (1, N) (static) or (T, N) (row t drives step t -> t+1)."""

@@ -22,7 +22,7 @@ def coefficients(k: np.ndarray, x: np.ndarray, dt: float) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def fixed_forward(
+def fixed_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     qext: np.ndarray,
     q0: np.ndarray,
     coef: np.ndarray,
@@ -53,7 +53,7 @@ def fixed_forward(
 
 
 @numba.njit(cache=True)
-def fixed_backward(
+def fixed_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     gout: np.ndarray,
     out: np.ndarray,
     qext: np.ndarray,

@@ -47,49 +47,52 @@ _FIVE_THIRDS = 5.0 / 3.0
 
 
 @numba.njit(cache=True, inline="always")
-def row_of(arr: np.ndarray, t: int) -> int:
-    """Row of a (1, N) or (T, N) parameter array that drives step t."""
-    return t if arr.shape[0] > 1 else 0
+def row_of(pstart: np.ndarray, ptv: np.ndarray, k: int, t: int) -> int:
+    """Row of parameter k (PARAM_NAMES order) in the packed array that drives step t."""
+    return pstart[k] + t if ptv[k] else pstart[k]
 
 
-@numba.njit(cache=True, parallel=False)
-def fill_constants(
-    cb: np.ndarray, t: int, params: tuple, lim: np.ndarray
-) -> None:
-    """Fill the (N, N_CB) constant buffer from parameter row t."""
-    length, slope, x, n, qs, p, width, side, kd, dgw = params
-    rl, rs, rx, rn = row_of(length, t), row_of(slope, t), row_of(x, t), row_of(n, t)
-    rq, rp, rw, rz = row_of(qs, t), row_of(p, t), row_of(width, t), row_of(side, t)
-    rk, rg = row_of(kd, t), row_of(dgw, t)
-    for i in numba.prange(cb.shape[0]):
-        s0 = float(slope[rs, i])
+@numba.njit(cache=True)
+def fill_constants(  # noqa: PLR0917 (compiled kernel / autograd signature)
+    cb: np.ndarray, t: int, pk: np.ndarray, pstart: np.ndarray, ptv: np.ndarray, lim: np.ndarray,
+    order: np.ndarray,
+) -> None:  # fmt: skip
+    """Fill the (N, N_CB) constant buffer (topological positions) from the packed parameters
+    ``pk`` (rows of parameter k start at ``pstart[k]``; ``ptv[k]``: one row per step)."""
+    rl, rs, rx = row_of(pstart, ptv, 0, t), row_of(pstart, ptv, 1, t), row_of(pstart, ptv, 2, t)
+    rn, rq, rp = row_of(pstart, ptv, 3, t), row_of(pstart, ptv, 4, t), row_of(pstart, ptv, 5, t)
+    rw, rz, rk = row_of(pstart, ptv, 6, t), row_of(pstart, ptv, 7, t), row_of(pstart, ptv, 8, t)
+    rg = row_of(pstart, ptv, 9, t)
+    for k in range(cb.shape[0]):
+        i = order[k]
+        s0 = float(pk[rs, i])
         sq = math.sqrt(max(s0, lim[LIM_SMIN]))
-        nn = float(n[rn, i])
-        q = float(qs[rq, i])
-        pp = float(p[rp, i])
-        w = float(width[rw, i])
-        z = float(side[rz, i])
+        nn = float(pk[rn, i])
+        q = float(pk[rq, i])
+        pp = float(pk[rp, i])
+        w = float(pk[rw, i])
+        z = float(pk[rz, i])
         hbraw = w / (2.0 * z)
-        cb[i, CB_L] = length[rl, i]
-        cb[i, CB_X] = x[rx, i]
-        cb[i, CB_N] = nn
-        cb[i, CB_W] = w
-        cb[i, CB_Z] = z
-        cb[i, CB_S] = sq
-        cb[i, CB_E] = 3.0 / (5.0 + 3.0 * q)
-        cb[i, CB_LOGC] = math.log(nn * (q + 1.0) / (pp * sq))
-        cb[i, CB_R] = math.sqrt(1.0 + z * z)
-        cb[i, CB_HB] = min(max(hbraw, lim[LIM_HBMIN]), lim[LIM_HBMAX])
-        cb[i, CB_KD] = kd[rk, i]
-        cb[i, CB_DGW] = dgw[rg, i]
-        cb[i, CB_Q] = q
-        cb[i, CB_P] = pp
-        cb[i, CB_S0] = s0
-        cb[i, CB_HBRAW] = hbraw
+        cb[k, CB_L] = pk[rl, i]
+        cb[k, CB_X] = pk[rx, i]
+        cb[k, CB_N] = nn
+        cb[k, CB_W] = w
+        cb[k, CB_Z] = z
+        cb[k, CB_S] = sq
+        cb[k, CB_E] = 3.0 / (5.0 + 3.0 * q)
+        cb[k, CB_LOGC] = math.log(nn * (q + 1.0) / (pp * sq))
+        cb[k, CB_R] = math.sqrt(1.0 + z * z)
+        cb[k, CB_HB] = min(max(hbraw, lim[LIM_HBMIN]), lim[LIM_HBMAX])
+        cb[k, CB_KD] = pk[rk, i]
+        cb[k, CB_DGW] = pk[rg, i]
+        cb[k, CB_Q] = q
+        cb[k, CB_P] = pp
+        cb[k, CB_S0] = s0
+        cb[k, CB_HBRAW] = hbraw
 
 
 @numba.njit(cache=True, parallel=False)
-def physics_step(
+def physics_step(  # noqa: PLR0917 (compiled kernel / autograd signature)
     cb: np.ndarray,
     qrow: np.ndarray,
     dt: float,
@@ -101,7 +104,7 @@ def physics_step(
 ) -> None:
     """C1..C4 and ζ_raw of every reach into ``coef`` (N, 5); intermediates into ``inter`` if keep."""
     dmin, bmin, vmin, vmax = lim[LIM_DMIN], lim[LIM_BMIN], lim[LIM_VMIN], lim[LIM_VMAX]
-    for i in numba.prange(qrow.size):
+    for i in range(qrow.size):
         qt = float(qrow[i])
         lb = math.log(qt) + cb[i, CB_LOGC]
         d = math.exp(cb[i, CB_E] * lb)
@@ -126,7 +129,9 @@ def physics_step(
         coef[i, 1] = (dt + u * xx) / den
         coef[i, 2] = (u * (1.0 - xx) - dt) / den
         coef[i, 3] = 2.0 * dt / den
-        coef[i, 4] = cb[i, CB_KD] * w * cb[i, CB_L] * (d - cb[i, CB_HB] + cb[i, CB_DGW]) if leak else 0.0
+        coef[i, 4] = (
+            cb[i, CB_KD] * w * cb[i, CB_L] * (d - cb[i, CB_HB] + cb[i, CB_DGW]) if leak else 0.0
+        )
         if keep:
             inter[i, IN_D] = d
             inter[i, IN_DCL] = 1.0 if dcl else 0.0
@@ -142,7 +147,7 @@ def physics_step(
 
 
 @numba.njit(cache=True, parallel=False)
-def vjp_step(
+def vjp_step(  # noqa: PLR0917 (compiled kernel / autograd signature)
     cb: np.ndarray,
     qrow: np.ndarray,
     inter: np.ndarray,
@@ -151,24 +156,28 @@ def vjp_step(
     leak: bool,
     lim: np.ndarray,
     t: int,
-    gparams: tuple,
+    gpk: np.ndarray,
+    pstart: np.ndarray,
+    ptv: np.ndarray,
     gstate: np.ndarray,
+    order: np.ndarray,
 ) -> None:
     """Back-propagate ``gcoef`` (N, 5: dL/dC1..C4, dL/dζ_raw) through the physics of step t.
 
-    Adds dL/dQ_t to ``gstate`` and the parameter gradients to ``gparams`` (PARAM_NAMES order).
+    Rows of the buffers are topological positions. Adds dL/dQ_t to ``gstate`` (positions) and the
+    parameter gradients to ``gpk`` (packed like the parameters, user columns ``order[k]``).
     """
-    g_l, g_s, g_x, g_n, g_q, g_p, g_w, g_z, g_kd, g_dgw = gparams
-    rl, rs, rx, rn = row_of(g_l, t), row_of(g_s, t), row_of(g_x, t), row_of(g_n, t)
-    rq, rp, rw, rz = row_of(g_q, t), row_of(g_p, t), row_of(g_w, t), row_of(g_z, t)
-    rk, rg = row_of(g_kd, t), row_of(g_dgw, t)
-    for i in numba.prange(qrow.size):
+    rl, rs, rx = row_of(pstart, ptv, 0, t), row_of(pstart, ptv, 1, t), row_of(pstart, ptv, 2, t)
+    rn, rq, rp = row_of(pstart, ptv, 3, t), row_of(pstart, ptv, 4, t), row_of(pstart, ptv, 5, t)
+    rw, rz, rk = row_of(pstart, ptv, 6, t), row_of(pstart, ptv, 7, t), row_of(pstart, ptv, 8, t)
+    rg = row_of(pstart, ptv, 9, t)
+    for i in range(qrow.size):
         g1, g2, g3, g4, gzr = gcoef[i, 0], gcoef[i, 1], gcoef[i, 2], gcoef[i, 3], gcoef[i, 4]
         if g1 == 0.0 and g2 == 0.0 and g3 == 0.0 and g4 == 0.0 and gzr == 0.0:
             continue
         w, z, r, nn, s = cb[i, CB_W], cb[i, CB_Z], cb[i, CB_R], cb[i, CB_N], cb[i, CB_S]
         length, xx = cb[i, CB_L], cb[i, CB_X]
-        d, b, area = inter[i, IN_D], inter[i, IN_B], inter[i, IN_AREA]
+        d, b = inter[i, IN_D], inter[i, IN_B]
         perim, rad, v, cel = inter[i, IN_PERIM], inter[i, IN_RAD], inter[i, IN_V], inter[i, IN_CEL]
         k = length / cel
         u = 2.0 * k
@@ -218,14 +227,15 @@ def vjp_step(
             gpw = -gde / cb[i, CB_P]
             gs -= gde / s
             gq = gd * d * (-e * e * inter[i, IN_LB] + e / (cb[i, CB_Q] + 1.0))
+        j = order[i]
         if cb[i, CB_S0] >= lim[LIM_SMIN]:
-            g_s[rs, i] += gs / (2.0 * s)
-        g_l[rl, i] += gl
-        g_x[rx, i] += gx
-        g_n[rn, i] += gn
-        g_q[rq, i] += gq
-        g_p[rp, i] += gpw
-        g_w[rw, i] += gw
-        g_z[rz, i] += gz
-        g_kd[rk, i] += gkd
-        g_dgw[rg, i] += gdgw
+            gpk[rs, j] += gs / (2.0 * s)
+        gpk[rl, j] += gl
+        gpk[rx, j] += gx
+        gpk[rn, j] += gn
+        gpk[rq, j] += gq
+        gpk[rp, j] += gpw
+        gpk[rw, j] += gw
+        gpk[rz, j] += gz
+        gpk[rk, j] += gkd
+        gpk[rg, j] += gdgw

@@ -39,12 +39,21 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 class _MuskingumFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, net: RiverNetwork, dt: float, substeps: int, qext, q0, k, x):  # type: ignore[override]
+    def forward(ctx, net: RiverNetwork, dt: float, substeps: int, qext, q0, k, x):  # type: ignore[override]  # noqa: PLR0917 (compiled kernel / autograd signature)
         arrs = net.routing_arrays()
         qext_np = _np(qext)
         coef = coefficients(_np(k), _np(x), dt)
         out = np.empty((qext_np.shape[0] * substeps + 1, qext_np.shape[1]), qext_np.dtype)
-        fixed_forward(qext_np, _np(q0), coef, substeps, arrs["order"], arrs["up_ptr"], arrs["up_idx"], out)
+        fixed_forward(
+            qext_np,
+            _np(q0),
+            coef,
+            substeps,
+            arrs["order"],
+            arrs["user_up_ptr"],
+            arrs["user_up_idx"],
+            out,
+        )
         out_t = torch.from_numpy(out)
         ctx.net, ctx.dt, ctx.substeps = net, dt, substeps
         ctx.save_for_backward(out_t, qext, k, x)
@@ -61,7 +70,7 @@ class _MuskingumFunction(torch.autograd.Function):
         gcoef = np.zeros((k_np.size, 4), np.float64)
         gq0 = fixed_backward(
             _np(gout.to(out_t.dtype)), out_t.numpy(), qext_np, coef, ctx.substeps, arrs["order"],
-            arrs["down"], arrs["up_ptr"], arrs["up_idx"], gqext, gcoef,
+            arrs["user_down"], arrs["user_up_ptr"], arrs["user_up_idx"], gqext, gcoef,
         )  # fmt: skip
         gk, gx = coefficients_vjp(k_np, x_np, ctx.dt, gcoef)
         dt_ = qext.dtype
@@ -109,7 +118,13 @@ def muskingum(
         q0 = per_reach("initial_state", initial_state, 1, net, dtype, device).reshape(-1)
         check_values("initial_state", q0, net)
     states = _MuskingumFunction.apply(
-        net, float(dt), int(substeps), qext.contiguous(), q0.contiguous(), kt.contiguous(), xt.contiguous()
+        net,
+        float(dt),
+        int(substeps),
+        qext.contiguous(),
+        q0.contiguous(),
+        kt.contiguous(),
+        xt.contiguous(),
     )
     n_in = qext.shape[0]
     means = states[:-1].reshape(n_in, int(substeps), net.n_reaches).mean(dim=1)

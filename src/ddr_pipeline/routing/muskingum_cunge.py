@@ -70,6 +70,15 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy())
 
 
+def _pack(params: tuple[torch.Tensor, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stack (1, N)/(T, N) parameters into one array + start row and time-varying flag each."""
+    rows = np.array([p.shape[0] for p in params], np.int64)
+    pstart = np.zeros(len(params), np.int64)
+    np.cumsum(rows[:-1], out=pstart[1:])
+    pk = torch.cat([p.detach() for p in params], dim=0).cpu().numpy()
+    return np.ascontiguousarray(pk), pstart, rows > 1
+
+
 class _MuskingumCungeFunction(torch.autograd.Function):
     """Forward = compiled time loop; backward = compiled adjoint sweep."""
 
@@ -80,9 +89,10 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         n_t, n_r = qlat_np.shape
         out = np.empty((n_t + 1, n_r), dtype=qlat_np.dtype)
         clamp = np.zeros(n_r, np.float64)
+        pk, pstart, ptv = _pack(params)
         mc_forward(
-            qlat_np, _np(q0), spec.hot, tuple(_np(p) for p in params), spec.dt, spec.leak,
-            spec.lim, arrs["order"], arrs["down"], arrs["up_ptr"], arrs["up_idx"], out, clamp,
+            qlat_np, _np(q0), spec.hot, pk, pstart, ptv, spec.dt, spec.leak, spec.lim,
+            arrs["order"], arrs["down"], arrs["up_ptr"], arrs["up_idx"], out, clamp,
         )  # fmt: skip
         out_t = torch.from_numpy(out)
         clamp_t = torch.from_numpy(clamp).to(qlat.dtype)
@@ -97,22 +107,23 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         out_t, qlat, q0, *params = ctx.saved_tensors
         arrs = spec.net.routing_arrays()
         qlat_np = _np(qlat)
-        params_np = tuple(_np(p) for p in params)
+        pk, pstart, ptv = _pack(tuple(params))
         gqlat = np.zeros(qlat_np.shape, np.float64)
-        gparams = tuple(np.zeros(p.shape, np.float64) for p in params_np)
+        gpk = np.zeros(pk.shape, np.float64)
         gq0 = np.zeros(qlat_np.shape[1], np.float64)
         mc_backward(
-            _np(gout.to(out_t.dtype)), out_t.numpy(), qlat_np, _np(q0), spec.hot, params_np,
+            _np(gout.to(out_t.dtype)), out_t.numpy(), qlat_np, _np(q0), spec.hot, pk, pstart, ptv,
             spec.dt, spec.leak, spec.lim, arrs["order"], arrs["down"], arrs["up_ptr"],
-            arrs["up_idx"], gqlat, gparams, gq0,
+            arrs["up_idx"], gqlat, gpk, gq0,
         )  # fmt: skip
         dtype = qlat.dtype
-        g_params = [torch.from_numpy(g).to(dtype) for g in gparams]
+        g_all = torch.from_numpy(gpk).to(dtype)
+        g_params = [g_all[s : s + p.shape[0]] for s, p in zip(pstart.tolist(), params, strict=True)]
         g_q0 = None if spec.hot else torch.from_numpy(gq0).to(dtype)
         return None, torch.from_numpy(gqlat).to(dtype), g_q0, *g_params
 
 
-def _limits(q_min: float, d_min: float, b_min: float, v_min: float, v_max: float,
+def _limits(q_min: float, d_min: float, b_min: float, v_min: float, v_max: float,  # noqa: PLR0917 (compiled kernel / autograd signature)
             s_min: float, h_bank_min: float, h_bank_max: float) -> np.ndarray:  # fmt: skip
     lim = np.array([q_min, d_min, b_min, v_min, v_max, s_min, h_bank_min, h_bank_max], np.float64)
     if not (np.all(np.isfinite(lim)) and np.all(lim > 0)):
@@ -122,7 +133,7 @@ def _limits(q_min: float, d_min: float, b_min: float, v_min: float, v_max: float
     return lim
 
 
-def _gather_params(
+def _gather_params(  # noqa: PLR0917 (compiled kernel / autograd signature)
     channel: Mapping[str, object],
     params: Mapping[str, object],
     leakance: bool,

@@ -29,7 +29,9 @@ def daily_mean(q: torch.Tensor, steps_per_day: int = 24) -> torch.Tensor:
     return q[1:].reshape(days, steps_per_day, *q.shape[1:]).mean(dim=1)
 
 
-def gauge_index(gauge_reaches: Sequence[Sequence[int] | np.ndarray], n_reaches: int) -> tuple[np.ndarray, np.ndarray]:
+def gauge_index(
+    gauge_reaches: Sequence[Sequence[int] | np.ndarray], n_reaches: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Flatten a ragged list of reach-index arrays into (reach_index, gauge_index) int64 arrays."""
     lists = [np.asarray(g, dtype=np.int64).ravel() for g in gauge_reaches]
     empty = [k for k, g in enumerate(lists) if g.size == 0]
@@ -43,7 +45,9 @@ def gauge_index(gauge_reaches: Sequence[Sequence[int] | np.ndarray], n_reaches: 
     return reach, gauge
 
 
-def gather_gauges(q: torch.Tensor, gauge_reaches: Sequence[Sequence[int] | np.ndarray]) -> torch.Tensor:
+def gather_gauges(
+    q: torch.Tensor, gauge_reaches: Sequence[Sequence[int] | np.ndarray]
+) -> torch.Tensor:
     """(T, N) reach flows -> (T, G): each gauge sums the flows of its reach indices."""
     reach, gauge = gauge_index(gauge_reaches, q.shape[-1])
     r = torch.as_tensor(reach, device=q.device)

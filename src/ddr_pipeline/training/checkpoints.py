@@ -77,6 +77,11 @@ RESUMABLE_KEYS = (
     "experiment.device",
     "experiment.max_consecutive_nonfinite",
     "run_name",
+    "monitoring.models_dir",
+    "monitoring.validation_period",
+    "monitoring.validation_warmup_days",
+    "monitoring.log_checkpoints",
+    "monitoring.progress_bar",
 )
 _NAME = re.compile(r"^ddr_(?P<run>.+)_epoch_(?P<epoch>\d+)_mb_(?P<mb>\d+)\.pt$")
 

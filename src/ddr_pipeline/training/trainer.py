@@ -108,6 +108,7 @@ class Trainer:
         model: RoutingModel,
         inputs: ModelInputs,
         train_gauges: GaugeSet,
+        *,
         period: tuple[int, int],
         normalization_stats: Mapping[str, Any],
         models_dir: str | Path,

@@ -90,6 +90,7 @@ def evaluate_period(
     gauges: GaugeSet,
     config: TrainingConfig,
     period: tuple[str, str],
+    *,
     warmup_days: int,
     device: torch.device | str = "cpu",
 ) -> pd.DataFrame:

@@ -44,8 +44,15 @@ def model_inputs(n_days: int = 91, seed: int = 0) -> xr.Dataset:
     dates = pd.date_range(START, periods=n_days, freq="D")
     season = 1.0 + 0.5 * np.sin(np.arange(n_days) / 9.0)[:, None]
     qlat = (season * rng.gamma(2.0, 1.0, size=(n_days, n))).astype(np.float32)
-    upstream = {1: [1], 2: [2], 3: [1, 2, 3], 4: [4], 5: [1, 2, 3, 4, 5], 6: [6],
-                7: [1, 2, 3, 4, 5, 6, 7]}
+    upstream = {
+        1: [1],
+        2: [2],
+        3: [1, 2, 3],
+        4: [4],
+        5: [1, 2, 3, 4, 5],
+        6: [6],
+        7: [1, 2, 3, 4, 5, 6, 7],
+    }
     obs = np.stack(
         [qlat[:, [r - 1 for r in upstream[ids[0]]]].sum(axis=1) for ids in GAUGES.values()],
         axis=1,
@@ -70,10 +77,17 @@ def model_inputs(n_days: int = 91, seed: int = 0) -> xr.Dataset:
             ),
             "observations": (("time", "gage_id"), obs),
         },
-        coords={"reach_id": REACH_IDS, "time": dates, "gage_id": gage,
-                "attribute": ATTRIBUTES, "forcing": FORCINGS},
-        attrs={"train_period": [START, "1979-12-31"],
-               "test_period": [TEST_START, str(dates[-1].date())]},
+        coords={
+            "reach_id": REACH_IDS,
+            "time": dates,
+            "gage_id": gage,
+            "attribute": ATTRIBUTES,
+            "forcing": FORCINGS,
+        },
+        attrs={
+            "train_period": [START, "1979-12-31"],
+            "test_period": [TEST_START, str(dates[-1].date())],
+        },
     )
 
 
@@ -107,10 +121,21 @@ def training_params(leakance: bool = False) -> dict[str, Any]:
         "geodataset": "drb",
         "run_name": "synthetic-run",
         "experiment": {"rho": 30, "warmup": 3, "seed": 1},
-        "kan": {"hidden_size": 4, "num_hidden_layers": 1, "grid": 3, "k": 2,
-                "input_var_names": ["a1", "a2"], "learnable_parameters": kan_learn},
-        "cuda_lstm": {"hidden_size": 4, "dropout": 0.0, "forcing_var_names": FORCINGS,
-                      "input_var_names": ["a3"], "learnable_parameters": lstm_learn},
+        "kan": {
+            "hidden_size": 4,
+            "num_hidden_layers": 1,
+            "grid": 3,
+            "k": 2,
+            "input_var_names": ["a1", "a2"],
+            "learnable_parameters": kan_learn,
+        },
+        "cuda_lstm": {
+            "hidden_size": 4,
+            "dropout": 0.0,
+            "forcing_var_names": FORCINGS,
+            "input_var_names": ["a3"],
+            "learnable_parameters": lstm_learn,
+        },
         "params": {"use_leakance": leakance},
     }
 
@@ -125,12 +150,21 @@ def write_checkpoint(folder: Path, params: dict[str, Any] | None = None) -> Path
     model = build_models(config)
     history = [{"epoch": 1, "mini_batch": i, "loss": 10.0 / (i + 1)} for i in range(4)]
     payload = {
-        "format_version": 1, "epoch": 1, "mini_batch": 3, "epoch_complete": True,
-        "global_step": 4, "model_state_dict": model.state_dict(), "optimizer_state_dict": {},
-        "scheduler_state": {"learning_rate": 0.01, "epoch": 1}, "rng_state": {},
-        "nonfinite": {"consecutive": 0, "total": 0}, "config": config.model_dump(mode="json"),
+        "format_version": 1,
+        "epoch": 1,
+        "mini_batch": 3,
+        "epoch_complete": True,
+        "global_step": 4,
+        "model_state_dict": model.state_dict(),
+        "optimizer_state_dict": {},
+        "scheduler_state": {"learning_rate": 0.01, "epoch": 1},
+        "rng_state": {},
+        "nonfinite": {"consecutive": 0, "total": 0},
+        "config": config.model_dump(mode="json"),
         "normalization_stats": {"attributes": {}, "forcings": {}},
-        "attribute_names": ATTRIBUTES, "forcing_names": FORCINGS, "history": history,
+        "attribute_names": ATTRIBUTES,
+        "forcing_names": FORCINGS,
+        "history": history,
     }
     path = checkpoint_path(folder, str(config.run_name), 1, 3)
     return save_checkpoint(payload, path)

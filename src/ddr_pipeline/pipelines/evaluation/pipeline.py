@@ -1,0 +1,128 @@
+"""``evaluation`` pipeline: trained model + baselines on the test period at every gauge.
+
+Inputs: the model-ready data of one geodataset (``<geodataset>.model_inputs``,
+``.model_gauges``, ``.normalization_stats``, ``.reaches``) and a trained model named by
+``params:evaluation.model`` (checkpoint path, MLflow model URI or the latest checkpoint of the
+training run ``params:evaluation.run_name``). Outputs: ``evaluation.model_test``
+(``data/07_model_output/<run>/model_test.zarr``), per-gauge metrics, the comparison table,
+MLflow metrics and figures (see docs/pipelines.md).
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from ddr_pipeline.pipelines.data_processing.pipeline import GEODATASETS
+from ddr_pipeline.pipelines.evaluation import nodes
+
+#: The geodataset evaluated (its data_processing outputs are the inputs).
+GEODATASET = GEODATASETS[0]
+PARAMS = "params:evaluation"
+
+
+def _data(name: str) -> str:
+    return f"{GEODATASET}.{name}"
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Build the evaluation pipeline."""
+    return Pipeline(
+        [
+            Node(
+                nodes.load_trained_model,
+                ["params:evaluation.model", "params:evaluation.run_name"],
+                "evaluation.checkpoint",
+                name="load_trained_model",
+            ),
+            Node(
+                nodes.check_model_against_data,
+                [
+                    "evaluation.checkpoint",
+                    _data("model_inputs"),
+                    _data("normalization_stats"),
+                    "params:evaluation.geodataset",
+                    "params:training",
+                    "params:evaluation.check_training_parameters",
+                ],
+                "evaluation.inputs",
+                name="check_model_against_data",
+            ),
+            Node(
+                nodes.predict_test_period,
+                [
+                    "evaluation.checkpoint",
+                    "evaluation.inputs",
+                    _data("model_gauges"),
+                    PARAMS,
+                    "params:evaluation.run_name",
+                    _data("model_inputs"),
+                ],
+                "evaluation.model_test",
+                name="predict_test_period",
+            ),
+            Node(nodes.tag_mlflow_run, "evaluation.model_test", None, name="tag_mlflow_run"),
+            Node(
+                nodes.score_gauges,
+                [
+                    "evaluation.model_test",
+                    _data("model_gauges"),
+                    "params:evaluation.well_observed_fraction",
+                ],
+                "evaluation.metrics_per_gauge",
+                name="score_gauges",
+            ),
+            Node(
+                nodes.comparison_table,
+                "evaluation.metrics_per_gauge",
+                "evaluation.comparison",
+                name="comparison_table",
+            ),
+            Node(
+                nodes.mlflow_metrics,
+                "evaluation.comparison",
+                "evaluation.summary_metrics",
+                name="mlflow_metrics",
+            ),
+            Node(
+                nodes.comparison_figures,
+                ["evaluation.metrics_per_gauge", "params:evaluation.plot_subset"],
+                ["evaluation.plot_nse_cdf", "evaluation.plot_kge_cdf", "evaluation.plot_boxplots"],
+                name="comparison_figures",
+            ),
+            Node(
+                nodes.hydrograph_figure,
+                [
+                    "evaluation.model_test",
+                    "evaluation.metrics_per_gauge",
+                    "params:evaluation.hydrograph_gauges",
+                ],
+                "evaluation.plot_hydrographs",
+                name="hydrograph_figure",
+            ),
+            Node(
+                nodes.map_figures,
+                ["evaluation.model_test", "evaluation.metrics_per_gauge", _data("model_gauges")],
+                "evaluation.plot_gauge_map",
+                name="gauge_map_figure",
+            ),
+            Node(
+                nodes.parameter_figure,
+                [
+                    "evaluation.checkpoint",
+                    "evaluation.inputs",
+                    _data("reaches"),
+                    PARAMS,
+                    _data("model_inputs"),
+                ],
+                "evaluation.plot_parameter_maps",
+                name="parameter_figure",
+            ),
+            Node(
+                nodes.loss_figure,
+                "evaluation.checkpoint",
+                "evaluation.plot_loss_curve",
+                name="loss_figure",
+            ),
+        ],
+        tags=["evaluation"],
+    )

@@ -1,0 +1,94 @@
+"""Thin nodes of the ``training`` pipeline; the work is done in ``ddr_pipeline.training``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import mlflow
+import pandas as pd
+import xarray as xr
+
+from ddr_pipeline.config import TrainingConfig, load_training_config
+from ddr_pipeline.models import build_models
+from ddr_pipeline.training import (
+    LoadedCheckpoint,
+    MlflowMonitor,
+    NullMonitor,
+    TrainingMonitor,
+    read_checkpoint,
+)
+from ddr_pipeline.training.setup import (
+    TrainingData,
+    build_trainer,
+    prepare_training_data,
+    score_period,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_training_config(params: dict[str, Any], geodataset: str) -> TrainingConfig:
+    """Validate ``params:training``; the config must name the pipeline's geodataset."""
+    config = load_training_config(params)
+    if config.geodataset != geodataset:
+        raise ValueError(
+            f"training.geodataset is {config.geodataset!r} but this pipeline reads the "
+            f"{geodataset!r} model inputs"
+        )
+    return config
+
+
+def prepare_data(
+    model_inputs: xr.Dataset, gauges: pd.DataFrame, config: TrainingConfig
+) -> TrainingData:
+    """Model inputs, training/validation gauges and periods as the trainer needs them."""
+    return prepare_training_data(model_inputs, gauges, config)
+
+
+def _monitor(config: TrainingConfig) -> TrainingMonitor:
+    if mlflow.active_run() is None:
+        logger.info("No active MLflow run: training metrics are not logged to MLflow")
+        return NullMonitor()
+    return MlflowMonitor(log_checkpoints=config.monitoring.log_checkpoints)
+
+
+def train_model(
+    config: TrainingConfig, data: TrainingData, normalization_stats: dict[str, Any]
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+    """Train; return the final checkpoint payload, the per-mini-batch history and a summary."""
+    monitor = _monitor(config)
+    started = time.perf_counter()
+    result = build_trainer(config, data, normalization_stats, monitor).fit()
+    if result.final_checkpoint is None:
+        raise RuntimeError("training produced no checkpoint (zero mini-batches?)")
+    monitor.log_artifact(result.final_checkpoint, "model_checkpoint")
+    monitor.log_model(result.model, "model")
+    summary = {
+        **result.summary,
+        "run_name": config.run_name,
+        "final_checkpoint": str(result.final_checkpoint),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    logger.info("Training finished: %s", summary)
+    history = result.history.astype({"gauges": "string", "status": "string"})
+    return read_checkpoint(result.final_checkpoint), history, summary
+
+
+def score_test_period(
+    trained_model: LoadedCheckpoint | dict[str, Any], config: TrainingConfig, data: TrainingData
+) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
+    """Per-gauge test-period scores and MLflow metrics of medians at well-observed gauges.
+
+    ``trained_model`` is what ``training.trained_model`` loads (a :class:`LoadedCheckpoint`) or,
+    in memory, the checkpoint payload.
+    """
+    if isinstance(trained_model, LoadedCheckpoint):
+        model = trained_model.model
+    else:
+        model = build_models(config)
+        model.load_state_dict(trained_model["model_state_dict"])
+    table, summary = score_period(model, config, data, "test")
+    logger.info("Test period (well-observed gauges): %s", summary)
+    return table, {f"test_{k}": {"value": v, "step": 0} for k, v in summary.items()}

@@ -1,0 +1,53 @@
+"""``training`` pipeline: validate the config, prepare data, train, score the test period.
+
+Reads the data_processing outputs of one geodataset (``drb.model_inputs``, ``drb.model_gauges``,
+``drb.normalization_stats``) and ``params:training``; writes ``training.trained_model`` (the final
+checkpoint), ``training.history``, ``training.summary``, ``training.test_scores`` and MLflow
+metrics (catalog: ``conf/base/catalog_training.yml``). Checkpoints during training go to
+``<monitoring.models_dir>/<run_name>/saved_models/``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from kedro.pipeline import Node, Pipeline
+
+from ddr_pipeline.pipelines.data_processing.pipeline import GEODATASETS
+from ddr_pipeline.pipelines.training import nodes
+
+#: The geodataset trained on (its data_processing outputs are the inputs).
+GEODATASET = GEODATASETS[0]
+
+
+def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
+    """Build the training pipeline for ``geodataset``."""
+    return Pipeline(
+        [
+            Node(
+                partial(nodes.resolve_training_config, geodataset=geodataset),
+                "params:training",
+                "training.config",
+                name="resolve_training_config",
+            ),
+            Node(
+                nodes.prepare_data,
+                [f"{geodataset}.model_inputs", f"{geodataset}.model_gauges", "training.config"],
+                "training.data",
+                name="prepare_training_data",
+            ),
+            Node(
+                nodes.train_model,
+                ["training.config", "training.data", f"{geodataset}.normalization_stats"],
+                ["training.trained_model", "training.history", "training.summary"],
+                name="train_model",
+            ),
+            Node(
+                nodes.score_test_period,
+                ["training.trained_model", "training.config", "training.data"],
+                ["training.test_scores", "training.test_metrics"],
+                name="score_test_period",
+            ),
+        ],
+        tags=["training"],
+    )

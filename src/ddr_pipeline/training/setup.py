@@ -1,0 +1,128 @@
+"""Assemble a training run from the model-ready data: inputs, gauge splits, validation, trainer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ddr_pipeline.config import TrainingConfig
+from ddr_pipeline.data.batching import GaugeSet, ModelInputs
+from ddr_pipeline.models import RoutingModel, build_models
+from ddr_pipeline.training.monitoring import TrainingMonitor
+from ddr_pipeline.training.trainer import Trainer
+from ddr_pipeline.training.validation import ValidationSpec, evaluate_period
+
+logger = logging.getLogger(__name__)
+
+TRAIN_SPLIT = "train"
+VALIDATION_SPLIT = "validation"
+
+
+@dataclass
+class TrainingData:
+    """Everything the trainer reads: inputs, training gauges, their period, validation."""
+
+    inputs: ModelInputs
+    gauges: pd.DataFrame
+    train_gauges: GaugeSet
+    period: tuple[int, int]
+    validation: ValidationSpec | None
+
+
+def prepare_training_data(
+    model_inputs: xr.Dataset, gauges: pd.DataFrame, config: TrainingConfig
+) -> TrainingData:
+    """Training gauges (``split == train``) over the inputs' train period; validation gauges
+    (``split == validation``) over ``monitoring.validation_period`` (``None`` if there are none).
+    """
+    inputs = ModelInputs.from_dataset(model_inputs)
+    splits = set(gauges["split"].astype(str))
+    validation = None
+    if VALIDATION_SPLIT in splits:
+        first, stop = inputs.period(config.monitoring.validation_period)
+        start = max(first - config.monitoring.validation_warmup_days, 0)
+        validation = ValidationSpec(
+            inputs,
+            GaugeSet.from_table(gauges, inputs, VALIDATION_SPLIT),
+            start,
+            stop,
+            warmup=first - start,
+        )
+    data = TrainingData(
+        inputs=inputs,
+        gauges=gauges,
+        train_gauges=GaugeSet.from_table(gauges, inputs, TRAIN_SPLIT),
+        period=inputs.period("train"),
+        validation=validation,
+    )
+    logger.info(
+        "Training on %d gauges over %s..%s (%d days); %d validation gauges",
+        len(data.train_gauges),
+        inputs.dates[data.period[0]].date(),
+        inputs.dates[data.period[1] - 1].date(),
+        data.period[1] - data.period[0],
+        0 if validation is None else len(validation.gauges),
+    )
+    return data
+
+
+def build_trainer(
+    config: TrainingConfig,
+    data: TrainingData,
+    normalization_stats: Mapping[str, Any],
+    monitor: TrainingMonitor | None = None,
+    max_steps: int | None = None,
+) -> Trainer:
+    """A :class:`Trainer` for ``config`` over ``data`` (fresh model seeded by the config)."""
+    return Trainer(
+        config,
+        build_models(config),
+        data.inputs,
+        data.train_gauges,
+        period=data.period,
+        normalization_stats=normalization_stats,
+        models_dir=config.monitoring.models_dir,
+        monitor=monitor,
+        validation=data.validation,
+        max_steps=max_steps,
+        progress=config.monitoring.progress_bar,
+    )
+
+
+def score_period(
+    model: RoutingModel,
+    config: TrainingConfig,
+    data: TrainingData,
+    period: str | tuple[str, str] = "test",
+    well_observed_fraction: float = 0.9,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per-gauge NSE/KGE/RMSE over ``period`` and medians at the well-observed gauges.
+
+    The routing starts ``monitoring.validation_warmup_days`` before the period. Medians are
+    reported for all well-observed gauges and separately for each split.
+    """
+    dates = data.inputs.periods[period] if isinstance(period, str) else period
+    everyone = GaugeSet.from_table(data.gauges, data.inputs, None)
+    table = evaluate_period(
+        model, data.inputs, everyone, config, dates,
+        warmup_days=config.monitoring.validation_warmup_days,
+    )
+    table["split"] = data.gauges["split"].astype(str).to_numpy()
+    table["well_observed"] = table["valid_fraction"] >= well_observed_fraction
+    summary: dict[str, float] = {}
+    well = table[table["well_observed"]]
+    for label, subset in (("all", well), *((s, well[well["split"] == s]) for s in sorted(set(
+        well["split"])))):
+        summary[f"{label}_gauges"] = float(len(subset))
+        for metric in ("nse", "kge"):
+            values = subset[metric].to_numpy(dtype=np.float64)
+            summary[f"{label}_{metric}_median"] = (
+                float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
+            )
+    return table, summary

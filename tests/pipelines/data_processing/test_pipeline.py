@@ -1,0 +1,78 @@
+"""The data_processing pipeline through Kedro's SequentialRunner on an in-memory catalog."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from kedro.io import DataCatalog
+from kedro.runner import SequentialRunner
+
+from ddr_pipeline.pipelines.data_processing import create_pipeline
+from ddr_pipeline.pipelines.data_processing.pipeline import GEODATASETS
+
+NAMESPACE = "syn"
+OUTPUTS = {
+    f"{NAMESPACE}.{name}"
+    for name in ("model_inputs", "model_gauges", "normalization_stats",
+                 "normalization_stats_artifact", "data_processing_metrics")
+}
+#: Outputs no node consumes (what SequentialRunner hands back on an empty catalog).
+FREE_OUTPUTS = {
+    f"{NAMESPACE}.{name}"
+    for name in ("model_inputs", "normalization_stats_artifact", "data_processing_metrics")
+}
+
+
+def _catalog(raw, params) -> DataCatalog:
+    catalog = DataCatalog()
+    for name, value in raw.items():
+        catalog[f"{NAMESPACE}.{name}"] = value
+    catalog["params:data_processing"] = params
+    return catalog
+
+
+def test_pipeline_is_namespaced_per_geodataset():
+    pipeline = create_pipeline()
+    assert {n.namespace for n in pipeline.nodes} == set(GEODATASETS)
+    assert all(n.name.split(".", 1)[1] for n in pipeline.nodes)
+    assert "params:data_processing" in pipeline.inputs()
+    assert {f"{GEODATASETS[0]}.{n}" for n in ("reaches", "lateral_inflow")} <= pipeline.inputs()
+
+
+def test_pipeline_runs_end_to_end(raw, params, caplog):
+    caplog.set_level(logging.DEBUG, logger="kedro")
+    pipeline = create_pipeline(geodatasets=(NAMESPACE,))
+    assert pipeline.all_outputs() >= OUTPUTS
+    assert pipeline.outputs() == FREE_OUTPUTS
+    result = SequentialRunner().run(pipeline, _catalog(raw, params))
+    assert "Pipeline execution completed successfully" in caplog.text
+    assert set(result) == FREE_OUTPUTS
+
+    ds = result[f"{NAMESPACE}.model_inputs"].load()
+    assert set(ds.data_vars) >= {
+        "to_id", "length_m", "slope", "x", "attributes", "attributes_raw", "lateral_inflow",
+        "forcings", "observations",
+    }
+    assert ds.sizes == {"reach_id": 6, "gage_id": 5, "time": 20, "attribute": 2, "forcing": 3}
+    stats = result[f"{NAMESPACE}.normalization_stats_artifact"].load()
+    assert stats["computed_on"]["n_reaches"] == 4
+    metrics = result[f"{NAMESPACE}.data_processing_metrics"].load()
+    assert metrics["n_reaches"]["value"] == 6.0
+    assert metrics["n_gauges_validation"]["value"] == 1.0
+
+
+def test_bad_input_stops_the_run_before_any_output(raw, params):
+    raw["reaches"].loc[0, "to_id"] = 10  # self-loop
+    pipeline = create_pipeline(geodatasets=(NAMESPACE,))
+    catalog = _catalog(raw, params)
+    with pytest.raises(ValueError, match="self-loops.*10"):
+        SequentialRunner().run(pipeline, catalog)
+    assert not any(catalog.exists(name) for name in OUTPUTS)
+
+
+def test_negative_lateral_inflow_stops_the_run(raw, params):
+    raw["lateral_inflow"]["Qr"][1, 1] = -np.float32(2.0)
+    with pytest.raises(ValueError, match="negative Qr"):
+        SequentialRunner().run(create_pipeline(geodatasets=(NAMESPACE,)), _catalog(raw, params))

@@ -1,0 +1,104 @@
+"""Tests of the routing pipeline on tiny synthetic data."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from matplotlib.figure import Figure
+
+from ddr_pipeline.datasets import XarrayZarrDataset
+from ddr_pipeline.pipelines.routing.pipeline import create_pipeline
+
+
+def _load_synthetic():
+    path = Path(__file__).parents[1] / "evaluation" / "synthetic.py"
+    spec = importlib.util.spec_from_file_location("ddr_eval_synthetic", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("ddr_eval_synthetic", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+syn = _load_synthetic()
+
+
+class _Kept(MemoryDataset):
+    def _release(self) -> None:
+        return None
+
+
+def run_routing(tmp_path: Path, **overrides) -> dict:
+    syn.write_checkpoint(tmp_path / "models")
+    params = {
+        "geodataset": "drb",
+        "run_name": "synthetic-run",
+        "model": {
+            "models_dir": str(tmp_path / "models"),
+            "checkpoint": None,
+            "mlflow_model_uri": None,
+        },
+        "period": None,
+        "warmup_days": 0,
+        "target_reach_ids": [],
+        "chunk_days": 91,
+        "device": "cpu",
+        "summary_reach_ids": [],
+        **overrides,
+    }
+    catalog = DataCatalog()
+    catalog["drb.model_inputs"] = syn.model_inputs()
+    catalog["drb.normalization_stats"] = {"attributes": {}, "forcings": {}}
+    catalog["params:routing"] = params
+    for key, value in params.items():
+        catalog[f"params:routing.{key}"] = value
+    pipeline = create_pipeline()
+    for name in pipeline.all_outputs():
+        catalog[name] = _Kept()
+    catalog["routing.discharge"] = XarrayZarrDataset(filepath=str(tmp_path / "routed.zarr"))
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in pipeline.all_outputs()}
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory) -> dict:
+    return run_routing(tmp_path_factory.mktemp("routing_whole"))
+
+
+def test_domain_wide_discharge_written(whole: dict) -> None:
+    ds = whole["routing.discharge"]
+    q = ds["discharge"]
+    assert q.dims == ("reach_id", "time")
+    assert q.sizes == {"reach_id": 7, "time": 91}
+    assert q.attrs["units"] == "m3 s-1"
+    assert np.isfinite(q.values).all() and (q.values > 0).all()
+    assert isinstance(whole["routing.plot_summary"], Figure)
+
+
+def test_chunks_of_10_days_equal_the_whole_period(whole: dict, tmp_path: Path) -> None:
+    chunked = run_routing(tmp_path, chunk_days=10)["routing.discharge"]["discharge"]
+    np.testing.assert_allclose(
+        chunked.values, whole["routing.discharge"]["discharge"].values, rtol=2e-5, atol=1e-5
+    )
+
+
+def test_target_reaches_route_their_upstream_closure(whole: dict, tmp_path: Path) -> None:
+    out = run_routing(tmp_path, target_reach_ids=[3])
+    q = out["routing.discharge"]["discharge"]
+    assert sorted(q["reach_id"].values.tolist()) == [1, 2, 3]
+    # an upstream sub-domain is unaffected by the rest of the network
+    full = whole["routing.discharge"]["discharge"].sel(reach_id=[1, 2, 3], time=q["time"])
+    np.testing.assert_allclose(q.sel(reach_id=[1, 2, 3]).values, full.values, rtol=1e-4)
+
+
+def test_warmup_days_are_routed_but_not_written(tmp_path: Path) -> None:
+    out = run_routing(tmp_path, warmup_days=20, period=["1979-12-01", "1979-12-31"])
+    ds = out["routing.discharge"]
+    assert ds.attrs["routing_started"] == "1979-11-11"
+    assert str(ds["time"].values[0])[:10] == "1979-12-01"
+    assert ds.sizes["time"] == 31

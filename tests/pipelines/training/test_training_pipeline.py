@@ -1,0 +1,67 @@
+"""The training pipeline: nodes over the synthetic twin with SequentialRunner; config errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from training_synthetic import full_training_params, make_twin
+
+from ddr_pipeline.config import ConfigError
+from ddr_pipeline.pipelines.training import create_pipeline
+from ddr_pipeline.pipelines.training.nodes import resolve_training_config
+from ddr_pipeline.training import load_checkpoint
+
+
+@pytest.fixture
+def params(tmp_path):
+    params = full_training_params()
+    params["experiment"]["epochs"] = 1
+    params["monitoring"] = {
+        "models_dir": str(tmp_path / "models"),
+        "validation_warmup_days": 5,
+        "progress_bar": False,
+    }
+    return params
+
+
+def test_pipeline_runs_with_sequential_runner(params, tmp_path):
+    ds, gauges, stats = make_twin()
+    catalog = DataCatalog(
+        {
+            "drb.model_inputs": MemoryDataset(ds, copy_mode="assign"),
+            "drb.model_gauges": MemoryDataset(gauges),
+            "drb.normalization_stats": MemoryDataset(stats),
+            "params:training": MemoryDataset(params),
+        }
+    )
+    SequentialRunner().run(create_pipeline(), catalog)
+    history = catalog["training.history"].load()
+    assert len(history) == 3 and set(history["status"]) == {"ok"}
+    assert np.isfinite(history["loss"]).all()
+    summary = catalog["training.summary"].load()
+    assert summary["mini_batches"] == 3 and summary["run_name"] == "full"
+    payload = catalog["training.trained_model"].load()
+    assert payload["epoch"] == 1 and payload["epoch_complete"]
+    scores = catalog["training.test_scores"].load()
+    assert set(scores["split"]) == {"train", "validation"} and len(scores) == 22
+    metrics = catalog["training.test_metrics"].load()
+    assert metrics["test_all_gauges"]["value"] == 22.0
+    assert np.isfinite(metrics["test_validation_nse_median"]["value"])
+    final = tmp_path / "models" / "full" / "saved_models" / "ddr_full_epoch_1_mb_2.pt"
+    assert load_checkpoint(final).epoch == 1
+
+
+def test_config_errors_are_clear(params):
+    params["experiment"]["batch_size"] = 0
+    with pytest.raises(ConfigError, match=r"training\.experiment\.batch_size"):
+        resolve_training_config(params, "drb")
+    params["experiment"]["batch_size"] = 2
+    params["geodataset"] = "merit"
+    with pytest.raises(ValueError, match="reads the 'drb' model inputs"):
+        resolve_training_config(params, "drb")
+    params["geodataset"] = "drb"
+    params["monitoring"]["validation_period"] = ["2000-05-01", "2000-04-01"]
+    with pytest.raises(ConfigError, match="validation_period"):
+        resolve_training_config(params, "drb")
