@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import mlflow
+import mlflow.tracking._tracking_service.utils as mlflow_tracking_utils
 import pandas as pd
 import pytest
 import yaml
@@ -52,11 +53,10 @@ def conf_source(project_root: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def restore_mlflow_uri():
-    """kedro-mlflow sets MLflow's global tracking URI: put the previous one back afterwards."""
-    previous = mlflow.get_tracking_uri()
-    yield
-    mlflow.set_tracking_uri(previous)
+def restore_mlflow_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kedro-mlflow sets MLflow's global tracking URI: restore MLflow's own state afterwards."""
+    monkeypatch.setattr(mlflow_tracking_utils, "_tracking_uri", mlflow_tracking_utils._tracking_uri)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.mark.usefixtures("restore_mlflow_uri")

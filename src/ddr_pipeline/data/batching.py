@@ -294,9 +294,7 @@ def build_batch(
         observed_geometry={
             k: torch.from_numpy(v[closure]) for k, v in inputs.observed_geometry.items()
         },
-        observations=torch.from_numpy(
-            inputs.observations[days][:, gauges.obs_column[positions]]
-        ),
+        observations=torch.from_numpy(inputs.observations[days][:, gauges.obs_column[positions]]),
         gauge_index=[local_of[gauges.reach_index[p]] for p in positions],
         staids=tuple(gauges.staids[p] for p in positions),
     )

@@ -49,7 +49,6 @@ class XarrayZarrDataset(AbstractVersionedDataset[xr.Dataset, xr.Dataset]):
 
     DEFAULT_LOAD_ARGS: dict[str, Any] = {"consolidated": False}
     DEFAULT_SAVE_ARGS: dict[str, Any] = {"mode": "w", "consolidated": False}
-    DEFAULT_FS_ARGS: dict[str, Any] = {}
 
     def __init__(  # noqa: PLR0913
         self,

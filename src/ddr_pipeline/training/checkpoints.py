@@ -206,8 +206,11 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def _differences(saved: Mapping[str, Any], current: Mapping[str, Any], ignore: Sequence[str]):
     a, b = flatten(saved), flatten(current)
     keys = sorted((set(a) | set(b)) - set(ignore))
-    return [f"{k}: checkpoint {a.get(k, '<absent>')!r} != now {b.get(k, '<absent>')!r}"
-            for k in keys if not _same(a.get(k, "<absent>"), b.get(k, "<absent>"))]
+    return [
+        f"{k}: checkpoint {a.get(k, '<absent>')!r} != now {b.get(k, '<absent>')!r}"
+        for k in keys
+        if not _same(a.get(k, "<absent>"), b.get(k, "<absent>"))
+    ]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -240,13 +243,16 @@ def check_compatible(
     current = config.model_dump(mode="json")
     problems += [f"config {d}" for d in _differences(payload["config"], current, RESUMABLE_KEYS)]
     stats_ignore = [k for k in flatten(normalization_stats) if k.startswith("computed_on")]
-    stats_ignore += [k for k in flatten(payload["normalization_stats"]) if k.startswith("computed_on")]
+    stats_ignore += [
+        k for k in flatten(payload["normalization_stats"]) if k.startswith("computed_on")
+    ]
     problems += [
         f"normalization_stats {d}"
         for d in _differences(payload["normalization_stats"], normalization_stats, stats_ignore)
     ]
     if problems:
         raise CheckpointError(
-            "checkpoint does not match this run:\n  " + "\n  ".join(problems[:20])
+            "checkpoint does not match this run:\n  "
+            + "\n  ".join(problems[:20])
             + ("" if len(problems) <= 20 else f"\n  ... and {len(problems) - 20} more")
         )

@@ -19,7 +19,9 @@ def _positions(wanted: Sequence[str], available: Sequence[str], what: str) -> to
     index = {name: i for i, name in enumerate(available)}
     unknown = [name for name in wanted if name not in index]
     if unknown:
-        raise KeyError(f"{what} {unknown} are not in the model inputs (available: {list(available)})")
+        raise KeyError(
+            f"{what} {unknown} are not in the model inputs (available: {list(available)})"
+        )
     return torch.tensor([index[name] for name in wanted], dtype=torch.long)
 
 

@@ -100,9 +100,35 @@ class MlflowMonitor:
         log_pytorch_model(model, name)
 
 
+#: Packages the logged model needs at load time (besides ``ddr_pipeline`` itself).
+MODEL_REQUIREMENTS = ("torch", "pykan", "numpy", "pydantic", "scipy")
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements of the logged model (skips MLflow's slow inference subprocess)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in MODEL_REQUIREMENTS:
+        try:
+            pins.append(f"{package}=={version(package).split('+')[0]}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
 def log_pytorch_model(model: torch.nn.Module, name: str) -> Any:
-    """Log ``model`` as an MLflow PyTorch model under ``name`` in the active run."""
+    """Log ``model`` as an MLflow PyTorch model under ``name`` in the active run.
+
+    Load it back with ``mlflow.pytorch.load_model("runs:/<run_id>/<name>")`` in an environment
+    where ``ddr_pipeline`` is importable (the module classes are pickled by reference).
+    """
     import mlflow.pytorch
 
     cpu_model = model.to("cpu").eval()
-    return mlflow.pytorch.log_model(cpu_model, name=name, serialization_format="pickle")
+    return mlflow.pytorch.log_model(
+        cpu_model,
+        name=name,
+        pip_requirements=model_requirements(),
+        serialization_format="pickle",
+    )

@@ -110,15 +110,21 @@ def score_period(
     dates = data.inputs.periods[period] if isinstance(period, str) else period
     everyone = GaugeSet.from_table(data.gauges, data.inputs, None)
     table = evaluate_period(
-        model, data.inputs, everyone, config, dates,
+        model,
+        data.inputs,
+        everyone,
+        config,
+        dates,
         warmup_days=config.monitoring.validation_warmup_days,
     )
     table["split"] = data.gauges["split"].astype(str).to_numpy()
     table["well_observed"] = table["valid_fraction"] >= well_observed_fraction
     summary: dict[str, float] = {}
     well = table[table["well_observed"]]
-    for label, subset in (("all", well), *((s, well[well["split"] == s]) for s in sorted(set(
-        well["split"])))):
+    for label, subset in (
+        ("all", well),
+        *((s, well[well["split"] == s]) for s in sorted(set(well["split"]))),
+    ):
         summary[f"{label}_gauges"] = float(len(subset))
         for metric in ("nse", "kge"):
             values = subset[metric].to_numpy(dtype=np.float64)

@@ -164,7 +164,8 @@ class Trainer:
         rng = global_rng_state()
         rng["sampler"] = self.sampler_generator.get_state()
         rng["sampler_epoch_start"] = (
-            self.sampler_generator.get_state() if epoch_complete
+            self.sampler_generator.get_state()
+            if epoch_complete
             else self._epoch_start_sampler_state
         )
         rng["window"] = self.collator.generator.get_state()
@@ -231,7 +232,9 @@ class Trainer:
         self.history = [dict(record) for record in payload["history"]]
         logger.info(
             "Resumed from %s: continuing at epoch %d, mini-batch %d",
-            path, self.position.epoch, self.position.mini_batch,
+            path,
+            self.position.epoch,
+            self.position.mini_batch,
         )
 
     # ------------------------------------------------------------------ one step
@@ -249,8 +252,11 @@ class Trainer:
         observed = batch.observations.to(self.device)
         try:
             loss = routing_loss(
-                sim.daily, observed, self.config.loss.name,
-                warmup=self.exp.warmup, eps=self.config.loss.eps,
+                sim.daily,
+                observed,
+                self.config.loss.name,
+                warmup=self.exp.warmup,
+                eps=self.config.loss.eps,
             )
         except NoValidObservationsError:
             logger.warning("Mini-batch %s has no valid observations: skipped", batch.staids)
@@ -281,8 +287,8 @@ class Trainer:
         every = self.exp.validation_every
         if every is None or (self.position.global_step + 1) % every:
             return {}
-        prediction = daily.detach().cpu().numpy()[self.exp.warmup:].T
-        target = observed.cpu().numpy()[self.exp.warmup:].T
+        prediction = daily.detach().cpu().numpy()[self.exp.warmup :].T
+        target = observed.cpu().numpy()[self.exp.warmup :].T
         return {f"batch_{k}": v for k, v in batch_metrics(prediction, target).items()}
 
     def _guard(self, record: dict[str, Any]) -> None:
@@ -293,7 +299,9 @@ class Trainer:
             logger.warning(
                 "Non-finite %s at epoch %d mini-batch %d (loss=%s): step skipped (%d in a row)",
                 "loss" if record["status"] == "nonfinite_loss" else "gradient",
-                record["epoch"], record["mini_batch"], record["loss"],
+                record["epoch"],
+                record["mini_batch"],
+                record["loss"],
                 self.position.consecutive_nonfinite,
             )
             if self.position.consecutive_nonfinite >= self.exp.max_consecutive_nonfinite:
@@ -317,7 +325,8 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         numeric = {
-            k: float(v) for k, v in record.items()
+            k: float(v)
+            for k, v in record.items()
             if isinstance(v, int | float) and k not in ("epoch", "mini_batch", "step")
         }
         numeric["nonfinite_total"] = float(self.position.total_nonfinite)
@@ -337,8 +346,12 @@ class Trainer:
             started = time.perf_counter()
             record = self._step(batch)
             record.update(
-                epoch=epoch, mini_batch=mb, step=self.position.global_step, lr=lr,
-                gauges=",".join(batch.staids), window_start=str(batch.dates[0].date()),
+                epoch=epoch,
+                mini_batch=mb,
+                step=self.position.global_step,
+                lr=lr,
+                gauges=",".join(batch.staids),
+                window_start=str(batch.dates[0].date()),
                 seconds=time.perf_counter() - started,
             )
             self._guard(record)
@@ -401,8 +414,8 @@ def _summary(history: pd.DataFrame, position: _Position) -> dict[str, Any]:
         "mini_batches": int(len(history)),
         "skipped_nonfinite": int(position.total_nonfinite),
         "final_loss": float(ok["loss"].iloc[-1]) if len(ok) else math.nan,
-        "mean_loss_last_epoch": float(
-            ok[ok["epoch"] == ok["epoch"].max()]["loss"].mean()
-        ) if len(ok) else math.nan,
+        "mean_loss_last_epoch": float(ok[ok["epoch"] == ok["epoch"].max()]["loss"].mean())
+        if len(ok)
+        else math.nan,
         "seconds": float(np.nansum(history["seconds"])) if "seconds" in history else 0.0,
     }

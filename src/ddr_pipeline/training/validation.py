@@ -79,8 +79,8 @@ def validate(
 ) -> dict[str, float]:
     """Median NSE/KGE/RMSE of the validation gauges, keys ``<prefix>_nse_median`` ..."""
     batch = spec.batch()
-    prediction = predict(model, batch, features, config, device)[spec.warmup:].T
-    observation = batch.observations.numpy()[spec.warmup:].T
+    prediction = predict(model, batch, features, config, device)[spec.warmup :].T
+    observation = batch.observations.numpy()[spec.warmup :].T
     return {f"{spec.prefix}_{k}": v for k, v in batch_metrics(prediction, observation).items()}
 
 
@@ -103,8 +103,8 @@ def evaluate_period(
     start = max(first - warmup_days, 0)
     features = FeatureIndex.from_names(config, inputs.attribute_names, inputs.forcing_names)
     batch = build_batch(inputs, gauges, list(range(len(gauges))), start, stop)
-    prediction = predict(model, batch, features, config, device)[first - start:].T
-    observation = batch.observations.numpy()[first - start:].T
+    prediction = predict(model, batch, features, config, device)[first - start :].T
+    observation = batch.observations.numpy()[first - start :].T
     return pd.DataFrame(
         {
             "STAID": list(gauges.staids),

@@ -174,8 +174,14 @@ def test_figures_are_produced(outputs: dict) -> None:
 
 
 def test_reference_baseline_is_optional(tmp_path: Path) -> None:
-    out = run_evaluation(tmp_path, with_reference=False)
-    assert "baseline_reference" not in out["evaluation.model_test"]
+    path = syn.write_checkpoint(tmp_path)
+    ckpt = load_checkpoint(path)
+    data = syn.model_inputs()
+    inputs = nodes.check_model_against_data(ckpt, data, {"attributes": {}, "forcings": {}}, "drb")
+    params = evaluation_params(tmp_path, reference=None)
+    params["baselines"]["untrained"]["enabled"] = False
+    ds = nodes.predict_test_period(ckpt, inputs, syn.gauges_table(), params, "run", data)
+    assert set(ds.data_vars) == {"predictions", "observations", "baseline_summed_lateral_inflow"}
 
 
 def test_checkpoint_not_matching_the_data_names_the_difference(tmp_path: Path) -> None:

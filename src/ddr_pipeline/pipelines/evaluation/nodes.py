@@ -316,7 +316,7 @@ def tag_mlflow_run(ds: xr.Dataset) -> None:
         {
             "training_run_name": ds.attrs["training_run_name"],
             "checkpoint": f"epoch {ds.attrs['checkpoint_epoch']} mb {ds.attrs['checkpoint_mini_batch']}",
-            "evaluation_period": " .. ".join(ds.attrs["period"]),
+            "period": " .. ".join(ds.attrs["period"]),
         }
     )
 

@@ -47,6 +47,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="route_domain",
             ),
             Node(
+                evaluation_nodes.tag_mlflow_run,
+                "routing.discharge",
+                None,
+                name="tag_routing_mlflow_run",
+            ),
+            Node(
                 nodes.summary_figure,
                 ["routing.discharge", "params:routing.summary_reach_ids"],
                 "routing.plot_summary",

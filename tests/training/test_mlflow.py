@@ -1,0 +1,54 @@
+"""MLflow monitoring: metrics with steps and a PyTorch model that loads back for inference."""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+import mlflow.pytorch
+import pytest
+import torch
+from training_synthetic import full_training_params
+
+from ddr_pipeline.config import load_training_config
+from ddr_pipeline.models import build_models
+from ddr_pipeline.training import MlflowMonitor
+
+
+@pytest.fixture
+def tracking(tmp_path):
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("t", artifact_location=str(tmp_path / "artifacts"))
+    yield experiment
+    mlflow.set_tracking_uri(previous)
+
+
+def test_metrics_artifacts_and_pytorch_model_round_trip(tracking, tmp_path):
+    model = build_models(load_training_config(full_training_params()))
+    file = tmp_path / "ckpt.pt"
+    file.write_bytes(b"x")
+    monitor = MlflowMonitor(log_checkpoints=False)
+    with mlflow.start_run(experiment_id=tracking) as run:
+        monitor.log_metrics({"loss": 2.0, "skip": math.nan}, step=0)
+        monitor.log_metrics({"loss": 1.0}, step=1)
+        monitor.log_artifact(file, "checkpoints")  # disabled: not uploaded
+        monitor.log_artifact(file, "model_checkpoint")
+        monitor.log_model(model, "model")
+    client = mlflow.MlflowClient()
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 2.0), (1, 1.0)]
+    assert not client.get_metric_history(run.info.run_id, "skip")
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "model_checkpoint" in names and "checkpoints" not in names
+
+    loaded = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    attributes = torch.randn(7, 2)
+    forcings = torch.randn(5, 7, 3)
+    with torch.no_grad():
+        expected = model(attributes, forcings, attributes)
+        got = loaded(attributes, forcings, attributes)
+    for name, value in expected.static.items():
+        assert torch.equal(value, got.static[name])
+    for name, value in expected.daily.items():
+        assert torch.equal(value, got.daily[name])
