@@ -105,14 +105,21 @@ class _TriangularSolve(torch.autograd.Function):
 
 
 def _ddr_coefficients(q, n, qs, w, z, length, s0, x, dt=3600.0):  # noqa: PLR0917
-    depth = torch.clamp((q * n * (qs + 1) / (21.0 * torch.sqrt(s0))) ** (3 / (5 + 3 * qs)), min=0.01)
+    depth = torch.clamp(
+        (q * n * (qs + 1) / (21.0 * torch.sqrt(s0))) ** (3 / (5 + 3 * qs)), min=0.01
+    )
     b = torch.clamp(w - 2 * z * depth, min=0.01)
     area = (w + b) * depth / 2
     r = area / (b + 2 * depth * torch.sqrt(1 + z**2))
     c = 5 / 3 * torch.clamp(r ** (2 / 3) * torch.sqrt(s0) / n, 0.01, 15.0)
     k = length / c
     den = 2 * k * (1 - x) + dt
-    return (dt - 2 * k * x) / den, (dt + 2 * k * x) / den, (2 * k * (1 - x) - dt) / den, 2 * dt / den
+    return (
+        (dt - 2 * k * x) / den,
+        (dt + 2 * k * x) / den,
+        (2 * k * (1 - x) - dt) / den,
+        2 * dt / den,
+    )
 
 
 def ddr_baseline(net: RiverNetwork, qlat, channel, params):
@@ -133,7 +140,9 @@ def ddr_baseline(net: RiverNetwork, qlat, channel, params):
     np.cumsum(np.bincount(rows, minlength=n_r), out=crow[1:])
     is_diag = torch.as_tensor(rows == cols)
     rows_t = torch.as_tensor(rows)
-    adj = torch.sparse_coo_tensor(np.vstack([dst, src]), torch.ones(len(src), dtype=qlat.dtype), (n_r, n_r)).to_sparse_csr()
+    adj = torch.sparse_coo_tensor(
+        np.vstack([dst, src]), torch.ones(len(src), dtype=qlat.dtype), (n_r, n_r)
+    ).to_sparse_csr()
     p = {k: v[..., order] for k, v in {**channel, **params}.items()}
     ql = qlat[:, order]
     hot_vals = torch.where(is_diag, 1.0, -1.0).to(qlat.dtype)  # hot start: (I - N) Q0 = q'_0
@@ -192,7 +201,10 @@ def _spawn(engine: str, n: int, t: int, dtype: str, repeats: int) -> dict:
 
 def _machine() -> dict:
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?")
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")),
+        "?",
+    )
     return {"cpu": model, "nproc": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "numba": __import__("numba").__version__}  # fmt: skip
 
@@ -211,7 +223,9 @@ def _table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="short windows (smoke run)")
     ap.add_argument("--torch-backend", action="store_true", help="also time backend='torch' (slow)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "routing"))
@@ -222,7 +236,11 @@ def main() -> None:
         print(json.dumps(run_case(engine, int(n), int(t), dtype, int(reps))))
         return
     full = 24 * 365 if not args.quick else 24 * 30
-    cases = [("numba", 456, full), ("numba", 10_000, full), ("numba", 100_000, 720 if not args.quick else 96)]
+    cases = [
+        ("numba", 456, full),
+        ("numba", 10_000, full),
+        ("numba", 100_000, 720 if not args.quick else 96),
+    ]
     baseline = [(456, 720 if not args.quick else 96), (10_000, 48 if not args.quick else 12)]
     rows = []
     for engine, n, t in cases:
@@ -234,12 +252,20 @@ def main() -> None:
         r = _spawn("baseline", n, t, "float32", 1)
         r["extrapolated_from"] = f"{n} × {t} steps"
         scale = full / t
-        r.update(steps=full, forward_s=r["forward_s"] * scale, forward_backward_s=r["forward_backward_s"] * scale)
+        r.update(
+            steps=full,
+            forward_s=r["forward_s"] * scale,
+            forward_backward_s=r["forward_backward_s"] * scale,
+        )
         rows.append(r)
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"machine": _machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]), "rows": rows}
+    result = {
+        "machine": _machine(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "rows": rows,
+    }
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(out.with_suffix(".json"))

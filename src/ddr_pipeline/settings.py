@@ -8,10 +8,10 @@ from kedro.config import OmegaConfigLoader
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 
 # ``conf/base`` holds the committed defaults; ``conf/local`` (git-ignored) is the default overlay;
-# ``--env test`` overlays ``conf/test``. Parameters and kedro-mlflow settings merge deeply, so an
-# environment file may override a single nested key without repeating the whole block.
+# ``--env test`` overlays ``conf/test``. Parameters, globals and kedro-mlflow settings merge
+# deeply, so an environment file may override one nested key without repeating the whole block.
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
+    "merge_strategy": {"parameters": "soft", "mlflow": "soft", "globals": "soft"},
 }

@@ -15,7 +15,9 @@ def _run(backend: str, net, qlat, channel, params, **kw):
     p = {k: v.clone().requires_grad_() for k, v in params.items()}
     q = qlat.clone().requires_grad_()
     res = muskingum_cunge(net, q, c, p, backend=backend, return_diagnostics=True, **kw)
-    w = torch.linspace(0.1, 1.0, res.discharge.numel(), dtype=res.discharge.dtype, device=res.discharge.device)
+    w = torch.linspace(
+        0.1, 1.0, res.discharge.numel(), dtype=res.discharge.dtype, device=res.discharge.device
+    )
     (res.discharge * w.reshape(res.discharge.shape)).sum().backward()
     grads = {k: v.grad for k, v in {**c, **p, "lateral_inflow": q}.items()}
     return res, grads

@@ -26,20 +26,26 @@ from ddr_pipeline.routing._physics import (
 )
 
 
-def _levels(net: RiverNetwork, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def _levels(
+    net: RiverNetwork, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per level: reach indices, upstream edge sources (user index), edge target (local index)."""
     key = ("torch_levels", str(device))
     if key not in net._cache:
         groups = net.level_groups()
         down = net.downstream_index
         local = np.empty(net.n_reaches, np.int64)
-        out = []
-        for idx in groups:
+        for idx in groups:  # one vectorised assignment per level
             local[idx] = np.arange(idx.size)
-            ptr = net.up_ptr
-            counts = ptr[idx + 1] - ptr[idx]
-            src = np.concatenate([net.up_idx[ptr[i] : ptr[i + 1]] for i in idx]) if counts.sum() else np.zeros(0, np.int64)
-            dst = local[down[src]] if src.size else np.zeros(0, np.int64)
+        src_all = np.flatnonzero(down >= 0)
+        edge_level = net.levels[down[src_all]]
+        srt = np.argsort(edge_level, kind="stable")
+        src_all, edge_level = src_all[srt], edge_level[srt]
+        bounds = np.searchsorted(edge_level, np.arange(len(groups) + 1))
+        out = []
+        for lv, idx in enumerate(groups):
+            src = src_all[bounds[lv] : bounds[lv + 1]]
+            dst = local[down[src]]
             out.append(tuple(torch.as_tensor(a, device=device) for a in (idx, src, dst)))
         net._cache[key] = out
     return net._cache[key]
@@ -49,12 +55,17 @@ def _upstream_sum(q: torch.Tensor, net: RiverNetwork, device: torch.device) -> t
     key = ("torch_edges", str(device))
     if key not in net._cache:
         src = np.flatnonzero(net.downstream_index >= 0)
-        net._cache[key] = (torch.as_tensor(src, device=device), torch.as_tensor(net.downstream_index[src], device=device))
+        net._cache[key] = (
+            torch.as_tensor(src, device=device),
+            torch.as_tensor(net.downstream_index[src], device=device),
+        )
     src, dst = net._cache[key]
     return torch.zeros_like(q).index_add(0, dst, q[src])
 
 
-def _coefficients(q: torch.Tensor, p: dict[str, torch.Tensor], dt: float, leak: bool, lim: np.ndarray):
+def _coefficients(
+    q: torch.Tensor, p: dict[str, torch.Tensor], dt: float, leak: bool, lim: np.ndarray
+):
     s0 = torch.clamp(p["slope"], min=float(lim[LIM_SMIN]))
     qs, n, w, z = p["q_spatial"], p["n"], p["top_width"], p["side_slope"]
     depth = (q * n * (qs + 1) / (p["p"] * torch.sqrt(s0))) ** (3.0 / (5.0 + 3.0 * qs))
@@ -77,12 +88,14 @@ def _hot_start(q0lat: torch.Tensor, levels) -> torch.Tensor:
     acc = q0lat
     for idx, src, dst in levels:
         if src.numel():
-            add = torch.zeros(idx.numel(), dtype=acc.dtype, device=acc.device).index_add(0, dst, acc[src])
+            add = torch.zeros(idx.numel(), dtype=acc.dtype, device=acc.device).index_add(
+                0, dst, acc[src]
+            )
             acc = acc.index_put((idx,), acc[idx] + add)
     return acc
 
 
-def route_torch(
+def route_torch(  # noqa: PLR0917 (mirrors the numba path)
     net: RiverNetwork,
     qlat: torch.Tensor,
     q0: torch.Tensor | None,
@@ -112,7 +125,9 @@ def route_torch(
         for idx, src, dst in levels:
             y = rhs[idx]
             if src.numel():
-                vsum = torch.zeros(idx.numel(), dtype=q.dtype, device=device).index_add(0, dst, new[src])
+                vsum = torch.zeros(idx.numel(), dtype=q.dtype, device=device).index_add(
+                    0, dst, new[src]
+                )
                 y = c1[idx] * vsum + y
             clamp = clamp.index_add(0, idx, (qmin - y.detach()).clamp(min=0) * dt)
             new = new.index_put((idx,), torch.clamp(y, min=qmin))

@@ -1,0 +1,50 @@
+"""Project settings: environments overlay ``conf/base`` key by key (soft merge)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+from kedro.config import OmegaConfigLoader
+
+from ddr_pipeline.settings import CONFIG_LOADER_ARGS
+
+
+def _loader(project_root: Path, tmp_path: Path, files: dict[str, dict]) -> OmegaConfigLoader:
+    conf = tmp_path / "conf"
+    shutil.copytree(project_root / "conf" / "base", conf / "base")
+    (conf / "over").mkdir()
+    for name, content in files.items():
+        (conf / "over" / name).write_text(yaml.safe_dump(content))
+    return OmegaConfigLoader(
+        str(conf), env="over", config_patterns={"mlflow": ["mlflow*", "mlflow*/**"]},
+        **CONFIG_LOADER_ARGS,
+    )
+
+
+def test_env_overrides_merge_softly(project_root, tmp_path):
+    loader = _loader(
+        project_root, tmp_path,
+        {
+            "parameters_x.yml": {"data_processing": {"gauges": {"seed": 7}}},
+            "mlflow.yml": {"tracking": {"experiment": {"name": "other"}}},
+            "globals.yml": {"paths": {"raw": "/elsewhere"}},
+        },
+    )
+    params = loader["parameters"]["data_processing"]
+    assert params["gauges"]["seed"] == 7
+    assert params["gauges"]["validation_fraction"] == 0.2  # kept from base
+    assert params["periods"]["train"] == ["1979-01-01", "1979-12-31"]
+    mlflow_conf = loader["mlflow"]
+    assert mlflow_conf["tracking"]["experiment"]["name"] == "other"
+    assert mlflow_conf["tracking"]["params"]["dict_params"]["flatten"] is True
+    assert mlflow_conf["server"]["mlflow_tracking_uri"] == "sqlite:///mlflow.db"
+    catalog = loader["catalog"]
+    assert catalog["{geodataset}.reaches"]["filepath"] == "/elsewhere/{geodataset}/reaches.parquet"
+    assert catalog["{geodataset}.model_inputs"]["filepath"].startswith("data/05_model_input/")
+
+
+def test_default_environment_is_local():
+    assert CONFIG_LOADER_ARGS["base_env"] == "base"
+    assert CONFIG_LOADER_ARGS["default_run_env"] == "local"

@@ -1,0 +1,121 @@
+"""Batching: gauges -> one routing problem; seeded sampling; clear input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from training_synthetic import TRAIN_PERIOD, full_training_params, make_twin
+
+from ddr_pipeline.config import load_training_config
+from ddr_pipeline.data.batching import (
+    HOURS_PER_DAY,
+    GaugeDataset,
+    GaugeSet,
+    ModelInputs,
+    RoutingCollator,
+    build_batch,
+    make_dataloader,
+)
+from ddr_pipeline.training.forward import channel_with_defaults
+
+
+def _collator(inputs, gauges, rho, seed=0):
+    return RoutingCollator(
+        inputs, gauges, inputs.day_range(*TRAIN_PERIOD), rho, torch.Generator().manual_seed(seed)
+    )
+
+
+def test_batch_is_the_union_of_upstream_networks(twin):
+    inputs, table, _, _ = twin
+    gauges = GaugeSet.from_table(table, inputs, None)
+    # reach 102 (drains 104, 105, 108..111) and 203 (drains 206, 207); 104 is inside 102's basin
+    positions = [gauges.staids.index(f"{i:08d}") for i in (102, 104, 203)]
+    batch = build_batch(inputs, gauges, positions, 10, 30)
+    ids = set(inputs.reach_ids[batch.reach_index].tolist())
+    assert ids == {102, 104, 105, 108, 109, 110, 111, 203, 206, 207}
+    assert batch.network.n_reaches == len(ids)
+    assert batch.network.ids.tolist() == inputs.reach_ids[batch.reach_index].tolist()
+    local_gauge_ids = [batch.network.ids[idx].tolist() for idx in batch.gauge_index]
+    assert local_gauge_ids == [[102], [104], [203]]
+    assert batch.lateral_inflow.shape == (20 * HOURS_PER_DAY, len(ids))
+    daily = torch.from_numpy(inputs.lateral_inflow[10:30][:, batch.reach_index])
+    assert torch.equal(batch.lateral_inflow[::HOURS_PER_DAY], daily)
+    assert torch.equal(batch.lateral_inflow[HOURS_PER_DAY - 1 :: HOURS_PER_DAY], daily)
+    assert batch.forcings.shape == (20, len(ids), 3)
+    assert batch.attributes.shape == batch.attributes_raw.shape == (len(ids), 3)
+    assert set(batch.channel) == {"length", "slope", "x"}
+    columns = gauges.obs_column[positions]
+    assert np.array_equal(batch.observations.numpy(), inputs.observations[10:30][:, columns])
+    assert batch.dates[0] == inputs.dates[10] and batch.n_days == 20
+
+
+def test_windows_stay_inside_the_period_and_follow_the_generator(twin):
+    inputs, table, _, _ = twin
+    gauges = GaugeSet.from_table(table, inputs, "train")
+    first, stop = inputs.day_range(*TRAIN_PERIOD)
+    collator = _collator(inputs, gauges, rho=30)
+    windows = [collator.draw_window() for _ in range(200)]
+    assert all(first <= a and b <= stop and b - a == 30 for a, b in windows)
+    assert len({a for a, _ in windows}) > 30
+    again = _collator(inputs, gauges, rho=30)
+    assert [again.draw_window() for _ in range(200)] == windows
+    whole = _collator(inputs, gauges, rho=None)
+    assert whole.draw_window() == (first, stop)
+    assert _collator(inputs, gauges, rho=10_000).draw_window() == (first, stop)
+
+
+def test_dataloader_order_is_seeded_and_skip_draws_nothing(twin):
+    inputs, table, _, _ = twin
+    gauges = GaugeSet.from_table(table, inputs, "train")
+
+    def epoch(seed: int, shuffle: bool = True):
+        collator = _collator(inputs, gauges, rho=20)
+        loader = make_dataloader(
+            GaugeDataset(gauges), collator, 5, shuffle, torch.Generator().manual_seed(seed)
+        )
+        return [(b.staids, str(b.dates[0].date())) for b in loader]
+
+    assert epoch(1) == epoch(1)
+    assert epoch(1) != epoch(2)
+    assert [len(s) for s, _ in epoch(1)] == [5, 5, 5, 3]
+    assert [g for s, _ in epoch(0, shuffle=False) for g in s] == list(gauges.staids)
+
+    collator = _collator(inputs, gauges, rho=20)
+    state = collator.generator.get_state()
+    collator.skip(2)
+    assert collator([0, 1]) is None and collator([2]) is None
+    assert torch.equal(collator.generator.get_state(), state)
+    assert collator([0]) is not None
+
+
+def test_input_errors_name_the_problem(twin):
+    inputs, table, _, ds = twin
+    with pytest.raises(KeyError, match="lack variables"):
+        ModelInputs.from_dataset(ds.drop_vars(["forcings", "x"]))
+    with pytest.raises(ValueError, match="outside the model inputs"):
+        inputs.day_range("1999-01-01", "2000-02-01")
+    with pytest.raises(KeyError, match="no 'validation' period"):
+        inputs.period("validation")
+    bad = pd.concat([table, table.iloc[[0]].assign(STAID="99999999")], ignore_index=True)
+    with pytest.raises(KeyError, match="99999999"):
+        GaugeSet.from_table(bad, inputs, None)
+    with pytest.raises(ValueError, match="split == 'holdout'"):
+        GaugeSet.from_table(table, inputs, "holdout")
+    unknown_reach = table.iloc[[0]].assign(reach_ids=[[424242]])
+    with pytest.raises(KeyError, match="424242"):
+        GaugeSet.from_table(unknown_reach, inputs, None)
+
+
+def test_missing_muskingum_x_takes_the_default():
+    ds = make_twin()[0]
+    x = ds["x"].values.copy()
+    x[:3] = np.nan
+    inputs = ModelInputs.from_dataset(ds.assign(x=("reach_id", x)))
+    params = full_training_params()
+    params["params"]["defaults"] = {"p_spatial": 21.0, "x": 0.2}
+    channel = {k: torch.from_numpy(v) for k, v in inputs.channel.items()}
+    filled = channel_with_defaults(channel, load_training_config(params))
+    assert torch.equal(filled["x"][:3], torch.full((3,), 0.2))
+    assert torch.equal(filled["x"][3:], channel["x"][3:])
