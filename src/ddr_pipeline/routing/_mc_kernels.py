@@ -1,10 +1,11 @@
 """Compiled Muskingum–Cunge time loop (forward) and its adjoint (backward).
 
 Arrays are in user column order; ``order`` (topological, user indices) and the upstream CSR
-(``up_ptr``, ``up_idx``) drive the sweep. Parameters come packed in one 2-D array ``pk``: parameter k (:data:`PARAM_NAMES`
-order) starts at row ``pstart[k]`` and has one row (static) or T rows (``ptv[k]``; row t drives step
-t -> t+1). The forward stores only the state
-trajectory; the backward recomputes the per-reach physics from it.
+(``up_ptr``, ``up_idx``) drive the sweep. Parameters come packed in one 2-D array ``pk``: parameter
+k (:data:`PARAM_NAMES` order) starts at row ``pstart[k]`` and has one row (static) or T rows
+(``ptv[k]``; row t drives step t -> t+1). The forward stores only the state trajectory; the
+backward recomputes the per-reach physics from it. In both sweeps the physics of a reach is
+evaluated inside the sweep (one pass per step, no coefficient arrays).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import numpy as np
 from ddr_pipeline.routing._physics import (
     LIM_QMIN,
     N_CB,
-    N_IN,
     fill_constants,
-    physics_step,
-    vjp_step,
+    reach_coefs,
+    reach_physics,
+    reach_vjp,
 )
 
 
@@ -79,14 +80,13 @@ def mc_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
         out[0, order[k]] = cur[k]
     tv = ptv.any()
     cb = np.empty((n_r, N_CB), np.float64)
-    coef = np.empty((n_r, 5), np.float64)
-    inter = np.empty((1, N_IN), np.float64)
     for t in range(n_t):
         if t == 0 or tv:
-            fill_constants(cb, t, pk, pstart, ptv, lim, order)
-        physics_step(cb, cur, dt, leak, lim, coef, inter, False)
+            fill_constants(cb, t, pk, pstart, ptv, lim, order, t == 0)
         for k in range(n_r):
             i = order[k]
+            qt = float(cur[k])
+            c1, c2, c3, c4, zr = reach_coefs(cb, k, qt, dt, leak, lim)
             usum = 0.0
             vsum = 0.0
             for m in range(up_ptr[k], up_ptr[k + 1]):
@@ -97,15 +97,28 @@ def mc_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
             zeta = 0.0
             if leak:
                 f = ql + usum
-                zeta = min(max(coef[k, 4], -f), f)
-            y = coef[k, 0] * vsum + coef[k, 1] * usum + coef[k, 2] * float(cur[k])
-            y += coef[k, 3] * (ql - zeta)
+                zeta = min(max(zr, -f), f)
+            y = c1 * vsum + c2 * usum + c3 * qt
+            y += c4 * (ql - zeta)
             if y < qmin:
                 clamp_volume[i] += (qmin - y) * dt
                 y = qmin
             nxt[k] = y
             out[t + 1, i] = nxt[k]
         cur, nxt = nxt, cur
+
+
+@numba.njit(cache=True, inline="always")
+def _add_grad(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    gpk: np.ndarray, gacc: np.ndarray, pstart: np.ndarray, ptv: np.ndarray, p: int, t: int,
+    j: int, val: float,
+) -> None:  # fmt: skip
+    """Add ``val`` to the gradient of parameter p at column j: the row of step t of ``gpk`` if p
+    is time-varying (written once per element), else the float64 accumulator ``gacc[p]``."""
+    if ptv[p]:
+        gpk[pstart[p] + t, j] += val
+    else:
+        gacc[p, j] += val
 
 
 @numba.njit(cache=True)
@@ -129,39 +142,43 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     gpk: np.ndarray,
     gq0: np.ndarray,
 ) -> None:
-    """Adjoint of :func:`mc_forward` for the output gradient ``gout`` (T+1, N).
+    """Adjoint of :func:`mc_forward` for the output gradient ``gout`` ((T+1, N), or (1, N) when
+    the same row applies to every step).
 
-    Writes dL/dqlat into ``gqlat`` (T, N), accumulates parameter gradients into ``gpk``
-    (float64, packed like ``pk``) and dL/dq0 into ``gq0`` (zero when ``hot``).
+    Writes dL/dqlat into ``gqlat`` ((T, N), every entry; pass a (1, N) array when it is not
+    needed), the parameter gradients into ``gpk`` (zero-initialised, packed like ``pk``, any float
+    dtype: time-varying rows get one value per entry, static rows are accumulated in float64 and
+    stored at the end) and dL/dq0 into ``gq0`` (untouched when ``hot``).
     """
     n_t, n_r = qlat.shape
     qmin = lim[LIM_QMIN]
     tv = ptv.any()
+    want_ql = gqlat.shape[0] == n_t
+    g_rows = gout.shape[0] > 1
     cb = np.empty((n_r, N_CB), np.float64)
-    coef = np.empty((n_r, 5), np.float64)
-    inter = np.empty((n_r, N_IN), np.float64)
-    gcoef = np.zeros((n_r, 5), np.float64)
+    gacc = np.zeros((ptv.size, n_r), np.float64)
+    g0row = np.zeros(n_r, np.float64)  # dL/dqlat[0] in float64 (the hot start adds to it)
+    c1nu = np.zeros(n_r, np.float64)  # C1_{t,k} ν_{t,k} by position
     cur = np.empty(n_r, out.dtype)
     nxt = np.empty(n_r, out.dtype)
     lam_next = np.empty(n_r, np.float64)
     lam = np.empty(n_r, np.float64)
-    nu = np.zeros(n_r, np.float64)
     for k in range(n_r):
-        lam_next[k] = gout[n_t, order[k]]
+        lam_next[k] = gout[n_t if g_rows else 0, order[k]]
         nxt[k] = out[n_t, order[k]]
     for t in range(n_t - 1, -1, -1):
         if t == n_t - 1 or tv:
-            fill_constants(cb, t, pk, pstart, ptv, lim, order)
+            fill_constants(cb, t, pk, pstart, ptv, lim, order, t == n_t - 1)
+        tg = t if g_rows else 0
         for k in range(n_r):
             cur[k] = out[t, order[k]]
-            lam[k] = gout[t, order[k]]
-        physics_step(cb, cur, dt, leak, lim, coef, inter, True)
+            lam[k] = gout[tg, order[k]]
         for k in range(n_r - 1, -1, -1):
             i = order[k]
             mu = lam_next[k]
             dn = down[k]
             if dn >= 0:
-                mu += coef[dn, 0] * nu[dn]
+                mu += c1nu[dn]
             usum = 0.0
             vsum = 0.0
             for m in range(up_ptr[k], up_ptr[k + 1]):
@@ -169,22 +186,24 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
                 usum += cur[j]
                 vsum += nxt[j]
             qt = float(cur[k])
+            ph = reach_physics(cb, k, qt, dt, leak, lim)
+            c1, c2, c3, c4, zr = ph[0], ph[1], ph[2], ph[3], ph[4]
             ql = float(qlat[t, i])
-            zr = coef[k, 4]
             zeta = 0.0
             f = ql + usum
             if leak:
                 zeta = min(max(zr, -f), f)
-            y = coef[k, 0] * vsum + coef[k, 1] * usum + coef[k, 2] * qt
-            y += coef[k, 3] * (ql - zeta)
+            y = c1 * vsum + c2 * usum + c3 * qt
+            y += c4 * (ql - zeta)
             if y < qmin or mu == 0.0:
-                nu[k] = 0.0
-                gqlat[t, i] = 0.0
-                for c in range(5):
-                    gcoef[k, c] = 0.0
+                c1nu[k] = 0.0
+                if t == 0:
+                    g0row[i] = 0.0
+                elif want_ql:
+                    gqlat[t, i] = 0.0
                 continue
-            nu[k] = mu
-            gzeta = -mu * coef[k, 3]
+            c1nu[k] = c1 * mu
+            gzeta = -mu * c4
             g_f = 0.0
             gzr = 0.0
             if leak:
@@ -194,30 +213,49 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
                     g_f = -gzeta
                 else:
                     gzr = gzeta
-            gqlat[t, i] = mu * coef[k, 3] + g_f
-            lam[k] += mu * coef[k, 2]
-            gu = mu * coef[k, 1] + g_f
+            if t == 0:
+                g0row[i] = mu * c4 + g_f
+            elif want_ql:
+                gqlat[t, i] = mu * c4 + g_f
+            lam[k] += mu * c3
+            gu = mu * c2 + g_f
             for m in range(up_ptr[k], up_ptr[k + 1]):
                 lam[up_idx[m]] += gu
-            gcoef[k, 0] = mu * vsum
-            gcoef[k, 1] = mu * usum
-            gcoef[k, 2] = mu * qt
-            gcoef[k, 3] = mu * (ql - zeta)
-            gcoef[k, 4] = gzr
-        vjp_step(cb, cur, inter, gcoef, dt, leak, lim, t, gpk, pstart, ptv, lam, order)
+            gc = (mu * vsum, mu * usum, mu * qt, mu * (ql - zeta), gzr)
+            if gc[0] == 0.0 and gc[1] == 0.0 and gc[2] == 0.0 and gc[3] == 0.0 and gzr == 0.0:
+                continue
+            r = reach_vjp(cb, k, qt, ph, gc, dt, leak, lim)
+            lam[k] += r[0]
+            _add_grad(gpk, gacc, pstart, ptv, 0, t, i, r[1])
+            _add_grad(gpk, gacc, pstart, ptv, 1, t, i, r[2])
+            _add_grad(gpk, gacc, pstart, ptv, 2, t, i, r[3])
+            _add_grad(gpk, gacc, pstart, ptv, 3, t, i, r[4])
+            _add_grad(gpk, gacc, pstart, ptv, 4, t, i, r[5])
+            _add_grad(gpk, gacc, pstart, ptv, 5, t, i, r[6])
+            _add_grad(gpk, gacc, pstart, ptv, 6, t, i, r[7])
+            _add_grad(gpk, gacc, pstart, ptv, 7, t, i, r[8])
+            _add_grad(gpk, gacc, pstart, ptv, 8, t, i, r[9])
+            _add_grad(gpk, gacc, pstart, ptv, 9, t, i, r[10])
         lam_next, lam = lam, lam_next
         cur, nxt = nxt, cur
+    for p in range(ptv.size):
+        if not ptv[p]:
+            for j in range(n_r):
+                gpk[pstart[p], j] = gacc[p, j]
     # lam_next now holds dL/dQ_0 by position
     if hot:
         acc = hot_start(qlat[0], order, down)
-        gacc = np.zeros(n_r, np.float64)
+        gacc0 = np.zeros(n_r, np.float64)
         for k in range(n_r - 1, -1, -1):
             g = lam_next[k] if acc[k] >= qmin else 0.0
             if down[k] >= 0:
-                g += gacc[down[k]]
-            gacc[k] = g
-            gqlat[0, order[k]] += g
+                g += gacc0[down[k]]
+            gacc0[k] = g
+            g0row[order[k]] += g
     else:
         for k in range(n_r):
             i = order[k]
             gq0[i] = lam_next[k] if q0[i] >= qmin else 0.0
+    if want_ql:
+        for i in range(n_r):
+            gqlat[0, i] = g0row[i]
