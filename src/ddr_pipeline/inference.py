@@ -167,9 +167,24 @@ class ConstantParameters:
     freshly initialised network (sigmoid output 0.5) predicts.
     """
 
-    def __init__(self, config: TrainingConfig, values: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainingConfig,
+        values: Mapping[str, float] | None = None,
+        attribute_names: Sequence[str] | None = None,
+    ) -> None:
         self.params: ParamsConfig = config.params
         self.leakance = config.params.use_leakance
+        ptf_names = [n for n in (config.params.ptf_sand_var, config.params.ptf_clay_var) if n]
+        if ptf_names and attribute_names is None:
+            raise ValueError(
+                f"the Cosby PTF needs the raw attributes {ptf_names}: pass attribute_names"
+            )
+        names = list(attribute_names or [])
+        missing = [n for n in ptf_names if n not in names]
+        if missing:
+            raise KeyError(f"PTF attributes {missing} are not among the attributes {names}")
+        self.ptf: dict[str, int] = {n: names.index(n) for n in ptf_names}
         values = dict(values or {})
         unknown = sorted(set(values) - set(config.params.parameter_ranges))
         if unknown:
@@ -196,8 +211,14 @@ class ConstantParameters:
         """The same constant parameters for every chunk (no network state)."""
         n = chunk.attributes.shape[0]
         static = {name: self._normalized(name, n) for name in self.values}
+        ptf = {name: chunk.attributes_raw[:, j] for name, j in self.ptf.items()}
         physical = routing_parameters(
-            static, {}, self.params, n, observed=chunk.observed_geometry or None
+            static,
+            {},
+            self.params,
+            n,
+            ptf_inputs=ptf or None,
+            observed=chunk.observed_geometry or None,
         )
         return physical, None
 

@@ -195,6 +195,25 @@ def test_observations_ordered_nan_kept() -> None:
     assert int(out["streamflow"].isnull().sum()) == 1
 
 
+@pytest.mark.parametrize(
+    "dtype", [np.dtypes.StringDType(), object, "S8"], ids=["StringDType", "object", "bytes"]
+)
+def test_observations_accept_any_string_dtype(dtype: object) -> None:
+    """zarr v3 loads gage_id as numpy StringDType, which ``astype(str)`` cannot cast."""
+    ds = obs()
+    ds = ds.assign_coords(gage_id=np.array(["01234567", "01234568"], dtype=dtype))
+    out = schema.validate_observations(ds, ["01234568"])
+    assert out["gage_id"].dtype.kind == "U"
+    assert out["gage_id"].values.tolist() == ["01234568"]
+    assert out["streamflow"].values[0].tolist() == [4.0, 5.0, 6.0, 7.0]
+
+
+def test_as_str_array_formats_numbers_and_strings() -> None:
+    values = np.array(["1", "22"], dtype=np.dtypes.StringDType())
+    assert schema.as_str_array(values).tolist() == ["1", "22"]
+    assert schema.as_str_array(np.array([1, 22])).tolist() == ["1", "22"]
+
+
 def test_missing_gauge_named() -> None:
     with pytest.raises(KeyError, match=r"gage_id \[09999999\]"):
         schema.validate_observations(obs(), ["01234567", "09999999"])

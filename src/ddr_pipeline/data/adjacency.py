@@ -125,7 +125,7 @@ def write_adjacency(
     position, rows, cols = coo_edges(network)
     order_ids = network.ids[network.topological_order]
     n = network.n_reaches
-    with io._atomic_path(path) as tmp:
+    with io.atomic_path(path) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         _write_coo(root, rows, cols, order_ids, n)
         root.attrs["geodataset"] = geodataset

@@ -32,7 +32,7 @@ TARGET_CHUNK_BYTES = 4 * 2**20  # aim for chunks of about 4 MiB (uncompressed)
 
 
 @contextmanager
-def _atomic_path(path: PathLike) -> Iterator[Path]:
+def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; on success move it onto ``path`` (file or directory)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,7 @@ def read_reaches(path: PathLike) -> gpd.GeoDataFrame:
 
 def write_reaches(reaches: gpd.GeoDataFrame, path: PathLike) -> None:
     """Write the reaches table as GeoParquet (atomic)."""
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         reaches.to_parquet(tmp, index=False)
 
 
@@ -84,7 +84,7 @@ def write_table(df: pd.DataFrame, path: PathLike) -> None:
         )
         idx = table.schema.get_field_index(schema.REACH_IDS_COL)
         table = table.set_column(idx, schema.REACH_IDS_COL, lists)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 
 
@@ -133,7 +133,7 @@ def write_zarr(ds: xr.Dataset, path: PathLike) -> None:
     for name, coord in clean.coords.items():
         if coord.dtype.kind in "OUT":
             clean = clean.assign_coords({name: coord.to_numpy().astype(str).astype(object)})
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         clean.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3, encoding=_encoding(clean))
     logger.info("wrote %s", path)
 

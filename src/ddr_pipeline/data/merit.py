@@ -62,7 +62,7 @@ def read_rivers(paths: str | Path | Sequence[str | Path]) -> gpd.GeoDataFrame:
     dup = rivers["COMID"].duplicated()
     if dup.any():
         raise MeritError(
-            f"duplicated COMIDs: {schema._fmt(rivers['COMID'][dup].unique().tolist())}"
+            f"duplicated COMIDs: {schema.format_values(rivers['COMID'][dup].unique().tolist())}"
         )
     return rivers
 
@@ -89,7 +89,7 @@ def river_reaches(rivers: gpd.GeoDataFrame, default_x: float = DEFAULT_X) -> gpd
         if bad.any():
             raise MeritError(
                 f"column {name} is missing or out of range for COMID "
-                f"{schema._fmt(comid[bad].tolist())}"
+                f"{schema.format_values(comid[bad].tolist())}"
             )
     _check_upstream_columns(rivers, comid, to_id)
     return gpd.GeoDataFrame(
@@ -123,7 +123,7 @@ def _check_upstream_columns(rivers: pd.DataFrame, comid: np.ndarray, to_id: np.n
         logger.warning(
             "%d up1..up4 entries disagree with NextDownID (e.g. COMID %s); using NextDownID",
             int(wrong.sum()),
-            schema._fmt(comid[rows[wrong]].tolist(), 5),
+            schema.format_values(comid[rows[wrong]].tolist(), 5),
         )
 
 
@@ -172,7 +172,7 @@ def _log_dropped(table: pd.DataFrame, dropped: np.ndarray, reason: str) -> None:
             "dropping %d gauges (%s): %s",
             int(dropped.sum()),
             reason,
-            schema._fmt(table["STAID"][dropped].tolist()),
+            schema.format_values(table["STAID"][dropped].tolist()),
         )
 
 

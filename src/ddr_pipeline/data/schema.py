@@ -78,7 +78,7 @@ _STAID_RE = re.compile(r"^\d{8,15}$")
 MAX_LISTED = 10  # how many offending ids/dates an error message lists
 
 
-def _fmt(values: Iterable[object], limit: int = MAX_LISTED) -> str:
+def format_values(values: Iterable[object], limit: int = MAX_LISTED) -> str:
     """Format offending values for an error message (the first ``limit``, then a count)."""
     items = list(values)
     head = ", ".join(str(v) for v in items[:limit])
@@ -87,9 +87,19 @@ def _fmt(values: Iterable[object], limit: int = MAX_LISTED) -> str:
     return f"[{head}]"
 
 
-def _fmt_dates(times: np.ndarray) -> str:
+def as_str_array(values: np.ndarray) -> np.ndarray:
+    """Fixed-width unicode copy of ``values``, whatever their dtype.
+
+    zarr v3 loads strings as numpy ``StringDType`` (or ``object``), which ``astype(str)`` cannot
+    always cast; going through Python strings works for every string, bytes or number dtype.
+    """
+    items = np.asarray(values).tolist()
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in items], dtype=str)
+
+
+def _format_dates(times: np.ndarray) -> str:
     """Format datetime64 values as ISO dates."""
-    return _fmt(np.datetime_as_string(np.unique(times), unit="D"))
+    return format_values(np.datetime_as_string(np.unique(times), unit="D"))
 
 
 def _require_columns(df: pd.DataFrame, columns: Iterable[str], table: str) -> None:
@@ -109,12 +119,13 @@ def _as_dtype(df: pd.DataFrame, column: str, dtype: str, table: str) -> pd.Serie
 def _check_unique(ids: pd.Series, table: str, column: str) -> None:
     dup = ids[ids.duplicated()].unique()
     if len(dup):
-        raise ValueError(f"{table}: duplicate {column} values {_fmt(dup)}")
+        raise ValueError(f"{table}: duplicate {column} values {format_values(dup)}")
 
 
 def _check_bad(df: pd.DataFrame, bad: np.ndarray, what: str, id_col: str, table: str) -> None:
     if bad.any():
-        raise ValueError(f"{table}: {what} for {id_col} {_fmt(df.loc[bad, id_col].tolist())}")
+        bad_ids = format_values(df.loc[bad, id_col].tolist())
+        raise ValueError(f"{table}: {what} for {id_col} {bad_ids}")
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -149,8 +160,8 @@ def validate_reaches(reaches: pd.DataFrame) -> pd.DataFrame:
         logger.warning(
             "reaches: to_id points outside the table for id %s (to_id %s): treated as outlets "
             "(to_id set to 0)",
-            _fmt(out.loc[dangling, ID_COL].tolist()),
-            _fmt(out.loc[dangling, TO_ID_COL].tolist()),
+            format_values(out.loc[dangling, ID_COL].tolist()),
+            format_values(out.loc[dangling, TO_ID_COL].tolist()),
         )
         out.loc[dangling, TO_ID_COL] = 0
     return out
@@ -191,7 +202,7 @@ def validate_gauges(gauges: pd.DataFrame, reach_ids: Sequence[int] | np.ndarray)
     bad = ~out[STAID_COL].str.fullmatch(_STAID_RE.pattern).fillna(False).to_numpy(dtype=bool)
     if bad.any():
         raise ValueError(
-            f"gauges: STAID must be 8 to 15 digits, got {_fmt(out.loc[bad, STAID_COL])}"
+            f"gauges: STAID must be 8 to 15 digits, got {format_values(out.loc[bad, STAID_COL])}"
         )
     out[STAID_COL] = out[STAID_COL].astype(str)
     _check_unique(out[STAID_COL], table, STAID_COL)
@@ -206,8 +217,8 @@ def validate_gauges(gauges: pd.DataFrame, reach_ids: Sequence[int] | np.ndarray)
         bad_rows = exploded[unknown]
         raise KeyError(
             f"gauges: reach_ids not in the reaches table for STAID "
-            f"{_fmt(bad_rows[STAID_COL].unique())}: unknown reach ids "
-            f"{_fmt(bad_rows[REACH_IDS_COL].unique())}"
+            f"{format_values(bad_rows[STAID_COL].unique())}: unknown reach ids "
+            f"{format_values(bad_rows[REACH_IDS_COL].unique())}"
         )
     return out
 
@@ -228,7 +239,7 @@ def validate_attributes(
     wanted = np.asarray(reach_ids, dtype=np.int64)
     missing = np.setdiff1d(wanted, ids.to_numpy())
     if missing.size:
-        raise KeyError(f"attributes: no row for reach id(s) {_fmt(missing)}")
+        raise KeyError(f"attributes: no row for reach id(s) {format_values(missing)}")
     values = pd.DataFrame({c: _as_dtype(attributes, c, "float64", table) for c in required})
     values.insert(0, ID_COL, ids)
     out = values.set_index(ID_COL).loc[wanted].reset_index()
@@ -248,10 +259,12 @@ def _check_time(ds: xr.Dataset, name: str) -> None:
         raise ValueError(f"{name}: {TIME_DIM!r} must be datetime64, got {t.dtype}")
     not_midnight = t != t.astype("datetime64[D]")
     if not_midnight.any():
-        raise ValueError(f"{name}: times not at 00:00: {_fmt(t[not_midnight])}")
+        raise ValueError(f"{name}: times not at 00:00: {format_values(t[not_midnight])}")
     steps = np.diff(t.astype("datetime64[D]").astype(np.int64))
     if (steps <= 0).any():
-        raise ValueError(f"{name}: time not strictly increasing at {_fmt_dates(t[1:][steps <= 0])}")
+        raise ValueError(
+            f"{name}: time not strictly increasing at {_format_dates(t[1:][steps <= 0])}"
+        )
 
 
 def _check_vars(ds: xr.Dataset, variables: Iterable[str], dims: tuple[str, str], name: str) -> None:
@@ -268,10 +281,10 @@ def _select_ids(ds: xr.Dataset, dim: str, wanted: np.ndarray, name: str) -> xr.D
     have = ds[dim].to_numpy()
     if len(np.unique(have)) != len(have):
         dup = pd.Series(have)[pd.Series(have).duplicated()].unique()
-        raise ValueError(f"{name}: duplicate {dim} values {_fmt(dup)}")
+        raise ValueError(f"{name}: duplicate {dim} values {format_values(dup)}")
     missing = np.setdiff1d(wanted, have)
     if missing.size:
-        raise KeyError(f"{name}: no data for {dim} {_fmt(missing)}")
+        raise KeyError(f"{name}: no data for {dim} {format_values(missing)}")
     return ds.sel({dim: wanted})
 
 
@@ -301,8 +314,8 @@ def validate_lateral_inflow(
     if negative.any():
         ids, dates = _locate(qr, negative, DIVIDE_DIM)
         raise ValueError(
-            f"{name}: negative {LATERAL_INFLOW_VAR} for divide_id {_fmt(np.unique(ids))} "
-            f"on {_fmt_dates(dates)}"
+            f"{name}: negative {LATERAL_INFLOW_VAR} for divide_id {format_values(np.unique(ids))} "
+            f"on {_format_dates(dates)}"
         )
     nan = np.isnan(values)
     n_filled = int(nan.sum())
@@ -311,7 +324,8 @@ def validate_lateral_inflow(
         if nan_fill is None:
             raise ValueError(
                 f"{name}: {n_filled} NaN values in {LATERAL_INFLOW_VAR} for divide_id "
-                f"{_fmt(np.unique(ids))} on {_fmt_dates(dates)} and no nan_fill configured"
+                f"{format_values(np.unique(ids))} on {_format_dates(dates)} "
+                "and no nan_fill configured"
             )
         logger.warning(
             "%s: filled %d NaN values of %s with %s (divide_id %s)",
@@ -319,7 +333,7 @@ def validate_lateral_inflow(
             n_filled,
             LATERAL_INFLOW_VAR,
             nan_fill,
-            _fmt(np.unique(ids)),
+            format_values(np.unique(ids)),
         )
         out[LATERAL_INFLOW_VAR] = qr.fillna(nan_fill)
     return out, n_filled
@@ -334,7 +348,7 @@ def validate_observations(ds: xr.Dataset, gauge_ids: Sequence[str]) -> xr.Datase
     name = OBSERVATIONS_STORE
     _check_vars(ds, [STREAMFLOW_VAR], (GAGE_DIM, TIME_DIM), name)
     _check_time(ds, name)
-    ds = ds.assign_coords({GAGE_DIM: ds[GAGE_DIM].to_numpy().astype(str)})
+    ds = ds.assign_coords({GAGE_DIM: as_str_array(ds[GAGE_DIM].to_numpy())})
     wanted = np.asarray([str(g) for g in gauge_ids])
     out = _select_ids(ds[[STREAMFLOW_VAR]], GAGE_DIM, wanted, name)
     q = out[STREAMFLOW_VAR]
@@ -342,7 +356,8 @@ def validate_observations(ds: xr.Dataset, gauge_ids: Sequence[str]) -> xr.Datase
     if negative.any():
         ids, dates = _locate(q, negative, GAGE_DIM)
         raise ValueError(
-            f"{name}: negative streamflow for gage_id {_fmt(np.unique(ids))} on {_fmt_dates(dates)}"
+            f"{name}: negative streamflow for gage_id {format_values(np.unique(ids))} "
+            f"on {_format_dates(dates)}"
         )
     return out
 
@@ -364,7 +379,8 @@ def validate_forcings(
         if nan.any():
             ids, dates = _locate(out[v], nan, DIVIDE_DIM)
             raise ValueError(
-                f"{name}: NaN in {v!r} for divide_id {_fmt(np.unique(ids))} on {_fmt_dates(dates)}"
+                f"{name}: NaN in {v!r} for divide_id {format_values(np.unique(ids))} "
+                f"on {_format_dates(dates)}"
             )
     return out
 
@@ -389,4 +405,4 @@ def check_period(
     expected = int((t1 - t0).astype(np.int64)) + 1
     if inside.size != expected:
         gaps = np.setdiff1d(np.arange(t0, t1 + 1), inside)
-        raise ValueError(f"{name}: missing days in {t0} .. {t1}: {_fmt(gaps.astype(str))}")
+        raise ValueError(f"{name}: missing days in {t0} .. {t1}: {format_values(gaps.astype(str))}")

@@ -190,7 +190,7 @@ def normalize_divide_ids(values: Sequence[object] | np.ndarray) -> np.ndarray:
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr) & (arr == np.round(arr))):
             raise StoreError(
-                f"divide ids are not integers: {schema._fmt(arr[arr != np.round(arr)])}"
+                f"divide ids are not integers: {schema.format_values(arr[arr != np.round(arr)])}"
             )
         return arr.astype(np.int64)
     text = _as_text(arr)
@@ -199,7 +199,7 @@ def normalize_divide_ids(values: Sequence[object] | np.ndarray) -> np.ndarray:
     if bad.any():
         raise StoreError(
             f"divide ids not of the form cat-<number> or <number>: "
-            f"{schema._fmt(text[bad].tolist())}"
+            f"{schema.format_values(text[bad].tolist())}"
         )
     return number.astype("int64").to_numpy()
 
@@ -274,7 +274,7 @@ def _select_period(da: xr.DataArray, period: tuple[str, str] | None, store: str)
     keep = np.flatnonzero((days >= start) & (days <= end))
     if keep.size != int((end - start).astype(np.int64)) + 1:
         gaps = np.setdiff1d(np.arange(start, end + 1), days[keep])
-        raise StoreError(f"{store}: missing days {schema._fmt(gaps.astype(str))}")
+        raise StoreError(f"{store}: missing days {schema.format_values(gaps.astype(str))}")
     return da.isel({schema.TIME_DIM: keep})
 
 
@@ -286,7 +286,7 @@ def _take(
     if not index.is_unique:
         raise StoreError(
             f"{store}: duplicated {dim} values "
-            f"{schema._fmt(index[index.duplicated()].unique().tolist())}"
+            f"{schema.format_values(index[index.duplicated()].unique().tolist())}"
         )
     position = index.get_indexer(wanted)
     found = position >= 0
@@ -320,7 +320,8 @@ def _report_missing(missing: np.ndarray, what: str, store: str, rule: MissingRul
     if missing.size == 0:
         return
     message = (
-        f"{store}: {missing.size} {what} absent from the store: {schema._fmt(missing.tolist())}"
+        f"{store}: {missing.size} {what} absent from the store: "
+        f"{schema.format_values(missing.tolist())}"
     )
     if rule.action == "error":
         raise StoreError(message)
@@ -390,7 +391,7 @@ def read_observations(
             "%s: %d gauges absent (kept as missing observations): %s",
             store,
             int((~found).sum()),
-            schema._fmt(wanted[~found].tolist()),
+            schema.format_values(wanted[~found].tolist()),
         )
     values = values * scale + offset
     return _dataset(
@@ -505,7 +506,7 @@ def read_attributes(
             "%s: %d reaches absent (NaN attributes): %s",
             store,
             int((~found).sum()),
-            schema._fmt(wanted[~found].tolist()),
+            schema.format_values(wanted[~found].tolist()),
         )
     order = np.unique(position[found])
     out = pd.DataFrame({"id": wanted})
@@ -561,7 +562,7 @@ def read_gage_info(source: str | Path | pd.DataFrame, require_comid: bool = Fals
     dup = table["STAID"].duplicated()
     if dup.any():
         raise StoreError(
-            f"gauge table: duplicated STAID {schema._fmt(table['STAID'][dup].tolist())}"
+            f"gauge table: duplicated STAID {schema.format_values(table['STAID'][dup].tolist())}"
         )
     if "STANAME" not in table:
         table["STANAME"] = table["STAID"]

@@ -57,6 +57,8 @@ def check_values(
 ) -> None:
     """Raise ``ValueError`` naming the first reach id (and time row) that is NaN/Inf or out of range."""
     v = t.detach()
+    if v.numel() and _in_range(v, lo, hi, lo_open):
+        return
     bad = ~torch.isfinite(v)
     if lo is not None:
         bad |= (v <= lo) if lo_open else (v < lo)
@@ -78,6 +80,17 @@ def check_values(
         rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
         problem = f"value {value} outside {rng}"
     raise ValueError(f"{name}: {problem} at {where} ({count} bad entries)")
+
+
+def _in_range(v: torch.Tensor, lo: float | None, hi: float | None, lo_open: bool) -> bool:
+    """Fast path: one ``aminmax`` pass, no mask. NaN propagates into min/max, so any NaN/Inf or
+    out-of-range value returns False (the caller then locates it)."""
+    vmin, vmax = (float(x) for x in torch.aminmax(v))
+    if not (math.isfinite(vmin) and math.isfinite(vmax)):
+        return False
+    if lo is not None and (vmin <= lo if lo_open else vmin < lo):
+        return False
+    return hi is None or vmax <= hi
 
 
 def per_reach(  # noqa: PLR0917 (compiled kernel / autograd signature)

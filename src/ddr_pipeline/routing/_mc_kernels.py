@@ -23,7 +23,7 @@ from ddr_pipeline.routing._physics import (
 )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def hot_start(qlat0: np.ndarray, order: np.ndarray, down: np.ndarray) -> np.ndarray:
     """Σ of ``qlat0`` (user columns) over each reach and everything upstream, by topological
     position (float64, not floored). ``down`` holds downstream positions."""
@@ -36,7 +36,7 @@ def hot_start(qlat0: np.ndarray, order: np.ndarray, down: np.ndarray) -> np.ndar
     return acc
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _initial_row(  # noqa: PLR0917 (compiled kernel / autograd signature)
     qlat: np.ndarray, q0: np.ndarray, hot: bool, qmin: float, order: np.ndarray, down: np.ndarray,
     row: np.ndarray,
@@ -50,7 +50,7 @@ def _initial_row(  # noqa: PLR0917 (compiled kernel / autograd signature)
             row[k] = max(q0[order[k]], qmin)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def mc_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     qlat: np.ndarray,
     q0: np.ndarray,
@@ -80,13 +80,17 @@ def mc_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
         out[0, order[k]] = cur[k]
     tv = ptv.any()
     cb = np.empty((n_r, N_CB), np.float64)
+    coef = np.empty((n_r, 5), np.float64)
     for t in range(n_t):
         if t == 0 or tv:
             fill_constants(cb, t, pk, pstart, ptv, lim, order, t == 0)
+        for k in range(n_r):  # independent per reach: a tight loop, then the sequential sweep
+            c1, c2, c3, c4, zr = reach_coefs(cb, k, float(cur[k]), dt, leak, lim)
+            coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = c1, c2, c3, c4, zr
         for k in range(n_r):
             i = order[k]
             qt = float(cur[k])
-            c1, c2, c3, c4, zr = reach_coefs(cb, k, qt, dt, leak, lim)
+            c1, c2, c3, c4, zr = coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4]
             usum = 0.0
             vsum = 0.0
             for m in range(up_ptr[k], up_ptr[k + 1]):
@@ -108,20 +112,72 @@ def mc_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
         cur, nxt = nxt, cur
 
 
-@numba.njit(cache=True, inline="always")
-def _add_grad(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
-    gpk: np.ndarray, gacc: np.ndarray, pstart: np.ndarray, ptv: np.ndarray, p: int, t: int,
-    j: int, val: float,
+@numba.njit(cache=True, error_model="numpy")
+def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    t: int, n_t: int, want_ql: bool, cur: np.ndarray, nxt: np.ndarray, qlat: np.ndarray,
+    coef: np.ndarray, lam: np.ndarray, lam_next: np.ndarray, gcoef: np.ndarray, c1nu: np.ndarray,
+    gqlat: np.ndarray, g0row: np.ndarray, order: np.ndarray, down: np.ndarray, up_ptr: np.ndarray,
+    up_idx: np.ndarray, leak: bool, qmin: float,
 ) -> None:  # fmt: skip
-    """Add ``val`` to the gradient of parameter p at column j: the row of step t of ``gpk`` if p
-    is time-varying (written once per element), else the float64 accumulator ``gacc[p]``."""
-    if ptv[p]:
-        gpk[pstart[p] + t, j] += val
-    else:
-        gacc[p, j] += val
+    """Reverse topological sweep of step t: ν, dL/dQ′ (row 0 into ``g0row``), dL/d(C1..C4, ζ_raw)
+    into ``gcoef``, and the direct terms of dL/dQ_t into ``lam``."""
+    for k in range(cur.size - 1, -1, -1):
+        i = order[k]
+        mu = lam_next[k]
+        dn = down[k]
+        if dn >= 0:
+            mu += c1nu[dn]
+        usum = 0.0
+        vsum = 0.0
+        for m in range(up_ptr[k], up_ptr[k + 1]):
+            j = up_idx[m]
+            usum += cur[j]
+            vsum += nxt[j]
+        qt = float(cur[k])
+        ql = float(qlat[t, i])
+        c1, c2, c3, c4, zr = coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4]
+        zeta = 0.0
+        f = ql + usum
+        if leak:
+            zeta = min(max(zr, -f), f)
+        y = c1 * vsum + c2 * usum + c3 * qt
+        y += c4 * (ql - zeta)
+        if y < qmin or mu == 0.0:
+            c1nu[k] = 0.0
+            if t == 0:
+                g0row[i] = 0.0
+            elif want_ql:
+                gqlat[t, i] = 0.0
+            for c in range(5):
+                gcoef[k, c] = 0.0
+            continue
+        c1nu[k] = c1 * mu
+        gzeta = -mu * c4
+        g_f = 0.0
+        gzr = 0.0
+        if leak:
+            if zr > f:
+                g_f = gzeta
+            elif zr < -f:
+                g_f = -gzeta
+            else:
+                gzr = gzeta
+        if t == 0:
+            g0row[i] = mu * c4 + g_f
+        elif want_ql:
+            gqlat[t, i] = mu * c4 + g_f
+        lam[k] += mu * c3
+        gu = mu * c2 + g_f
+        for m in range(up_ptr[k], up_ptr[k + 1]):
+            lam[up_idx[m]] += gu
+        gcoef[k, 0] = mu * vsum
+        gcoef[k, 1] = mu * usum
+        gcoef[k, 2] = mu * qt
+        gcoef[k, 3] = mu * (ql - zeta)
+        gcoef[k, 4] = gzr
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     gout: np.ndarray,
     out: np.ndarray,
@@ -147,8 +203,8 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
 
     Writes dL/dqlat into ``gqlat`` ((T, N), every entry; pass a (1, N) array when it is not
     needed), the parameter gradients into ``gpk`` (zero-initialised, packed like ``pk``, any float
-    dtype: time-varying rows get one value per entry, static rows are accumulated in float64 and
-    stored at the end) and dL/dq0 into ``gq0`` (untouched when ``hot``).
+    dtype: accumulated in float64 by position, a time-varying row stored after its step, static
+    rows at the end) and dL/dq0 into ``gq0`` (untouched when ``hot``).
     """
     n_t, n_r = qlat.shape
     qmin = lim[LIM_QMIN]
@@ -156,9 +212,13 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     want_ql = gqlat.shape[0] == n_t
     g_rows = gout.shape[0] > 1
     cb = np.empty((n_r, N_CB), np.float64)
-    gacc = np.zeros((ptv.size, n_r), np.float64)
+    n_p = ptv.size
+    gacc = np.zeros((n_r, n_p), np.float64)  # parameter gradients by position
     g0row = np.zeros(n_r, np.float64)  # dL/dqlat[0] in float64 (the hot start adds to it)
     c1nu = np.zeros(n_r, np.float64)  # C1_{t,k} ν_{t,k} by position
+    coef = np.empty((n_r, 5), np.float64)
+    inter = np.empty((n_r, 10), np.float64)
+    gcoef = np.empty((n_r, 5), np.float64)
     cur = np.empty(n_r, out.dtype)
     nxt = np.empty(n_r, out.dtype)
     lam_next = np.empty(n_r, np.float64)
@@ -173,75 +233,45 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
         for k in range(n_r):
             cur[k] = out[t, order[k]]
             lam[k] = gout[tg, order[k]]
-        for k in range(n_r - 1, -1, -1):
-            i = order[k]
-            mu = lam_next[k]
-            dn = down[k]
-            if dn >= 0:
-                mu += c1nu[dn]
-            usum = 0.0
-            vsum = 0.0
-            for m in range(up_ptr[k], up_ptr[k + 1]):
-                j = up_idx[m]
-                usum += cur[j]
-                vsum += nxt[j]
-            qt = float(cur[k])
-            ph = reach_physics(cb, k, qt, dt, leak, lim)
-            c1, c2, c3, c4, zr = ph[0], ph[1], ph[2], ph[3], ph[4]
-            ql = float(qlat[t, i])
-            zeta = 0.0
-            f = ql + usum
-            if leak:
-                zeta = min(max(zr, -f), f)
-            y = c1 * vsum + c2 * usum + c3 * qt
-            y += c4 * (ql - zeta)
-            if y < qmin or mu == 0.0:
-                c1nu[k] = 0.0
-                if t == 0:
-                    g0row[i] = 0.0
-                elif want_ql:
-                    gqlat[t, i] = 0.0
+        for k in range(n_r):  # physics of every reach (independent), intermediates kept
+            ph = reach_physics(cb, k, float(cur[k]), dt, leak, lim)
+            coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = ph[0], ph[1], ph[2], ph[3], ph[4]
+            inter[k, 0], inter[k, 1], inter[k, 2], inter[k, 3] = ph[5], ph[6], ph[7], ph[8]
+            inter[k, 4], inter[k, 5], inter[k, 6], inter[k, 7] = ph[9], ph[10], ph[11], ph[12]
+            inter[k, 8], inter[k, 9] = ph[13], ph[14]
+        _adjoint_sweep(t, n_t, want_ql, cur, nxt, qlat, coef, lam, lam_next, gcoef, c1nu, gqlat,
+                       g0row, order, down, up_ptr, up_idx, leak, qmin)  # fmt: skip
+        for k in range(n_r):  # reverse mode of the physics (independent per reach)
+            g1, g2, g3, g4, gzr = gcoef[k, 0], gcoef[k, 1], gcoef[k, 2], gcoef[k, 3], gcoef[k, 4]
+            if g1 == 0.0 and g2 == 0.0 and g3 == 0.0 and g4 == 0.0 and gzr == 0.0:
                 continue
-            c1nu[k] = c1 * mu
-            gzeta = -mu * c4
-            g_f = 0.0
-            gzr = 0.0
-            if leak:
-                if zr > f:
-                    g_f = gzeta
-                elif zr < -f:
-                    g_f = -gzeta
-                else:
-                    gzr = gzeta
-            if t == 0:
-                g0row[i] = mu * c4 + g_f
-            elif want_ql:
-                gqlat[t, i] = mu * c4 + g_f
-            lam[k] += mu * c3
-            gu = mu * c2 + g_f
-            for m in range(up_ptr[k], up_ptr[k + 1]):
-                lam[up_idx[m]] += gu
-            gc = (mu * vsum, mu * usum, mu * qt, mu * (ql - zeta), gzr)
-            if gc[0] == 0.0 and gc[1] == 0.0 and gc[2] == 0.0 and gc[3] == 0.0 and gzr == 0.0:
-                continue
-            r = reach_vjp(cb, k, qt, ph, gc, dt, leak, lim)
+            ph = (coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4], inter[k, 0],
+                  inter[k, 1] != 0.0, inter[k, 2], inter[k, 3], inter[k, 4] != 0.0, inter[k, 5],
+                  inter[k, 6], inter[k, 7], inter[k, 8] != 0.0, inter[k, 9])  # fmt: skip
+            r = reach_vjp(cb, k, float(cur[k]), ph, (g1, g2, g3, g4, gzr), dt, leak, lim)
             lam[k] += r[0]
-            _add_grad(gpk, gacc, pstart, ptv, 0, t, i, r[1])
-            _add_grad(gpk, gacc, pstart, ptv, 1, t, i, r[2])
-            _add_grad(gpk, gacc, pstart, ptv, 2, t, i, r[3])
-            _add_grad(gpk, gacc, pstart, ptv, 3, t, i, r[4])
-            _add_grad(gpk, gacc, pstart, ptv, 4, t, i, r[5])
-            _add_grad(gpk, gacc, pstart, ptv, 5, t, i, r[6])
-            _add_grad(gpk, gacc, pstart, ptv, 6, t, i, r[7])
-            _add_grad(gpk, gacc, pstart, ptv, 7, t, i, r[8])
-            _add_grad(gpk, gacc, pstart, ptv, 8, t, i, r[9])
-            _add_grad(gpk, gacc, pstart, ptv, 9, t, i, r[10])
+            gacc[k, 0] += r[1]
+            gacc[k, 1] += r[2]
+            gacc[k, 2] += r[3]
+            gacc[k, 3] += r[4]
+            gacc[k, 4] += r[5]
+            gacc[k, 5] += r[6]
+            gacc[k, 6] += r[7]
+            gacc[k, 7] += r[8]
+            gacc[k, 8] += r[9]
+            gacc[k, 9] += r[10]
+        for p in range(n_p):  # time-varying parameters: this step's row, then reset
+            if ptv[p]:
+                row = pstart[p] + t
+                for k in range(n_r):
+                    gpk[row, order[k]] = gacc[k, p]
+                    gacc[k, p] = 0.0
         lam_next, lam = lam, lam_next
         cur, nxt = nxt, cur
-    for p in range(ptv.size):
+    for p in range(n_p):
         if not ptv[p]:
-            for j in range(n_r):
-                gpk[pstart[p], j] = gacc[p, j]
+            for k in range(n_r):
+                gpk[pstart[p], order[k]] = gacc[k, p]
     # lam_next now holds dL/dQ_0 by position
     if hot:
         acc = hot_start(qlat[0], order, down)

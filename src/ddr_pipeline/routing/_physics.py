@@ -45,13 +45,13 @@ _TWO_THIRDS = 2.0 / 3.0
 _FIVE_THIRDS = 5.0 / 3.0
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def row_of(pstart: np.ndarray, ptv: np.ndarray, k: int, t: int) -> int:
     """Row of parameter k (PARAM_NAMES order) in the packed array that drives step t."""
     return pstart[k] + t if ptv[k] else pstart[k]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def fill_constants(  # noqa: PLR0917 (compiled kernel signature)
     cb: np.ndarray, t: int, pk: np.ndarray, pstart: np.ndarray, ptv: np.ndarray, lim: np.ndarray,
     order: np.ndarray, full: bool,
@@ -107,7 +107,7 @@ def fill_constants(  # noqa: PLR0917 (compiled kernel signature)
             cb[k, CB_DGW] = pk[rg, i]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def reach_physics(  # noqa: PLR0917 (compiled kernel signature)
     cb: np.ndarray, k: int, qt: float, dt: float, leak: bool, lim: np.ndarray
 ) -> tuple:
@@ -141,7 +141,7 @@ def reach_physics(  # noqa: PLR0917 (compiled kernel signature)
     return c1, c2, c3, c4, zr, d, dcl, lb, b, bcl, perim, rad, v, vcl, cel
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def reach_coefs(  # noqa: PLR0917 (compiled kernel signature)
     cb: np.ndarray, k: int, qt: float, dt: float, leak: bool, lim: np.ndarray
 ) -> tuple[float, float, float, float, float]:
@@ -150,7 +150,7 @@ def reach_coefs(  # noqa: PLR0917 (compiled kernel signature)
     return r[0], r[1], r[2], r[3], r[4]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def reach_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     cb: np.ndarray, k: int, qt: float, ph: tuple, g: tuple, dt: float, leak: bool,
     lim: np.ndarray,

@@ -80,7 +80,12 @@ def _pack(params: tuple[torch.Tensor, ...]) -> tuple[np.ndarray, np.ndarray, np.
 
 
 class _MuskingumCungeFunction(torch.autograd.Function):
-    """Forward = compiled time loop; backward = compiled adjoint sweep."""
+    """Forward = compiled time loop; backward = compiled adjoint sweep.
+
+    The packed parameters of the forward are kept for the backward (no re-packing); gradients are
+    written directly in the storage dtype (static parameters accumulate in float64 inside the
+    kernel), and only the gradients autograd asks for get (T, N) buffers.
+    """
 
     @staticmethod
     def forward(ctx, spec: _Spec, qlat: torch.Tensor, q0: torch.Tensor, *params: torch.Tensor):  # type: ignore[override]
@@ -98,29 +103,40 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         clamp_t = torch.from_numpy(clamp).to(qlat.dtype)
         ctx.mark_non_differentiable(clamp_t)
         ctx.spec = spec
-        ctx.save_for_backward(out_t, qlat, q0, *params)
+        ctx.packed = (pk, pstart, ptv)
+        ctx.save_for_backward(out_t, qlat, q0)
         return out_t, clamp_t
 
     @staticmethod
     def backward(ctx, gout: torch.Tensor, _gclamp: torch.Tensor):  # type: ignore[override]
         spec: _Spec = ctx.spec
-        out_t, qlat, q0, *params = ctx.saved_tensors
+        out_t, qlat, q0 = ctx.saved_tensors
+        pk, pstart, ptv = ctx.packed
         arrs = spec.net.routing_arrays()
         qlat_np = _np(qlat)
-        pk, pstart, ptv = _pack(tuple(params))
-        gqlat = np.zeros(qlat_np.shape, np.float64)
-        gpk = np.zeros(pk.shape, np.float64)
-        gq0 = np.zeros(qlat_np.shape[1], np.float64)
+        n_t, n_r = qlat_np.shape
+        dtype = qlat_np.dtype
+        if gout.stride(0) == 0:  # same gradient row for every step (e.g. from .sum())
+            gout = gout[:1]
+        need_ql = ctx.needs_input_grad[1]
+        gqlat = np.empty((n_t if need_ql else 1, n_r), dtype)
+        gpk = np.zeros(pk.shape, dtype)
+        gq0 = np.zeros(n_r, np.float64)
         mc_backward(
             _np(gout.to(out_t.dtype)), out_t.numpy(), qlat_np, _np(q0), spec.hot, pk, pstart, ptv,
             spec.dt, spec.leak, spec.lim, arrs["order"], arrs["down"], arrs["up_ptr"],
             arrs["up_idx"], gqlat, gpk, gq0,
         )  # fmt: skip
-        dtype = qlat.dtype
-        g_all = torch.from_numpy(gpk).to(dtype)
-        g_params = [g_all[s : s + p.shape[0]] for s, p in zip(pstart.tolist(), params, strict=True)]
-        g_q0 = None if spec.hot else torch.from_numpy(gq0).to(dtype)
-        return None, torch.from_numpy(gqlat).to(dtype), g_q0, *g_params
+        g_all = torch.from_numpy(gpk)
+        rows = [int(pstart[k + 1] - pstart[k]) for k in range(len(pstart) - 1)]
+        rows.append(pk.shape[0] - int(pstart[-1]))
+        g_params = [
+            g_all[s : s + r] if need else None
+            for s, r, need in zip(pstart.tolist(), rows, ctx.needs_input_grad[3:], strict=True)
+        ]
+        g_ql = torch.from_numpy(gqlat) if need_ql else None
+        g_q0 = None if spec.hot else torch.from_numpy(gq0).to(qlat.dtype)
+        return None, g_ql, g_q0, *g_params
 
 
 def _limits(q_min: float, d_min: float, b_min: float, v_min: float, v_max: float,  # noqa: PLR0917 (compiled kernel / autograd signature)

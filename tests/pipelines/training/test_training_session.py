@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import mlflow
+import mlflow.pytorch
 import pandas as pd
 import pytest
 import yaml
@@ -73,15 +74,15 @@ def test_training_session_run(project_root, conf_source, tmp_path, monkeypatch):
     assert scores["well_observed"].sum() > 50
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (run,) = client.search_runs(
-        [client.get_experiment_by_name("ddr_pipeline_training_test").experiment_id],
-        filter_string="tags.pipeline_names LIKE '%training%'",
-    ) or client.search_runs(
-        [client.get_experiment_by_name("ddr_pipeline_training_test").experiment_id]
-    )
+    experiment = client.get_experiment_by_name("ddr_pipeline_training_test")
+    runs = client.search_runs([experiment.experiment_id])
+    (run,) = [r for r in runs if "training.experiment.batch_size" in r.data.params]
     assert run.data.params["training.experiment.batch_size"] == "48"
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 3
-    assert "val_nse_median" in run.data.metrics
+    assert {"val_nse_median", "batch_kge_median", "n_median", "d_gw_max"} <= set(run.data.metrics)
     assert "training.test_all_nse_median" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"model", "model_checkpoint", "training"} <= artifacts
+    assert {"model_checkpoint", "training"} <= artifacts
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    assert set(model.state_dict()) == set(loaded.model.state_dict())

@@ -3,20 +3,32 @@
 The pipeline is a template instantiated once per geodataset under a Kedro namespace, so its
 datasets are named ``<geodataset>.<name>`` (``drb.reaches`` ... ``drb.model_inputs``) and resolved
 by the dataset factories in ``conf/base/catalog*.yml``. Parameters stay shared
-(``params:data_processing``). Run one geodataset with ``kedro run --namespaces drb``.
+(``params:data_processing``). ``DDR_GEODATASET`` selects the geodataset (default ``drb``), e.g.
+``DDR_GEODATASET=merit kedro run --env merit --pipelines data_processing``; a
+``data_processing.geodataset`` parameter naming another geodataset stops the run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial, update_wrapper
+from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
 from ddr_pipeline.pipelines.data_processing import nodes
+from ddr_pipeline.pipelines.geodataset import active_geodataset, check_geodataset
 
-#: Geodatasets (folders under ``data/01_raw``) that get a data_processing pipeline.
-GEODATASETS: tuple[str, ...] = ("drb",)
+#: Geodatasets (folders under ``data/01_raw``) that get a data_processing pipeline: the one
+#: selected by ``DDR_GEODATASET`` (default ``drb``).
+GEODATASETS: tuple[str, ...] = (active_geodataset(),)
 PARAMS = "params:data_processing"
+
+
+def _check_params_geodataset(params: dict[str, Any], geodataset: str) -> None:
+    """Fail when ``data_processing.geodataset`` is set and names another geodataset."""
+    if "geodataset" in params:
+        check_geodataset(params["geodataset"], geodataset)
 
 
 def _validation_nodes() -> list[Node]:
@@ -119,12 +131,18 @@ def template_pipeline() -> Pipeline:
     return Pipeline([*_validation_nodes(), *_modelling_nodes()])
 
 
+def _geodataset_pipeline(name: str) -> Pipeline:
+    """The template plus a check that the parameters (Kedro environment) match ``name``."""
+    check_params = partial(_check_params_geodataset, geodataset=name)
+    check = Node(
+        update_wrapper(check_params, _check_params_geodataset),
+        PARAMS,
+        None,
+        name="check_geodataset",
+    )
+    return Pipeline([check, template_pipeline()], namespace=name, parameters={PARAMS: PARAMS})
+
+
 def create_pipeline(geodatasets: Iterable[str] = GEODATASETS, **kwargs: object) -> Pipeline:
     """One namespaced copy of the template per geodataset."""
-    return sum(
-        (
-            Pipeline(template_pipeline(), namespace=name, parameters={PARAMS: PARAMS})
-            for name in geodatasets
-        ),
-        start=Pipeline([]),
-    )
+    return sum((_geodataset_pipeline(name) for name in geodatasets), start=Pipeline([]))

@@ -178,7 +178,9 @@ def _baselines(
         )
     untrained = cfg.get(UNTRAINED) or {}
     if untrained.get("enabled", True):
-        source = inference.ConstantParameters(ckpt.config, untrained.get("values"))
+        source = inference.ConstantParameters(
+            ckpt.config, untrained.get("values"), inputs.attribute_names
+        )
         logger.info("untrained baseline parameters: %s", source.values)
         settings = inference.RouteSettings(chunk_days=params["chunk_days"], device=params["device"])
         yield (

@@ -12,22 +12,28 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from ddr_pipeline.pipelines.data_processing.pipeline import GEODATASETS
 from ddr_pipeline.pipelines.evaluation import nodes
+from ddr_pipeline.pipelines.geodataset import active_geodataset, geodataset_check
 
-#: The geodataset evaluated (its data_processing outputs are the inputs).
-GEODATASET = GEODATASETS[0]
+#: The geodataset evaluated (its data_processing outputs are the inputs): ``DDR_GEODATASET``.
+GEODATASET = active_geodataset()
 PARAMS = "params:evaluation"
 
 
-def _data(name: str) -> str:
-    return f"{GEODATASET}.{name}"
+def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
+    """Build the evaluation pipeline for ``geodataset`` (must match ``evaluation.geodataset``)."""
 
+    def _data(name: str) -> str:
+        return f"{geodataset}.{name}"
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """Build the evaluation pipeline."""
     return Pipeline(
         [
+            Node(
+                geodataset_check(geodataset),
+                "params:evaluation.geodataset",
+                "evaluation.geodataset",
+                name="check_evaluation_geodataset",
+            ),
             Node(
                 nodes.load_trained_model,
                 ["params:evaluation.model", "params:evaluation.run_name"],
@@ -40,7 +46,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "evaluation.checkpoint",
                     _data("model_inputs"),
                     _data("normalization_stats"),
-                    "params:evaluation.geodataset",
+                    "evaluation.geodataset",
                     "params:training",
                     "params:evaluation.check_training_parameters",
                 ],

@@ -10,14 +10,23 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from ddr_pipeline.pipelines.evaluation import nodes as evaluation_nodes
-from ddr_pipeline.pipelines.evaluation.pipeline import GEODATASET
+from ddr_pipeline.pipelines.geodataset import active_geodataset, geodataset_check
 from ddr_pipeline.pipelines.routing import nodes
 
+#: The geodataset routed (its data_processing outputs are the inputs): ``DDR_GEODATASET``.
+GEODATASET = active_geodataset()
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """Build the routing pipeline."""
+
+def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
+    """Build the routing pipeline for ``geodataset`` (must match ``routing.geodataset``)."""
     return Pipeline(
         [
+            Node(
+                geodataset_check(geodataset),
+                "params:routing.geodataset",
+                "routing.geodataset",
+                name="check_routing_geodataset",
+            ),
             Node(
                 evaluation_nodes.load_trained_model,
                 ["params:routing.model", "params:routing.run_name"],
@@ -28,9 +37,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                 evaluation_nodes.check_model_against_data,
                 [
                     "routing.checkpoint",
-                    f"{GEODATASET}.model_inputs",
-                    f"{GEODATASET}.normalization_stats",
-                    "params:routing.geodataset",
+                    f"{geodataset}.model_inputs",
+                    f"{geodataset}.normalization_stats",
+                    "routing.geodataset",
                 ],
                 "routing.inputs",
                 name="check_routing_model_against_data",

@@ -13,11 +13,11 @@ from functools import partial
 
 from kedro.pipeline import Node, Pipeline
 
-from ddr_pipeline.pipelines.data_processing.pipeline import GEODATASETS
+from ddr_pipeline.pipelines.geodataset import active_geodataset
 from ddr_pipeline.pipelines.training import nodes
 
-#: The geodataset trained on (its data_processing outputs are the inputs).
-GEODATASET = GEODATASETS[0]
+#: The geodataset trained on (its data_processing outputs are the inputs): ``DDR_GEODATASET``.
+GEODATASET = active_geodataset()
 
 
 def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
