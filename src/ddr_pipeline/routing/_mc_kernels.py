@@ -235,7 +235,13 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
             lam[k] = gout[tg, order[k]]
         for k in range(n_r):  # physics of every reach (independent), intermediates kept
             ph = reach_physics(cb, k, float(cur[k]), dt, leak, lim)
-            coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = ph[0], ph[1], ph[2], ph[3], ph[4]
+            coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = (
+                ph[0],
+                ph[1],
+                ph[2],
+                ph[3],
+                ph[4],
+            )
             inter[k, 0], inter[k, 1], inter[k, 2], inter[k, 3] = ph[5], ph[6], ph[7], ph[8]
             inter[k, 4], inter[k, 5], inter[k, 6], inter[k, 7] = ph[9], ph[10], ph[11], ph[12]
             inter[k, 8], inter[k, 9] = ph[13], ph[14]

@@ -152,7 +152,13 @@ def reach_coefs(  # noqa: PLR0917 (compiled kernel signature)
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def reach_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
-    cb: np.ndarray, k: int, qt: float, ph: tuple, g: tuple, dt: float, leak: bool,
+    cb: np.ndarray,
+    k: int,
+    qt: float,
+    ph: tuple,
+    g: tuple,
+    dt: float,
+    leak: bool,
     lim: np.ndarray,
 ) -> tuple:
     """Back-propagate ``g`` = dL/d(C1, C2, C3, C4, ζ_raw) through the physics ``ph`` (the tuple of
