@@ -14,12 +14,10 @@ import glob
 import logging
 from pathlib import Path
 
-from convert_hydrofabric import add_store_arguments, parse_with_config, write_stores
+from convert_cli import add_common_arguments, add_store_arguments, parse_with_config, write_outputs
 
-from ddr_pipeline.data.adjacency import write_adjacency
 from ddr_pipeline.data.merit import DEFAULT_MAX_AREA_DIFF_SQKM, DEFAULT_X, convert_merit
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 NAME = "merit"
 
 
@@ -27,8 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rivers", nargs="*", type=Path, help="riv_pfaf_*.shp file(s)")
-    parser.add_argument("--name", default=NAME, help=f"geodataset name (default {NAME})")
-    parser.add_argument("--out", type=Path, help="schema folder (default data/01_raw/<name>)")
+    add_common_arguments(parser, NAME)
     parser.add_argument("--gauges", type=Path, help="DDR gauge CSV with a COMID column")
     parser.add_argument("--attributes", help="attribute NetCDF/store keyed by COMID")
     parser.add_argument(
@@ -44,17 +41,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="ABS_DIFF limit (km2) when the CSV has no DA_VALID (default 50)",
     )
     add_store_arguments(parser)
-    args = parse_with_config(parser, argv)
-    if args.gauges is None:
-        parser.error("--gauges is required (argument or `sources:` in --config)")
-    return args
+    return parse_with_config(parser, argv, required=("rivers", "gauges"))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Convert and write the schema folder."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    out = args.out or REPO_ROOT / "data" / "01_raw" / args.name
     rivers = [Path(r) for p in args.rivers for r in (sorted(glob.glob(str(p))) or [p])]
     tables = convert_merit(
         rivers,
@@ -64,14 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         default_x=args.x,
         max_area_diff_sqkm=args.max_area_diff,
     )
-    for path in tables.write(out):
-        print(f"wrote {path}")
-    reach_ids = tables.reaches["id"].to_numpy()
-    write_stores(args, out, reach_ids, tables.gauges["STAID"].astype(str).tolist())
-    if args.adjacency:
-        write_adjacency(out / "adjacency.zarr", tables.reaches, tables.gauges, args.name)
-        print(f"wrote {out / 'adjacency.zarr'}")
-    print(f"{args.name}: {len(tables.reaches)} reaches, {len(tables.gauges)} gauges -> {out}")
+    write_outputs(args, tables)
 
 
 if __name__ == "__main__":

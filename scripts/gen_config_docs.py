@@ -30,6 +30,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Parameters", config.ParamsConfig, "training.params"),
     ("Attribute minimums", config.AttributeMinimums, "training.params.attribute_minimums"),
     ("Loss", config.LossConfig, "training.loss"),
+    ("Monitoring", config.MonitoringConfig, "training.monitoring"),
 ]
 
 _CONSTRAINTS = {

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from pipelines.evaluation import synthetic as syn
 
 from ddr_pipeline import inference
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs, build_batch
 from ddr_pipeline.models import build_models
 from ddr_pipeline.training.forward import FeatureIndex, simulate
-
-
-def _load_synthetic():
-    path = Path(__file__).parent / "pipelines" / "evaluation" / "synthetic.py"
-    spec = importlib.util.spec_from_file_location("ddr_eval_synthetic", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("ddr_eval_synthetic", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-syn = _load_synthetic()
 
 
 @pytest.fixture(scope="module")

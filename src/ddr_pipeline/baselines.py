@@ -38,6 +38,18 @@ def closure_matrix(
     return sparse.csr_matrix((data, (np.concatenate(rows), np.concatenate(cols))), shape=shape)
 
 
+def _sum_columns(matrix: sparse.csr_matrix, values: np.ndarray) -> np.ndarray:
+    """``(T, G)`` sums of ``values`` ``(T, N)`` over each row of ``matrix`` ``(G, N)``.
+
+    A day is NaN for a row when any of the columns it sums is not finite on that day.
+    """
+    q = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(q)
+    total = matrix.dot(np.where(finite, q, 0.0).T).T
+    n_missing = matrix.dot((~finite).astype(np.float64).T).T
+    return np.where(n_missing > 0, np.nan, total)
+
+
 def summed_lateral_inflow(
     lateral_inflow: np.ndarray, network: RiverNetwork, gauge_reach_index: Sequence[np.ndarray]
 ) -> np.ndarray:
@@ -46,11 +58,7 @@ def summed_lateral_inflow(
     Days where any contributing reach is NaN are NaN.
     """
     matrix = closure_matrix(network, gauge_reach_index)
-    q = np.asarray(lateral_inflow, dtype=np.float64)
-    finite = np.isfinite(q)
-    total = matrix.dot(np.where(finite, q, 0.0).T).T
-    n_missing = matrix.dot((~finite).astype(np.float64).T).T
-    return np.where(n_missing > 0, np.nan, total).astype(np.float32)
+    return _sum_columns(matrix, lateral_inflow).astype(np.float32)
 
 
 def reference_at_gauges(
@@ -61,31 +69,29 @@ def reference_at_gauges(
 ) -> np.ndarray:
     """Daily ``(T, G)`` reference discharge at gauges: the sum over each gauge's reach ids.
 
-    ``reference`` is ``(reach_dim, time)``; days it lacks are NaN; a gauge with a reach missing
-    from the product is NaN (its position is logged).
+    ``reference`` is ``(reach_dim, time)`` and is aligned by id and date: days it lacks are NaN,
+    and a gauge with a reach missing from the product is NaN (the missing reach ids are logged).
     """
     ids = np.asarray(reference[reach_dim].values, dtype=np.int64)
-    position = pd.Index(ids)
-    rows, cols, missing = [], [], []
-    for g, reaches in enumerate(gauge_reach_ids):
-        loc = position.get_indexer(np.asarray(list(reaches), dtype=np.int64))
-        if (loc < 0).any():
-            missing.append(g)
-            continue
-        rows.append(np.full(loc.size, g))
-        cols.append(loc)
-    if missing:
-        logger.warning("reference product lacks reaches of gauges at positions %s", missing[:20])
-    shape = (len(gauge_reach_ids), ids.size)
-    flat_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    flat_cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    matrix = sparse.csr_matrix((np.ones(flat_rows.size), (flat_rows, flat_cols)), shape=shape)
-    values = reference.reindex(time=dates).transpose("time", reach_dim).values.astype(np.float64)
-    finite = np.isfinite(values)
-    total = matrix.dot(np.where(finite, values, 0.0).T).T
-    n_missing = matrix.dot((~finite).astype(np.float64).T).T
-    out = np.where(n_missing > 0, np.nan, total)
-    out[:, missing] = np.nan
+    lengths = np.array([len(reaches) for reaches in gauge_reach_ids], dtype=np.int64)
+    wanted = np.fromiter(
+        (int(r) for reaches in gauge_reach_ids for r in reaches), np.int64, int(lengths.sum())
+    )
+    gauge_of = np.repeat(np.arange(lengths.size), lengths)
+    loc = pd.Index(ids).get_indexer(wanted)
+    unknown = loc < 0
+    if unknown.any():
+        logger.warning(
+            "reference product lacks reach ids %s: %d gauges get no reference baseline",
+            np.unique(wanted[unknown])[:20].tolist(),
+            np.unique(gauge_of[unknown]).size,
+        )
+    keep = ~np.isin(gauge_of, gauge_of[unknown])
+    shape = (lengths.size, ids.size)
+    matrix = sparse.csr_matrix((np.ones(int(keep.sum())), (gauge_of[keep], loc[keep])), shape=shape)
+    values = reference.reindex(time=dates).transpose("time", reach_dim).values
+    out = _sum_columns(matrix, values)
+    out[:, np.unique(gauge_of[unknown])] = np.nan
     return out.astype(np.float32)
 
 

@@ -33,24 +33,38 @@ TARGET_CHUNK_BYTES = 4 * 2**20  # aim for chunks of about 4 MiB (uncompressed)
 
 @contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path; on success move it onto ``path`` (file or directory)."""
+    """Yield a temporary sibling path; on success move it onto ``path`` (file or directory).
+
+    A directory target is swapped in two renames; if the second fails the old target is put back,
+    so ``path`` always holds either the old or the complete new content.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
+    token = uuid.uuid4().hex
+    tmp = target.with_name(f".{target.name}.tmp-{token}")
     try:
         yield tmp
-        if target.is_dir() and tmp.is_dir():
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex}")
+        if tmp.is_dir() and target.exists():
+            old = target.with_name(f".{target.name}.old-{token}")
             target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old)
+            try:
+                tmp.rename(target)
+            except BaseException:
+                old.rename(target)
+                raise
+            _remove(old)
         else:
             os.replace(tmp, target)
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or directory tree if it exists."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -95,9 +109,7 @@ def read_zarr(path: PathLike, lazy: bool = False) -> xr.Dataset:
         raise FileNotFoundError(f"zarr store not found: {path}")
     ds = xr.open_zarr(path, consolidated=False)
     strings = {
-        k: np.array([str(v) for v in c.to_numpy()], dtype=str)
-        for k, c in ds.coords.items()
-        if c.dtype.kind in "OTU"
+        k: schema.as_str_array(c.to_numpy()) for k, c in ds.coords.items() if c.dtype.kind in "OTU"
     }
     ds = ds.assign_coords(strings)
     return ds if lazy else ds.load()

@@ -11,18 +11,23 @@ import pandas as pd
 import xarray as xr
 
 from ddr_pipeline.data.normalization import zscore
+from ddr_pipeline.data.schema import (
+    DIVIDE_DIM,
+    GAGE_DIM,
+    LATERAL_INFLOW_VAR,
+    REACH_OPTIONAL_FLOAT,
+    STREAMFLOW_VAR,
+    TIME_DIM,
+    UNITS,
+    format_values,
+)
 
 logger = logging.getLogger(__name__)
 
 REACH_DIM = "reach_id"
-GAGE_DIM = "gage_id"
-TIME_DIM = "time"
 ATTRIBUTE_DIM = "attribute"
 FORCING_DIM = "forcing"
 CHANNEL_REQUIRED: tuple[str, ...] = ("length_m", "slope", "x")
-CHANNEL_OPTIONAL: tuple[str, ...] = ("top_width", "side_slope", "mann_n")
-_UNITS = {"length_m": "m", "slope": "m m-1", "x": "1", "top_width": "m", "side_slope": "1 (H:V)",
-          "mann_n": "s m-1/3"}
 
 
 def channel_variables(reaches: pd.DataFrame) -> dict[str, xr.DataArray]:
@@ -32,10 +37,10 @@ def channel_variables(reaches: pd.DataFrame) -> dict[str, xr.DataArray]:
     """
     ids = reaches["id"].to_numpy(dtype=np.int64)
     out = {"to_id": xr.DataArray(reaches["to_id"].to_numpy(dtype=np.int64), dims=REACH_DIM)}
-    optional = [c for c in CHANNEL_OPTIONAL if c in reaches and reaches[c].notna().any()]
+    optional = [c for c in REACH_OPTIONAL_FLOAT if c in reaches and reaches[c].notna().any()]
     for col in (*CHANNEL_REQUIRED, *optional):
         values = reaches[col].to_numpy(dtype=np.float64)
-        out[col] = xr.DataArray(values, dims=REACH_DIM, attrs={"units": _UNITS[col]})
+        out[col] = xr.DataArray(values, dims=REACH_DIM, attrs={"units": UNITS[col]})
     return {k: v.assign_coords({REACH_DIM: ids}) for k, v in out.items()}
 
 
@@ -52,11 +57,15 @@ def attribute_variables(
     dims = (REACH_DIM, ATTRIBUTE_DIM)
     return {
         "attributes": xr.DataArray(
-            np.nan_to_num(scaled, nan=0.0).astype(np.float32), dims=dims, coords=coords,
+            np.nan_to_num(scaled, nan=0.0).astype(np.float32),
+            dims=dims,
+            coords=coords,
             attrs={"description": "z-scored static attributes (training-reach statistics)"},
         ),
         "attributes_raw": xr.DataArray(
-            raw.astype(np.float32), dims=dims, coords=coords,
+            raw.astype(np.float32),
+            dims=dims,
+            coords=coords,
             attrs={"description": "raw static attributes"},
         ),
     }
@@ -67,7 +76,7 @@ def forcing_variable(
     names: Sequence[str],
     stats: Mapping[str, Mapping[str, float]],
     dates: pd.DatetimeIndex,
-    reach_dim: str = "divide_id",
+    reach_dim: str = DIVIDE_DIM,
 ) -> xr.DataArray:
     """Z-scored ``(time, reach_id, forcing)`` array over ``dates``."""
     stacked = xr.concat([forcings[n] for n in names], dim=FORCING_DIM)
@@ -76,15 +85,23 @@ def forcing_variable(
     return xr.DataArray(
         scaled,
         dims=(TIME_DIM, REACH_DIM, FORCING_DIM),
-        coords={TIME_DIM: dates, REACH_DIM: stacked[reach_dim].to_numpy(), FORCING_DIM: list(names)},
-        attrs={"description": "z-scored daily forcings (training period/reach statistics)",
-               "units": "1"},
+        coords={
+            TIME_DIM: dates,
+            REACH_DIM: stacked[reach_dim].to_numpy(),
+            FORCING_DIM: list(names),
+        },
+        attrs={
+            "description": "z-scored daily forcings (training period/reach statistics)",
+            "units": "1",
+        },
     )
 
 
 def lateral_inflow_variable(
-    lateral_inflow: xr.Dataset, dates: pd.DatetimeIndex, variable: str = "Qr",
-    reach_dim: str = "divide_id",
+    lateral_inflow: xr.Dataset,
+    dates: pd.DatetimeIndex,
+    variable: str = LATERAL_INFLOW_VAR,
+    reach_dim: str = DIVIDE_DIM,
 ) -> xr.DataArray:
     """Daily lateral inflow as ``(time, reach_id)`` float32 over ``dates``."""
     qr = lateral_inflow[variable].sel({TIME_DIM: dates}).transpose(TIME_DIM, reach_dim)
@@ -92,13 +109,15 @@ def lateral_inflow_variable(
         qr.to_numpy().astype(np.float32),
         dims=(TIME_DIM, REACH_DIM),
         coords={TIME_DIM: dates, REACH_DIM: qr[reach_dim].to_numpy()},
-        attrs={"units": "m3 s-1", "description": "daily lateral inflow Q'"},
+        attrs={"units": UNITS[LATERAL_INFLOW_VAR], "description": "daily lateral inflow Q'"},
     )
 
 
 def observation_variable(
-    observations: xr.Dataset, gauge_ids: Sequence[str], dates: pd.DatetimeIndex,
-    variable: str = "streamflow",
+    observations: xr.Dataset,
+    gauge_ids: Sequence[str],
+    dates: pd.DatetimeIndex,
+    variable: str = STREAMFLOW_VAR,
 ) -> xr.DataArray:
     """Daily observed discharge as ``(time, gage_id)``; days without data are NaN."""
     q = observations[variable].reindex({TIME_DIM: dates}).sel({GAGE_DIM: list(gauge_ids)})
@@ -108,7 +127,10 @@ def observation_variable(
         q.to_numpy().astype(np.float32),
         dims=(TIME_DIM, GAGE_DIM),
         coords={TIME_DIM: dates, GAGE_DIM: gage},
-        attrs={"units": "m3 s-1", "description": "daily mean observed discharge, NaN = missing"},
+        attrs={
+            "units": UNITS[STREAMFLOW_VAR],
+            "description": "daily mean observed discharge, NaN = missing",
+        },
     )
 
 
@@ -132,8 +154,8 @@ def build_model_inputs(  # noqa: PLR0913
     """
     reach_ids = reaches["id"].to_numpy(dtype=np.int64)
     _require_same_ids(attributes["id"].to_numpy(dtype=np.int64), reach_ids, "attributes")
-    _require_same_ids(lateral_inflow["divide_id"].to_numpy(), reach_ids, "lateral_inflow")
-    _require_same_ids(forcings["divide_id"].to_numpy(), reach_ids, "forcings")
+    _require_same_ids(lateral_inflow[DIVIDE_DIM].to_numpy(), reach_ids, "lateral_inflow")
+    _require_same_ids(forcings[DIVIDE_DIM].to_numpy(), reach_ids, "forcings")
     gauge_ids = [str(g) for g in observations[GAGE_DIM].to_numpy()]
     variables = {
         **channel_variables(reaches),
@@ -145,12 +167,25 @@ def build_model_inputs(  # noqa: PLR0913
     ds = xr.Dataset(variables, attrs=dict(attrs or {}))
     logger.info(
         "model inputs: %d reaches, %d gauges, %d days (%s .. %s)",
-        ds.sizes[REACH_DIM], ds.sizes[GAGE_DIM], ds.sizes[TIME_DIM],
-        dates[0].date(), dates[-1].date(),
+        ds.sizes[REACH_DIM],
+        ds.sizes[GAGE_DIM],
+        ds.sizes[TIME_DIM],
+        dates[0].date(),
+        dates[-1].date(),
     )
     return ds
 
 
 def _require_same_ids(have: np.ndarray, want: np.ndarray, name: str) -> None:
-    if have.shape != want.shape or not np.array_equal(have.astype(np.int64), want):
-        raise ValueError(f"model inputs: {name} is not aligned with the reaches' id order")
+    """Raise ``ValueError`` naming the first misaligned ids unless ``have`` equals ``want``."""
+    have = have.astype(np.int64)
+    if have.shape == want.shape and np.array_equal(have, want):
+        return
+    if have.shape != want.shape:
+        detail = f"{have.size} ids, reaches have {want.size}"
+    else:
+        where = np.flatnonzero(have != want)
+        detail = (
+            f"ids {format_values(have[where])} where the reaches have {format_values(want[where])}"
+        )
+    raise ValueError(f"model inputs: {name} is not aligned with the reaches' id order ({detail})")

@@ -296,6 +296,15 @@ def _locate(da: xr.DataArray, mask: np.ndarray, dim: str) -> tuple[np.ndarray, n
     return da[dim].to_numpy()[idx[axis_id]], da[TIME_DIM].to_numpy()[idx[axis_t]]
 
 
+def _check_cells(da: xr.DataArray, bad: np.ndarray, dim: str, what: str, name: str) -> None:
+    """Raise ``ValueError`` naming the ``dim`` ids and dates of the True cells of ``bad``."""
+    if bad.any():
+        ids, dates = _locate(da, bad, dim)
+        raise ValueError(
+            f"{name}: {what} for {dim} {format_values(np.unique(ids))} on {_format_dates(dates)}"
+        )
+
+
 def validate_lateral_inflow(
     ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray, nan_fill: float | None
 ) -> tuple[xr.Dataset, int]:
@@ -310,13 +319,7 @@ def validate_lateral_inflow(
     out = _select_ids(ds[[LATERAL_INFLOW_VAR]], DIVIDE_DIM, np.asarray(reach_ids, np.int64), name)
     qr = out[LATERAL_INFLOW_VAR]
     values = qr.to_numpy()
-    negative = values < 0
-    if negative.any():
-        ids, dates = _locate(qr, negative, DIVIDE_DIM)
-        raise ValueError(
-            f"{name}: negative {LATERAL_INFLOW_VAR} for divide_id {format_values(np.unique(ids))} "
-            f"on {_format_dates(dates)}"
-        )
+    _check_cells(qr, values < 0, DIVIDE_DIM, f"negative {LATERAL_INFLOW_VAR}", name)
     nan = np.isnan(values)
     n_filled = int(nan.sum())
     if n_filled:
@@ -352,13 +355,7 @@ def validate_observations(ds: xr.Dataset, gauge_ids: Sequence[str]) -> xr.Datase
     wanted = np.asarray([str(g) for g in gauge_ids])
     out = _select_ids(ds[[STREAMFLOW_VAR]], GAGE_DIM, wanted, name)
     q = out[STREAMFLOW_VAR]
-    negative = q.to_numpy() < 0
-    if negative.any():
-        ids, dates = _locate(q, negative, GAGE_DIM)
-        raise ValueError(
-            f"{name}: negative streamflow for gage_id {format_values(np.unique(ids))} "
-            f"on {_format_dates(dates)}"
-        )
+    _check_cells(q, q.to_numpy() < 0, GAGE_DIM, f"negative {STREAMFLOW_VAR}", name)
     return out
 
 
@@ -375,13 +372,7 @@ def validate_forcings(
     _check_time(ds, name)
     out = _select_ids(ds[list(variables)], DIVIDE_DIM, np.asarray(reach_ids, np.int64), name)
     for v in variables:
-        nan = np.isnan(out[v].to_numpy())
-        if nan.any():
-            ids, dates = _locate(out[v], nan, DIVIDE_DIM)
-            raise ValueError(
-                f"{name}: NaN in {v!r} for divide_id {format_values(np.unique(ids))} "
-                f"on {_format_dates(dates)}"
-            )
+        _check_cells(out[v], np.isnan(out[v].to_numpy()), DIVIDE_DIM, f"NaN in {v!r}", name)
     return out
 
 

@@ -278,17 +278,39 @@ def _select_period(da: xr.DataArray, period: tuple[str, str] | None, store: str)
     return da.isel({schema.TIME_DIM: keep})
 
 
+UNMAPPED = -1  # reach id of a store divide that maps to no reach of the domain
+
+
+def _reach_ids(store_ids: np.ndarray, divide_to_reach: pd.Series | None) -> np.ndarray:
+    """Reach id of every store entry: ``divide_to_reach`` applied (``UNMAPPED`` if absent)."""
+    if divide_to_reach is None:
+        return store_ids
+    mapped = pd.Series(store_ids).map(divide_to_reach).fillna(UNMAPPED)
+    return mapped.astype("int64").to_numpy()
+
+
+def _positions(store_ids: np.ndarray, wanted: np.ndarray, dim: str, store: str) -> np.ndarray:
+    """Position in ``store_ids`` of each ``wanted`` id (-1 if absent); ``UNMAPPED`` is ignored.
+
+    Raises ``StoreError`` naming the ids that occur more than once.
+    """
+    index = pd.Index(store_ids)
+    usable = ~index.isin([UNMAPPED]) if index.dtype.kind in "iu" else np.ones(index.size, bool)
+    candidates = index[usable]
+    if not candidates.is_unique:
+        raise StoreError(
+            f"{store}: duplicated {dim} values "
+            f"{schema.format_values(candidates[candidates.duplicated()].unique().tolist())}"
+        )
+    position = candidates.get_indexer(wanted)
+    return np.where(position >= 0, np.flatnonzero(usable)[position], -1)
+
+
 def _take(
     da: xr.DataArray, dim: str, store_ids: np.ndarray, wanted: np.ndarray, store: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load ``wanted`` rows along ``dim`` (sorted reads); return (values, found-mask)."""
-    index = pd.Index(store_ids)
-    if not index.is_unique:
-        raise StoreError(
-            f"{store}: duplicated {dim} values "
-            f"{schema.format_values(index[index.duplicated()].unique().tolist())}"
-        )
-    position = index.get_indexer(wanted)
+    position = _positions(store_ids, wanted, dim, store)
     found = position >= 0
     order = np.sort(np.unique(position[found]))
     block = (
@@ -355,9 +377,7 @@ def read_lateral_inflow(
     """
     da = _select_period(_variable(ds, variable, (id_dim, schema.TIME_DIM), store), period, store)
     scale, offset = unit_conversion(da, "m3 s-1", store)
-    store_ids = normalize_divide_ids(da[id_dim].to_numpy())
-    if divide_to_reach is not None:
-        store_ids = pd.Series(store_ids).map(divide_to_reach).fillna(-1).astype("int64").to_numpy()
+    store_ids = _reach_ids(normalize_divide_ids(da[id_dim].to_numpy()), divide_to_reach)
     wanted = np.asarray(reach_ids, dtype=np.int64)
     values, found = _take(da, id_dim, store_ids, wanted, store)
     _report_missing(wanted[~found], "divides", store, missing)
@@ -429,11 +449,7 @@ def read_forcings(
             )
         da = _select_period(_variable(ds, source, (id_dim, schema.TIME_DIM), store), period, store)
         scale, offset = unit_conversion(da, FORCING_UNITS[name], store)
-        store_ids = normalize_divide_ids(da[id_dim].to_numpy())
-        if divide_to_reach is not None:
-            store_ids = (
-                pd.Series(store_ids).map(divide_to_reach).fillna(-1).astype("int64").to_numpy()
-            )
+        store_ids = _reach_ids(normalize_divide_ids(da[id_dim].to_numpy()), divide_to_reach)
         values, found = _take(da, id_dim, store_ids, wanted, store)
         _report_missing(wanted[~found], f"divides ({source})", store, missing)
         values = _fill_nan_by_row_mean(values * scale + offset, name, store)
@@ -494,12 +510,9 @@ def read_attributes(
         raise StoreError(
             f"{store}: no coordinate {id_dim!r}; coordinates: {', '.join(map(str, ds.coords))}"
         )
-    store_ids = normalize_divide_ids(ds[id_dim].to_numpy())
-    if divide_to_reach is not None:
-        store_ids = pd.Series(store_ids).map(divide_to_reach).fillna(-1).astype("int64").to_numpy()
+    store_ids = _reach_ids(normalize_divide_ids(ds[id_dim].to_numpy()), divide_to_reach)
     wanted = np.asarray(reach_ids, dtype=np.int64)
-    index = pd.Index(store_ids)
-    position = index.get_indexer(wanted)
+    position = _positions(store_ids, wanted, id_dim, store)
     found = position >= 0
     if (~found).any():
         logger.warning(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import uuid
 from copy import deepcopy
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,6 +17,8 @@ from kedro.io.core import (
     get_filepath_str,
     get_protocol_and_path,
 )
+
+from ddr_pipeline.data.io import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -181,23 +181,6 @@ def _variable_length_strings(ds: xr.Dataset) -> xr.Dataset:
 
 def _atomic_local_write(data: xr.Dataset, target: Path, save_args: dict[str, Any]) -> None:
     """Write ``data`` next to ``target``, then swap it into place; never lose the old store."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    tmp = target.with_name(f".{target.name}.tmp-{token}")
-    old = target.with_name(f".{target.name}.old-{token}")
-    try:
+    with atomic_path(target) as tmp:
         data.to_zarr(str(tmp), **{**save_args, "mode": "w"})
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if target.exists():
-        target.rename(old)
-    try:
-        tmp.rename(target)
-    except BaseException:
-        if old.exists():
-            old.rename(target)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
     logger.debug("Wrote zarr store %s", target)

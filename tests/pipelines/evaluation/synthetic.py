@@ -1,6 +1,6 @@
 """Tiny synthetic model inputs, gauges and checkpoints for the evaluation/routing/inference tests.
 
-Loaded by file path (``load_synthetic()`` in the tests) so it needs no package layout.
+Imported as ``pipelines.evaluation.synthetic`` (pytest puts ``tests/`` on ``sys.path``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,15 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from kedro.io import MemoryDataset
+
+
+class KeptMemoryDataset(MemoryDataset):
+    """A MemoryDataset the runner cannot release, so tests can read intermediate outputs."""
+
+    def _release(self) -> None:
+        return None
+
 
 #   1   2
 #    \ /

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
@@ -17,25 +15,7 @@ from ddr_pipeline import metrics
 from ddr_pipeline.pipelines.evaluation import nodes
 from ddr_pipeline.pipelines.evaluation.pipeline import create_pipeline
 from ddr_pipeline.training.checkpoints import CheckpointError, load_checkpoint
-
-
-def _load_synthetic():
-    path = Path(__file__).parent / "synthetic.py"
-    spec = importlib.util.spec_from_file_location("ddr_eval_synthetic", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("ddr_eval_synthetic", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-syn = _load_synthetic()
-
-
-class _KeptMemoryDataset(MemoryDataset):
-    """A MemoryDataset the runner cannot release, so tests can read intermediate outputs."""
-
-    def _release(self) -> None:
-        return None
+from pipelines.evaluation import synthetic as syn
 
 
 def evaluation_params(models_dir: Path, reference: Path | None = None) -> dict:
@@ -79,7 +59,7 @@ def run_evaluation(tmp_path: Path, with_reference: bool = True) -> dict:
     catalog["params:training"] = syn.training_params()
     pipeline = create_pipeline()
     for name in pipeline.all_outputs():
-        catalog[name] = _KeptMemoryDataset()
+        catalog[name] = syn.KeptMemoryDataset()
     SequentialRunner().run(pipeline, catalog)
     return {name: catalog.load(name) for name in pipeline.all_outputs()}
 

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
 from ddr_pipeline.datasets import XarrayZarrDataset
 from ddr_pipeline.pipelines.routing.pipeline import create_pipeline
-
-
-def _load_synthetic():
-    path = Path(__file__).parents[1] / "evaluation" / "synthetic.py"
-    spec = importlib.util.spec_from_file_location("ddr_eval_synthetic", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("ddr_eval_synthetic", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-syn = _load_synthetic()
-
-
-class _Kept(MemoryDataset):
-    def _release(self) -> None:
-        return None
+from pipelines.evaluation import synthetic as syn
 
 
 def run_routing(tmp_path: Path, **overrides) -> dict:
@@ -59,7 +41,7 @@ def run_routing(tmp_path: Path, **overrides) -> dict:
         catalog[f"params:routing.{key}"] = value
     pipeline = create_pipeline()
     for name in pipeline.all_outputs():
-        catalog[name] = _Kept()
+        catalog[name] = syn.KeptMemoryDataset()
     catalog["routing.discharge"] = XarrayZarrDataset(filepath=str(tmp_path / "routed.zarr"))
     SequentialRunner().run(pipeline, catalog)
     return {name: catalog.load(name) for name in pipeline.all_outputs()}

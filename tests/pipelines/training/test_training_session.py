@@ -50,6 +50,8 @@ def conf_source(project_root: Path, tmp_path: Path) -> Path:
 def restore_mlflow_uri():
     previous = mlflow.get_tracking_uri()
     yield
+    while mlflow.active_run() is not None:  # end it in the test's own tracking store
+        mlflow.end_run()
     mlflow.set_tracking_uri(previous)
 
 

@@ -33,7 +33,13 @@ from ddr_pipeline.network import RiverNetwork
 logger = logging.getLogger(__name__)
 
 GAUGE_COLUMNS: tuple[str, ...] = (
-    "STAID", "reach_ids", "split", "drain_sqkm", "lat", "lon", "upstream_count",
+    "STAID",
+    "reach_ids",
+    "split",
+    "drain_sqkm",
+    "lat",
+    "lon",
+    "upstream_count",
 )
 
 
@@ -55,7 +61,9 @@ def build_network(reaches: pd.DataFrame) -> RiverNetwork:
     network = RiverNetwork.from_ids(_reach_ids(reaches), reaches[schema.TO_ID_COL])
     logger.info(
         "network: %d reaches, %d outlets, %d headwaters, %d topological levels",
-        network.n_reaches, int(network.is_outlet.sum()), int(network.is_headwater.sum()),
+        network.n_reaches,
+        int(network.is_outlet.sum()),
+        int(network.is_headwater.sum()),
         int(network.levels.max()) + 1 if network.n_reaches else 0,
     )
     return network
@@ -126,7 +134,9 @@ def _warn_sparse_observations(observations: xr.Dataset, period: Period) -> None:
     if empty.size:
         logger.warning(
             "%d gauge(s) have no observation in the %s period: %s",
-            empty.size, period.name, empty[:10].tolist(),
+            empty.size,
+            period.name,
+            empty[:10].tolist(),
         )
 
 
@@ -197,7 +207,8 @@ def compute_normalization_stats(  # noqa: PLR0913
     }
     logger.info(
         "normalisation statistics from %d training reaches over %s .. %s",
-        int(mask.sum()), *train.as_strings(),
+        int(mask.sum()),
+        *train.as_strings(),
     )
     return stats, stats
 

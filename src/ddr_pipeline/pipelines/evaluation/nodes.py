@@ -86,7 +86,10 @@ def _gauge_set(inputs: ModelInputs, gauges: pd.DataFrame) -> GaugeSet:
     return GaugeSet.from_table(known.reset_index(drop=True), inputs, split=None)
 
 
-def _as_array(values: np.ndarray, staids: tuple[str, ...], dates: pd.DatetimeIndex, units: str):
+def _as_array(
+    values: np.ndarray, staids: tuple[str, ...], dates: pd.DatetimeIndex, units: str
+) -> xr.DataArray:
+    """``(gage_id, time)`` float32 array from ``(time, gauges)`` values."""
     return xr.DataArray(
         np.asarray(values, dtype=np.float32).T,
         dims=("gage_id", "time"),
@@ -286,16 +289,17 @@ def comparison_table(per_gauge: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for model, group in per_gauge.groupby("model", sort=False):
         for subset in SUBSETS:
-            summary = metrics.summarize(_subset(group, subset)).reset_index()
+            gauges = _subset(group, subset)
+            summary = metrics.summarize(gauges).reset_index()
             summary.insert(0, "subset", subset)
             summary.insert(0, "model", model)
-            summary.insert(2, "n_gauges", len(_subset(group, subset)))
+            summary.insert(2, "n_gauges", len(gauges))
             rows.append(summary)
     return pd.concat(rows, ignore_index=True)
 
 
 def mlflow_metrics(comparison: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """``{<model>.<subset>.<metric>_median: {value, step}}`` (+ gauge counts) for MLflow."""
+    """``{<model>.<subset>.<metric>_<median|mean>: {value, step}}`` (+ gauge counts) for MLflow."""
     out: dict[str, dict[str, float]] = {}
     headline = comparison[comparison["metric"].isin(["nse", "kge", "kge_prime", "rmse", "pbias"])]
     for row in headline.itertuples(index=False):
@@ -349,11 +353,7 @@ def hydrograph_figure(ds: xr.Dataset, per_gauge: pd.DataFrame, chosen: list[str]
     return plots.plot_hydrographs(ds["observations"], simulations, picks, model_table)
 
 
-def map_figures(
-    ds: xr.Dataset,
-    per_gauge: pd.DataFrame,
-    gauges: pd.DataFrame,
-) -> Figure:
+def gauge_map_figure(per_gauge: pd.DataFrame, gauges: pd.DataFrame) -> Figure:
     """Gauge map coloured by the model's NSE."""
     model_table = per_gauge[per_gauge["model"] == MODEL].set_index("gage_id")
     table = gauges.assign(STAID=gauges["STAID"].astype(str)).set_index("STAID")

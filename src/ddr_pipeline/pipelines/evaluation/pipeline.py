@@ -106,8 +106,8 @@ def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
                 name="hydrograph_figure",
             ),
             Node(
-                nodes.map_figures,
-                ["evaluation.model_test", "evaluation.metrics_per_gauge", _data("model_gauges")],
+                nodes.gauge_map_figure,
+                ["evaluation.metrics_per_gauge", _data("model_gauges")],
                 "evaluation.plot_gauge_map",
                 name="gauge_map_figure",
             ),
