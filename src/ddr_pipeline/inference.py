@@ -418,7 +418,8 @@ def load_model(
     Priority: ``checkpoint`` > ``mlflow_model_uri`` > latest checkpoint of ``run_name``. For an
     MLflow URI (``runs:/<id>/model``, ``models:/<name>/<version>``) the weights come from the
     MLflow PyTorch model and the configuration / normalisation statistics from the checkpoint of
-    ``run_name`` (the MLflow model holds only the network), whose weights must agree.
+    ``run_name`` (the MLflow model holds only the network), whose architecture (state-dict keys)
+    must match.
     """
     if checkpoint or not mlflow_model_uri:
         path = resolve_checkpoint(checkpoint, run_name, models_dir)

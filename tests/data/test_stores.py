@@ -182,3 +182,24 @@ def test_divide_ids_and_gage_info(tmp_path):
     pd.DataFrame({"STAID": ["1"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(StoreError, match="DRAIN_SQKM, LAT_GAGE, LNG_GAGE"):
         read_gage_info(tmp_path / "bad.csv")
+
+
+def test_divides_outside_the_domain_are_ignored(qr_1981):
+    """Store divides the domain's divide->reach map lacks do not clash (a CONUS store, a VPU)."""
+    ds, _ = qr_1981
+    divide_to_reach = pd.Series({3: 30, 9: 90})  # cat-5 and cat-1 map to no reach
+    out = read_lateral_inflow(ds, [90, 30], divide_to_reach=divide_to_reach)
+    for reach, cat in ((90, "cat-9"), (30, "cat-3")):
+        np.testing.assert_allclose(
+            out["Qr"].sel(divide_id=reach).to_numpy(),
+            ds["Qr"].sel(divide_id=cat).to_numpy().astype(np.float32),
+        )
+    attrs = xr.Dataset({"a": ("divide_id", [5.0, 3.0, 9.0, 1.0])}, coords={"divide_id": CATS})
+    table = read_attributes(attrs, [90, 30], ["a"], divide_to_reach=divide_to_reach)
+    assert table["a"].tolist() == [9.0, 3.0]
+
+
+def test_attribute_store_duplicate_ids_named():
+    attrs = xr.Dataset({"a": ("divide_id", [1.0, 2.0])}, coords={"divide_id": ["cat-4", "cat-4"]})
+    with pytest.raises(StoreError, match=r"duplicated divide_id values \[4\]"):
+        read_attributes(attrs, [4], ["a"])

@@ -53,3 +53,13 @@ def test_resume_with_more_epochs_continues_from_the_checkpoint(make_trainer, tmp
     more = make_trainer(with_changes(params, epochs=2, checkpoint=str(ckpt)), models_dir=tmp_path)
     result = more.fit()
     assert result.history["epoch"].tolist() == [1, 1, 1, 2, 2, 2]
+
+
+def test_resume_from_the_last_checkpoint_trains_nothing(make_trainer, tmp_path):
+    params = with_changes(full_training_params(), epochs=1)
+    done = make_trainer(params, models_dir=tmp_path).fit()
+    again = make_trainer(with_changes(params, checkpoint=str(done.final_checkpoint)))
+    result = again.fit()
+    assert result.final_checkpoint == done.final_checkpoint
+    assert len(result.history) == 3 and result.summary["mini_batches"] == 3
+    _assert_same_state(done.model.state_dict(), result.model.state_dict())

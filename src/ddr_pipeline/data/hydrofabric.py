@@ -81,10 +81,8 @@ class FabricTables:
 
 
 def _examples(values: Sequence[object] | np.ndarray | pd.Series, k: int = 5) -> str:
-    """Up to ``k`` values as a short comma-separated string for error messages."""
-    vals = list(pd.unique(np.asarray(values, dtype=object)))
-    more = f", ... ({len(vals)} in total)" if len(vals) > k else ""
-    return ", ".join(str(v) for v in vals[:k]) + more
+    """Up to ``k`` distinct values, formatted by :func:`schema.format_values`, for messages."""
+    return schema.format_values(pd.unique(np.asarray(values, dtype=object)), k)
 
 
 def split_ids(values: pd.Series | np.ndarray | Sequence[object]) -> tuple[pd.Series, np.ndarray]:

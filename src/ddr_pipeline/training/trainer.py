@@ -158,6 +158,7 @@ class Trainer:
         self.checkpoints: list[Path] = []
         self._epoch_start_sampler_state = self.sampler_generator.get_state()
         self._steps_done = 0
+        self._resumed_from: Path | None = None
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, epoch: int, mini_batch: int, epoch_complete: bool) -> dict[str, Any]:
@@ -230,6 +231,7 @@ class Trainer:
             total_nonfinite=int(payload["nonfinite"]["total"]),
         )
         self.history = [dict(record) for record in payload["history"]]
+        self._resumed_from = Path(path)
         logger.info(
             "Resumed from %s: continuing at epoch %d, mini-batch %d",
             path,
@@ -402,14 +404,16 @@ class Trainer:
             model=self.model,
             history=history,
             checkpoints=list(self.checkpoints),
-            final_checkpoint=self.checkpoints[-1] if self.checkpoints else None,
+            final_checkpoint=self.checkpoints[-1] if self.checkpoints else self._resumed_from,
             stopped_early=stopped,
             summary=_summary(history, self.position),
         )
 
 
 def _summary(history: pd.DataFrame, position: _Position) -> dict[str, Any]:
-    ok = history[history["status"] == "ok"] if not history.empty else history
+    if history.empty:
+        return {"mini_batches": 0, "skipped_nonfinite": int(position.total_nonfinite)}
+    ok = history[history["status"] == "ok"]
     return {
         "mini_batches": int(len(history)),
         "skipped_nonfinite": int(position.total_nonfinite),
@@ -417,5 +421,5 @@ def _summary(history: pd.DataFrame, position: _Position) -> dict[str, Any]:
         "mean_loss_last_epoch": float(ok[ok["epoch"] == ok["epoch"].max()]["loss"].mean())
         if len(ok)
         else math.nan,
-        "seconds": float(np.nansum(history["seconds"])) if "seconds" in history else 0.0,
+        "seconds": float(np.nansum(history["seconds"])),
     }

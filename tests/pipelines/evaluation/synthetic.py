@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import torch
@@ -115,11 +116,10 @@ def gauges_table() -> pd.DataFrame:
     )
 
 
-def reaches_table() -> pd.DataFrame:
-    """Reach points for parameter maps: ``id``, ``lon``, ``lat``."""
-    return pd.DataFrame(
-        {"id": REACH_IDS, "lon": -75.0 - 0.05 * np.arange(7), "lat": 40.0 + 0.05 * np.arange(7)}
-    )
+def reaches_table() -> gpd.GeoDataFrame:
+    """Reaches as in ``reaches.parquet`` (``id`` + Point geometry) for the parameter maps."""
+    lon, lat = -75.0 - 0.05 * np.arange(7), 40.0 + 0.05 * np.arange(7)
+    return gpd.GeoDataFrame({"id": REACH_IDS}, geometry=gpd.points_from_xy(lon, lat), crs=4326)
 
 
 def training_params(leakance: bool = False) -> dict[str, Any]:

@@ -215,3 +215,11 @@ def test_metrics_module_agrees_with_table(outputs: dict) -> None:
     model = table[table["model"] == "model"].set_index("gage_id")
     kge = metrics.kge(ds["predictions"].values, ds["observations"].values)
     np.testing.assert_allclose(model.loc[ds["gage_id"].values.astype(str), "kge"], kge)
+
+
+def test_reach_points_follow_ids_and_name_missing_reaches() -> None:
+    reaches = syn.reaches_table().iloc[::-1]  # order must not matter
+    points = nodes._reach_points(reaches, np.array([3, 1], dtype=np.int64))
+    np.testing.assert_allclose(points, [[-75.1, 40.1], [-75.0, 40.0]])
+    with pytest.raises(KeyError, match=r"lacks reach ids \[99\]"):
+        nodes._reach_points(reaches, np.array([1, 99], dtype=np.int64))

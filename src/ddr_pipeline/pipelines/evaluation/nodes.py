@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -19,6 +20,7 @@ from matplotlib.figure import Figure
 from ddr_pipeline import __version__, baselines, inference, metrics, plots
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs
+from ddr_pipeline.data.schema import STREAMFLOW_VAR, UNITS, format_values
 from ddr_pipeline.training.checkpoints import CheckpointError, LoadedCheckpoint, check_compatible
 
 logger = logging.getLogger(__name__)
@@ -125,7 +127,7 @@ def predict_test_period(  # noqa: PLR0917 (Kedro passes node inputs positionally
     routed = inference.route_period(inputs, domain, source, route_from, stop, settings=settings)
     keep = slice(period_start - route_from, None)
     dates = inputs.dates[period_start:stop]
-    units = "m3 s-1"
+    units = UNITS[STREAMFLOW_VAR]
     data = {
         "predictions": _as_array(routed.daily[keep], gauge_set.staids, dates, units),
         "observations": _as_array(
@@ -394,13 +396,18 @@ def _daily(ckpt: LoadedCheckpoint) -> list[str]:
 
 
 def _reach_points(reaches: pd.DataFrame, reach_ids: np.ndarray) -> np.ndarray:
-    """``(N, 2)`` lon/lat of each reach (representative point of its geometry)."""
+    """``(N, 2)`` x/y of each reach's representative point (NaN where it has no geometry).
+
+    Reaches are matched by id; ids missing from the table raise ``KeyError`` naming them.
+    """
+    if "geometry" not in reaches:
+        raise KeyError(f"reaches table has no geometry column; columns: {list(reaches.columns)}")
     table = reaches.set_index(reaches["id"].astype(np.int64))
-    if "geometry" in table and table["geometry"].notna().all():
-        geometry = table.loc[reach_ids, "geometry"]
-        points = geometry.representative_point()
-        return np.column_stack([points.x.to_numpy(), points.y.to_numpy()])
-    return table.loc[reach_ids, ["lon", "lat"]].to_numpy(np.float64)
+    missing = np.setdiff1d(reach_ids, table.index.to_numpy())
+    if missing.size:
+        raise KeyError(f"reaches table lacks reach ids {format_values(missing)}")
+    points = gpd.GeoSeries(table.loc[reach_ids, "geometry"]).representative_point()
+    return np.column_stack([points.x.to_numpy(), points.y.to_numpy()])
 
 
 def loss_figure(ckpt: LoadedCheckpoint) -> Figure:
