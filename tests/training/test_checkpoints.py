@@ -86,3 +86,26 @@ def test_read_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="lacks keys"):
         save_checkpoint({"epoch": 1}, tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_checkpoint_dataset_round_trip(trained, tmp_path):
+    from kedro.io import DatasetError
+
+    from ddr_pipeline.datasets.checkpoint import CheckpointDataset
+
+    _, result = trained
+    payload = read_checkpoint(result.final_checkpoint)
+    dataset = CheckpointDataset(filepath=str(tmp_path / "out" / "trained_model.pt"))
+    assert not dataset.exists()
+    dataset.save(payload)
+    assert dataset.exists()
+    loaded = dataset.load()
+    assert loaded.epoch == 1 and not loaded.model.training
+    raw = CheckpointDataset(
+        filepath=str(tmp_path / "out" / "trained_model.pt"), load_args={"as_model": False}
+    ).load()
+    assert raw["global_step"] == 3
+    with pytest.raises(DatasetError, match="payload dict"):
+        dataset.save("not a checkpoint")
+    with pytest.raises(DatasetError, match="unknown load_args"):
+        CheckpointDataset(filepath="x.pt", load_args={"weights_only": False})
