@@ -12,7 +12,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX_URL ?=
-DEMO_PIPELINES ?= data_processing
+DEMO_PIPELINES ?= data_processing training evaluation routing
 KEDRO_ENV ?=
 MLFLOW_PORT ?= 5000
 
