@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from pipelines.evaluation import synthetic as syn
+from pipelines.evaluation import test_pipeline as runner
 
 from ddr_pipeline.datasets import XarrayZarrDataset
 
@@ -16,20 +16,9 @@ ROOT = Path(__file__).parents[1]
 RUN = "synthetic-run"
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     """A data/ folder with the evaluation outputs of the synthetic pipeline run."""
-    evaluation_tests = ROOT / "tests" / "pipelines" / "evaluation"
-    syn = _load("ddr_eval_synthetic", evaluation_tests / "synthetic.py")
-    runner = _load("ddr_eval_pipeline_test", evaluation_tests / "test_pipeline.py")
     data = tmp_path_factory.mktemp("data")
     out = runner.run_evaluation(tmp_path_factory.mktemp("work"))
     XarrayZarrDataset(filepath=str(data / "07_model_output" / RUN / "model_test.zarr")).save(

@@ -1,7 +1,8 @@
 """Baselines scored exactly like the trained model (same gauges, days and metrics).
 
 * ``summed_lateral_inflow``: per gauge, the daily sum of the lateral inflow Q′ over the gauge's
-  upstream closure (every reach draining to it, its own reaches included), no routing.
+  upstream closure (every reach draining to it, its own reaches included), no routing; the
+  gauges' reaches are scaled by their ``flow_scale`` as in the routed model.
 * untrained routing: the routing model with constant mid-range / configured parameters
   (:class:`ddr_pipeline.inference.ConstantParameters`, routed by ``inference.route_period``).
 * ``reference_at_gauges``: a dataset's reference routing product (NHM routed outflow for the
@@ -19,45 +20,69 @@ import pandas as pd
 import xarray as xr
 from scipy import sparse
 
+from ddr_pipeline.data.batching import reach_flow_scale
 from ddr_pipeline.network import RiverNetwork
 
 logger = logging.getLogger(__name__)
 
 
 def closure_matrix(
-    network: RiverNetwork, gauge_reach_index: Sequence[np.ndarray]
+    network: RiverNetwork,
+    gauge_reach_index: Sequence[np.ndarray],
+    reach_weight: np.ndarray | None = None,
 ) -> sparse.csr_matrix:
-    """Sparse ``(G, N)`` 0/1 matrix: row g marks the upstream closure of gauge g's reaches."""
+    """Sparse ``(G, N)`` matrix: row g marks the upstream closure of gauge g's reaches.
+
+    Entries are 1, or ``reach_weight[n]`` (``(N,)``, > 0) for reach ``n`` when given.
+    """
     rows, cols = [], []
     for g, reaches in enumerate(gauge_reach_index):
         closure = network.upstream_closure(np.asarray(reaches, dtype=np.int64))
         cols.append(closure)
         rows.append(np.full(closure.size, g, dtype=np.int64))
-    data = np.ones(sum(c.size for c in cols), dtype=np.float64)
+    columns = np.concatenate(cols)
+    data = (
+        np.ones(columns.size, dtype=np.float64)
+        if reach_weight is None
+        else np.asarray(reach_weight, dtype=np.float64)[columns]
+    )
     shape = (len(gauge_reach_index), network.n_reaches)
-    return sparse.csr_matrix((data, (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+    return sparse.csr_matrix((data, (np.concatenate(rows), columns)), shape=shape)
 
 
 def _sum_columns(matrix: sparse.csr_matrix, values: np.ndarray) -> np.ndarray:
     """``(T, G)`` sums of ``values`` ``(T, N)`` over each row of ``matrix`` ``(G, N)``.
 
-    A day is NaN for a row when any of the columns it sums is not finite on that day.
+    A day is NaN for a row when any of the columns it sums is not finite on that day (the
+    matrix entries must be > 0 for this test).
     """
     q = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(q)
     total = matrix.dot(np.where(finite, q, 0.0).T).T
-    n_missing = matrix.dot((~finite).astype(np.float64).T).T
+    pattern = matrix.copy()
+    pattern.data = np.ones_like(pattern.data)
+    n_missing = pattern.dot((~finite).astype(np.float64).T).T
     return np.where(n_missing > 0, np.nan, total)
 
 
 def summed_lateral_inflow(
-    lateral_inflow: np.ndarray, network: RiverNetwork, gauge_reach_index: Sequence[np.ndarray]
+    lateral_inflow: np.ndarray,
+    network: RiverNetwork,
+    gauge_reach_index: Sequence[np.ndarray],
+    flow_scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """Daily ``(T, G)`` sum of ``lateral_inflow`` ``(T, N)`` over each gauge's upstream closure.
 
-    Days where any contributing reach is NaN are NaN.
+    ``flow_scale`` (``(G,)``, e.g. :attr:`GaugeSet.flow_scale`) scales the inflow of every listed
+    gauge's reaches as the routed model does (:func:`reach_flow_scale`). Days where any
+    contributing reach is NaN are NaN.
     """
-    matrix = closure_matrix(network, gauge_reach_index)
+    weight = (
+        None
+        if flow_scale is None
+        else reach_flow_scale(network.n_reaches, gauge_reach_index, flow_scale)
+    )
+    matrix = closure_matrix(network, gauge_reach_index, weight)
     return _sum_columns(matrix, lateral_inflow).astype(np.float32)
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from ddr_pipeline.config import ParamsConfig, TrainingConfig
-from ddr_pipeline.data.batching import ModelInputs
+from ddr_pipeline.data.batching import ModelInputs, reach_flow_scale
 from ddr_pipeline.models import LSTMState, RoutingModel, denormalize, routing_parameters
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import daily_mean, gather_gauges, muskingum_cunge, repeat_daily
@@ -48,12 +48,15 @@ class RoutingDomain:
 
     ``reach_index``: sorted global indices (into :class:`ModelInputs`) of the routed reaches;
     ``network``: the sub-network over them; ``outputs``: per output, the local reach indices whose
-    discharges are summed (a gauge), or ``None`` to output every routed reach.
+    discharges are summed (a gauge), or ``None`` to output every routed reach;
+    ``inflow_scale``: ``(N,)`` float32 factors of the daily lateral inflow per routed reach
+    (gauge ``flow_scale``), or ``None`` for none.
     """
 
     reach_index: np.ndarray
     network: RiverNetwork
     outputs: tuple[np.ndarray, ...] | None
+    inflow_scale: np.ndarray | None = None
 
     @property
     def n_outputs(self) -> int:
@@ -69,8 +72,16 @@ def _domain(inputs: ModelInputs, outlets: np.ndarray) -> tuple[np.ndarray, River
     return closure, network
 
 
-def gauge_domain(inputs: ModelInputs, gauge_reach_index: Sequence[np.ndarray]) -> RoutingDomain:
-    """Domain over the union of the gauges' upstream closures; one output per gauge."""
+def gauge_domain(
+    inputs: ModelInputs,
+    gauge_reach_index: Sequence[np.ndarray],
+    flow_scale: np.ndarray | None = None,
+) -> RoutingDomain:
+    """Domain over the union of the gauges' upstream closures; one output per gauge.
+
+    ``flow_scale`` (``(G,)``, e.g. :attr:`GaugeSet.flow_scale`) scales the lateral inflow of
+    each gauge's reaches exactly as in training batches (:func:`reach_flow_scale`).
+    """
     if not gauge_reach_index:
         raise ValueError("gauge_domain needs at least one gauge")
     outlets = np.unique(np.concatenate([np.asarray(g, dtype=np.int64) for g in gauge_reach_index]))
@@ -78,7 +89,8 @@ def gauge_domain(inputs: ModelInputs, gauge_reach_index: Sequence[np.ndarray]) -
     local_of = np.full(inputs.network.n_reaches, -1, dtype=np.int64)
     local_of[closure] = np.arange(closure.size)
     outputs = tuple(local_of[np.asarray(g, dtype=np.int64)] for g in gauge_reach_index)
-    return RoutingDomain(closure, network, outputs)
+    scale = None if flow_scale is None else reach_flow_scale(closure.size, outputs, flow_scale)
+    return RoutingDomain(closure, network, outputs, scale)
 
 
 def reach_domain(inputs: ModelInputs, target_ids: Sequence[int] | None = None) -> RoutingDomain:
@@ -268,6 +280,8 @@ def _chunk_inputs(
         },
     )
     inflow = torch.from_numpy(inputs.lateral_inflow[days][:, idx]).to(device)
+    if domain.inflow_scale is not None:
+        inflow = inflow * torch.from_numpy(domain.inflow_scale).to(device)
     return chunk, inflow
 
 

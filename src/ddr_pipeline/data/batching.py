@@ -3,7 +3,8 @@
 A training mini-batch is a set of gauges. :class:`RoutingCollator` turns it into ONE routing
 problem: the union of the gauges' upstream networks (a :meth:`RiverNetwork.subnetwork`), a
 ``rho``-day window drawn from the collator's own :class:`torch.Generator` (part of the
-checkpointed state), hourly lateral inflow by repetition, normalised forcings and attributes,
+checkpointed state), hourly lateral inflow by repetition (the batch gauges' reaches scaled by
+their ``flow_scale``, see :func:`reach_flow_scale`), normalised forcings and attributes,
 raw attributes, channel arrays, observations and the gauge -> local reach index lists.
 
 The model-ready dataset (``model_inputs.zarr``, architecture.md §4) is held in memory as
@@ -22,6 +23,7 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from ddr_pipeline.data.schema import FLOW_SCALE_COL
 from ddr_pipeline.network import RiverNetwork
 
 logger = logging.getLogger(__name__)
@@ -130,17 +132,63 @@ def _array(da: xr.DataArray, dims: tuple[str, ...]) -> np.ndarray:
     return np.ascontiguousarray(da.transpose(*dims).values, dtype=np.float32)
 
 
+def reach_flow_scale(
+    n_reaches: int, gauge_reach_index: Sequence[np.ndarray], flow_scale: np.ndarray | None
+) -> np.ndarray:
+    """Per-reach ``(n_reaches,)`` float32 lateral-inflow factors from per-gauge ``flow_scale``.
+
+    Every reach of gauge ``g`` (``gauge_reach_index[g]``, indices into ``0..n_reaches-1``) gets
+    ``flow_scale[g]``; other reaches get 1. A reach shared by gauges with different factors gets
+    the smallest one. ``flow_scale=None`` means no scaling (all ones). DDR §3.6 (MERIT
+    ``FLOW_SCALE``): the factor corrects a gauge reach whose unit catchment is larger than the
+    gauge's drainage area.
+    """
+    scale = np.ones(n_reaches, dtype=np.float32)
+    if flow_scale is None or not len(gauge_reach_index):
+        return scale
+    factors = np.asarray(flow_scale, dtype=np.float32)
+    if factors.shape != (len(gauge_reach_index),):
+        raise ValueError(
+            f"flow_scale has shape {factors.shape}, expected ({len(gauge_reach_index)},)"
+        )
+    lengths = np.array([len(r) for r in gauge_reach_index], dtype=np.int64)
+    reaches = np.concatenate([np.asarray(r, dtype=np.int64) for r in gauge_reach_index])
+    np.minimum.at(scale, reaches, np.repeat(factors, lengths))
+    return scale
+
+
+def _flow_scale_column(table: pd.DataFrame) -> np.ndarray | None:
+    """The optional ``flow_scale`` column as float64 (NaN -> 1); ``None`` when absent."""
+    if FLOW_SCALE_COL not in table.columns:
+        return None
+    scale = table[FLOW_SCALE_COL].astype("float64").fillna(1.0).to_numpy()
+    bad = ~((scale > 0) & (scale <= 1))
+    if bad.any():
+        staids = [str(s) for s in table["STAID"].to_numpy()[bad][:10]]
+        raise ValueError(f"{FLOW_SCALE_COL} must be in (0, 1] for gauges {staids}")
+    return scale
+
+
 @dataclass(frozen=True)
 class GaugeSet:
-    """Gauges of one split: STAIDs, their reaches (global indices) and observation columns."""
+    """Gauges of one split: STAIDs, their reaches (global indices) and observation columns.
+
+    ``flow_scale`` (``(G,)`` float64 in (0, 1], or ``None`` = no scaling) multiplies the lateral
+    inflow of each gauge's reaches whenever the gauge is routed (batches, inference, baselines).
+    """
 
     staids: tuple[str, ...]
     reach_index: tuple[np.ndarray, ...]  # per gauge: global reach indices summed at the gauge
     obs_column: np.ndarray  # (G,) columns of ModelInputs.observations
+    flow_scale: np.ndarray | None = None  # (G,) inflow factor of the gauge reaches
 
     @classmethod
     def from_table(cls, gauges: pd.DataFrame, inputs: ModelInputs, split: str | None) -> GaugeSet:
-        """Gauges of ``split`` (``None`` = all) from the ``gauges.parquet`` table."""
+        """Gauges of ``split`` (``None`` = all) from the ``gauges.parquet`` table.
+
+        The optional ``flow_scale`` column (NaN = 1) is kept; values outside (0, 1] raise
+        ``ValueError`` naming the gauges.
+        """
         table = gauges if split is None else gauges[gauges["split"].astype(str) == split]
         if table.empty:
             raise ValueError(f"no gauges with split == {split!r} in the gauge table")
@@ -149,7 +197,8 @@ class GaugeSet:
             np.asarray(inputs.network.index_of(np.asarray(list(ids), dtype=np.int64)))
             for ids in table["reach_ids"]
         )
-        return cls(staids, reach_index, inputs.gauge_columns(staids))
+        flow_scale = _flow_scale_column(table)
+        return cls(staids, reach_index, inputs.gauge_columns(staids), flow_scale)
 
     def __len__(self) -> int:
         return len(self.staids)
@@ -270,7 +319,11 @@ class RoutingCollator:
 def build_batch(
     inputs: ModelInputs, gauges: GaugeSet, positions: Sequence[int], start: int, stop: int
 ) -> RoutingBatch:
-    """The routing problem of the gauges at ``positions`` over day positions ``[start, stop)``."""
+    """The routing problem of the gauges at ``positions`` over day positions ``[start, stop)``.
+
+    The daily lateral inflow of the batch gauges' reaches is multiplied by their ``flow_scale``
+    (:func:`reach_flow_scale`) before the hourly repetition.
+    """
     positions = [int(p) for p in positions]
     if not positions:
         raise ValueError("a batch needs at least one gauge")
@@ -281,7 +334,11 @@ def build_batch(
     local_of = np.full(inputs.network.n_reaches, -1, dtype=np.int64)
     local_of[closure] = np.arange(closure.size)
     days = slice(start, stop)
+    gauge_index = [local_of[gauges.reach_index[p]] for p in positions]
     daily_inflow = torch.from_numpy(inputs.lateral_inflow[days][:, closure])
+    if gauges.flow_scale is not None:
+        scale = reach_flow_scale(closure.size, gauge_index, gauges.flow_scale[positions])
+        daily_inflow = daily_inflow * torch.from_numpy(scale)
     return RoutingBatch(
         network=network,
         reach_index=closure,
@@ -295,7 +352,7 @@ def build_batch(
             k: torch.from_numpy(v[closure]) for k, v in inputs.observed_geometry.items()
         },
         observations=torch.from_numpy(inputs.observations[days][:, gauges.obs_column[positions]]),
-        gauge_index=[local_of[gauges.reach_index[p]] for p in positions],
+        gauge_index=gauge_index,
         staids=tuple(gauges.staids[p] for p in positions),
     )
 

@@ -54,6 +54,8 @@ STAID_COL = "STAID"
 REACH_IDS_COL = "reach_ids"
 GAUGE_FLOAT_COLS: tuple[str, ...] = ("drain_sqkm", "lat", "lon")
 GAUGE_REQUIRED: tuple[str, ...] = (STAID_COL, REACH_IDS_COL, *GAUGE_FLOAT_COLS)
+#: Optional gauge column: factor in (0, 1] applied to the gauge reaches' lateral inflow (NaN = 1).
+FLOW_SCALE_COL = "flow_scale"
 
 # --- units (the ``units`` attribute written on each variable) ------------------------------------
 UNITS: dict[str, str] = {
@@ -188,12 +190,30 @@ def _reach_id_lists(values: pd.Series) -> pd.Series:
     return pd.Series([to_list(v) for v in values], index=values.index, dtype=object)
 
 
+def _flow_scale(gauges: pd.DataFrame) -> pd.Series:
+    """The ``flow_scale`` column as float64 with NaN -> 1; values outside (0, 1] raise."""
+    scale = pd.to_numeric(gauges[FLOW_SCALE_COL], errors="coerce").astype("float64")
+    unparsable = scale.isna() & gauges[FLOW_SCALE_COL].notna()
+    scale = scale.fillna(1.0)
+    values = scale.to_numpy()
+    bad = unparsable.to_numpy(dtype=bool) | ~((values > 0) & (values <= 1))
+    if bad.any():
+        raise ValueError(
+            f"gauges: {FLOW_SCALE_COL} must be a number in (0, 1] (NaN = 1) for STAID "
+            f"{format_values(gauges.loc[bad, STAID_COL].tolist())}: got "
+            f"{format_values(gauges.loc[bad, FLOW_SCALE_COL].tolist())}"
+        )
+    return scale
+
+
 def validate_gauges(gauges: pd.DataFrame, reach_ids: Sequence[int] | np.ndarray) -> pd.DataFrame:
     """Validate the gauges table against the known reach ids; return a cleaned copy.
 
     ``STAID`` becomes a string of 8 to 15 digits (numeric ids shorter than 8 are zero-padded;
     unique); ``reach_ids`` a non-empty list of
     ints that all exist in ``reach_ids`` (else ``KeyError`` naming the gauges and reach ids).
+    An optional ``flow_scale`` column becomes float64 in ``(0, 1]`` (NaN -> 1; other values raise
+    ``ValueError`` naming the gauges).
     """
     table = "gauges"
     _require_columns(gauges, GAUGE_REQUIRED, table)
@@ -208,6 +228,8 @@ def validate_gauges(gauges: pd.DataFrame, reach_ids: Sequence[int] | np.ndarray)
     _check_unique(out[STAID_COL], table, STAID_COL)
     for col in GAUGE_FLOAT_COLS:
         out[col] = _as_dtype(out, col, "float64", table)
+    if FLOW_SCALE_COL in out.columns:
+        out[FLOW_SCALE_COL] = _flow_scale(out)
     out[REACH_IDS_COL] = _reach_id_lists(out[REACH_IDS_COL])
     empty = out[REACH_IDS_COL].map(len).to_numpy() == 0
     _check_bad(out, empty, "reach_ids is empty", STAID_COL, table)

@@ -5,7 +5,10 @@ Arrays are in user column order; ``order`` (topological, user indices) and the u
 k (:data:`PARAM_NAMES` order) starts at row ``pstart[k]`` and has one row (static) or T rows
 (``ptv[k]``; row t drives step t -> t+1). The forward stores only the state trajectory; the
 backward recomputes the per-reach physics from it. In both sweeps the physics of a reach is
-evaluated inside the sweep (one pass per step, no coefficient arrays).
+evaluated per step for every reach (independent per reach), then the sequential topological sweep
+runs. With ``n_chunks > 1`` (compiled with ``parallel=True``) the per-reach work of a step is split
+into ``n_chunks`` contiguous position ranges run by numba threads; the sweep stays sequential, so
+every value is bitwise identical to ``n_chunks == 1``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,21 @@ def _initial_row(  # noqa: PLR0917 (compiled kernel / autograd signature)
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _forward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    cb: np.ndarray, coef: np.ndarray, cur: np.ndarray, t: int, refresh: bool, pk: np.ndarray,
+    pstart: np.ndarray, ptv: np.ndarray, dt: float, leak: bool, lim: np.ndarray,
+    order: np.ndarray, lo: int, hi: int,
+) -> None:  # fmt: skip
+    """C1..C4, ζ_raw of positions ``lo:hi`` at step t into ``coef`` (constants refreshed first
+    when ``refresh``)."""
+    if refresh:
+        fill_constants(cb, t, pk, pstart, ptv, lim, order, t == 0, lo, hi)
+    for k in range(lo, hi):
+        c1, c2, c3, c4, zr = reach_coefs(cb, k, float(cur[k]), dt, leak, lim)
+        coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = c1, c2, c3, c4, zr
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
 def mc_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     qlat: np.ndarray,
     q0: np.ndarray,
@@ -67,10 +85,12 @@ def mc_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     up_idx: np.ndarray,
     out: np.ndarray,
     clamp_volume: np.ndarray,
+    n_chunks: int,
 ) -> None:
     """Route ``qlat`` (T, N); writes the states (T+1, N) into ``out`` and the volume (m³) added
     by the Q_min floor per reach into ``clamp_volume`` (user columns). ``down``/``up_*`` are in
-    topological positions; ``order[k]`` is the user column of position k."""
+    topological positions; ``order[k]`` is the user column of position k. ``n_chunks``: number
+    of threads for the per-reach physics (1 = serial)."""
     n_t, n_r = qlat.shape
     qmin = lim[LIM_QMIN]
     cur = np.empty(n_r, out.dtype)
@@ -82,11 +102,14 @@ def mc_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     cb = np.empty((n_r, N_CB), np.float64)
     coef = np.empty((n_r, 5), np.float64)
     for t in range(n_t):
-        if t == 0 or tv:
-            fill_constants(cb, t, pk, pstart, ptv, lim, order, t == 0)
-        for k in range(n_r):  # independent per reach: a tight loop, then the sequential sweep
-            c1, c2, c3, c4, zr = reach_coefs(cb, k, float(cur[k]), dt, leak, lim)
-            coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = c1, c2, c3, c4, zr
+        refresh = t == 0 or tv
+        if n_chunks == 1:
+            _forward_physics(cb, coef, cur, t, refresh, pk, pstart, ptv, dt, leak, lim, order,
+                             0, n_r)  # fmt: skip
+        else:
+            for c in numba.prange(n_chunks):
+                _forward_physics(cb, coef, cur, t, refresh, pk, pstart, ptv, dt, leak, lim, order,
+                                 c * n_r // n_chunks, (c + 1) * n_r // n_chunks)  # fmt: skip
         for k in range(n_r):
             i = order[k]
             qt = float(cur[k])
@@ -178,6 +201,63 @@ def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _backward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    cb: np.ndarray, coef: np.ndarray, inter: np.ndarray, cur: np.ndarray, lam: np.ndarray,
+    out: np.ndarray, gout: np.ndarray, t: int, tg: int, refresh: bool, n_t: int, pk: np.ndarray,
+    pstart: np.ndarray, ptv: np.ndarray, dt: float, leak: bool, lim: np.ndarray,
+    order: np.ndarray, lo: int, hi: int,
+) -> None:  # fmt: skip
+    """Positions ``lo:hi`` at step t: load Q_t and the direct output gradient, recompute the
+    physics (coefficients into ``coef``, intermediates into ``inter``)."""
+    if refresh:
+        fill_constants(cb, t, pk, pstart, ptv, lim, order, t == n_t - 1, lo, hi)
+    for k in range(lo, hi):
+        cur[k] = out[t, order[k]]
+        lam[k] = gout[tg, order[k]]
+        ph = reach_physics(cb, k, float(cur[k]), dt, leak, lim)
+        coef[k, 0], coef[k, 1], coef[k, 2] = ph[0], ph[1], ph[2]
+        coef[k, 3], coef[k, 4] = ph[3], ph[4]
+        inter[k, 0], inter[k, 1], inter[k, 2], inter[k, 3] = ph[5], ph[6], ph[7], ph[8]
+        inter[k, 4], inter[k, 5], inter[k, 6], inter[k, 7] = ph[9], ph[10], ph[11], ph[12]
+        inter[k, 8], inter[k, 9] = ph[13], ph[14]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _backward_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    cb: np.ndarray, coef: np.ndarray, inter: np.ndarray, gcoef: np.ndarray, cur: np.ndarray,
+    lam: np.ndarray, gacc: np.ndarray, gpk: np.ndarray, t: int, pstart: np.ndarray,
+    ptv: np.ndarray, dt: float, leak: bool, lim: np.ndarray, order: np.ndarray, lo: int, hi: int,
+) -> None:  # fmt: skip
+    """Positions ``lo:hi`` at step t: reverse mode of the physics into ``lam`` (dL/dQ_t) and
+    ``gacc``; time-varying parameter rows of this step stored into ``gpk`` (then reset)."""
+    for k in range(lo, hi):
+        g1, g2, g3, g4, gzr = gcoef[k, 0], gcoef[k, 1], gcoef[k, 2], gcoef[k, 3], gcoef[k, 4]
+        if g1 == 0.0 and g2 == 0.0 and g3 == 0.0 and g4 == 0.0 and gzr == 0.0:
+            continue
+        ph = (coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4], inter[k, 0],
+              inter[k, 1] != 0.0, inter[k, 2], inter[k, 3], inter[k, 4] != 0.0, inter[k, 5],
+              inter[k, 6], inter[k, 7], inter[k, 8] != 0.0, inter[k, 9])  # fmt: skip
+        r = reach_vjp(cb, k, float(cur[k]), ph, (g1, g2, g3, g4, gzr), dt, leak, lim)
+        lam[k] += r[0]
+        gacc[k, 0] += r[1]
+        gacc[k, 1] += r[2]
+        gacc[k, 2] += r[3]
+        gacc[k, 3] += r[4]
+        gacc[k, 4] += r[5]
+        gacc[k, 5] += r[6]
+        gacc[k, 6] += r[7]
+        gacc[k, 7] += r[8]
+        gacc[k, 8] += r[9]
+        gacc[k, 9] += r[10]
+    for p in range(ptv.size):
+        if ptv[p]:
+            row = pstart[p] + t
+            for k in range(lo, hi):
+                gpk[row, order[k]] = gacc[k, p]
+                gacc[k, p] = 0.0
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
 def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     gout: np.ndarray,
     out: np.ndarray,
@@ -197,6 +277,7 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     gqlat: np.ndarray,
     gpk: np.ndarray,
     gq0: np.ndarray,
+    n_chunks: int,
 ) -> None:
     """Adjoint of :func:`mc_forward` for the output gradient ``gout`` ((T+1, N), or (1, N) when
     the same row applies to every step).
@@ -204,7 +285,8 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     Writes dL/dqlat into ``gqlat`` ((T, N), every entry; pass a (1, N) array when it is not
     needed), the parameter gradients into ``gpk`` (zero-initialised, packed like ``pk``, any float
     dtype: accumulated in float64 by position, a time-varying row stored after its step, static
-    rows at the end) and dL/dq0 into ``gq0`` (untouched when ``hot``).
+    rows at the end) and dL/dq0 into ``gq0`` (untouched when ``hot``). ``n_chunks``: number of
+    threads for the per-reach physics and its reverse mode (1 = serial).
     """
     n_t, n_r = qlat.shape
     qmin = lim[LIM_QMIN]
@@ -227,51 +309,26 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
         lam_next[k] = gout[n_t if g_rows else 0, order[k]]
         nxt[k] = out[n_t, order[k]]
     for t in range(n_t - 1, -1, -1):
-        if t == n_t - 1 or tv:
-            fill_constants(cb, t, pk, pstart, ptv, lim, order, t == n_t - 1)
+        refresh = t == n_t - 1 or tv
         tg = t if g_rows else 0
-        for k in range(n_r):
-            cur[k] = out[t, order[k]]
-            lam[k] = gout[tg, order[k]]
-        for k in range(n_r):  # physics of every reach (independent), intermediates kept
-            ph = reach_physics(cb, k, float(cur[k]), dt, leak, lim)
-            coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = (
-                ph[0],
-                ph[1],
-                ph[2],
-                ph[3],
-                ph[4],
-            )
-            inter[k, 0], inter[k, 1], inter[k, 2], inter[k, 3] = ph[5], ph[6], ph[7], ph[8]
-            inter[k, 4], inter[k, 5], inter[k, 6], inter[k, 7] = ph[9], ph[10], ph[11], ph[12]
-            inter[k, 8], inter[k, 9] = ph[13], ph[14]
+        if n_chunks == 1:
+            _backward_physics(cb, coef, inter, cur, lam, out, gout, t, tg, refresh, n_t, pk,
+                              pstart, ptv, dt, leak, lim, order, 0, n_r)  # fmt: skip
+        else:
+            for c in numba.prange(n_chunks):
+                _backward_physics(cb, coef, inter, cur, lam, out, gout, t, tg, refresh, n_t, pk,
+                                  pstart, ptv, dt, leak, lim, order, c * n_r // n_chunks,
+                                  (c + 1) * n_r // n_chunks)  # fmt: skip
         _adjoint_sweep(t, n_t, want_ql, cur, nxt, qlat, coef, lam, lam_next, gcoef, c1nu, gqlat,
                        g0row, order, down, up_ptr, up_idx, leak, qmin)  # fmt: skip
-        for k in range(n_r):  # reverse mode of the physics (independent per reach)
-            g1, g2, g3, g4, gzr = gcoef[k, 0], gcoef[k, 1], gcoef[k, 2], gcoef[k, 3], gcoef[k, 4]
-            if g1 == 0.0 and g2 == 0.0 and g3 == 0.0 and g4 == 0.0 and gzr == 0.0:
-                continue
-            ph = (coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4], inter[k, 0],
-                  inter[k, 1] != 0.0, inter[k, 2], inter[k, 3], inter[k, 4] != 0.0, inter[k, 5],
-                  inter[k, 6], inter[k, 7], inter[k, 8] != 0.0, inter[k, 9])  # fmt: skip
-            r = reach_vjp(cb, k, float(cur[k]), ph, (g1, g2, g3, g4, gzr), dt, leak, lim)
-            lam[k] += r[0]
-            gacc[k, 0] += r[1]
-            gacc[k, 1] += r[2]
-            gacc[k, 2] += r[3]
-            gacc[k, 3] += r[4]
-            gacc[k, 4] += r[5]
-            gacc[k, 5] += r[6]
-            gacc[k, 6] += r[7]
-            gacc[k, 7] += r[8]
-            gacc[k, 8] += r[9]
-            gacc[k, 9] += r[10]
-        for p in range(n_p):  # time-varying parameters: this step's row, then reset
-            if ptv[p]:
-                row = pstart[p] + t
-                for k in range(n_r):
-                    gpk[row, order[k]] = gacc[k, p]
-                    gacc[k, p] = 0.0
+        if n_chunks == 1:
+            _backward_vjp(cb, coef, inter, gcoef, cur, lam, gacc, gpk, t, pstart, ptv, dt, leak,
+                          lim, order, 0, n_r)  # fmt: skip
+        else:
+            for c in numba.prange(n_chunks):
+                _backward_vjp(cb, coef, inter, gcoef, cur, lam, gacc, gpk, t, pstart, ptv, dt,
+                              leak, lim, order, c * n_r // n_chunks,
+                              (c + 1) * n_r // n_chunks)  # fmt: skip
         lam_next, lam = lam, lam_next
         cur, nxt = nxt, cur
     for p in range(n_p):

@@ -54,11 +54,12 @@ def row_of(pstart: np.ndarray, ptv: np.ndarray, k: int, t: int) -> int:
 @numba.njit(cache=True, error_model="numpy")
 def fill_constants(  # noqa: PLR0917 (compiled kernel signature)
     cb: np.ndarray, t: int, pk: np.ndarray, pstart: np.ndarray, ptv: np.ndarray, lim: np.ndarray,
-    order: np.ndarray, full: bool,
+    order: np.ndarray, full: bool, lo: int, hi: int,
 ) -> None:  # fmt: skip
-    """Fill the (N, N_CB) constant buffer (topological positions) from the packed parameters
-    ``pk`` (rows of parameter k start at ``pstart[k]``; ``ptv[k]``: one row per step). With
-    ``full=False`` only the columns that depend on a time-varying parameter are recomputed."""
+    """Fill rows ``lo:hi`` of the (N, N_CB) constant buffer (topological positions) from the
+    packed parameters ``pk`` (rows of parameter k start at ``pstart[k]``; ``ptv[k]``: one row per
+    step). With ``full=False`` only the columns that depend on a time-varying parameter are
+    recomputed."""
     rl, rs, rx = row_of(pstart, ptv, 0, t), row_of(pstart, ptv, 1, t), row_of(pstart, ptv, 2, t)
     rn, rq, rp = row_of(pstart, ptv, 3, t), row_of(pstart, ptv, 4, t), row_of(pstart, ptv, 5, t)
     rw, rz, rk = row_of(pstart, ptv, 6, t), row_of(pstart, ptv, 7, t), row_of(pstart, ptv, 8, t)
@@ -69,7 +70,7 @@ def fill_constants(  # noqa: PLR0917 (compiled kernel signature)
     f_logc = f_s or f_n or f_q or f_p
     f_hb = f_w or f_z
     smin, hbmin, hbmax = lim[LIM_SMIN], lim[LIM_HBMIN], lim[LIM_HBMAX]
-    for k in range(cb.shape[0]):
+    for k in range(lo, hi):
         i = order[k]
         if f_s:
             s0 = float(pk[rs, i])

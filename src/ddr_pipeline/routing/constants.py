@@ -22,3 +22,5 @@ P_DEFAULT: float = 21.0
 """Default width coefficient p of the power-law rating."""
 DT_DEFAULT: float = 3600.0
 """Default routing step (s)."""
+PARALLEL_MIN_REACHES: int = 256
+"""Networks with fewer reaches run the compiled kernels on one thread (benchmarks/routing.py)."""

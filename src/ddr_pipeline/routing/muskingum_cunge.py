@@ -19,6 +19,7 @@ from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing._inputs import check_values, lateral_inflow_tensor, per_reach
 from ddr_pipeline.routing._mc_kernels import mc_backward, mc_forward
 from ddr_pipeline.routing._physics import PARAM_NAMES
+from ddr_pipeline.routing._threads import kernel_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         mc_forward(
             qlat_np, _np(q0), spec.hot, pk, pstart, ptv, spec.dt, spec.leak, spec.lim,
             arrs["order"], arrs["down"], arrs["up_ptr"], arrs["up_idx"], out, clamp,
+            kernel_chunks(n_r),
         )  # fmt: skip
         out_t = torch.from_numpy(out)
         clamp_t = torch.from_numpy(clamp).to(qlat.dtype)
@@ -125,7 +127,7 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         mc_backward(
             _np(gout.to(out_t.dtype)), out_t.numpy(), qlat_np, _np(q0), spec.hot, pk, pstart, ptv,
             spec.dt, spec.leak, spec.lim, arrs["order"], arrs["down"], arrs["up_ptr"],
-            arrs["up_idx"], gqlat, gpk, gq0,
+            arrs["up_idx"], gqlat, gpk, gq0, kernel_chunks(n_r),
         )  # fmt: skip
         g_all = torch.from_numpy(gpk)
         rows = [int(pstart[k + 1] - pstart[k]) for k in range(len(pstart) - 1)]

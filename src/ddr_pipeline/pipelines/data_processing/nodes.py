@@ -155,7 +155,11 @@ def split_gauges(
     periods: dict[str, Period],
     params: dict[str, Any],
 ) -> pd.DataFrame:
-    """Add ``split``, ``upstream_count`` and ``n_obs_<period>`` (observed days) to the gauges."""
+    """Add ``split``, ``upstream_count`` and ``n_obs_<period>`` (observed days) to the gauges.
+
+    An optional ``flow_scale`` column (validated by :func:`schema.validate_gauges`) is kept, as
+    float64, right after the standard columns; it defaults to no scaling where absent.
+    """
     cfg = params["gauges"]
     labels = assign_gauge_splits(
         gauges[schema.STAID_COL].tolist(),
@@ -169,7 +173,8 @@ def split_gauges(
     counts = observed_days(observations[schema.STREAMFLOW_VAR], periods)
     for name, count in counts.items():
         out[f"n_obs_{name}"] = count
-    front = [*GAUGE_COLUMNS, *(f"n_obs_{name}" for name in counts)]
+    scale = [schema.FLOW_SCALE_COL] if schema.FLOW_SCALE_COL in out.columns else []
+    front = [*GAUGE_COLUMNS, *scale, *(f"n_obs_{name}" for name in counts)]
     extra = [c for c in out.columns if c not in front]
     return out[[*front, *extra]].reset_index(drop=True)
 

@@ -119,7 +119,7 @@ def predict_test_period(  # noqa: PLR0917 (Kedro passes node inputs positionally
     _, stop = inputs.day_range(start, end)
     shortfall = params["warmup_days"] - (period_start - route_from)
     gauge_set = _gauge_set(inputs, gauges)
-    domain = inference.gauge_domain(inputs, gauge_set.reach_index)
+    domain = inference.gauge_domain(inputs, gauge_set.reach_index, gauge_set.flow_scale)
     settings = inference.RouteSettings(chunk_days=params["chunk_days"], device=params["device"])
     source = inference.TrainedParameters(
         ckpt.model, ckpt.config, inputs.attribute_names, inputs.forcing_names
@@ -178,7 +178,10 @@ def _baselines(
         yield (
             SUMMED,
             baselines.summed_lateral_inflow(
-                inputs.lateral_inflow[days], inputs.network, gauge_set.reach_index
+                inputs.lateral_inflow[days],
+                inputs.network,
+                gauge_set.reach_index,
+                gauge_set.flow_scale,
             ),
         )
     untrained = cfg.get(UNTRAINED) or {}

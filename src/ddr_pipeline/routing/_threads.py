@@ -1,0 +1,44 @@
+"""Thread count of the compiled Muskingum–Cunge kernels.
+
+The per-reach physics of each step runs on ``routing_threads()`` numba threads when the network
+has at least :data:`~ddr_pipeline.routing.constants.PARALLEL_MIN_REACHES` reaches (below that the
+per-step thread hand-off costs more than it saves). The count is ``DDR_ROUTING_THREADS`` when set,
+else ``torch.get_num_threads()``, capped at numba's pool size (``NUMBA_NUM_THREADS``). Results do
+not depend on it (the split is per reach; sums keep their order).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import torch
+
+from ddr_pipeline.routing.constants import PARALLEL_MIN_REACHES
+
+ENV_THREADS = "DDR_ROUTING_THREADS"
+
+
+def routing_threads() -> int:
+    """Threads the kernels may use (≥ 1): ``DDR_ROUTING_THREADS`` or ``torch.get_num_threads()``,
+    capped at ``numba.config.NUMBA_NUM_THREADS``."""
+    raw = os.environ.get(ENV_THREADS)
+    if raw is None:
+        wanted = torch.get_num_threads()
+    else:
+        try:
+            wanted = int(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_THREADS} must be a positive integer, got {raw!r}") from None
+        if wanted < 1:
+            raise ValueError(f"{ENV_THREADS} must be a positive integer, got {raw!r}")
+    return max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
+
+
+def kernel_chunks(n_reaches: int) -> int:
+    """Number of per-step work chunks for a network of ``n_reaches`` (1 = serial path); sets the
+    numba thread count of the calling thread accordingly."""
+    n = routing_threads() if n_reaches >= PARALLEL_MIN_REACHES else 1
+    if n > 1:
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    return n
