@@ -1,7 +1,7 @@
 """Routing-engine benchmark: throughput (reach-steps/s) and peak memory, vs a DDR-style baseline.
 
 Usage:
-    .venv/bin/python benchmarks/routing.py [--quick] [--out benchmarks/results/routing]
+    .venv/bin/python benchmarks/routing.py [--quick] [--threads 1,2] [--out benchmarks/results/routing]
 
 Every case runs in its own subprocess (so the peak RSS is per case), after a 2-step warm-up call
 (JIT / first-call costs), and is timed twice, best kept.
@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from ddr_pipeline.network import RiverNetwork  # noqa: E402
 from ddr_pipeline.routing import muskingum_cunge  # noqa: E402
+from ddr_pipeline.routing._threads import ENV_THREADS, kernel_chunks, routing_threads  # noqa: E402
 
 DRB = ROOT / "data" / "01_raw" / "drb" / "reaches.parquet"
 
@@ -194,12 +195,14 @@ def run_case(engine: str, n: int, t: int, dtype_name: str, repeats: int) -> dict
         "forward_reach_steps_per_s": rs / min(fwd), "forward_backward_reach_steps_per_s": rs / min(fb),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "load_avg_1min": os.getloadavg()[0],
+        "threads": kernel_chunks(n) if engine == "numba" else 1,
     }  # fmt: skip
 
 
-def _spawn(engine: str, n: int, t: int, dtype: str, repeats: int) -> dict:
+def _spawn(engine: str, n: int, t: int, dtype: str, repeats: int, *, threads: int = 1) -> dict:
     cmd = [sys.executable, __file__, "--case", engine, str(n), str(t), dtype, str(repeats)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    env = {**os.environ, ENV_THREADS: str(threads)}
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -214,12 +217,12 @@ def _machine() -> dict:
 
 
 def _table(rows: list[dict]) -> str:
-    head = "| engine | network | reaches × steps | fwd s | fwd rs/s | fwd+bwd s | fwd+bwd rs/s | peak RSS MB | load |"
-    lines = [head, "|" + "---|" * 9]
+    head = "| engine | threads | network | reaches × steps | fwd s | fwd rs/s | fwd+bwd s | fwd+bwd rs/s | peak RSS MB | load |"
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         note = " (extrapolated)" if r.get("extrapolated_from") else ""
         lines.append(
-            f"| {r['engine']}{note} | {r['network']} | {r['reaches']:,} × {r['steps']:,} | "
+            f"| {r['engine']}{note} | {r.get('threads', 1)} | {r['network']} | {r['reaches']:,} × {r['steps']:,} | "
             f"{r['forward_s']:.2f} | {r['forward_reach_steps_per_s']:.3g} | {r['forward_backward_s']:.2f} | "
             f"{r['forward_backward_reach_steps_per_s']:.3g} | {r['peak_rss_mb']:.0f} | {r['load_avg_1min']:.1f} |"
         )
@@ -232,6 +235,11 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true", help="short windows (smoke run)")
     ap.add_argument("--torch-backend", action="store_true", help="also time backend='torch' (slow)")
+    ap.add_argument(
+        "--threads",
+        default=f"1,{routing_threads()}",
+        help="comma-separated thread counts for the numba cases (default: 1 and all)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "routing"))
     ap.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -248,8 +256,9 @@ def main() -> None:
     baseline = [(456, 720 if not args.quick else 96), (10_000, 48 if not args.quick else 12)]
     rows = []
     for engine, n, t in cases:
-        rows.append(_spawn(engine, n, t, "float32", 2))
-        print(_table(rows[-1:]).splitlines()[-1], flush=True)
+        for threads in sorted({int(x) for x in args.threads.split(",")}):
+            rows.append(_spawn(engine, n, t, "float32", 2, threads=threads))
+            print(_table(rows[-1:]).splitlines()[-1], flush=True)
     if args.torch_backend:
         rows.append(_spawn("torch", 456, 240, "float32", 1))
     for n, t in baseline:

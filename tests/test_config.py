@@ -151,3 +151,17 @@ def test_generated_docs_up_to_date() -> None:
     assert current == module.render(), "run: python scripts/gen_config_docs.py"
     for name in TrainingConfig.model_fields:
         assert f"`{name}`" in current
+
+
+def test_demo_narrows_leakance_range_documented_deviation(base: dict) -> None:
+    """The physics contract's K_D_delta range is the model default; the demo narrows it.
+
+    With [-3, 1] the initial riverbed exchange is of the order of small streams' flow and training
+    never undoes it (docs/results.md, "Leakance range"), so the DRB config starts at [-5, -1].
+    """
+    from ddr_pipeline.config import ParamsConfig
+
+    assert ParamsConfig().parameter_ranges["K_D_delta"] == (-3.0, 1.0)
+    cfg = load_training_config(base)
+    assert tuple(cfg.params.parameter_ranges["K_D_delta"]) == (-5.0, -1.0)
+    assert cfg.params.use_leakance

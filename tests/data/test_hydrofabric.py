@@ -115,15 +115,15 @@ def test_older_layer_names_and_rl_gages(tmp_path):
         network_layer=False,
         divide_attributes=False,
     )
-    attrs = gpd.read_file(path, layer="flowpath_attributes")
+    attrs = gpd.read_file(path, layer="flowpath_attributes", engine="pyogrio")
     attrs["rl_gages"] = pd.Series([None] * len(attrs), dtype="object")
     attrs.loc[0, "rl_gages"] = "03030303"
     attrs.drop(columns="geometry", errors="ignore").pipe(
         lambda df: write_layers(
             tmp_path / "old2.gpkg",
             {
-                "flowpaths": gpd.read_file(path, layer="flowpaths"),
-                "nexus": gpd.read_file(path, layer="nexus"),
+                "flowpaths": gpd.read_file(path, layer="flowpaths", engine="pyogrio"),
+                "nexus": gpd.read_file(path, layer="nexus", engine="pyogrio"),
                 "flowpath_attributes": pd.DataFrame(df),
             },
         )

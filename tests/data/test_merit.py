@@ -111,9 +111,9 @@ def test_bad_length_is_named(tmp_path):
     write_merit_shapefile(tmp_path / "riv.shp", ids, to_ids)
     import geopandas as gpd
 
-    frame = gpd.read_file(tmp_path / "riv.shp")
+    frame = gpd.read_file(tmp_path / "riv.shp", engine="pyogrio")
     frame.loc[frame["COMID"] == ids[2], "lengthkm"] = 0.0
-    frame.to_file(tmp_path / "bad.shp")
+    frame.to_file(tmp_path / "bad.shp", engine="pyogrio")
     write_gauge_csv(tmp_path / "g.csv", ["01000001"], [int(ids[0])])
     with pytest.raises(MeritError, match=rf"lengthkm.*{ids[2]}"):
         convert_merit(tmp_path / "bad.shp", tmp_path / "g.csv")
@@ -124,10 +124,10 @@ def test_inconsistent_up_columns_are_reported(tmp_path, caplog):
     path = write_merit_shapefile(tmp_path / "riv.shp", ids, to_ids)
     import geopandas as gpd
 
-    frame = gpd.read_file(path)
+    frame = gpd.read_file(path, engine="pyogrio")
     outlet = frame["NextDownID"] == 0
     frame.loc[outlet, "up1"] = int(frame.loc[~outlet, "COMID"].iloc[-1])  # lies
-    frame.to_file(tmp_path / "lie.shp")
+    frame.to_file(tmp_path / "lie.shp", engine="pyogrio")
     write_gauge_csv(tmp_path / "g.csv", ["01000001"], [int(ids[0])])
     with caplog.at_level(logging.WARNING):
         convert_merit(tmp_path / "lie.shp", tmp_path / "g.csv")

@@ -1,10 +1,10 @@
 """Thread count of the compiled Muskingum–Cunge kernels.
 
-The per-reach physics of each step runs on ``routing_threads()`` numba threads when the network
-has at least :data:`~ddr_pipeline.routing.constants.PARALLEL_MIN_REACHES` reaches (below that the
-per-step thread hand-off costs more than it saves). The count is ``DDR_ROUTING_THREADS`` when set,
-else ``torch.get_num_threads()``, capped at numba's pool size (``NUMBA_NUM_THREADS``). Results do
-not depend on it (the split is per reach; sums keep their order).
+With at least :data:`~ddr_pipeline.routing.constants.PARALLEL_MIN_REACHES` reaches (below that the
+per-step thread hand-off costs more than it saves), the per-reach physics of each step (and its
+reverse mode) is split into ``routing_threads()`` chunks; the topological sweep stays sequential.
+The count is ``DDR_ROUTING_THREADS`` when set, else ``torch.get_num_threads()``, capped at numba's
+pool size ``NUMBA_NUM_THREADS``. Results do not depend on it (bitwise).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def routing_threads() -> int:
             raise ValueError(f"{ENV_THREADS} must be a positive integer, got {raw!r}") from None
         if wanted < 1:
             raise ValueError(f"{ENV_THREADS} must be a positive integer, got {raw!r}")
-    return max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
+    return min(wanted, numba.config.NUMBA_NUM_THREADS)
 
 
 def kernel_chunks(n_reaches: int) -> int:
