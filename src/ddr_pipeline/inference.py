@@ -14,7 +14,9 @@ starts from the hot start (accumulated lateral inflow) unless an initial state i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -421,6 +423,10 @@ def resolve_checkpoint(
     return latest
 
 
+#: Artifact folder of a training run holding its final checkpoint (training pipeline).
+CHECKPOINT_ARTIFACT = "model_checkpoint"
+
+
 def load_model(
     checkpoint: str | None = None,
     run_name: str | None = None,
@@ -430,10 +436,13 @@ def load_model(
     """Load a trained model from a checkpoint path, a run's latest checkpoint or an MLflow URI.
 
     Priority: ``checkpoint`` > ``mlflow_model_uri`` > latest checkpoint of ``run_name``. For an
-    MLflow URI (``runs:/<id>/model``, ``models:/<name>/<version>``) the weights come from the
-    MLflow PyTorch model and the configuration / normalisation statistics from the checkpoint of
-    ``run_name`` (the MLflow model holds only the network), whose architecture (state-dict keys)
-    must match.
+    MLflow URI (``runs:/<id>/model``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``)
+    the weights come from the MLflow PyTorch model and the configuration / normalisation
+    statistics from the checkpoint its training run logged as ``model_checkpoint/`` (read from
+    the tracking store set by ``MLFLOW_TRACKING_URI`` / ``mlflow.set_tracking_uri``). Only when
+    that run has no such artifact is the latest local checkpoint of ``run_name`` used instead
+    (with a warning); its architecture (state-dict keys) must match. Raises
+    :class:`CheckpointError` naming the run and the folder searched when neither exists.
     """
     if checkpoint or not mlflow_model_uri:
         path = resolve_checkpoint(checkpoint, run_name, models_dir)
@@ -441,16 +450,77 @@ def load_model(
         return load_checkpoint(path)
     import mlflow.pytorch
 
-    base = load_checkpoint(resolve_checkpoint(None, run_name, models_dir))
+    base, origin = _mlflow_context(mlflow_model_uri, run_name, models_dir)
     model = mlflow.pytorch.load_model(mlflow_model_uri, map_location="cpu")
-    ours = set(base.model.state_dict())
-    theirs = set(model.state_dict())
+    state = _matching_state(model.state_dict(), base, mlflow_model_uri, origin)
+    logger.info("loaded weights from MLflow model %s (context: %s)", mlflow_model_uri, origin)
+    return dataclasses.replace(base, payload={**base.payload, "model_state_dict": state})
+
+
+def _matching_state(
+    state: Mapping[str, torch.Tensor], base: LoadedCheckpoint, uri: str, origin: str
+) -> dict[str, torch.Tensor]:
+    """Load ``state`` into ``base.model`` (eval mode); fail naming both sources on a mismatch."""
+    ours, theirs = set(base.model.state_dict()), set(state)
     if ours != theirs:
         raise CheckpointError(
-            f"MLflow model {mlflow_model_uri} does not match the architecture of run "
-            f"{run_name!r}: keys only in MLflow {sorted(theirs - ours)[:10]}, only in checkpoint "
-            f"{sorted(ours - theirs)[:10]}"
+            f"MLflow model {uri} does not match the architecture of {origin}: keys only in "
+            f"MLflow {sorted(theirs - ours)[:10]}, only in checkpoint {sorted(ours - theirs)[:10]}"
         )
-    base.model.load_state_dict(model.state_dict())
-    logger.info("loaded weights from MLflow model %s", mlflow_model_uri)
-    return base
+    try:
+        base.model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"MLflow model {uri} does not fit {origin}: {error}") from error
+    base.model.eval()
+    return dict(base.model.state_dict())
+
+
+def _mlflow_context(
+    uri: str, run_name: str | None, models_dir: str | Path
+) -> tuple[LoadedCheckpoint, str]:
+    """The checkpoint giving an MLflow model's configuration and statistics, and its origin."""
+    from mlflow.models import get_model_info
+
+    run_id = get_model_info(uri).run_id
+    if run_id:
+        ckpt = _run_checkpoint(run_id)
+        if ckpt is not None:
+            return ckpt, f"artifact {CHECKPOINT_ARTIFACT}/ of MLflow run {run_id}"
+    local = latest_checkpoint(models_dir, run_name) if run_name else None
+    if local is not None:
+        logger.warning(
+            "MLflow model %s: its run %s has no %s/ artifact; using the configuration and "
+            "normalisation statistics of the local checkpoint %s",
+            uri,
+            run_id,
+            CHECKPOINT_ARTIFACT,
+            local,
+        )
+        return load_checkpoint(local), f"local checkpoint {local}"
+    folder = Path(models_dir) / (run_name or "<run_name>") / "saved_models"
+    raise CheckpointError(
+        f"MLflow model {uri} holds only the network weights; its configuration and "
+        f"normalisation statistics come from the {CHECKPOINT_ARTIFACT}/ artifact of its training "
+        f"run ({run_id or 'no source run recorded'}), which has none, or from a local checkpoint "
+        f"of run {run_name!r} in {folder}, which does not exist"
+    )
+
+
+def _run_checkpoint(run_id: str) -> LoadedCheckpoint | None:
+    """The ``.pt`` checkpoint logged under ``model_checkpoint/`` by run ``run_id``, or None."""
+    import mlflow
+    from mlflow.artifacts import download_artifacts
+
+    listed = mlflow.MlflowClient().list_artifacts(run_id, CHECKPOINT_ARTIFACT)
+    files = sorted(a.path for a in listed if not a.is_dir and a.path.endswith(".pt"))
+    if not files:
+        return None
+    if len(files) > 1:
+        raise CheckpointError(
+            f"MLflow run {run_id} has {len(files)} checkpoints under {CHECKPOINT_ARTIFACT}/ "
+            f"({files}); expected one"
+        )
+    with tempfile.TemporaryDirectory(prefix="ddr_mlflow_ckpt_") as folder:
+        path = download_artifacts(run_id=run_id, artifact_path=files[0], dst_path=folder)
+        logger.info("loading checkpoint %s of MLflow run %s", files[0], run_id)
+        return load_checkpoint(path)
