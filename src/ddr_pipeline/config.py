@@ -415,16 +415,19 @@ class TrainingConfig(_Strict):
 
     def to_flat_dict(self) -> dict[str, str | int | float | bool | None]:
         """Flatten to ``{"kan.grid": 5, ...}`` (lists joined by commas) for MLflow logging."""
-        return _flatten(self.model_dump(mode="json"))
+        return flatten_dict(self.model_dump(mode="json"), join_lists=True)
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten_dict(value: Any, prefix: str = "", *, join_lists: bool = False) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists are kept, or joined by commas when
+    ``join_lists``."""
     if isinstance(value, Mapping):
         flat: dict[str, Any] = {}
         for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+            name = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_dict(item, name, join_lists=join_lists))
         return flat
-    if isinstance(value, list):
+    if join_lists and isinstance(value, list):
         return {prefix: ",".join(str(item) for item in value)}
     return {prefix: value}
 

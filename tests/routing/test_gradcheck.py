@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_inputs
 from reference import random_network
+from routing_inputs import make_inputs
 
 from ddr_pipeline.routing import muskingum, muskingum_cunge
 

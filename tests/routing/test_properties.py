@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from conftest import make_inputs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import random_network
+from routing_inputs import make_inputs
 
 from ddr_pipeline.routing import Q_MIN, muskingum, muskingum_cunge
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_inputs
 from reference import random_network, route_reference
+from routing_inputs import make_inputs
 
 from ddr_pipeline.routing import muskingum_cunge
 

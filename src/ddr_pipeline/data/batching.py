@@ -220,7 +220,6 @@ class RoutingBatch:
     observations: torch.Tensor  # (D, G) m3/s, NaN = missing
     gauge_index: list[np.ndarray]  # per gauge: local reach indices
     staids: tuple[str, ...]
-    extras: dict[str, object] = field(default_factory=dict)
 
     @property
     def n_days(self) -> int:
@@ -246,7 +245,6 @@ class RoutingBatch:
             observations=move(self.observations),
             gauge_index=self.gauge_index,
             staids=self.staids,
-            extras=dict(self.extras),
         )
 
 

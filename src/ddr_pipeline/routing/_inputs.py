@@ -93,7 +93,7 @@ def _in_range(v: torch.Tensor, lo: float | None, hi: float | None, lo_open: bool
     return hi is None or vmax <= hi
 
 
-def per_reach(  # noqa: PLR0917 (compiled kernel / autograd signature)
+def per_reach(  # noqa: PLR0917 (internal helper of the routing entry points)
     name: str, value: object, n_t: int, net: RiverNetwork, dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
     """A per-reach input as (1, N) (static) or (T, N) (row t drives step t -> t+1)."""

@@ -23,7 +23,24 @@ from ddr_pipeline.routing._physics import (
     reach_coefs,
     reach_physics,
     reach_vjp,
+    upstream_sums,
 )
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _unfloored_update(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    c1: float, c2: float, c3: float, c4: float, zr: float, qt: float, ql: float, usum: float,
+    vsum: float, leak: bool,
+) -> tuple[float, float, float]:  # fmt: skip
+    """(y, ζ, F): the update before the Q_min floor, the exchange ζ = clamp(ζ_raw, −F, F) (0
+    without leakance) and F = Q′ + Σ_up Q_t."""
+    f = ql + usum
+    zeta = 0.0
+    if leak:
+        zeta = min(max(zr, -f), f)
+    y = c1 * vsum + c2 * usum + c3 * qt
+    y += c4 * (ql - zeta)
+    return y, zeta, f
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -113,20 +130,9 @@ def mc_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
         for k in range(n_r):
             i = order[k]
             qt = float(cur[k])
-            c1, c2, c3, c4, zr = coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4]
-            usum = 0.0
-            vsum = 0.0
-            for m in range(up_ptr[k], up_ptr[k + 1]):
-                j = up_idx[m]
-                usum += cur[j]
-                vsum += nxt[j]
-            ql = float(qlat[t, i])
-            zeta = 0.0
-            if leak:
-                f = ql + usum
-                zeta = min(max(zr, -f), f)
-            y = c1 * vsum + c2 * usum + c3 * qt
-            y += c4 * (ql - zeta)
+            usum, vsum = upstream_sums(cur, nxt, up_ptr, up_idx, k)
+            y = _unfloored_update(coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4], qt,
+                                  float(qlat[t, i]), usum, vsum, leak)[0]  # fmt: skip
             if y < qmin:
                 clamp_volume[i] += (qmin - y) * dt
                 y = qmin
@@ -137,7 +143,7 @@ def mc_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
 
 @numba.njit(cache=True, error_model="numpy")
 def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
-    t: int, n_t: int, want_ql: bool, cur: np.ndarray, nxt: np.ndarray, qlat: np.ndarray,
+    t: int, want_ql: bool, cur: np.ndarray, nxt: np.ndarray, qlat: np.ndarray,
     coef: np.ndarray, lam: np.ndarray, lam_next: np.ndarray, gcoef: np.ndarray, c1nu: np.ndarray,
     gqlat: np.ndarray, g0row: np.ndarray, order: np.ndarray, down: np.ndarray, up_ptr: np.ndarray,
     up_idx: np.ndarray, leak: bool, qmin: float,
@@ -150,21 +156,11 @@ def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         dn = down[k]
         if dn >= 0:
             mu += c1nu[dn]
-        usum = 0.0
-        vsum = 0.0
-        for m in range(up_ptr[k], up_ptr[k + 1]):
-            j = up_idx[m]
-            usum += cur[j]
-            vsum += nxt[j]
+        usum, vsum = upstream_sums(cur, nxt, up_ptr, up_idx, k)
         qt = float(cur[k])
         ql = float(qlat[t, i])
         c1, c2, c3, c4, zr = coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4]
-        zeta = 0.0
-        f = ql + usum
-        if leak:
-            zeta = min(max(zr, -f), f)
-        y = c1 * vsum + c2 * usum + c3 * qt
-        y += c4 * (ql - zeta)
+        y, zeta, f = _unfloored_update(c1, c2, c3, c4, zr, qt, ql, usum, vsum, leak)
         if y < qmin or mu == 0.0:
             c1nu[k] = 0.0
             if t == 0:
@@ -319,7 +315,7 @@ def mc_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
                 _backward_physics(cb, coef, inter, cur, lam, out, gout, t, tg, refresh, n_t, pk,
                                   pstart, ptv, dt, leak, lim, order, c * n_r // n_chunks,
                                   (c + 1) * n_r // n_chunks)  # fmt: skip
-        _adjoint_sweep(t, n_t, want_ql, cur, nxt, qlat, coef, lam, lam_next, gcoef, c1nu, gqlat,
+        _adjoint_sweep(t, want_ql, cur, nxt, qlat, coef, lam, lam_next, gcoef, c1nu, gqlat,
                        g0row, order, down, up_ptr, up_idx, leak, qmin)  # fmt: skip
         if n_chunks == 1:
             _backward_vjp(cb, coef, inter, gcoef, cur, lam, gacc, gpk, t, pstart, ptv, dt, leak,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ddr_pipeline.routing._physics import upstream_sums
+
 
 @numba.njit(cache=True)
 def coefficients(k: np.ndarray, x: np.ndarray, dt: float) -> np.ndarray:
@@ -38,14 +40,10 @@ def fixed_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
         out[0, i] = q0[i]
     for s in range(n_in * substeps):
         t = s // substeps
+        prev, new = out[s], out[s + 1]
         for kk in range(n_r):
             i = order[kk]
-            usum = 0.0
-            vsum = 0.0
-            for m in range(up_ptr[i], up_ptr[i + 1]):
-                j = up_idx[m]
-                usum += out[s, j]
-                vsum += out[s + 1, j]
+            usum, vsum = upstream_sums(prev, new, up_ptr, up_idx, i)
             out[s + 1, i] = (
                 coef[i, 0] * vsum + coef[i, 1] * usum + coef[i, 2] * float(out[s, i])
                 + coef[i, 3] * float(qext[t, i])
@@ -73,6 +71,7 @@ def fixed_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     nu = np.zeros(n_r, np.float64)
     for s in range(n_in * substeps - 1, -1, -1):
         t = s // substeps
+        prev, new = out[s], out[s + 1]
         for i in range(n_r):
             lam[i] = gout[s, i]
         for kk in range(n_r - 1, -1, -1):
@@ -81,13 +80,9 @@ def fixed_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
             if down[i] >= 0:
                 mu += coef[down[i], 0] * nu[down[i]]
             nu[i] = mu
-            usum = 0.0
-            vsum = 0.0
+            usum, vsum = upstream_sums(prev, new, up_ptr, up_idx, i)
             for m in range(up_ptr[i], up_ptr[i + 1]):
-                j = up_idx[m]
-                usum += out[s, j]
-                vsum += out[s + 1, j]
-                lam[j] += mu * coef[i, 1]
+                lam[up_idx[m]] += mu * coef[i, 1]
             lam[i] += mu * coef[i, 2]
             gcoef[i, 0] += mu * vsum
             gcoef[i, 1] += mu * usum

@@ -6,7 +6,8 @@ state (``CB_*`` columns; after the first step only the columns that depend on a 
 parameter are refreshed). :func:`reach_coefs` evaluates C1..C4 and the raw exchange ζ of one reach
 from its state Q_t, :func:`reach_physics` also returns the intermediates the reverse mode needs, and
 :func:`reach_vjp` back-propagates dL/d(C1..C4, ζ_raw) to Q_t and to every raw parameter. They are
-inlined into the sweeps of ``_mc_kernels`` (no per-step coefficient arrays). Clamps pass the
+inlined into the sweeps of ``_mc_kernels`` (no per-step coefficient arrays); :func:`upstream_sums`
+(Σ_up Q_t, Σ_up Q_{t+1} of one reach) is shared by both kernel modules. Clamps pass the
 gradient where the value lies inside the bounds, bounds included (``torch.clamp`` semantics), and
 zero it outside.
 """
@@ -49,6 +50,21 @@ _FIVE_THIRDS = 5.0 / 3.0
 def row_of(pstart: np.ndarray, ptv: np.ndarray, k: int, t: int) -> int:
     """Row of parameter k (PARAM_NAMES order) in the packed array that drives step t."""
     return pstart[k] + t if ptv[k] else pstart[k]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def upstream_sums(
+    prev: np.ndarray, new: np.ndarray, up_ptr: np.ndarray, up_idx: np.ndarray, k: int
+) -> tuple[float, float]:
+    """(Σ_up Q_t, Σ_up Q_{t+1}) of entry k: ``prev``/``new`` summed over ``up_idx`` entries
+    ``up_ptr[k]:up_ptr[k + 1]`` (float64, in CSR order)."""
+    usum = 0.0
+    vsum = 0.0
+    for m in range(up_ptr[k], up_ptr[k + 1]):
+        j = up_idx[m]
+        usum += prev[j]
+        vsum += new[j]
+    return usum, vsum
 
 
 @numba.njit(cache=True, error_model="numpy")

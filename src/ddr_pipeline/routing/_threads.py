@@ -39,6 +39,6 @@ def kernel_chunks(n_reaches: int) -> int:
     """Number of per-step work chunks for a network of ``n_reaches`` (1 = serial path); sets the
     numba thread count of the calling thread accordingly."""
     n = routing_threads() if n_reaches >= PARALLEL_MIN_REACHES else 1
-    if n > 1:
+    if n > 1:  # ``n`` chunks may exceed the pool (tests use 3 chunks on 2 threads)
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     return n

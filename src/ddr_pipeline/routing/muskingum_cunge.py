@@ -141,7 +141,7 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         return None, g_ql, g_q0, *g_params
 
 
-def _limits(q_min: float, d_min: float, b_min: float, v_min: float, v_max: float,  # noqa: PLR0917 (compiled kernel / autograd signature)
+def _limits(q_min: float, d_min: float, b_min: float, v_min: float, v_max: float,  # noqa: PLR0917 (one argument per floor)
             s_min: float, h_bank_min: float, h_bank_max: float) -> np.ndarray:  # fmt: skip
     lim = np.array([q_min, d_min, b_min, v_min, v_max, s_min, h_bank_min, h_bank_max], np.float64)
     if not (np.all(np.isfinite(lim)) and np.all(lim > 0)):
@@ -151,7 +151,7 @@ def _limits(q_min: float, d_min: float, b_min: float, v_min: float, v_max: float
     return lim
 
 
-def _gather_params(  # noqa: PLR0917 (compiled kernel / autograd signature)
+def _gather_params(  # noqa: PLR0917 (private helper of muskingum_cunge)
     channel: Mapping[str, object],
     params: Mapping[str, object],
     leakance: bool,

@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from ddr_pipeline.config import TrainingConfig, load_training_config
+from ddr_pipeline.config import TrainingConfig, flatten_dict, load_training_config
 
 logger = logging.getLogger(__name__)
 
@@ -193,18 +193,8 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     )
 
 
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
-    if isinstance(value, Mapping):
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: value}
-
-
 def _differences(saved: Mapping[str, Any], current: Mapping[str, Any], ignore: Sequence[str]):
-    a, b = flatten(saved), flatten(current)
+    a, b = flatten_dict(saved), flatten_dict(current)
     keys = sorted((set(a) | set(b)) - set(ignore))
     return [
         f"{k}: checkpoint {a.get(k, '<absent>')!r} != now {b.get(k, '<absent>')!r}"
@@ -242,9 +232,9 @@ def check_compatible(
         )
     current = config.model_dump(mode="json")
     problems += [f"config {d}" for d in _differences(payload["config"], current, RESUMABLE_KEYS)]
-    stats_ignore = [k for k in flatten(normalization_stats) if k.startswith("computed_on")]
+    stats_ignore = [k for k in flatten_dict(normalization_stats) if k.startswith("computed_on")]
     stats_ignore += [
-        k for k in flatten(payload["normalization_stats"]) if k.startswith("computed_on")
+        k for k in flatten_dict(payload["normalization_stats"]) if k.startswith("computed_on")
     ]
     problems += [
         f"normalization_stats {d}"

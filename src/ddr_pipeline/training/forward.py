@@ -77,7 +77,7 @@ def network_outputs(
     return model(kan_inputs, forcings, lstm_attributes)
 
 
-def hourly_parameters(params: dict[str, torch.Tensor], n_days: int) -> dict[str, torch.Tensor]:
+def hourly_parameters(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Repeat daily ``(D, N)`` parameters to hourly ``(D*24, N)``; static ``(N,)`` stay."""
     return {
         name: repeat_daily(value, HOURS_PER_DAY) if value.ndim == 2 else value
@@ -115,7 +115,7 @@ def simulate(
         batch.network,
         batch.lateral_inflow,
         channel=channel_with_defaults(batch.channel, config),
-        params=hourly_parameters(params, batch.n_days),
+        params=hourly_parameters(params),
         dt=DT_SECONDS,
         initial_state=initial_state,
         leakance=config.params.use_leakance,
