@@ -1,6 +1,19 @@
 """Custom Kedro datasets for ``ddr_pipeline`` (referenced from the catalog by full path)."""
 
+from ddr_pipeline.datasets.atomic import (
+    AtomicCSVDataset,
+    AtomicJSONDataset,
+    AtomicMatplotlibDataset,
+    AtomicParquetDataset,
+)
 from ddr_pipeline.datasets.checkpoint import CheckpointDataset
 from ddr_pipeline.datasets.zarr_dataset import XarrayZarrDataset
 
-__all__ = ["CheckpointDataset", "XarrayZarrDataset"]
+__all__ = [
+    "AtomicCSVDataset",
+    "AtomicJSONDataset",
+    "AtomicMatplotlibDataset",
+    "AtomicParquetDataset",
+    "CheckpointDataset",
+    "XarrayZarrDataset",
+]
