@@ -2,7 +2,7 @@
 
 Every function builds and returns a :class:`matplotlib.figure.Figure` created without pyplot (no
 global figure registry, no GUI backend, safe in pipelines and tests); save it with
-``fig.savefig(path)`` or through Kedro's ``ddr_pipeline.datasets.AtomicMatplotlibDataset``.
+``fig.savefig(path)`` or through the Kedro dataset ``ddr_pipeline.datasets.AtomicMatplotlibDataset``.
 """
 
 from __future__ import annotations
