@@ -102,14 +102,6 @@ class ExperimentConfig(_Strict):
     )
     seed: int = Field(0, ge=0, description="Seed of torch, numpy and python RNGs and the sampler.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N (auto = cuda if present).")
-    cpu_threads: PositiveInt | None = Field(
-        1,
-        description=(
-            "torch intra-op CPU threads while training (null = leave torch's setting). Multi-"
-            "threaded CPU kernels are not bitwise reproducible between processes; 1 makes a run "
-            "repeat exactly."
-        ),
-    )
     max_consecutive_nonfinite: PositiveInt = Field(
         5, description="Abort after this many consecutive steps with a NaN/Inf loss or gradient."
     )

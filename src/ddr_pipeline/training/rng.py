@@ -20,16 +20,6 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def set_cpu_threads(threads: int | None) -> None:
-    """Fix torch's intra-op CPU thread count (``None`` leaves it unchanged).
-
-    Run-to-run bitwise reproducibility on CPU needs a fixed, single intra-op thread: with two
-    threads some torch CPU kernels gave different last bits between otherwise identical runs.
-    """
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-
-
 def make_generator(seed: int) -> torch.Generator:
     """A CPU :class:`torch.Generator` seeded with ``seed``."""
     generator = torch.Generator()

@@ -15,7 +15,6 @@ from ddr_pipeline.config import TrainingConfig
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs
 from ddr_pipeline.models import RoutingModel, build_models
 from ddr_pipeline.training.monitoring import TrainingMonitor
-from ddr_pipeline.training.rng import set_cpu_threads
 from ddr_pipeline.training.trainer import Trainer
 from ddr_pipeline.training.validation import ValidationSpec, evaluate_period
 
@@ -81,7 +80,6 @@ def build_trainer(
     max_steps: int | None = None,
 ) -> Trainer:
     """A :class:`Trainer` for ``config`` over ``data`` (fresh model seeded by the config)."""
-    set_cpu_threads(config.experiment.cpu_threads)
     return Trainer(
         config,
         build_models(config),

@@ -47,7 +47,6 @@ from ddr_pipeline.training.rng import (
     global_rng_state,
     make_generator,
     seed_everything,
-    set_cpu_threads,
     set_global_rng_state,
 )
 from ddr_pipeline.training.validation import ValidationSpec, batch_metrics, validate
@@ -134,7 +133,6 @@ class Trainer:
         self.features = FeatureIndex.from_names(
             config, inputs.attribute_names, inputs.forcing_names
         )
-        set_cpu_threads(self.exp.cpu_threads)
         seed_everything(self.exp.seed)
         self.sampler_generator = make_generator(self.exp.seed)
         self.collator = RoutingCollator(
