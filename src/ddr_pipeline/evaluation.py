@@ -99,6 +99,19 @@ def trained_source(ckpt: LoadedCheckpoint, inputs: ModelInputs) -> inference.Tra
     )
 
 
+def route_trained(
+    ckpt: LoadedCheckpoint,
+    inputs: ModelInputs,
+    domain: inference.RoutingDomain,
+    days: RoutedDays,
+    settings: inference.RouteSettings,
+) -> inference.RouteResult:
+    """Route ``domain`` with the checkpoint's trained networks from the spin-up start to the end."""
+    return inference.route_period(
+        inputs, domain, trained_source(ckpt, inputs), days.route_from, days.stop, settings=settings
+    )
+
+
 def known_gauges(inputs: ModelInputs, gauges: pd.DataFrame) -> GaugeSet:
     """Gauges of ``gauges`` with an observation series in ``inputs`` (others logged, dropped)."""
     known = gauges[gauges["STAID"].astype(str).isin(inputs.gage_ids)]
@@ -200,14 +213,7 @@ def predict_period(  # noqa: PLR0917 (mirrors the node's inputs)
     days = routed_days(inputs, period, settings.warmup_days)
     gauge_set = known_gauges(inputs, gauges)
     domain = inference.gauge_domain(inputs, gauge_set.reach_index, gauge_set.flow_scale)
-    routed = inference.route_period(
-        inputs,
-        domain,
-        trained_source(ckpt, inputs),
-        days.route_from,
-        days.stop,
-        settings=settings.route,
-    )
+    routed = route_trained(ckpt, inputs, domain, days, settings.route)
     dates = inputs.dates[days.start : days.stop]
     units = UNITS[STREAMFLOW_VAR]
     observed = inputs.observations[days.start : days.stop][:, gauge_set.obs_column]
@@ -407,14 +413,7 @@ def route_reaches(  # noqa: PLR0917 (mirrors the node's inputs)
     days = routed_days(inputs, period, settings.warmup_days)
     domain = inference.reach_domain(inputs, target_reach_ids or None)
     tic = time.perf_counter()
-    routed = inference.route_period(
-        inputs,
-        domain,
-        trained_source(ckpt, inputs),
-        days.route_from,
-        days.stop,
-        settings=settings.route,
-    )
+    routed = route_trained(ckpt, inputs, domain, days, settings.route)
     seconds = time.perf_counter() - tic
     daily = routed.daily[days.keep]
     logger.info(
