@@ -29,6 +29,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("LSTM", config.LSTMConfig, "training.cuda_lstm"),
     ("Parameters", config.ParamsConfig, "training.params"),
     ("Attribute minimums", config.AttributeMinimums, "training.params.attribute_minimums"),
+    ("Routing", config.RoutingOptions, "training.routing"),
     ("Loss", config.LossConfig, "training.loss"),
     ("Monitoring", config.MonitoringConfig, "training.monitoring"),
 ]

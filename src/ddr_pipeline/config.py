@@ -306,6 +306,26 @@ class ParamsConfig(_Strict):
         return name in self.log_space_parameters
 
 
+class RoutingOptions(_Strict):
+    """Cunge physics options of the Muskingum–Cunge step (docs/routing.md, *Cunge options*)."""
+
+    x: Literal["data", "cunge"] = Field(
+        "data",
+        description=(
+            "Muskingum X: data (channel x, params.defaults.x where missing) or cunge (from the "
+            "flow each step, numerical diffusion matched to the physical one)."
+        ),
+    )
+    celerity: Literal["wide_rectangle", "exact"] = Field(
+        "wide_rectangle",
+        description="Kinematic celerity: wide_rectangle (5/3 v) or exact (dQ/dA of the trapezoid).",
+    )
+
+    def engine_kwargs(self) -> dict[str, str]:
+        """Keyword arguments of ``ddr_pipeline.routing.muskingum_cunge``."""
+        return {"x_mode": self.x, "celerity": self.celerity}
+
+
 class LossConfig(_Strict):
     """Loss on daily means after warm-up."""
 
@@ -370,6 +390,9 @@ class TrainingConfig(_Strict):
         None, description="Daily-parameter LSTM (null = no time-varying parameters)."
     )
     params: ParamsConfig = Field(default_factory=ParamsConfig, description="Physical parameters.")
+    routing: RoutingOptions = Field(
+        default_factory=RoutingOptions, description="Cunge physics options of the routing step."
+    )
     loss: LossConfig = Field(default_factory=LossConfig, description="Training loss.")
     monitoring: MonitoringConfig = Field(
         default_factory=MonitoringConfig, description="Outputs, validation and MLflow logging."

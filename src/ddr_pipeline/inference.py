@@ -122,6 +122,7 @@ class ParameterSource(Protocol):
     """Produces the physical routing parameters of a chunk and the next network state."""
 
     leakance: bool
+    routing_options: dict[str, str]  # Cunge options (``RoutingOptions.engine_kwargs``)
 
     def __call__(
         self, chunk: ChunkInputs, state: LSTMState | None
@@ -147,6 +148,7 @@ class TrainedParameters:
     ) -> None:
         self.model = model.eval()
         self.leakance = config.params.use_leakance
+        self.routing_options = config.routing.engine_kwargs()
         self.features = FeatureIndex.from_names(config, attribute_names, forcing_names)
 
     def __call__(
@@ -189,6 +191,7 @@ class ConstantParameters:
     ) -> None:
         self.params: ParamsConfig = config.params
         self.leakance = config.params.use_leakance
+        self.routing_options = config.routing.engine_kwargs()
         ptf_names = [n for n in (config.params.ptf_sand_var, config.params.ptf_clay_var) if n]
         if ptf_names and attribute_names is None:
             raise ValueError(
@@ -348,6 +351,7 @@ def route_period(
                 dt=settings.dt,
                 initial_state=q_state,
                 leakance=source.leakance,
+                **source.routing_options,
             )
             q_state = hourly[-1]
             daily[first - start : last - start] = _outputs(daily_mean(hourly, steps), domain)

@@ -17,7 +17,8 @@ def _row(p: torch.Tensor, t: int) -> torch.Tensor:
     return p if p.ndim == 1 else p[t]
 
 
-def coefficients(qt, n, qs, p, w, z, length, s0, x, dt, v_max=V_MAX):
+def coefficients(qt, n, qs, p, w, z, length, s0, x, dt, v_max=V_MAX, x_mode="data",  # noqa: PLR0913, PLR0917
+                 celerity="wide_rectangle"):  # fmt: skip
     s0c = torch.clamp(s0, min=S_MIN)
     depth = (qt * n * (qs + 1) / (p * torch.sqrt(s0c))) ** (3.0 / (5.0 + 3.0 * qs))
     depth = torch.clamp(depth, min=D_MIN)
@@ -26,7 +27,14 @@ def coefficients(qt, n, qs, p, w, z, length, s0, x, dt, v_max=V_MAX):
     perim = bottom + 2 * depth * torch.sqrt(1 + z**2)
     radius = area / perim
     v = radius ** (2.0 / 3.0) * torch.sqrt(s0c) / n
-    c = 5.0 / 3.0 * torch.clamp(v, V_MIN, v_max)
+    vc = torch.clamp(v, V_MIN, v_max)
+    if celerity == "exact":
+        # Q(h) = A^(5/3) P^(-2/3) sqrt(S0)/n, dA/dh = W, dP/dh = 2 sqrt(1+z^2): c = dQ/dA
+        c = vc * (5.0 / 3.0 - 2.0 / 3.0 * radius / w * 2 * torch.sqrt(1 + z**2))
+    else:
+        c = 5.0 / 3.0 * vc
+    if x_mode == "cunge":  # c L (1/2 - X) = Q / (2 W S0)
+        x = torch.clamp(0.5 - qt / (2 * w * s0c) / (c * length), 0.0, 0.5)
     k = length / c
     den = 2 * k * (1 - x) + dt
     c1 = (dt - 2 * k * x) / den
@@ -45,6 +53,8 @@ def route_reference(
     initial_state: torch.Tensor | None = None,
     leakance: bool = False,
     v_max: float = V_MAX,
+    x_mode: str = "data",
+    celerity: str = "wide_rectangle",
 ) -> tuple[torch.Tensor, float]:
     """(T+1, N) states and the volume added by the Q_min floor."""
     n_t, n_r = qlat.shape
@@ -65,7 +75,7 @@ def route_reference(
         g = {k: _row(v, t) for k, v in p_all.items()}
         c1, c2, c3, c4, depth = coefficients(
             qt, g["n"], g["q_spatial"], g["p"], g["top_width"], g["side_slope"],
-            g["length"], g["slope"], g["x"], dt, v_max,
+            g["length"], g["slope"], g["x"], dt, v_max, x_mode, celerity,
         )  # fmt: skip
         if leakance:
             hbank = torch.clamp(g["top_width"] / (2 * g["side_slope"]), 0.1, 10.0)

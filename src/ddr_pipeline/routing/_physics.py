@@ -10,6 +10,11 @@ inlined into the sweeps of ``_mc_kernels`` (no per-step coefficient arrays); :fu
 (Σ_up Q_t, Σ_up Q_{t+1} of one reach) is shared by both kernel modules. Clamps pass the
 gradient where the value lies inside the bounds, bounds included (``torch.clamp`` semantics), and
 zero it outside.
+
+The Cunge physics options (docs/routing.md, *Cunge options*) are scalar functions of plain floats
+(:func:`celerity_factor`, :func:`cunge_x` and their reverse modes), undecorated so that both
+``numba.njit`` (here) and ``numba.cuda.jit(device=True)`` can compile them; the switches travel in
+the settings vector (``LIM_X_CUNGE``, ``LIM_CEL_EXACT``), so no kernel signature depends on them.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ CB_L, CB_X, CB_N, CB_W, CB_Z, CB_S, CB_E, CB_LOGC, CB_R, CB_HB, CB_KD, CB_DGW = 
 CB_Q, CB_P, CB_S0, CB_HBRAW = range(12, 16)
 N_CB = 16
 
-# entries of the limits vector
+# entries of the settings vector: floors and clamps, then the Cunge options (1.0 = on)
 LIM_QMIN, LIM_DMIN, LIM_BMIN, LIM_VMIN, LIM_VMAX, LIM_SMIN, LIM_HBMIN, LIM_HBMAX = range(8)
+LIM_XMIN, LIM_XMAX, LIM_X_CUNGE, LIM_CEL_EXACT = range(8, 12)
+N_LIM = 12
 
 # order of the parameter arrays passed to the kernels
 PARAM_NAMES = (
@@ -44,6 +51,57 @@ P_L, P_S, P_X, P_N, P_Q, P_P, P_W, P_Z, P_KD, P_DGW = range(10)
 
 _TWO_THIRDS = 2.0 / 3.0
 _FIVE_THIRDS = 5.0 / 3.0
+_FOUR_THIRDS = 4.0 / 3.0
+
+
+def celerity_factor(rad: float, r: float, w: float, exact: bool) -> float:
+    """β in c = β·v: 5/3 (wide rectangle) or, ``exact``, dQ/dA of Manning's law in the
+    trapezoid of water-surface width W and side slope z at the current stage,
+    β = 5/3 − (4/3)·R·√(1+z²)/W (``r`` = √(1+z²))."""
+    if exact:
+        return _FIVE_THIRDS - _FOUR_THIRDS * rad * r / w
+    return _FIVE_THIRDS
+
+
+def celerity_factor_vjp(
+    gbeta: float, rad: float, r: float, w: float, exact: bool
+) -> tuple[float, float, float]:
+    """dL/d(R, √(1+z²), W) from dL/dβ."""
+    if not exact:
+        return 0.0, 0.0, 0.0
+    g = -_FOUR_THIRDS * gbeta / w
+    return g * r, g * rad, -g * rad * r / w
+
+
+def cunge_x(  # noqa: PLR0917 (scalar device function)
+    q: float, w: float, s0: float, cel: float, length: float, xmin: float, xmax: float
+) -> tuple[float, float, bool]:
+    """Cunge's X: numerical diffusion c·L·(1/2 − X) equal to the physical Q/(2·W·S0).
+
+    Returns (X = clamp(1/2 − φ, xmin, xmax), φ = Q/(2·W·S0·c·L), whether the clamp is active).
+    """
+    phi = q / (2.0 * w * s0 * cel * length)
+    x = 0.5 - phi
+    clamped = x < xmin or x > xmax
+    return min(max(x, xmin), xmax), phi, clamped
+
+
+def cunge_x_vjp(
+    gx: float, phi: float, clamped: bool
+) -> tuple[float, float, float, float, float]:
+    """dL/d(log Q, log W, log S0, log c, log L) of :func:`cunge_x` from dL/dX (X = 1/2 − φ and
+    ∂φ/∂log a = ±φ: +φ for Q, −φ for the others); zero where the clamp is active."""
+    if clamped:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    g = -gx * phi  # dL/dφ · φ
+    return g, -g, -g, -g, -g
+
+
+_jit = numba.njit(cache=True, error_model="numpy", inline="always")
+_celerity_factor = _jit(celerity_factor)
+_celerity_factor_vjp = _jit(celerity_factor_vjp)
+_cunge_x = _jit(cunge_x)
+_cunge_x_vjp = _jit(cunge_x_vjp)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -129,7 +187,8 @@ def reach_physics(  # noqa: PLR0917 (compiled kernel signature)
     cb: np.ndarray, k: int, qt: float, dt: float, leak: bool, lim: np.ndarray
 ) -> tuple:
     """C1..C4, ζ_raw of the reach at position k from its state ``qt``, plus the intermediates
-    (d, d clamped, log base, B, B clamped, perimeter, R, v, v clamped, celerity)."""
+    (d, d clamped, log base, B, B clamped, perimeter, R, v, v clamped, celerity). With the Cunge
+    options the celerity factor β and X come from :func:`celerity_factor` / :func:`cunge_x`."""
     lb = math.log(qt) + cb[k, CB_LOGC]
     d = math.exp(cb[k, CB_E] * lb)
     dcl = d < lim[LIM_DMIN]
@@ -146,9 +205,13 @@ def reach_physics(  # noqa: PLR0917 (compiled kernel signature)
     v = math.exp(_TWO_THIRDS * math.log(rad)) * cb[k, CB_S] / cb[k, CB_N]
     vmin, vmax = lim[LIM_VMIN], lim[LIM_VMAX]
     vcl = v < vmin or v > vmax
-    cel = _FIVE_THIRDS * min(max(v, vmin), vmax)
+    cel = _celerity_factor(rad, cb[k, CB_R], w, lim[LIM_CEL_EXACT] != 0.0) * min(max(v, vmin), vmax)
     u = 2.0 * cb[k, CB_L] / cel  # 2K
-    xx = cb[k, CB_X]
+    if lim[LIM_X_CUNGE] != 0.0:
+        s = cb[k, CB_S]
+        xx = _cunge_x(qt, w, s * s, cel, cb[k, CB_L], lim[LIM_XMIN], lim[LIM_XMAX])[0]
+    else:
+        xx = cb[k, CB_X]
     den = u * (1.0 - xx) + dt
     c1 = (dt - u * xx) / den
     c2 = (dt + u * xx) / den
@@ -185,7 +248,15 @@ def reach_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     d, dcl, lb, b, bcl = ph[5], ph[6], ph[7], ph[8], ph[9]
     perim, rad, v, vcl, cel = ph[10], ph[11], ph[12], ph[13], ph[14]
     w, z, r, nn, s = cb[k, CB_W], cb[k, CB_Z], cb[k, CB_R], cb[k, CB_N], cb[k, CB_S]
-    length, xx = cb[k, CB_L], cb[k, CB_X]
+    length = cb[k, CB_L]
+    cunge = lim[LIM_X_CUNGE] != 0.0
+    exact = lim[LIM_CEL_EXACT] != 0.0
+    phi = 0.0
+    xcl = True
+    if cunge:
+        xx, phi, xcl = _cunge_x(qt, w, s * s, cel, length, lim[LIM_XMIN], lim[LIM_XMAX])
+    else:
+        xx = cb[k, CB_X]
     kk = length / cel
     u = 2.0 * kk
     den = u * (1.0 - xx) + dt
@@ -194,16 +265,32 @@ def reach_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     gx = u / den2 * (-u * g1 + (u + 2.0 * dt) * g2 + 2.0 * dt * (g4 - g3))
     gk = 2.0 * gu
     gl = gk / cel
-    gv = 0.0 if vcl else -_FIVE_THIRDS * gk * kk / cel
-    grad_r = gv * _TWO_THIRDS * v / rad
-    gs = gv * v / s
+    gcel = -gk * kk / cel
+    gstate = 0.0
+    gw = 0.0
+    gs = 0.0
+    if cunge:  # X(Q_t, W, S0, c, L); the channel's X gets no gradient
+        glq, glw, gls, glc, gll = _cunge_x_vjp(gx, phi, xcl)
+        gx = 0.0
+        gstate = glq / qt
+        gw = glw / w
+        gs = 2.0 * gls / s  # S0 = s²
+        gcel += glc / cel
+        gl += gll / length
+    beta = _celerity_factor(rad, r, w, exact)
+    gbeta = gcel * min(max(v, lim[LIM_VMIN]), lim[LIM_VMAX])
+    gv = 0.0 if vcl else gcel * beta
+    grad_r, grr, gwb = _celerity_factor_vjp(gbeta, rad, r, w, exact)
+    gw += gwb
+    grad_r += gv * _TWO_THIRDS * v / rad
+    gs += gv * v / s
     gn = -gv * v / nn
     ga = grad_r / perim
     gperim = -grad_r * rad / perim
     gb = gperim + 0.5 * d * ga
     gd = 2.0 * r * gperim + 0.5 * (w + b) * ga
-    gz = 2.0 * d * gperim * z / r
-    gw = 0.5 * d * ga
+    gz = (2.0 * d * gperim + grr) * z / r
+    gw += 0.5 * d * ga
     if not bcl:
         gw += gb
         gz -= 2.0 * d * gb
@@ -226,11 +313,10 @@ def reach_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
             gz -= ghb * hbraw / z
     gq = 0.0
     gpw = 0.0
-    gstate = 0.0
     if not dcl:
         e = cb[k, CB_E]
         gde = gd * d * e
-        gstate = gde / qt
+        gstate += gde / qt
         gn += gde / nn
         gpw = -gde / cb[k, CB_P]
         gs -= gde / s

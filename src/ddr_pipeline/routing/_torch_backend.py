@@ -16,6 +16,7 @@ import torch
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing._physics import (
     LIM_BMIN,
+    LIM_CEL_EXACT,
     LIM_DMIN,
     LIM_HBMAX,
     LIM_HBMIN,
@@ -23,6 +24,9 @@ from ddr_pipeline.routing._physics import (
     LIM_SMIN,
     LIM_VMAX,
     LIM_VMIN,
+    LIM_X_CUNGE,
+    LIM_XMAX,
+    LIM_XMIN,
 )
 
 
@@ -73,8 +77,16 @@ def _coefficients(
     bottom = torch.clamp(w - 2 * z * depth, min=float(lim[LIM_BMIN]))
     radius = (w + bottom) * depth / 2 / (bottom + 2 * depth * torch.sqrt(1 + z * z))
     v = radius ** (2.0 / 3.0) * torch.sqrt(s0) / n
-    u = 2 * p["length"] / (5.0 / 3.0 * torch.clamp(v, float(lim[LIM_VMIN]), float(lim[LIM_VMAX])))
-    x = p["x"]
+    beta = 5.0 / 3.0
+    if lim[LIM_CEL_EXACT]:  # dQ/dA of the trapezoid at this stage (docs/routing.md)
+        beta = 5.0 / 3.0 - 4.0 / 3.0 * radius * torch.sqrt(1 + z * z) / w
+    cel = beta * torch.clamp(v, float(lim[LIM_VMIN]), float(lim[LIM_VMAX]))
+    u = 2 * p["length"] / cel
+    if lim[LIM_X_CUNGE]:  # numerical diffusion = physical diffusion (docs/routing.md)
+        x_raw = 0.5 - q / (2 * w * s0 * cel * p["length"])
+        x = torch.clamp(x_raw, float(lim[LIM_XMIN]), float(lim[LIM_XMAX]))
+    else:
+        x = p["x"]
     den = u * (1 - x) + dt
     coef = ((dt - u * x) / den, (dt + u * x) / den, (u * (1 - x) - dt) / den, 2 * dt / den)
     zeta_raw = None

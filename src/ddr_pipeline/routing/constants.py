@@ -18,6 +18,14 @@ H_BANK_MIN: float = 0.1
 """Lower clamp of the bank height W/(2z) used by leakance (m)."""
 H_BANK_MAX: float = 10.0
 """Upper clamp of the bank height W/(2z) used by leakance (m)."""
+X_MIN: float = 0.0
+"""Lower clamp of Cunge's X (``x_mode="cunge"``): no negative X (C1 ≥ 0 needs Δt ≥ 2KX only)."""
+X_MAX: float = 0.5
+"""Upper clamp of Cunge's X (``x_mode="cunge"``)."""
+X_MODES: tuple[str, ...] = ("data", "cunge")
+"""Muskingum X: from the channel data (``data``) or from the flow (``cunge``, docs/routing.md)."""
+CELERITIES: tuple[str, ...] = ("wide_rectangle", "exact")
+"""Kinematic celerity: 5/3·v (``wide_rectangle``) or dQ/dA of the trapezoid (``exact``)."""
 P_DEFAULT: float = 21.0
 """Default width coefficient p of the power-law rating."""
 DT_DEFAULT: float = 3600.0

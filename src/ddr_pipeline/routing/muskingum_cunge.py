@@ -18,7 +18,14 @@ from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing._inputs import check_values, lateral_inflow_tensor, per_reach
 from ddr_pipeline.routing._mc_kernels import mc_backward, mc_forward
-from ddr_pipeline.routing._physics import PARAM_NAMES
+from ddr_pipeline.routing._physics import (
+    LIM_CEL_EXACT,
+    LIM_X_CUNGE,
+    LIM_XMAX,
+    LIM_XMIN,
+    N_LIM,
+    PARAM_NAMES,
+)
 from ddr_pipeline.routing._threads import kernel_chunks
 
 logger = logging.getLogger(__name__)
@@ -141,13 +148,27 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         return None, g_ql, g_q0, *g_params
 
 
-def _limits(q_min: float, d_min: float, b_min: float, v_min: float, v_max: float,  # noqa: PLR0917 (one argument per floor)
-            s_min: float, h_bank_min: float, h_bank_max: float) -> np.ndarray:  # fmt: skip
-    lim = np.array([q_min, d_min, b_min, v_min, v_max, s_min, h_bank_min, h_bank_max], np.float64)
-    if not (np.all(np.isfinite(lim)) and np.all(lim > 0)):
-        raise ValueError(f"floors/clamps must be finite and > 0, got {lim.tolist()}")
+def _settings(  # noqa: PLR0913, PLR0917 (one argument per floor)
+    q_min: float, d_min: float, b_min: float, v_min: float, v_max: float, s_min: float,
+    h_bank_min: float, h_bank_max: float, x_min: float, x_max: float, x_mode: str, celerity: str,
+) -> np.ndarray:  # fmt: skip
+    """The kernels' settings vector (``LIM_*`` order of ``_physics``), validated."""
+    floors = [q_min, d_min, b_min, v_min, v_max, s_min, h_bank_min, h_bank_max]
+    if not (np.all(np.isfinite(floors)) and np.all(np.array(floors) > 0)):
+        raise ValueError(f"floors/clamps must be finite and > 0, got {floors}")
     if v_max <= v_min or h_bank_max <= h_bank_min:
         raise ValueError("v_max must exceed v_min and h_bank_max must exceed h_bank_min")
+    if not 0.0 <= x_min <= x_max <= 0.5:
+        raise ValueError(f"Cunge X clamps need 0 <= x_min <= x_max <= 0.5, got [{x_min}, {x_max}]")
+    if x_mode not in K.X_MODES:
+        raise ValueError(f"x_mode must be one of {list(K.X_MODES)}, got {x_mode!r}")
+    if celerity not in K.CELERITIES:
+        raise ValueError(f"celerity must be one of {list(K.CELERITIES)}, got {celerity!r}")
+    lim = np.zeros(N_LIM, np.float64)
+    lim[:8] = floors
+    lim[LIM_XMIN], lim[LIM_XMAX] = x_min, x_max
+    lim[LIM_X_CUNGE] = float(x_mode == "cunge")
+    lim[LIM_CEL_EXACT] = float(celerity == "exact")
     return lim
 
 
@@ -155,20 +176,24 @@ def _gather_params(  # noqa: PLR0917 (private helper of muskingum_cunge)
     channel: Mapping[str, object],
     params: Mapping[str, object],
     leakance: bool,
+    x_from_data: bool,
     n_t: int,
     net: RiverNetwork,
     dtype: torch.dtype,
     device: torch.device,
 ) -> dict[str, torch.Tensor]:
-    """All per-reach inputs as (1, N) or (T, N) tensors, validated, in PARAM_NAMES order."""
+    """All per-reach inputs as (1, N) or (T, N) tensors, validated, in PARAM_NAMES order
+    (``x`` defaults to 0 and is unused when X comes from the flow)."""
     unknown_c = set(channel) - {"length", "slope", "x"}
     unknown_p = set(params) - {"n", "q_spatial", "top_width", "side_slope", "K_D", "d_gw", "p"}
     if unknown_c or unknown_p:
         raise KeyError(f"unknown routing inputs: {sorted(unknown_c | unknown_p)}")
-    merged: dict[str, object] = {"p": K.P_DEFAULT, "K_D": 0.0, "d_gw": 0.0}
+    merged: dict[str, object] = {"p": K.P_DEFAULT, "K_D": 0.0, "d_gw": 0.0, "x": 0.0}
     merged.update(channel)
     merged.update(params)
-    required = ["length", "slope", "x", "n", "q_spatial", "top_width", "side_slope"]
+    required = ["length", "slope", "n", "q_spatial", "top_width", "side_slope"]
+    if x_from_data:
+        required.append("x")
     if leakance:
         required += ["K_D", "d_gw"]
     missing = [k for k in required if k not in channel and k not in params]
@@ -202,6 +227,10 @@ def muskingum_cunge(
     s_min: float = K.S_MIN,
     h_bank_min: float = K.H_BANK_MIN,
     h_bank_max: float = K.H_BANK_MAX,
+    x_mode: str = "data",
+    celerity: str = "wide_rectangle",
+    x_min: float = K.X_MIN,
+    x_max: float = K.X_MAX,
 ) -> torch.Tensor | RoutingResult:
     """Route lateral inflow through ``net`` with Muskingum–Cunge; differentiable in every input.
 
@@ -218,6 +247,9 @@ def muskingum_cunge(
         leakance: include the riverbed exchange ζ.
         backend: ``"auto"`` (numba on CPU, torch on CUDA), ``"numba"`` or ``"torch"``.
         return_diagnostics: return a :class:`RoutingResult` instead of the tensor.
+        x_mode: ``"data"`` (X from ``channel["x"]``) or ``"cunge"`` (X from the flow each step,
+            clamped to ``[x_min, x_max]``; ``channel["x"]`` is then optional and unused).
+        celerity: ``"wide_rectangle"`` (c = 5/3 v) or ``"exact"`` (dQ/dA of the trapezoid).
 
     Returns:
         (T+1, N) states (row 0 = initial state), or a :class:`RoutingResult`.
@@ -227,8 +259,9 @@ def muskingum_cunge(
     dtype, device = qlat.dtype, qlat.device
     if not (np.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive number of seconds, got {dt}")
-    lim = _limits(q_min, d_min, b_min, v_min, v_max, s_min, h_bank_min, h_bank_max)
-    p = _gather_params(channel, params, leakance, n_t, net, dtype, device)
+    lim = _settings(q_min, d_min, b_min, v_min, v_max, s_min, h_bank_min, h_bank_max,
+                    x_min, x_max, x_mode, celerity)  # fmt: skip
+    p = _gather_params(channel, params, leakance, x_mode == "data", n_t, net, dtype, device)
     hot = initial_state is None
     if hot:
         q0 = torch.zeros(net.n_reaches, dtype=dtype, device=device)

@@ -124,6 +124,7 @@ def simulate(
         b_min=floors.bottom_width,
         v_min=floors.velocity,
         s_min=floors.slope,
+        **config.routing.engine_kwargs(),
     )
     at_gauges = gather_gauges(discharge, batch.gauge_index)
     return Simulation(
