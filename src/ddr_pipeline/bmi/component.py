@@ -1,0 +1,465 @@
+"""``DdrRouting``: the trained router as a BMI 2.0 component (a drop-in NextGen routing module).
+
+A framework sets the lateral inflow of every reach (m³/s) for the next step, calls ``update``
+(one routing step of ``dt`` seconds) or ``update_until`` (the inflow held for every step up to
+that time), and reads the discharge. The component carries the routing state (discharge of every
+reach) and the LSTM state between calls: the daily parameters of input day ``d`` come from one
+LSTM day continuing the state of day ``d - 1`` and switch at midnight, so N ``update`` calls give
+the discharge of one Muskingum–Cunge run over the same steps (docs/bmi.md).
+
+Model time is in seconds since ``time.start``. The learned parameters are read-only outputs:
+those of the last step taken (before the first ``update``: of the first step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import torch
+from bmipy import Bmi
+
+from ddr_pipeline.bmi.config import SECONDS_PER_DAY, BmiConfig, load_bmi_config
+from ddr_pipeline.bmi.model import TrainedRouter
+from ddr_pipeline.bmi.state import RoutingState, read_restart, write_restart
+from ddr_pipeline.bmi.variables import (
+    DISCHARGE,
+    INFLOW,
+    PARAMETERS,
+    REACH_ID,
+    ROUTING_PARAMETERS,
+    Variable,
+)
+from ddr_pipeline.data.schema import format_values
+from ddr_pipeline.evaluation import reach_points
+from ddr_pipeline.models import LSTMState
+
+logger = logging.getLogger(__name__)
+
+GRID = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Progress:
+    """Where the run stands; replaced as a whole so a failed update changes nothing."""
+
+    step: int  # steps taken since model time 0
+    discharge: torch.Tensor | None  # (N,) at the current time; None = hot start pending
+    day: int  # input day whose parameters are loaded
+    lstm_entering: LSTMState | None  # LSTM state entering `day`
+    lstm_after: LSTMState | None  # ... and after it
+    params: dict[str, torch.Tensor]  # (N,) physical parameters of `day`
+
+
+@dataclasses.dataclass(frozen=True)
+class _Clock:
+    """Model time on the step grid: step k starts ``t0 + k`` steps after the inputs' first day."""
+
+    dt: float
+    t0: int  # steps from 00:00 of the inputs' first day to model time 0
+    n_steps: int  # steps from model time 0 to the end time
+
+    @property
+    def steps_per_day(self) -> int:
+        return int(SECONDS_PER_DAY / self.dt)
+
+    def day_of(self, step: int) -> int:
+        """Input day of step ``step``."""
+        return (self.t0 + step) // self.steps_per_day
+
+    def steps_left_in_day(self, step: int) -> int:
+        """Steps from ``step`` to the next midnight."""
+        return self.steps_per_day - (self.t0 + step) % self.steps_per_day
+
+
+class DdrRouting(Bmi):
+    """BMI 2.0 component routing lateral inflow with a trained ``ddr_pipeline`` model."""
+
+    _NAME = "ddr_pipeline DdrRouting: trained KAN/LSTM Muskingum-Cunge river routing"
+
+    def __init__(self) -> None:
+        self._config: BmiConfig | None = None
+        self._router: TrainedRouter | None = None
+        self._clock: _Clock | None = None
+        self._progress: _Progress | None = None
+        self._start: pd.Timestamp | None = None
+        self._values: dict[str, np.ndarray] = {}
+        self._node_xy: np.ndarray | None = None
+        self._edges: np.ndarray | None = None
+
+    # ----------------------------------------------------------------- control
+    def initialize(self, config_file: str) -> None:
+        """Load the model and network named by the YAML file and set up time and state."""
+        config = load_bmi_config(config_file)
+        router = TrainedRouter.load(config.model, config.network, config.device)
+        restart = None
+        if config.state.restart_file:
+            restart = read_restart(config.state.restart_file, router.reach_ids, router.fingerprint)
+        start = self._start_time(config, router, restart)
+        clock = self._make_clock(config, router, start)
+        n = router.network.n_reaches
+        self._values = {
+            INFLOW.name: np.zeros(n, dtype=np.float32),
+            DISCHARGE.name: np.full(n, np.nan, dtype=np.float32),
+            REACH_ID.name: np.asarray(router.reach_ids, dtype=np.int64).copy(),
+            **{PARAMETERS[p].name: np.zeros(n, dtype=np.float32) for p in router.parameter_names},
+        }
+        reaches = gpd.read_parquet(config.network.reaches)
+        self._node_xy = reach_points(reaches, router.reach_ids)
+        down = router.network.downstream_index
+        inner = np.flatnonzero(down >= 0)
+        self._edges = np.column_stack([inner, down[inner]]).astype(np.int64)
+        self._config, self._router, self._clock, self._start = config, router, clock, start
+        discharge = None
+        lstm = None
+        if restart is not None:
+            if restart.lstm is not None:
+                lstm = (restart.lstm[0].to(router.device), restart.lstm[1].to(router.device))
+            if not np.isnan(restart.discharge).all():
+                discharge = torch.from_numpy(restart.discharge).to(router.device)
+        first_day = clock.day_of(0)
+        params, after = router.day_parameters(first_day, lstm)
+        self._progress = _Progress(0, discharge, first_day, lstm, after, params)
+        self._publish()
+        logger.info(
+            "DdrRouting: %d reaches, %s .. %d steps of %g s, model %s",
+            n,
+            start.isoformat(),
+            clock.n_steps,
+            clock.dt,
+            router.fingerprint,
+        )
+
+    @staticmethod
+    def _start_time(
+        config: BmiConfig, router: TrainedRouter, restart: RoutingState | None
+    ) -> pd.Timestamp:
+        configured = None if config.time.start is None else pd.Timestamp(config.time.start)
+        if restart is not None:
+            if configured is not None and configured != restart.time:
+                raise ValueError(
+                    f"time.start {configured.isoformat()} differs from the time of the restart "
+                    f"file {config.state.restart_file} ({restart.time.isoformat()})"
+                )
+            return restart.time
+        return configured if configured is not None else router.dates[0]
+
+    @staticmethod
+    def _make_clock(config: BmiConfig, router: TrainedRouter, start: pd.Timestamp) -> _Clock:
+        dt = config.time.dt
+        first, last = router.dates[0], router.dates[-1]
+        end = pd.Timestamp(config.time.end) if config.time.end is not None else last
+        if not first <= start.normalize() <= last:
+            raise ValueError(
+                f"start {start.isoformat()} is outside the model inputs {first.date()}..{last.date()}"
+            )
+        if end > last:
+            raise ValueError(f"time.end {end.date()} is after the inputs' last day {last.date()}")
+        offset = (start - first).total_seconds() / dt
+        if offset != int(offset):
+            raise ValueError(f"start {start.isoformat()} is not on the {dt:g} s step grid")
+        stop = ((end - first).days + 1) * SECONDS_PER_DAY / dt
+        n_steps = int(stop) - int(offset)
+        if n_steps < 1:
+            raise ValueError(f"time.end {end.date()} is before the start {start.isoformat()}")
+        return _Clock(dt=dt, t0=int(offset), n_steps=n_steps)
+
+    def update(self) -> None:
+        """Advance one routing step with the current lateral inflow."""
+        self._advance(1)
+
+    def update_until(self, time: float) -> None:
+        """Advance to ``time`` (s, on the step grid), holding the current lateral inflow."""
+        clock, progress = self._ready()
+        steps = (float(time) - progress.step * clock.dt) / clock.dt
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError(f"time {time} s is not on the {clock.dt:g} s step grid")
+        if round(steps) < 0:
+            raise ValueError(
+                f"time {time} s is before the current time {self.get_current_time()} s"
+            )
+        self._advance(round(steps))
+
+    def finalize(self) -> None:
+        """Write the restart file when ``state.write_restart`` is set, then release the model."""
+        if self._config is not None and self._config.state.write_restart:
+            self.save_state(self._config.state.write_restart)
+        self._config = self._router = self._clock = self._progress = self._start = None
+        self._values, self._node_xy, self._edges = {}, None, None
+
+    def save_state(self, path: str | Path) -> Path:
+        """Write the state at the current time to a restart file (also at ``finalize``)."""
+        clock, progress = self._ready()
+        router = self._router
+        assert router is not None
+        next_day = clock.day_of(progress.step)
+        entering = progress.lstm_entering if next_day == progress.day else progress.lstm_after
+        if entering is None and router.lstm_layout is not None:  # not started: zeros, explicitly
+            layers, hidden = router.lstm_layout
+            zeros = torch.zeros(layers, router.network.n_reaches, hidden)
+            entering = (zeros, zeros.clone())
+        discharge = self._values[DISCHARGE.name].copy()
+        state = RoutingState(self._datetime(progress.step), discharge, entering, router.fingerprint)
+        target = write_restart(path, state, router.reach_ids, clock.dt)
+        logger.info("DdrRouting: restart written to %s (%s)", target, state.time.isoformat())
+        return target
+
+    # ----------------------------------------------------------------- stepping
+    def _ready(self) -> tuple[_Clock, _Progress]:
+        if self._clock is None or self._progress is None:
+            raise RuntimeError("DdrRouting is not initialized: call initialize(config_file) first")
+        return self._clock, self._progress
+
+    def _datetime(self, step: int) -> pd.Timestamp:
+        assert self._start is not None and self._clock is not None
+        return self._start + pd.Timedelta(seconds=step * self._clock.dt)
+
+    def _with_day(self, progress: _Progress, day: int) -> _Progress:
+        """``progress`` with the parameters of input day ``day`` (the next day, or the same)."""
+        if day == progress.day:
+            return progress
+        if day != progress.day + 1:
+            raise RuntimeError(f"days must follow each other: loaded {progress.day}, asked {day}")
+        assert self._router is not None
+        params, after = self._router.day_parameters(day, progress.lstm_after)
+        return dataclasses.replace(
+            progress, day=day, lstm_entering=progress.lstm_after, lstm_after=after, params=params
+        )
+
+    def _advance(self, n_steps: int) -> None:
+        """Route ``n_steps`` steps of the current inflow, one call per day; all or nothing."""
+        clock, progress = self._ready()
+        router = self._router
+        assert router is not None
+        if progress.step + n_steps > clock.n_steps:
+            raise ValueError(
+                f"cannot advance {n_steps} steps from {progress.step * clock.dt:g} s: the end "
+                f"time is {self.get_end_time():g} s"
+            )
+        inflow = torch.from_numpy(self._values[INFLOW.name].copy()).to(router.device)
+        while n_steps > 0:
+            progress = self._with_day(progress, clock.day_of(progress.step))
+            k = min(n_steps, clock.steps_left_in_day(progress.step))
+            states = router.route(
+                inflow.expand(k, -1), progress.params, progress.discharge, clock.dt
+            )
+            progress = dataclasses.replace(progress, step=progress.step + k, discharge=states[-1])
+            n_steps -= k
+        self._progress = progress
+        self._publish()
+
+    def _publish(self) -> None:
+        """Copy the state into the output buffers in place (pointers stay valid)."""
+        progress = self._progress
+        assert progress is not None
+        if progress.discharge is not None:
+            np.copyto(self._values[DISCHARGE.name], progress.discharge.cpu().numpy())
+        for name, values in progress.params.items():
+            np.copyto(
+                self._values[PARAMETERS[name].name], values.cpu().numpy(), casting="same_kind"
+            )
+
+    # ----------------------------------------------------------------- metadata
+    def get_component_name(self) -> str:
+        return self._NAME
+
+    def get_input_item_count(self) -> int:
+        return len(self.get_input_var_names())
+
+    def get_output_item_count(self) -> int:
+        return len(self.get_output_var_names())
+
+    def get_input_var_names(self) -> tuple[str, ...]:
+        return (INFLOW.name,)
+
+    def get_output_var_names(self) -> tuple[str, ...]:
+        names = self._router.parameter_names if self._router else ROUTING_PARAMETERS
+        return (DISCHARGE.name, REACH_ID.name, *(PARAMETERS[p].name for p in names))
+
+    def _variable(self, name: str) -> Variable:
+        known = {v.name: v for v in (INFLOW, DISCHARGE, REACH_ID, *PARAMETERS.values())}
+        if name not in known or (
+            name not in self.get_input_var_names() and name not in self.get_output_var_names()
+        ):
+            raise KeyError(
+                f"unknown variable {name!r}; inputs {list(self.get_input_var_names())}, "
+                f"outputs {list(self.get_output_var_names())}"
+            )
+        return known[name]
+
+    def get_var_grid(self, name: str) -> int:
+        self._variable(name)
+        return GRID
+
+    def get_var_type(self, name: str) -> str:
+        return self._variable(name).dtype
+
+    def get_var_units(self, name: str) -> str:
+        return self._variable(name).units
+
+    def get_var_itemsize(self, name: str) -> int:
+        return np.dtype(self.get_var_type(name)).itemsize
+
+    def get_var_nbytes(self, name: str) -> int:
+        return self.get_var_itemsize(name) * self.get_grid_size(GRID)
+
+    def get_var_location(self, name: str) -> str:
+        self._variable(name)
+        return "node"
+
+    # ----------------------------------------------------------------- time
+    def get_current_time(self) -> float:
+        clock, progress = self._ready()
+        return float(progress.step * clock.dt)
+
+    def get_start_time(self) -> float:
+        return 0.0
+
+    def get_end_time(self) -> float:
+        clock, _ = self._ready()
+        return float(clock.n_steps * clock.dt)
+
+    def get_time_units(self) -> str:
+        return "s"
+
+    def get_time_step(self) -> float:
+        clock, _ = self._ready()
+        return float(clock.dt)
+
+    def get_start_datetime(self) -> pd.Timestamp:
+        """Calendar time of model time 0 (not part of BMI; for frameworks and tests)."""
+        self._ready()
+        assert self._start is not None
+        return self._start
+
+    # ----------------------------------------------------------------- values
+    def _buffer(self, name: str) -> np.ndarray:
+        self._variable(name)
+        self._ready()
+        return self._values[name]
+
+    def get_value(self, name: str, dest: np.ndarray) -> np.ndarray:
+        dest[:] = self._buffer(name)
+        return dest
+
+    def get_value_ptr(self, name: str) -> np.ndarray:
+        """The live buffer: writable for the inflow, a read-only view of every output."""
+        buffer = self._buffer(name)
+        if name == INFLOW.name:
+            return buffer
+        view = buffer.view()
+        view.flags.writeable = False
+        return view
+
+    def get_value_at_indices(self, name: str, dest: np.ndarray, inds: np.ndarray) -> np.ndarray:
+        dest[:] = self._buffer(name)[inds]
+        return dest
+
+    def set_value(self, name: str, src: np.ndarray) -> None:
+        self._set(name, src, None)
+
+    def set_value_at_indices(self, name: str, inds: np.ndarray, src: np.ndarray) -> None:
+        self._set(name, src, np.asarray(inds, dtype=np.int64))
+
+    def _set(self, name: str, src: np.ndarray, inds: np.ndarray | None) -> None:
+        """Validate, then write ``src`` into the inflow buffer (all of it or at ``inds``)."""
+        if name != INFLOW.name:
+            self._variable(name)
+            raise ValueError(f"{name} is an output; only {INFLOW.name} can be set")
+        buffer = self._buffer(name)
+        values = np.asarray(src, dtype=np.float64).reshape(-1)
+        expected = buffer.size if inds is None else inds.size
+        if values.size != expected:
+            raise ValueError(f"{name}: expected {expected} values, got {values.size}")
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            ids = self._values[REACH_ID.name]
+            where = ids[bad] if inds is None else ids[inds[bad]]
+            raise ValueError(
+                f"{name} must be finite and >= 0 (m3 s-1); bad values at reach ids "
+                f"{format_values(where)}"
+            )
+        if inds is None:
+            buffer[:] = values
+        else:
+            buffer[inds] = values
+
+    # ----------------------------------------------------------------- grid
+    def _grid(self, grid: int) -> None:
+        if grid != GRID:
+            raise KeyError(f"unknown grid {grid}; this component has grid {GRID} only")
+        self._ready()
+
+    def get_grid_rank(self, grid: int) -> int:
+        self._grid(grid)
+        return 2
+
+    def get_grid_size(self, grid: int) -> int:
+        self._grid(grid)
+        assert self._router is not None
+        return int(self._router.network.n_reaches)
+
+    def get_grid_type(self, grid: int) -> str:
+        self._grid(grid)
+        return "unstructured"
+
+    def get_grid_shape(self, grid: int, shape: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("the reach grid is unstructured: it has no shape")
+
+    def get_grid_spacing(self, grid: int, spacing: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("the reach grid is unstructured: it has no spacing")
+
+    def get_grid_origin(self, grid: int, origin: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("the reach grid is unstructured: it has no origin")
+
+    def get_grid_x(self, grid: int, x: np.ndarray) -> np.ndarray:
+        """Longitude (or x) of each reach's representative point (CRS of the reaches table)."""
+        self._grid(grid)
+        assert self._node_xy is not None
+        x[:] = self._node_xy[:, 0]
+        return x
+
+    def get_grid_y(self, grid: int, y: np.ndarray) -> np.ndarray:
+        """Latitude (or y) of each reach's representative point."""
+        self._grid(grid)
+        assert self._node_xy is not None
+        y[:] = self._node_xy[:, 1]
+        return y
+
+    def get_grid_z(self, grid: int, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("the reach grid is two-dimensional: it has no z")
+
+    def get_grid_node_count(self, grid: int) -> int:
+        return self.get_grid_size(grid)
+
+    def get_grid_edge_count(self, grid: int) -> int:
+        self._grid(grid)
+        assert self._edges is not None
+        return int(self._edges.shape[0])
+
+    def get_grid_face_count(self, grid: int) -> int:
+        self._grid(grid)
+        return 0
+
+    def get_grid_edge_nodes(self, grid: int, edge_nodes: np.ndarray) -> np.ndarray:
+        """``(upstream node, downstream node)`` of every link, flattened."""
+        self._grid(grid)
+        assert self._edges is not None
+        edge_nodes[:] = self._edges.reshape(-1)
+        return edge_nodes
+
+    def get_grid_face_edges(self, grid: int, face_edges: np.ndarray) -> np.ndarray:
+        self._grid(grid)
+        return face_edges  # no faces
+
+    def get_grid_face_nodes(self, grid: int, face_nodes: np.ndarray) -> np.ndarray:
+        self._grid(grid)
+        return face_nodes  # no faces
+
+    def get_grid_nodes_per_face(self, grid: int, nodes_per_face: np.ndarray) -> np.ndarray:
+        self._grid(grid)
+        return nodes_per_face  # no faces

@@ -1,0 +1,137 @@
+"""The component's one YAML configuration file (pydantic v2, unknown keys are errors).
+
+Relative paths are resolved against the folder of the configuration file, so a configuration
+can travel with its files (the way NextGen realizations reference per-run configurations).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ddr_pipeline.config import ConfigError, format_validation_error
+
+SECONDS_PER_DAY = 86400
+_DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ModelSource(_Strict):
+    """The trained model: a checkpoint file, an MLflow model URI or a training run's latest."""
+
+    checkpoint: str | None = Field(None, description="Checkpoint file (.pt); wins over the rest.")
+    mlflow_model_uri: str | None = Field(
+        None, description="runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>"
+    )
+    run_name: str | None = Field(None, description="Training run: its latest checkpoint.")
+    models_dir: str = Field("data/06_models", description="Folder of the training runs.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSource:
+        if not (self.checkpoint or self.mlflow_model_uri or self.run_name):
+            raise ValueError("give model.checkpoint, model.mlflow_model_uri or model.run_name")
+        return self
+
+
+class NetworkSource(_Strict):
+    """The river network and the model's inputs on it (a geodataset after ``data_processing``)."""
+
+    model_inputs: str = Field(description="model_inputs.zarr of the geodataset.")
+    normalization_stats: str = Field(
+        description="normalization_stats.json (a file, or Kedro's versioned folder: latest)."
+    )
+    reaches: str = Field(description="reaches.parquet (GeoParquet): grid node coordinates.")
+    target_reach_ids: list[int] = Field(
+        default_factory=list, description="Route only their upstream closure ([] = every reach)."
+    )
+
+
+class TimeSettings(_Strict):
+    """Model time: seconds since ``start``; one ``update`` is one routing step of ``dt``."""
+
+    start: datetime.datetime | None = Field(
+        None,
+        description="Model time 0 (default: the restart file's time, else the inputs' first day).",
+    )
+    end: datetime.date | None = Field(
+        None, description="Last day routed, inclusive (default: the inputs' last day)."
+    )
+    dt: float = Field(3600.0, gt=0, description="Routing step (s); must divide one day.")
+
+    @field_validator("dt")
+    @classmethod
+    def _divides_a_day(cls, dt: float) -> float:
+        steps = SECONDS_PER_DAY / dt
+        if steps != int(steps):
+            raise ValueError(f"dt={dt} s does not divide one day ({SECONDS_PER_DAY} s)")
+        return dt
+
+
+class StateFiles(_Strict):
+    """Restart files: read at ``initialize``, written at ``finalize``."""
+
+    restart_file: str | None = Field(
+        None, description="Initial state: a restart file of this component (or discharge only)."
+    )
+    write_restart: str | None = Field(None, description="Restart file written by finalize().")
+
+
+class BmiConfig(_Strict):
+    """Configuration of :class:`ddr_pipeline.bmi.DdrRouting`."""
+
+    model: ModelSource
+    network: NetworkSource
+    time: TimeSettings = Field(default_factory=TimeSettings)
+    state: StateFiles = Field(default_factory=StateFiles)
+    device: str = Field("cpu", description="torch device of the routing (cpu, cuda, cuda:N).")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not _DEVICE.match(device):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+        return device
+
+
+_PATH_KEYS = (
+    ("model", "checkpoint"),
+    ("model", "models_dir"),
+    ("network", "model_inputs"),
+    ("network", "normalization_stats"),
+    ("network", "reaches"),
+    ("state", "restart_file"),
+    ("state", "write_restart"),
+)
+
+
+def _resolved(raw: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """``raw`` with every relative path key made absolute against ``base``."""
+    out = {key: dict(value) if isinstance(value, Mapping) else value for key, value in raw.items()}
+    for section, key in _PATH_KEYS:
+        block = out.get(section)
+        if isinstance(block, dict) and isinstance(block.get(key), str):
+            block[key] = str((base / Path(block[key]).expanduser()).resolve())
+    return out
+
+
+def load_bmi_config(path: str | Path) -> BmiConfig:
+    """Read and validate the YAML file; :class:`ConfigError` lines name the offending key."""
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"BMI configuration file {source} does not exist")
+    raw = yaml.safe_load(source.read_text())
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return BmiConfig.model_validate(_resolved(raw, source.resolve().parent))
+    except ValidationError as error:
+        raise ConfigError(f"{source}:\n{format_validation_error(error, root='bmi')}") from None

@@ -1,0 +1,170 @@
+"""The trained model on a network: the component's one coupling to model loading and routing.
+
+Everything the BMI component needs from the rest of the library goes through
+:class:`TrainedRouter`: loading the trained model (checkpoint | run | MLflow URI) and the
+geodataset's model inputs, the physical parameters of one day (KAN + one LSTM day carrying its
+state, exactly as the chunked routing of :mod:`ddr_pipeline.inference`), and Muskingum–Cunge
+steps from a carried discharge state with the same arguments as the routing pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ddr_pipeline import inference
+from ddr_pipeline.bmi.config import ModelSource, NetworkSource
+from ddr_pipeline.bmi.variables import LEAKANCE_PARAMETERS, ROUTING_PARAMETERS
+from ddr_pipeline.data.batching import ModelInputs
+from ddr_pipeline.datasets import XarrayZarrDataset
+from ddr_pipeline.models import LSTMState
+from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.routing import muskingum_cunge
+from ddr_pipeline.training.checkpoints import LoadedCheckpoint, check_compatible
+
+logger = logging.getLogger(__name__)
+
+
+def read_normalization_stats(path: str | Path) -> dict[str, Any]:
+    """The statistics JSON: a file, or the latest version in a Kedro versioned folder."""
+    source = Path(path)
+    if source.is_dir():
+        versions = sorted(source.glob(f"*/{source.name}"))
+        if not versions:
+            raise FileNotFoundError(f"no version of {source.name} in the versioned folder {source}")
+        source = versions[-1]
+    if not source.is_file():
+        raise FileNotFoundError(f"normalisation statistics {source} do not exist")
+    return json.loads(source.read_text())
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """Short SHA-256 of the model weights (names, shapes and values): ties a restart to them."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class TrainedRouter:
+    """A trained model routing one domain of a geodataset, one day of parameters at a time."""
+
+    def __init__(
+        self,
+        ckpt: LoadedCheckpoint,
+        inputs: ModelInputs,
+        domain: inference.RoutingDomain,
+        device: str = "cpu",
+    ) -> None:
+        self.ckpt = ckpt
+        self.inputs = inputs
+        self.domain = domain
+        self.device = torch.device(device)
+        self.source = inference.TrainedParameters(
+            ckpt.model, ckpt.config, inputs.attribute_names, inputs.forcing_names
+        )
+        idx = domain.reach_index
+        self._attributes = self._tensor(inputs.attributes[idx])
+        self._attributes_raw = self._tensor(inputs.attributes_raw[idx])
+        self._observed = {k: self._tensor(v[idx]) for k, v in inputs.observed_geometry.items()}
+        self._channel = {k: self._tensor(v[idx]) for k, v in inputs.channel.items()}
+        self.fingerprint = model_fingerprint(ckpt.model)
+
+    @classmethod
+    def load(cls, model: ModelSource, network: NetworkSource, device: str = "cpu") -> TrainedRouter:
+        """Load the model and the network inputs; fail on any mismatch between them."""
+        ckpt = inference.load_model(
+            checkpoint=model.checkpoint,
+            run_name=model.run_name,
+            mlflow_model_uri=model.mlflow_model_uri,
+            models_dir=model.models_dir,
+        )
+        if not Path(network.model_inputs).exists():
+            raise FileNotFoundError(f"model inputs {network.model_inputs} do not exist")
+        inputs = ModelInputs.from_dataset(XarrayZarrDataset(filepath=network.model_inputs).load())
+        stats = read_normalization_stats(network.normalization_stats)
+        check_compatible(
+            ckpt.payload, ckpt.config, inputs.attribute_names, inputs.forcing_names, stats
+        )
+        domain = inference.reach_domain(inputs, network.target_reach_ids or None)
+        ckpt.model.to(device)
+        return cls(ckpt, inputs, domain, device)
+
+    def _tensor(self, values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
+
+    @property
+    def network(self) -> RiverNetwork:
+        """The routed (sub-)network; columns of every per-reach array follow its ``ids``."""
+        return self.domain.network
+
+    @property
+    def reach_ids(self) -> np.ndarray:
+        """``(N,)`` ids of the routed reaches."""
+        return self.inputs.reach_ids[self.domain.reach_index]
+
+    @property
+    def dates(self) -> pd.DatetimeIndex:
+        """Days of the model inputs (the forcings the LSTM can read)."""
+        return self.inputs.dates
+
+    @property
+    def lstm_layout(self) -> tuple[int, int] | None:
+        """``(layers, hidden size)`` of the LSTM state, ``None`` without an LSTM."""
+        lstm = self.ckpt.model.lstm
+        return None if lstm is None else (lstm.lstm.num_layers, lstm.lstm.hidden_size)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Physical parameters handed to the routing (``n``, ``top_width``, ...)."""
+        leakance = LEAKANCE_PARAMETERS if self.source.leakance else ()
+        return [*ROUTING_PARAMETERS, *leakance]
+
+    def day_parameters(
+        self, day: int, state: LSTMState | None
+    ) -> tuple[dict[str, torch.Tensor], LSTMState | None]:
+        """Physical ``(N,)`` parameters of input day ``day`` and the LSTM state after it."""
+        if not 0 <= day < len(self.dates):
+            raise IndexError(f"day {day} is outside the model inputs (0..{len(self.dates) - 1})")
+        idx = self.domain.reach_index
+        chunk = inference.ChunkInputs(
+            forcings=self._tensor(self.inputs.forcings[day : day + 1][:, idx]),
+            attributes=self._attributes,
+            attributes_raw=self._attributes_raw,
+            observed_geometry=self._observed,
+        )
+        with torch.no_grad():
+            params, new_state = self.source(chunk, state)
+        return {k: (v[0] if v.ndim == 2 else v) for k, v in params.items()}, new_state
+
+    def route(
+        self,
+        inflow: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        initial_state: torch.Tensor | None,
+        dt: float,
+    ) -> torch.Tensor:
+        """``(T+1, N)`` states of ``T`` steps of lateral inflow ``(T, N)`` (m³/s) from a state.
+
+        ``initial_state`` ``None`` is the hot start (accumulated first-step inflow), as at the
+        start of a routing-pipeline run.
+        """
+        with torch.no_grad():
+            return muskingum_cunge(
+                self.network,
+                inflow,
+                channel=self._channel,
+                params=params,
+                dt=dt,
+                initial_state=initial_state,
+                leakance=self.source.leakance,
+            )

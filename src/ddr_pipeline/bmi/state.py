@@ -1,0 +1,129 @@
+"""The component's carried state and its restart file (one netCDF file, written atomically).
+
+The state at a time ``t`` is everything the next step needs: the discharge of every reach at
+``t`` (NaN everywhere = not started yet: the first step hot-starts from its own inflow) and the
+LSTM state entering the day of the next step (the day's parameters are recomputed from it, so a
+restart in the middle of a day continues exactly). The file also records the time, the weights'
+fingerprint and the reach ids, so a restart is only ever applied to the model and reaches it
+belongs to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from ddr_pipeline.data.io import atomic_path
+from ddr_pipeline.data.schema import format_values
+from ddr_pipeline.models import LSTMState
+
+FORMAT_VERSION = 1
+
+
+class RestartError(ValueError):
+    """A restart file that does not belong to this model, network or time."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RoutingState:
+    """Discharge ``(N,)`` (NaN = hot start pending) and the LSTM state entering the next day."""
+
+    time: pd.Timestamp
+    discharge: np.ndarray
+    lstm: LSTMState | None
+    fingerprint: str | None = None
+
+
+def write_restart(path: str | Path, state: RoutingState, reach_ids: np.ndarray, dt: float) -> Path:
+    """Write ``state`` to ``path`` (netCDF, atomic: the old file or the complete new one)."""
+    coords = {"reach_id": np.asarray(reach_ids, dtype=np.int64)}
+    data = {
+        "discharge": xr.DataArray(
+            np.asarray(state.discharge, dtype=np.float32),
+            dims="reach_id",
+            attrs={"units": "m3 s-1", "long_name": "discharge at the reach outlet"},
+        )
+    }
+    if state.lstm is not None:
+        for name, tensor in zip(("lstm_h", "lstm_c"), state.lstm, strict=True):
+            data[name] = xr.DataArray(
+                tensor.detach().cpu().numpy(), dims=("layer", "reach_id", "hidden")
+            )
+    attrs = {
+        "format_version": FORMAT_VERSION,
+        "time": state.time.isoformat(),
+        "dt_seconds": float(dt),
+        "model_fingerprint": state.fingerprint or "",
+        "description": "ddr_pipeline BMI restart: discharge at `time` and the LSTM state "
+        "entering the day of the next step",
+    }
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    return target
+
+
+def read_restart(path: str | Path, reach_ids: np.ndarray, fingerprint: str) -> RoutingState:
+    """Read a restart file and align it on ``reach_ids``.
+
+    Raises :class:`RestartError` naming the reach ids missing from the file or a different
+    model fingerprint (an LSTM state of other weights would silently corrupt the run). A file
+    with ``discharge`` only is an initial state: the LSTM starts from zeros.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"restart file {source} does not exist")
+    with xr.open_dataset(source, engine="h5netcdf") as stored:
+        ds = stored.load()
+    if "discharge" not in ds or "time" not in ds.attrs:
+        raise RestartError(
+            f"restart file {source} lacks the discharge variable or the time attribute"
+        )
+    file_ids = np.asarray(ds["reach_id"].values, dtype=np.int64)
+    missing = np.setdiff1d(reach_ids, file_ids)
+    if missing.size:
+        raise RestartError(
+            f"restart file {source} has no state for reach ids {format_values(missing)}"
+        )
+    ds = ds.sel(reach_id=np.asarray(reach_ids, dtype=np.int64))
+    lstm = None
+    if "lstm_h" in ds:
+        saved = str(ds.attrs.get("model_fingerprint", ""))
+        if saved != fingerprint:
+            raise RestartError(
+                f"restart file {source} holds the LSTM state of model {saved or '<unknown>'}, "
+                f"this component runs model {fingerprint}"
+            )
+        lstm = tuple(
+            torch.from_numpy(
+                np.ascontiguousarray(ds[name].transpose("layer", "reach_id", "hidden").values)
+            )
+            for name in ("lstm_h", "lstm_c")
+        )
+    discharge = np.asarray(ds["discharge"].values, dtype=np.float32)
+    _check_discharge(discharge, reach_ids, source)
+    return RoutingState(
+        time=pd.Timestamp(ds.attrs["time"]),
+        discharge=discharge,
+        lstm=lstm,  # type: ignore[arg-type]
+        fingerprint=fingerprint,
+    )
+
+
+def _check_discharge(discharge: np.ndarray, reach_ids: np.ndarray, source: Path) -> None:
+    """All NaN (not started) or finite and >= 0 everywhere."""
+    nan = np.isnan(discharge)
+    if nan.all():
+        return
+    bad = nan | ~np.isfinite(discharge) | (discharge < 0)
+    if bad.any():
+        raise RestartError(
+            f"restart file {source}: discharge is missing, infinite or negative at reach ids "
+            f"{format_values(reach_ids[bad])}"
+        )

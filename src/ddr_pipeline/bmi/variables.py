@@ -1,0 +1,83 @@
+"""Exchange items of the component: CSDMS-style standard names, units and types.
+
+Lateral inflow and discharge use the names of NOAA's t-route BMI, so a NextGen realization can
+swap the routing module without renaming its couplings. The learned parameters have no CSDMS
+standard name of their own; their names follow the CSDMS ``object__quantity`` pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One exchange item (every one is a per-reach array on grid 0, located at its nodes)."""
+
+    name: str
+    units: str
+    dtype: str
+    description: str
+
+
+INFLOW = Variable(
+    "land_surface_water_source__volume_flow_rate",
+    "m3 s-1",
+    "float32",
+    "lateral inflow Q' into each reach during the next step (set before each update)",
+)
+DISCHARGE = Variable(
+    "channel_exit_water_x-section__volume_flow_rate",
+    "m3 s-1",
+    "float32",
+    "discharge at each reach outlet at the current time (end of the last step)",
+)
+REACH_ID = Variable(
+    "channel_water__id", "1", "int64", "id of each reach (the geodataset's reach id)"
+)
+
+#: Parameters of every Muskingum-Cunge step (keys of ``muskingum_cunge``'s ``params``) ...
+ROUTING_PARAMETERS: tuple[str, ...] = ("n", "q_spatial", "top_width", "side_slope", "p")
+#: ... and those of models with the riverbed exchange (``use_leakance``).
+LEAKANCE_PARAMETERS: tuple[str, ...] = ("K_D", "d_gw")
+
+#: Routing parameter -> its read-only output variable.
+PARAMETERS: dict[str, Variable] = {
+    "n": Variable(
+        "channel_bottom_water_flow__manning_n_parameter",
+        "s m-1/3",
+        "float32",
+        "Manning's roughness n",
+    ),
+    "q_spatial": Variable(
+        "channel_x-section__shape_exponent",
+        "1",
+        "float32",
+        "cross-section shape exponent q (0 = rectangle, 1 = triangle)",
+    ),
+    "top_width": Variable("channel_x-section__top_width", "m", "float32", "trapezoid top width W"),
+    "side_slope": Variable(
+        "channel_x-section_trapezoid_side__run_to_rise_ratio",
+        "1",
+        "float32",
+        "trapezoid side slope z (horizontal : vertical)",
+    ),
+    "p": Variable(
+        "channel_x-section__width_coefficient",
+        "m^(1-q)",
+        "float32",
+        "spatial coefficient p of the depth relation (routing.md)",
+    ),
+    "K_D": Variable(
+        "channel_bed__hydraulic_conductance",
+        "s-1",
+        "float32",
+        "riverbed conductance K_D (leakance models only)",
+    ),
+    "d_gw": Variable(
+        "channel_bed_groundwater__depth_offset",
+        "m",
+        "float32",
+        "groundwater depth term d_gw of the riverbed exchange (leakance models only)",
+    ),
+}

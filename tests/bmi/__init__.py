@@ -1,0 +1,1 @@
+"""Tests of the BMI component (ddr_pipeline.bmi)."""

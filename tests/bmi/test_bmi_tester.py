@@ -1,0 +1,24 @@
+"""CSDMS ``bmi-tester`` (BMI 2.0 conformance) on the DRB demo with the bundled checkpoint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bmi.helpers import config_dict, write_config
+
+
+def test_bmi_tester_passes(tmp_path: Path, drb_processed: Path) -> None:
+    stage = tmp_path / "stage"  # bmi-tester copies every file of the stage folder
+    write_config(stage, config_dict(drb_processed, "1980-01-01", "1980-01-10"))
+    command = [
+        sys.executable, "-m", "bmi_tester", "ddr_pipeline.bmi:DdrRouting",
+        "--root-dir", str(stage), "--config-file", "bmi.yaml",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KEDRO_DISABLE_TELEMETRY": "true"}
+    done = subprocess.run(command, cwd=stage, env=env, capture_output=True, text=True, check=False)
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, report[-6000:]
+    assert "failed" not in report and " passed" in report
