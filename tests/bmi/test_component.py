@@ -63,6 +63,7 @@ def reference(inputs: ModelInputs, hourly_inflow: np.ndarray) -> dict:
             params=hourly,
             dt=3600.0,
             leakance=source.leakance,
+            **source.routing_options,
         )
     daily_names = [k for k, v in params.items() if v.ndim == 2]
     return {"states": states.numpy(), "params": params, "daily": daily_names}

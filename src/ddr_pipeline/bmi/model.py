@@ -92,9 +92,11 @@ class TrainedRouter:
             raise FileNotFoundError(f"model inputs {network.model_inputs} do not exist")
         inputs = ModelInputs.from_dataset(XarrayZarrDataset(filepath=network.model_inputs).load())
         stats = read_normalization_stats(network.normalization_stats)
-        check_compatible(
-            ckpt.payload, ckpt.config, inputs.attribute_names, inputs.forcing_names, stats
-        )
+        # Only the data is checked against the checkpoint: its configuration is the one the
+        # model was built from (a re-dump with today's defaults, so keys added since it was
+        # written do not count as differences).
+        resolved = {**ckpt.payload, "config": ckpt.config.model_dump(mode="json")}
+        check_compatible(resolved, ckpt.config, inputs.attribute_names, inputs.forcing_names, stats)
         domain = inference.reach_domain(inputs, network.target_reach_ids or None)
         ckpt.model.to(device)
         return cls(ckpt, inputs, domain, device)
@@ -167,4 +169,5 @@ class TrainedRouter:
                 dt=dt,
                 initial_state=initial_state,
                 leakance=self.source.leakance,
+                **self.source.routing_options,
             )
