@@ -247,3 +247,9 @@ def test_configuration_errors_name_the_key(tmp_path: Path, drb_processed: Path) 
         DdrRouting().initialize(str(write_config(tmp_path, config)))
     with pytest.raises(RuntimeError, match="not initialized"):
         DdrRouting().update()
+
+
+def test_bundled_checkpoint_is_small_and_weights_only() -> None:
+    assert CHECKPOINT.stat().st_size < 300_000
+    payload = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
+    assert {"model_state_dict", "config", "normalization_stats"} <= set(payload)
