@@ -241,6 +241,7 @@ class DdrRouting(Bmi):
                 f"time is {self.get_end_time():g} s"
             )
         inflow = torch.from_numpy(self._values[INFLOW.name].copy()).to(router.device)
+        first_day = progress.day
         while n_steps > 0:
             progress = self._with_day(progress, clock.day_of(progress.step))
             k = min(n_steps, clock.steps_left_in_day(progress.step))
@@ -250,15 +251,15 @@ class DdrRouting(Bmi):
             progress = dataclasses.replace(progress, step=progress.step + k, discharge=states[-1])
             n_steps -= k
         self._progress = progress
-        self._publish()
+        self._publish(parameters=progress.day != first_day)
 
-    def _publish(self) -> None:
-        """Copy the state into the output buffers in place (pointers stay valid)."""
+    def _publish(self, parameters: bool = True) -> None:
+        """Copy the state (and the parameters) into the output buffers in place."""
         progress = self._progress
         assert progress is not None
         if progress.discharge is not None:
             np.copyto(self._values[DISCHARGE.name], progress.discharge.cpu().numpy())
-        for name, values in progress.params.items():
+        for name, values in progress.params.items() if parameters else ():
             np.copyto(
                 self._values[PARAMETERS[name].name], values.cpu().numpy(), casting="same_kind"
             )
