@@ -95,7 +95,7 @@ class DdrRouting(Bmi):
     def initialize(self, config_file: str) -> None:
         """Load the model and network named by the YAML file and set up time and state."""
         config = load_bmi_config(config_file)
-        router = TrainedRouter.load(config.model, config.network, config.device)
+        router = TrainedRouter.load(config.model, config.network, config.time.dt, config.device)
         restart = None
         if config.state.restart_file:
             restart = read_restart(config.state.restart_file, router.reach_ids, router.fingerprint)
@@ -245,9 +245,7 @@ class DdrRouting(Bmi):
         while n_steps > 0:
             progress = self._with_day(progress, clock.day_of(progress.step))
             k = min(n_steps, clock.steps_left_in_day(progress.step))
-            states = router.route(
-                inflow.expand(k, -1), progress.params, progress.discharge, clock.dt
-            )
+            states = router.route(inflow.expand(k, -1), progress.params, progress.discharge)
             progress = dataclasses.replace(progress, step=progress.step + k, discharge=states[-1])
             n_steps -= k
         self._progress = progress

@@ -63,9 +63,11 @@ class TrainedRouter:
         ckpt: LoadedCheckpoint,
         inputs: ModelInputs,
         domain: inference.RoutingDomain,
+        dt: float,
         device: str = "cpu",
     ) -> None:
         self.ckpt = ckpt
+        self.dt = dt
         self.inputs = inputs
         self.domain = domain
         self.device = torch.device(device)
@@ -80,7 +82,9 @@ class TrainedRouter:
         self.fingerprint = model_fingerprint(ckpt.model)
 
     @classmethod
-    def load(cls, model: ModelSource, network: NetworkSource, device: str = "cpu") -> TrainedRouter:
+    def load(
+        cls, model: ModelSource, network: NetworkSource, dt: float, device: str = "cpu"
+    ) -> TrainedRouter:
         """Load the model and the network inputs; fail on any mismatch between them."""
         ckpt = inference.load_model(
             checkpoint=model.checkpoint,
@@ -99,7 +103,7 @@ class TrainedRouter:
         check_compatible(resolved, ckpt.config, inputs.attribute_names, inputs.forcing_names, stats)
         domain = inference.reach_domain(inputs, network.target_reach_ids or None)
         ckpt.model.to(device)
-        return cls(ckpt, inputs, domain, device)
+        return cls(ckpt, inputs, domain, dt, device)
 
     def _tensor(self, values: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
@@ -153,9 +157,8 @@ class TrainedRouter:
         inflow: torch.Tensor,
         params: dict[str, torch.Tensor],
         initial_state: torch.Tensor | None,
-        dt: float,
     ) -> torch.Tensor:
-        """``(T+1, N)`` states of ``T`` steps of lateral inflow ``(T, N)`` (m³/s) from a state.
+        """``(T+1, N)`` states of ``T`` steps (of :attr:`dt` s) of lateral inflow ``(T, N)`` (m³/s).
 
         ``initial_state`` ``None`` is the hot start (accumulated first-step inflow), as at the
         start of a routing-pipeline run.
@@ -166,7 +169,7 @@ class TrainedRouter:
                 inflow,
                 channel=self._channel,
                 params=params,
-                dt=dt,
+                dt=self.dt,
                 initial_state=initial_state,
                 leakance=self.source.leakance,
                 **self.source.routing_options,
