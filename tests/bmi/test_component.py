@@ -253,3 +253,21 @@ def test_bundled_checkpoint_is_small_and_weights_only() -> None:
     assert CHECKPOINT.stat().st_size < 300_000
     payload = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
     assert {"model_state_dict", "config", "normalization_stats"} <= set(payload)
+
+
+def test_target_reaches_route_their_upstream_closure(
+    tmp_path: Path, drb_processed: Path, inputs: ModelInputs, hourly_inflow: np.ndarray
+) -> None:
+    """A sub-domain equals the whole network at its reaches (nothing flows in from outside)."""
+    outlet = int(inputs.reach_ids[np.argmax(inputs.network.upstream_count)])
+    whole = started(tmp_path / "a", drb_processed)
+    part = started(tmp_path / "b", drb_processed, network={"target_reach_ids": [outlet]})
+    ids = part.get_value_ptr(REACH_ID.name)
+    assert 1 < ids.size < whole.get_grid_size(0) and outlet in ids
+    columns = inputs.network.index_of(ids)
+    for inflow in hourly_inflow[:30]:
+        whole.set_value(INFLOW.name, inflow)
+        part.set_value(INFLOW.name, inflow[columns])
+        whole.update()
+        part.update()
+    np.testing.assert_allclose(discharge(part), discharge(whole)[columns], rtol=1e-6)
