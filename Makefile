@@ -56,7 +56,7 @@ lint: $(STAMP)  ## ruff
 viz: $(STAMP)  ## build the static Kedro-Viz site into build/ (serve: python -m http.server -d build)
 	$(BIN)/kedro viz build
 
-mlflow-ui: $(STAMP)  ## MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)
+mlflow-ui: $(STAMP)  ## MLflow UI on http://127.0.0.1:5000 (port: MLFLOW_PORT)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 clean-outputs:  ## delete pipeline outputs (data/02..08), keeping raw data, venv and MLflow runs

@@ -355,7 +355,7 @@ class MonitoringConfig(_Strict):
     log_checkpoints: bool = Field(
         True, description="Upload every checkpoint to MLflow (the final model always is)."
     )
-    progress_bar: bool = Field(True, description="Show a tqdm progress bar while training.")
+    progress_bar: bool = Field(True, description="Show a progress bar while training (log lines print above it).")
 
     @field_validator("validation_period")
     @classmethod

@@ -15,9 +15,10 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 import xarray as xr
 
-from ddr_pipeline import __version__, baselines, inference, metrics
+from ddr_pipeline import __version__, baselines, inference, metrics, plots
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs
 from ddr_pipeline.data.schema import STREAMFLOW_VAR, UNITS, format_values
 from ddr_pipeline.training.checkpoints import LoadedCheckpoint
@@ -395,6 +396,26 @@ def reach_points(reaches: pd.DataFrame, reach_ids: np.ndarray) -> np.ndarray:
         raise KeyError(f"reaches table lacks reach ids {format_values(missing)}")
     points = gpd.GeoSeries(table.loc[reach_ids, "geometry"]).representative_point()
     return np.column_stack([points.x.to_numpy(), points.y.to_numpy()])
+
+
+def reach_lines(reaches: pd.DataFrame, reach_ids: np.ndarray) -> plots.ReachLines | None:
+    """Line parts of the reaches ``reach_ids`` for maps; ``None`` unless every geometry is a line.
+
+    ``owner`` of the result indexes ``reach_ids`` (multi-part reaches give several parts).
+    """
+    if "geometry" not in reaches:
+        return None
+    table = reaches.set_index(reaches["id"].astype(np.int64))
+    geometry = gpd.GeoSeries(table.reindex(reach_ids)["geometry"]).reset_index(drop=True)
+    if not geometry.geom_type.isin(["LineString", "MultiLineString"]).all():
+        return None
+    parts = geometry.explode(index_parts=False)
+    coords, part = shapely.get_coordinates(parts.to_numpy(), return_index=True)
+    if coords.size == 0:
+        return None
+    starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
+    owner = parts.index.to_numpy()[part[starts]]
+    return plots.ReachLines(np.split(coords, starts[1:]), owner.astype(np.int64))
 
 
 def route_reaches(  # noqa: PLR0917 (mirrors the node's inputs)

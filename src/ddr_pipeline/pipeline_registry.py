@@ -1,7 +1,40 @@
 """Project pipelines: one registered pipeline per folder under ``ddr_pipeline/pipelines``."""
 
+from __future__ import annotations
+
+import re
+from importlib import resources
+
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
+
+from ddr_pipeline.preflight import did_you_mean
+
+#: The order of the pipelines in a full run (``kedro run``); others follow alphabetically.
+RUN_ORDER = ("data_processing", "training", "evaluation", "routing")
+
+_MISSING_MODULE = re.compile(r"'ddr_pipeline\.pipelines\.([^']+)' module")
+
+
+class UnknownPipelineError(KeyError):
+    """A requested pipeline name that is not registered (the message lists the pipelines)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def pipeline_folders() -> list[str]:
+    """Names of the pipeline packages under ``ddr_pipeline/pipelines``, in :data:`RUN_ORDER`."""
+    root = resources.files("ddr_pipeline.pipelines")
+    names = [
+        entry.name
+        for entry in root.iterdir()
+        if entry.is_dir()
+        and not entry.name.startswith(("_", "."))
+        and entry.joinpath("pipeline.py").is_file()
+    ]
+    order = {name: position for position, name in enumerate(RUN_ORDER)}
+    return sorted(names, key=lambda name: (order.get(name, len(order)), name))
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -10,7 +43,20 @@ def register_pipelines() -> dict[str, Pipeline]:
     Returns:
         A mapping from pipeline name (the folder name) to ``Pipeline``; ``__default__`` runs them
         all.
+
+    Raises:
+        UnknownPipelineError: a requested pipeline (``kedro run --pipelines``) does not exist.
     """
-    pipelines = find_pipelines(raise_errors=True)
+    try:
+        pipelines = find_pipelines(raise_errors=True)
+    except ImportError as error:
+        match = _MISSING_MODULE.search(str(error))
+        if error.__cause__ is not None or match is None:  # a real import failure
+            raise
+        raise UnknownPipelineError(
+            f"there is no pipeline {match[1]!r}{did_you_mean(match[1], pipeline_folders())}; "
+            "the pipelines are: "
+            f"{', '.join(pipeline_folders())} (and __default__, all of them: `kedro run`)"
+        ) from None
     pipelines["__default__"] = sum(pipelines.values(), start=Pipeline([]))
     return pipelines

@@ -5,6 +5,19 @@ https://docs.kedro.org/en/stable/kedro_project_setup/settings.html
 
 from kedro.config import OmegaConfigLoader
 
+from ddr_pipeline.console import apply_verbosity, filter_known_warnings
+
+# First: known third-party warnings (some are emitted while the rest is imported); DDR_VERBOSE=1
+# keeps them and Kedro's per-dataset load/save lines.
+filter_known_warnings()
+apply_verbosity()
+
+from ddr_pipeline.hooks import MlflowRunHooks, PreflightHooks  # noqa: E402
+
+# Checks before a run (bad --params keys, missing inputs) and MLflow run names, links to the
+# training run, headline metrics and failure reasons (docs/getting_started.md).
+HOOKS = (PreflightHooks(), MlflowRunHooks())
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 
 # ``conf/base`` holds the committed defaults; ``conf/local`` (git-ignored) is the default overlay;

@@ -109,6 +109,9 @@ def test_learning_rate_table_and_monitoring(make_trainer):
     assert len(monitor.series("batch_nse_median")) == 3  # every 2nd mini-batch
     assert len(monitor.series("val_nse_median")) == 3
     assert all(np.isfinite(monitor.series("val_kge_median")))
+    # validation results are kept with the mini-batch they follow (loss-curve figure)
+    assert result.history["val_nse_median"].dropna().tolist() == monitor.series("val_nse_median")
+    assert len(monitor.series("epoch_mean_loss")) == 2  # one per epoch
     assert sum(1 for _, kind in monitor.artifacts if kind == "checkpoints") == 6
 
 

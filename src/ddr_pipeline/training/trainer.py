@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ddr_pipeline.config import TrainingConfig
+from ddr_pipeline.console import ProgressBar
 from ddr_pipeline.data.batching import (
     GaugeDataset,
     GaugeSet,
@@ -323,6 +323,8 @@ class Trainer:
             return {}
         metrics = validate(self.model, self.validation, self.features, self.config, self.device)
         self.monitor.log_metrics(metrics, step=step)
+        if self.history:  # kept with the mini-batch it follows (loss curve, checkpoints)
+            self.history[-1].update(metrics)
         return metrics
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -372,7 +374,17 @@ class Trainer:
                 return True
         # Saved only now: the exhausted sampler may still draw from its generator.
         self.save(epoch, n_batches - 1, epoch_complete=True)
+        self._log_epoch(epoch)
         return False
+
+    def _log_epoch(self, epoch: int) -> None:
+        """The epoch's mean loss over its finite mini-batches (a smoother curve to compare)."""
+        losses = [r["loss"] for r in self.history if r["epoch"] == epoch and r["status"] == "ok"]
+        if losses:
+            self.monitor.log_metrics(
+                {"epoch_mean_loss": float(np.mean(losses)), "epoch": float(epoch)},
+                step=self.position.global_step - 1,
+            )
 
     def _budget_spent(self) -> bool:
         return self.max_steps is not None and self._steps_done >= self.max_steps
@@ -389,7 +401,7 @@ class Trainer:
         start_epoch, start_mb = self.position.epoch, self.position.mini_batch
         total = len(self.loader) * max(self.exp.epochs - start_epoch + 1, 0) - start_mb
         stopped = False
-        with tqdm(total=max(total, 0), desc="training", disable=not self.progress) as bar:
+        with ProgressBar(max(total, 0), "training", disable=not self.progress) as bar:
             for epoch in range(start_epoch, self.exp.epochs + 1):
                 stopped = self._run_epoch(epoch, start_mb if epoch == start_epoch else 0, bar)
                 if stopped:

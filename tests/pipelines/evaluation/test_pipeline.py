@@ -31,6 +31,7 @@ def evaluation_params(models_dir: Path, reference: Path | None = None) -> dict:
         "well_observed_fraction": 0.9,
         "plot_subset": "all",
         "hydrograph_gauges": ["01000004"],
+        "model_labels": {"reference": "NHM calibrated routing"},
         "baselines": {
             "summed_lateral_inflow": True,
             "untrained": {"enabled": True, "values": {"n": 0.035}},
@@ -132,9 +133,21 @@ def test_comparison_and_mlflow_metrics(outputs: dict) -> None:
         & (comparison["metric"] == "nse")
     ].iloc[0]
     assert row["median"] == pytest.approx(sub["nse"].median())
-    logged = outputs["evaluation.summary_metrics"]
-    assert logged["model.well_observed.nse_median"]["step"] == 0
-    assert "reference.all.n_gauges" in logged
+    logged = outputs["evaluation.headline_metrics"]
+    models = ("model", "summed_lateral_inflow", "untrained", "reference")
+    expected = {
+        f"headline/{model}.{gauges}.{metric}_median"
+        for model in models
+        for gauges in ("all", "heldout")
+        for metric in ("nse", "kge")
+    }
+    assert set(logged) == expected | {"headline/n_gauges.all", "headline/n_gauges.heldout"}
+    heldout = comparison[
+        (comparison["model"] == "model")
+        & (comparison["subset"] == "validation")
+        & (comparison["metric"] == "nse")
+    ].iloc[0]
+    assert logged["headline/model.heldout.nse_median"] == {"value": heldout["median"], "step": 0}
 
 
 def test_figures_are_produced(outputs: dict) -> None:
@@ -151,6 +164,9 @@ def test_figures_are_produced(outputs: dict) -> None:
         assert isinstance(outputs[f"evaluation.plot_{name}"], Figure), name
     hydro = outputs["evaluation.plot_hydrographs"]
     assert hydro.axes[0].get_title().startswith("chosen 01000004")
+    legend = [t.get_text() for t in hydro.axes[0].get_legend().get_texts()]
+    assert "NHM calibrated routing" in legend and "no routing (summed Q')" in legend
+    assert hydro.axes[1].get_yscale() == "log"
 
 
 def test_reference_baseline_is_optional(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from ddr_pipeline.config import ConfigError
 from ddr_pipeline.pipelines.training import create_pipeline
 from ddr_pipeline.pipelines.training.nodes import resolve_training_config
 from ddr_pipeline.training import load_checkpoint
+from pipelines.evaluation.synthetic import KeptMemoryDataset
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def test_pipeline_runs_with_sequential_runner(params, tmp_path):
             "drb.model_gauges": MemoryDataset(gauges),
             "drb.normalization_stats": MemoryDataset(stats),
             "params:training": MemoryDataset(params),
+            "training.history": KeptMemoryDataset(),  # also read by the loss-figure node
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)
@@ -47,6 +49,8 @@ def test_pipeline_runs_with_sequential_runner(params, tmp_path):
     metrics = catalog["training.test_metrics"].load()
     assert metrics["test_all_gauges"]["value"] == 22.0
     assert np.isfinite(metrics["test_validation_nse_median"]["value"])
+    loss_figure = catalog["training.plot_loss_curve"].load()
+    assert loss_figure.axes[0].get_ylabel() == "MSE loss ((m³/s)²)"
     final = tmp_path / "models" / "full" / "saved_models" / "ddr_full_epoch_1_mb_2.pt"
     loaded = load_checkpoint(final)
     assert loaded.epoch == 1 and loaded.payload["epoch_complete"]

@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ddr_pipeline import evaluation, inference, plots
+from ddr_pipeline import evaluation, inference, plots, tracking
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batching import ModelInputs
 from ddr_pipeline.training.checkpoints import CheckpointError, LoadedCheckpoint, check_compatible
@@ -94,18 +94,16 @@ def comparison_table(per_gauge: pd.DataFrame) -> pd.DataFrame:
     return evaluation.comparison_table(per_gauge)
 
 
-def mlflow_metrics(comparison: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """``{<model>.<subset>.<metric>_<median|mean>: {value, step}}`` (+ gauge counts) for MLflow."""
-    out: dict[str, dict[str, float]] = {}
-    headline = comparison[comparison["metric"].isin(["nse", "kge", "kge_prime", "rmse", "pbias"])]
-    for row in headline.itertuples(index=False):
-        for stat in ("median", "mean"):
-            value = float(getattr(row, stat))
-            if np.isfinite(value):
-                out[f"{row.model}.{row.subset}.{row.metric}_{stat}"] = {"value": value, "step": 0}
-    for row in comparison.drop_duplicates(["model", "subset"]).itertuples(index=False):
-        out[f"{row.model}.{row.subset}.n_gauges"] = {"value": float(row.n_gauges), "step": 0}
-    return out
+def headline_metrics(comparison: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The headline metrics (:func:`ddr_pipeline.tracking.headline_metrics`) for MLflow.
+
+    ``{"headline/<model>.<all|heldout>.<nse|kge>_median": {value, step}}``: a few comparable
+    numbers per run; the full table is the ``comparison.csv`` / ``metrics_per_gauge`` artifact.
+    """
+    return {
+        name: {"value": value, "step": 0}
+        for name, value in tracking.headline_metrics(comparison).items()
+    }
 
 
 def tag_mlflow_run(ds: xr.Dataset) -> None:
@@ -123,31 +121,43 @@ def tag_mlflow_run(ds: xr.Dataset) -> None:
     )
 
 
-def comparison_figures(per_gauge: pd.DataFrame, subset: str) -> tuple[Figure, Figure, Figure]:
+def comparison_figures(
+    per_gauge: pd.DataFrame, subset: str, labels: dict[str, str] | None = None
+) -> tuple[Figure, Figure, Figure]:
     """NSE CDF, KGE CDF and metric boxplots of the model vs the baselines on ``subset`` gauges."""
     tables = evaluation.tables_by_model(per_gauge, subset)
     return (
-        plots.plot_metric_cdf(tables, "nse"),
-        plots.plot_metric_cdf(tables, "kge"),
-        plots.plot_metric_boxplots(tables),
+        plots.plot_metric_cdf(tables, "nse", labels=labels),
+        plots.plot_metric_cdf(tables, "kge", labels=labels),
+        plots.plot_metric_boxplots(tables, labels=labels),
     )
 
 
-def hydrograph_figure(ds: xr.Dataset, per_gauge: pd.DataFrame, chosen: list[str]) -> Figure:
-    """Hydrographs at the chosen, best, median and worst (NSE) observed gauges."""
+def hydrograph_figure(
+    ds: xr.Dataset,
+    per_gauge: pd.DataFrame,
+    chosen: list[str],
+    labels: dict[str, str] | None = None,
+) -> Figure:
+    """Hydrographs (linear and log) at the chosen, best, median and worst (NSE) gauges."""
     model_table = evaluation.tables_by_model(per_gauge, "all")[MODEL]
     picks = plots.select_gauges(model_table, "nse", chosen=[str(c) for c in chosen])
     names = evaluation.model_names(ds)
     simulations = {name: ds[variable] for name, variable in names.items()}
-    return plots.plot_hydrographs(ds["observations"], simulations, picks, model_table)
+    return plots.plot_hydrographs(ds["observations"], simulations, picks, model_table, labels=labels)
 
 
-def gauge_map_figure(per_gauge: pd.DataFrame, gauges: pd.DataFrame) -> Figure:
-    """Gauge map coloured by the model's NSE."""
+def gauge_map_figure(
+    per_gauge: pd.DataFrame, gauges: pd.DataFrame, reaches: pd.DataFrame | None = None
+) -> Figure:
+    """Gauge map coloured by the model's NSE over the river network."""
     model_table = per_gauge[per_gauge["model"] == MODEL].set_index("gage_id")
     table = gauges.assign(STAID=gauges["STAID"].astype(str)).set_index("STAID")
     table = table.loc[[g for g in model_table.index if g in table.index]]
-    return plots.plot_gauge_map(table, model_table["nse"], label="NSE")
+    lines = None
+    if reaches is not None:
+        lines = evaluation.reach_lines(reaches, reaches["id"].to_numpy(np.int64))
+    return plots.plot_gauge_map(table, model_table["nse"], label="NSE (-)", lines=lines)
 
 
 def parameter_figure(
@@ -157,14 +167,18 @@ def parameter_figure(
     params: dict[str, Any],
     model_inputs: xr.Dataset,
 ) -> Figure:
-    """Maps of the learned parameters per reach (static values, daily ones averaged)."""
+    """Maps of the learned parameters per reach (static values, daily ones averaged), with units."""
     period = evaluation.evaluation_period(params.get("period"), model_inputs)
     fields = evaluation.parameter_fields(ckpt, inputs, period, params["chunk_days"])
     points = evaluation.reach_points(reaches, inputs.reach_ids)
+    lines = evaluation.reach_lines(reaches, inputs.reach_ids)
     log_names = [f for f in fields if f.split()[-1] in evaluation.LOG_SCALE_PARAMETERS]
-    return plots.plot_reach_maps(points[:, 0], points[:, 1], fields, log_scale=log_names)
+    return plots.plot_reach_maps(
+        points[:, 0], points[:, 1], fields, log_scale=log_names, lines=lines
+    )
 
 
 def loss_figure(ckpt: LoadedCheckpoint) -> Figure:
-    """Training loss per mini-batch from the checkpoint's history."""
-    return plots.plot_loss_curve(pd.DataFrame(ckpt.payload["history"]))
+    """Training loss per mini-batch, epoch means and marks, held-out validation NSE."""
+    history = pd.DataFrame(ckpt.payload["history"])
+    return plots.plot_loss_curve(history, loss_label=plots.loss_label(ckpt.config.loss.name))

@@ -9,7 +9,9 @@ from typing import Any
 import mlflow
 import pandas as pd
 import xarray as xr
+from matplotlib.figure import Figure
 
+from ddr_pipeline import plots
 from ddr_pipeline.config import TrainingConfig, load_training_config
 from ddr_pipeline.models import build_models
 from ddr_pipeline.training import (
@@ -74,6 +76,11 @@ def train_model(
     logger.info("Training finished: %s", summary)
     history = result.history.astype({"gauges": "string", "status": "string"})
     return read_checkpoint(result.final_checkpoint), history, summary
+
+
+def loss_figure(history: pd.DataFrame, config: TrainingConfig) -> Figure:
+    """Training loss per mini-batch, epoch means and marks, held-out validation NSE."""
+    return plots.plot_loss_curve(history, loss_label=plots.loss_label(config.loss.name))
 
 
 def score_test_period(

@@ -9,7 +9,7 @@ metrics (catalog: ``conf/base/catalog_training.yml``). Checkpoints during traini
 
 from __future__ import annotations
 
-from functools import partial
+from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
@@ -25,7 +25,10 @@ def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
     return Pipeline(
         [
             Node(
-                partial(nodes.resolve_training_config, geodataset=geodataset),
+                update_wrapper(
+                    partial(nodes.resolve_training_config, geodataset=geodataset),
+                    nodes.resolve_training_config,
+                ),
                 "params:training",
                 "training.config",
                 name="resolve_training_config",
@@ -41,6 +44,12 @@ def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
                 ["training.config", "training.data", f"{geodataset}.normalization_stats"],
                 ["training.trained_model", "training.history", "training.summary"],
                 name="train_model",
+            ),
+            Node(
+                nodes.loss_figure,
+                ["training.history", "training.config"],
+                "training.plot_loss_curve",
+                name="training_loss_figure",
             ),
             Node(
                 nodes.score_test_period,

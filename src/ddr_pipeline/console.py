@@ -1,0 +1,110 @@
+"""A quiet console for ``kedro run``: known third-party warnings filtered, verbosity on request.
+
+``settings.py`` (imported when Kedro bootstraps the project, before the plugins import MLflow)
+registers :data:`KNOWN_WARNINGS` with :mod:`warnings`; ``conf/logging.yml`` keeps Kedro's
+per-dataset load/save lines at WARNING. ``DDR_VERBOSE=1`` turns both off (and makes ``kedro run``
+print full error tracebacks). :class:`ProgressBar` draws on rich's console, the one the log
+handler uses, so log lines print above it instead of breaking it. Kedro-free.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+
+#: Environment variable that asks for the verbose console (any value but ``""``/``0``/``false``).
+VERBOSE_ENV = "DDR_VERBOSE"
+
+#: ``(message regex, category)`` of third-party warnings that say nothing to a user of this
+#: project (they are about the libraries' own internals). Regexes match anywhere in the message.
+KNOWN_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    # OmegaConf 2.4 deprecation hit by Kedro's and kedro-mlflow's resolver registration.
+    (r"register_new_resolver\(\) is deprecated", UserWarning),
+    # MLflow, on import, about its own pyfunc classes (printed with raw colour codes).
+    (r"Add type hints to the `predict` method", UserWarning),
+    # Kedro on dataset names with dots: the project names datasets `<namespace>.<name>` on
+    # purpose (Kedro namespaces, docs/pipelines.md).
+    (r"dataset names contain '\.' characters", UserWarning),
+    # MLflow's hint to add a model signature / input example (the model takes tensors).
+    (r"Model logged without a signature", UserWarning),
+)
+
+_PATTERNS = tuple((re.compile(pattern), category) for pattern, category in KNOWN_WARNINGS)
+
+
+def verbose() -> bool:
+    """Whether ``DDR_VERBOSE`` asks for the verbose console."""
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def is_known_warning(message: str, category: type[Warning] | None = None) -> bool:
+    """Whether ``message`` (of ``category``, if known) is one of :data:`KNOWN_WARNINGS`."""
+    return any(
+        pattern.search(message) and (category is None or issubclass(category, known))
+        for pattern, known in _PATTERNS
+    )
+
+
+def filter_known_warnings() -> None:
+    """Register :data:`KNOWN_WARNINGS` with :mod:`warnings` (no-op when verbose)."""
+    if verbose():
+        return
+    for pattern, category in KNOWN_WARNINGS:
+        # warnings matches from the start of the message: allow any prefix (colour codes).
+        warnings.filterwarnings("ignore", message=f"(?s).*{pattern}", category=category)
+
+
+def apply_verbosity() -> None:
+    """With ``DDR_VERBOSE``, show Kedro's per-dataset load/save lines (WARNING otherwise)."""
+    if verbose():
+        logging.getLogger("kedro.io.data_catalog").setLevel(logging.INFO)
+
+
+class ProgressBar:
+    """A tqdm-like progress bar drawn with :mod:`rich` on the console the log handler uses.
+
+    Kedro logs through a rich handler on rich's global console; a rich progress bar on that same
+    console keeps log lines above the bar instead of breaking it (a tqdm bar on stderr does not).
+    Use as a context manager; ``update`` advances, ``set_postfix`` shows key=value pairs.
+    """
+
+    def __init__(self, total: int, description: str, disable: bool = False) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("<"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[postfix]}"),
+            disable=disable,
+            transient=False,
+        )
+        self._task = self._progress.add_task(description, total=total, postfix="")
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, n: int = 1) -> None:
+        """Advance by ``n`` steps."""
+        self._progress.advance(self._task, n)
+
+    def set_postfix(self, **fields: object) -> None:
+        """Show ``key=value`` pairs after the bar."""
+        text = ", ".join(f"{key}={value}" for key, value in fields.items())
+        self._progress.update(self._task, postfix=text)
