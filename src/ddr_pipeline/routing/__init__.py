@@ -14,7 +14,12 @@ from ddr_pipeline.routing.constants import (
     V_MIN,
 )
 from ddr_pipeline.routing.muskingum import MuskingumResult, muskingum
-from ddr_pipeline.routing.muskingum_cunge import RoutingResult, muskingum_cunge
+from ddr_pipeline.routing.muskingum_cunge import (
+    MeanDischarge,
+    RoutingResult,
+    muskingum_cunge,
+    muskingum_cunge_means,
+)
 from ddr_pipeline.routing.utils import daily_mean, gather_gauges, repeat_daily
 
 __all__ = [
@@ -23,6 +28,7 @@ __all__ = [
     "D_MIN",
     "H_BANK_MAX",
     "H_BANK_MIN",
+    "MeanDischarge",
     "MuskingumResult",
     "P_DEFAULT",
     "Q_MIN",
@@ -35,5 +41,6 @@ __all__ = [
     "gather_gauges",
     "muskingum",
     "muskingum_cunge",
+    "muskingum_cunge_means",
     "repeat_daily",
 ]

@@ -93,10 +93,17 @@ def _in_range(v: torch.Tensor, lo: float | None, hi: float | None, lo_open: bool
     return hi is None or vmax <= hi
 
 
-def per_reach(  # noqa: PLR0917 (internal helper of the routing entry points)
-    name: str, value: object, n_t: int, net: RiverNetwork, dtype: torch.dtype, device: torch.device
+def per_reach(  # noqa: PLR0913, PLR0917 (internal helper of the routing entry points)
+    name: str,
+    value: object,
+    n_t: int,
+    net: RiverNetwork,
+    dtype: torch.dtype,
+    device: torch.device,
+    n_rows: int | None = None,
 ) -> torch.Tensor:
-    """A per-reach input as (1, N) (static) or (T, N) (row t drives step t -> t+1)."""
+    """A per-reach input as (1, N) (static), (n_rows, N) (one row per input row, e.g. daily) or
+    (T, N) (row t drives step t -> t+1)."""
     t = as_tensor(value, name, dtype)
     if t.device != device:
         t = t.to(device)
@@ -105,9 +112,11 @@ def per_reach(  # noqa: PLR0917 (internal helper of the routing entry points)
         return t.reshape(1, 1).expand(1, n_r)
     if t.ndim == 1 and t.shape[0] == n_r:
         return t.reshape(1, n_r)
-    if t.ndim == 2 and t.shape[1] == n_r and t.shape[0] in (1, n_t):
+    if t.ndim == 2 and t.shape[1] == n_r and t.shape[0] in (1, n_t, n_rows or n_t):
         return t
+    rows = f"({n_t}, {n_r}) (per step)"
+    if n_rows is not None and n_rows != n_t:
+        rows = f"({n_rows}, {n_r}) (per input row) or " + rows
     raise ValueError(
-        f"{name} must be a scalar, shape ({n_r},) (static) or ({n_t}, {n_r}) (per step), "
-        f"got {tuple(t.shape)}"
+        f"{name} must be a scalar, shape ({n_r},) (static), {rows}, got {tuple(t.shape)}"
     )

@@ -2,8 +2,8 @@
 
 Numba functions used by the compiled kernels; arithmetic is float64 whatever the storage dtype.
 Per reach and parameter row, :func:`fill_constants` caches the values that do not depend on the
-state (``CB_*`` columns; after the first step only the columns that depend on a time-varying
-parameter are refreshed). :func:`reach_coefs` evaluates C1..C4 and the raw exchange ζ of one reach
+state (``CB_*`` columns; refreshed only when the row of a time-varying parameter changes, and
+then only the columns that depend on it). :func:`reach_coefs` evaluates C1..C4 and the raw exchange ζ of one reach
 from its state Q_t, :func:`reach_physics` also returns the intermediates the reverse mode needs, and
 :func:`reach_vjp` back-propagates dL/d(C1..C4, ζ_raw) to Q_t and to every raw parameter. They are
 inlined into the sweeps of ``_mc_kernels`` (no per-step coefficient arrays); :func:`upstream_sums`
@@ -34,7 +34,7 @@ LIM_QMIN, LIM_DMIN, LIM_BMIN, LIM_VMIN, LIM_VMAX, LIM_SMIN, LIM_HBMIN, LIM_HBMAX
 LIM_XMIN, LIM_XMAX, LIM_X_CUNGE, LIM_CEL_EXACT = range(8, 12)
 N_LIM = 12
 
-# order of the parameter arrays passed to the kernels
+# order of the parameter arrays passed to the kernels (a tuple of (rows, N) arrays)
 PARAM_NAMES = (
     "length",
     "slope",
@@ -105,9 +105,19 @@ _cunge_x_vjp = _jit(cunge_x_vjp)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def row_of(pstart: np.ndarray, ptv: np.ndarray, k: int, t: int) -> int:
-    """Row of parameter k (PARAM_NAMES order) in the packed array that drives step t."""
-    return pstart[k] + t if ptv[k] else pstart[k]
+def row_of(prow: np.ndarray, k: int, t: int) -> int:
+    """Row of parameter k (PARAM_NAMES order) that drives step t: ``t // prow[k]`` for a
+    time-varying parameter (``prow[k]`` steps per row), 0 for a static one (``prow[k] == 0``)."""
+    return t // prow[k] if prow[k] > 0 else 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def rows_change(prow: np.ndarray, t_a: int, t_b: int) -> bool:
+    """Whether some time-varying parameter uses a different row at step ``t_a`` than at ``t_b``."""
+    for k in range(prow.size):  # noqa: SIM110 (numba: no generator expressions)
+        if prow[k] > 0 and t_a // prow[k] != t_b // prow[k]:
+            return True
+    return False
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -127,45 +137,48 @@ def upstream_sums(
 
 @numba.njit(cache=True, error_model="numpy")
 def fill_constants(  # noqa: PLR0917 (compiled kernel signature)
-    cb: np.ndarray, t: int, pk: np.ndarray, pstart: np.ndarray, ptv: np.ndarray, lim: np.ndarray,
+    cb: np.ndarray, t: int, params: tuple, prow: np.ndarray, lim: np.ndarray,
     order: np.ndarray, full: bool, lo: int, hi: int,
 ) -> None:  # fmt: skip
-    """Fill rows ``lo:hi`` of the (N, N_CB) constant buffer (topological positions) from the
-    packed parameters ``pk`` (rows of parameter k start at ``pstart[k]``; ``ptv[k]``: one row per
-    step). With ``full=False`` only the columns that depend on a time-varying parameter are
-    recomputed."""
-    rl, rs, rx = row_of(pstart, ptv, 0, t), row_of(pstart, ptv, 1, t), row_of(pstart, ptv, 2, t)
-    rn, rq, rp = row_of(pstart, ptv, 3, t), row_of(pstart, ptv, 4, t), row_of(pstart, ptv, 5, t)
-    rw, rz, rk = row_of(pstart, ptv, 6, t), row_of(pstart, ptv, 7, t), row_of(pstart, ptv, 8, t)
-    rg = row_of(pstart, ptv, 9, t)
-    f_l, f_s, f_x, f_n = full or ptv[P_L], full or ptv[P_S], full or ptv[P_X], full or ptv[P_N]
-    f_q, f_p, f_w, f_z = full or ptv[P_Q], full or ptv[P_P], full or ptv[P_W], full or ptv[P_Z]
-    f_kd, f_g = full or ptv[P_KD], full or ptv[P_DGW]
+    """Fill rows ``lo:hi`` of the (N, N_CB) constant buffer (topological positions) for step t
+    from the parameter arrays ``params`` (PARAM_NAMES order, each (rows, N) in user columns; row
+    :func:`row_of` drives step t). With ``full=False`` only the columns that depend on a
+    time-varying parameter are recomputed."""
+    pl, ps, px, pn, pq = params[P_L], params[P_S], params[P_X], params[P_N], params[P_Q]
+    pp, pw, pz, pkd, pg = params[P_P], params[P_W], params[P_Z], params[P_KD], params[P_DGW]
+    rl, rs, rx = row_of(prow, P_L, t), row_of(prow, P_S, t), row_of(prow, P_X, t)
+    rn, rq, rp = row_of(prow, P_N, t), row_of(prow, P_Q, t), row_of(prow, P_P, t)
+    rw, rz, rk = row_of(prow, P_W, t), row_of(prow, P_Z, t), row_of(prow, P_KD, t)
+    rg = row_of(prow, P_DGW, t)
+    tv = prow > 0
+    f_l, f_s, f_x, f_n = full or tv[P_L], full or tv[P_S], full or tv[P_X], full or tv[P_N]
+    f_q, f_p, f_w, f_z = full or tv[P_Q], full or tv[P_P], full or tv[P_W], full or tv[P_Z]
+    f_kd, f_g = full or tv[P_KD], full or tv[P_DGW]
     f_logc = f_s or f_n or f_q or f_p
     f_hb = f_w or f_z
     smin, hbmin, hbmax = lim[LIM_SMIN], lim[LIM_HBMIN], lim[LIM_HBMAX]
     for k in range(lo, hi):
         i = order[k]
         if f_s:
-            s0 = float(pk[rs, i])
+            s0 = float(ps[rs, i])
             cb[k, CB_S0] = s0
             cb[k, CB_S] = math.sqrt(max(s0, smin))
         if f_n:
-            cb[k, CB_N] = pk[rn, i]
+            cb[k, CB_N] = pn[rn, i]
         if f_q:
-            q = float(pk[rq, i])
+            q = float(pq[rq, i])
             cb[k, CB_Q] = q
             cb[k, CB_E] = 3.0 / (5.0 + 3.0 * q)
         if f_p:
-            cb[k, CB_P] = pk[rp, i]
+            cb[k, CB_P] = pp[rp, i]
         if f_logc:
             cb[k, CB_LOGC] = math.log(
                 cb[k, CB_N] * (cb[k, CB_Q] + 1.0) / (cb[k, CB_P] * cb[k, CB_S])
             )
         if f_w:
-            cb[k, CB_W] = pk[rw, i]
+            cb[k, CB_W] = pw[rw, i]
         if f_z:
-            z = float(pk[rz, i])
+            z = float(pz[rz, i])
             cb[k, CB_Z] = z
             cb[k, CB_R] = math.sqrt(1.0 + z * z)
         if f_hb:
@@ -173,13 +186,13 @@ def fill_constants(  # noqa: PLR0917 (compiled kernel signature)
             cb[k, CB_HBRAW] = hbraw
             cb[k, CB_HB] = min(max(hbraw, hbmin), hbmax)
         if f_l:
-            cb[k, CB_L] = pk[rl, i]
+            cb[k, CB_L] = pl[rl, i]
         if f_x:
-            cb[k, CB_X] = pk[rx, i]
+            cb[k, CB_X] = px[rx, i]
         if f_kd:
-            cb[k, CB_KD] = pk[rk, i]
+            cb[k, CB_KD] = pkd[rk, i]
         if f_g:
-            cb[k, CB_DGW] = pk[rg, i]
+            cb[k, CB_DGW] = pg[rg, i]
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")

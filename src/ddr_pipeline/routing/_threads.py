@@ -5,11 +5,17 @@ per-step thread hand-off costs more than it saves), the per-reach physics of eac
 reverse mode) is split into ``routing_threads()`` chunks; the topological sweep stays sequential.
 The count is ``DDR_ROUTING_THREADS`` when set, else ``torch.get_num_threads()``, capped at numba's
 pool size ``NUMBA_NUM_THREADS``. Results do not depend on it (bitwise).
+
+numba's OpenMP threading layer sets the process-wide OpenMP thread count (which torch reads) to
+``NUMBA_NUM_THREADS`` when it starts, i.e. the first time a parallel kernel runs; every kernel call
+therefore runs inside :func:`torch_threads_kept`, so routing never changes torch's thread count.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numba
 import torch
@@ -42,3 +48,15 @@ def kernel_chunks(n_reaches: int) -> int:
     if n > 1:  # ``n`` chunks may exceed the pool (tests use 3 chunks on 2 threads)
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     return n
+
+
+@contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Restore ``torch.get_num_threads()`` after the block if it changed: the
+    routing engine never changes torch's thread policy."""
+    intra = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != intra:
+            torch.set_num_threads(intra)

@@ -107,27 +107,32 @@ def _hot_start(q0lat: torch.Tensor, levels) -> torch.Tensor:
     return acc
 
 
-def route_torch(  # noqa: PLR0917 (mirrors the numba path)
+def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
     net: RiverNetwork,
     qlat: torch.Tensor,
+    substeps: int,
     q0: torch.Tensor | None,
     params: dict[str, torch.Tensor],
     dt: float,
     leak: bool,
     lim: np.ndarray,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(T+1, N) states and (N,) Q_min clamp volume, by level-scheduled torch ops."""
+    """(T+1, N) states and (N,) Q_min clamp volume, by level-scheduled torch ops.
+
+    ``qlat`` is (R, N), row r driving steps r·substeps … (r+1)·substeps − 1; each parameter is
+    (1, N), (R, N) or (T, N), T = R·substeps."""
     device = qlat.device
     levels = _levels(net, device)
     qmin = float(lim[LIM_QMIN])
     q = torch.clamp(_hot_start(qlat[0], levels) if q0 is None else q0, min=qmin)
     states = [q]
     clamp = torch.zeros(net.n_reaches, dtype=qlat.dtype, device=device)
-    for t in range(qlat.shape[0]):
-        p = {k: (v[t] if v.shape[0] > 1 else v[0]) for k, v in params.items()}
+    n_t = qlat.shape[0] * substeps
+    for t in range(n_t):
+        p = {k: v[t * v.shape[0] // n_t] for k, v in params.items()}
         (c1, c2, c3, c4), zeta_raw = _coefficients(q, p, dt, leak, lim)
         usum = _upstream_sum(q, net, device)
-        inflow = qlat[t]
+        inflow = qlat[t // substeps]
         if leak:
             f = inflow + usum
             zeta_raw = torch.where(zeta_raw > f, f, torch.where(zeta_raw < -f, -f, zeta_raw))

@@ -8,8 +8,9 @@ CUDA tensors (or ``backend="torch"``) use the level-scheduled pure-torch impleme
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ import torch
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing._inputs import check_values, lateral_inflow_tensor, per_reach
-from ddr_pipeline.routing._mc_kernels import mc_backward, mc_forward
+from ddr_pipeline.routing._mc_kernels import mc_backward, mc_forward, traj_rows
 from ddr_pipeline.routing._physics import (
     LIM_CEL_EXACT,
     LIM_X_CUNGE,
@@ -26,7 +27,7 @@ from ddr_pipeline.routing._physics import (
     N_LIM,
     PARAM_NAMES,
 )
-from ddr_pipeline.routing._threads import kernel_chunks
+from ddr_pipeline.routing._threads import kernel_chunks, torch_threads_kept
 
 logger = logging.getLogger(__name__)
 
@@ -64,84 +65,131 @@ class RoutingResult:
 
 
 @dataclass(frozen=True)
+class MeanDischarge:
+    """What :func:`muskingum_cunge_means` returns.
+
+    Attributes:
+        means: (R, M) mean state of each observed reach over each input row (a day for daily
+            inputs): row r = mean of Q[r·s+1 … r·s+s], s = ``substeps``; differentiable.
+        final_state: (N,) state at the end of the window (differentiable).
+        clamp_volume: (N,) volume (m³) added per reach by the Q_min floor (not differentiable).
+    """
+
+    means: torch.Tensor
+    final_state: torch.Tensor
+    clamp_volume: torch.Tensor
+
+
+@dataclass(frozen=True)
 class _Spec:
-    """Non-tensor inputs of the autograd function."""
+    """Non-tensor inputs of the autograd function (``obs_pos`` None: dense trajectory out)."""
 
     net: RiverNetwork
     dt: float
     leak: bool
     hot: bool
     lim: np.ndarray
+    substeps: int
+    prow: np.ndarray
+    every: int
+    obs_pos: np.ndarray | None
+
+
+_NO_INT = np.zeros(0, np.int64)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy())
 
 
-def _pack(params: tuple[torch.Tensor, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stack (1, N)/(T, N) parameters into one array + start row and time-varying flag each."""
-    rows = np.array([p.shape[0] for p in params], np.int64)
-    pstart = np.zeros(len(params), np.int64)
-    np.cumsum(rows[:-1], out=pstart[1:])
-    pk = torch.cat([p.detach() for p in params], dim=0).cpu().numpy()
-    return np.ascontiguousarray(pk), pstart, rows > 1
-
-
 class _MuskingumCungeFunction(torch.autograd.Function):
-    """Forward = compiled time loop; backward = compiled adjoint sweep.
+    """Forward = compiled time loop; backward = compiled adjoint sweep (``_mc_kernels``).
 
-    The packed parameters of the forward are kept for the backward (no re-packing); gradients are
-    written directly in the storage dtype (static parameters accumulate in float64 inside the
-    kernel), and only the gradients autograd asks for get (T, N) buffers.
+    Outputs ``(primary, final, clamp)``: the (T+1, N) trajectory and an empty ``final`` in dense
+    mode, or the (R, M) interval means at the observed reaches and the (N,) final state. The
+    parameters are handed to the kernels as they are (no packed copy); the backward keeps the
+    stored trajectory (every ``spec.every``-th state) and recomputes the rest. Gradients are
+    written directly in the storage dtype, and only those autograd asks for are allocated.
     """
 
     @staticmethod
     def forward(ctx, spec: _Spec, qlat: torch.Tensor, q0: torch.Tensor, *params: torch.Tensor):  # type: ignore[override]
         arrs = spec.net.routing_arrays()
         qlat_np = _np(qlat)
-        n_t, n_r = qlat_np.shape
-        out = np.empty((n_t + 1, n_r), dtype=qlat_np.dtype)
+        n_r = qlat_np.shape[1]
+        n_t = qlat_np.shape[0] * spec.substeps
+        dtype = qlat_np.dtype
+        traj = np.empty((traj_rows(n_t, spec.every), n_r), dtype=dtype)
+        obs_pos = _NO_INT if spec.obs_pos is None else spec.obs_pos
+        means = np.empty((qlat_np.shape[0], obs_pos.size), np.float64)
         clamp = np.zeros(n_r, np.float64)
-        pk, pstart, ptv = _pack(params)
-        mc_forward(
-            qlat_np, _np(q0), spec.hot, pk, pstart, ptv, spec.dt, spec.leak, spec.lim,
-            arrs["order"], arrs["down"], arrs["up_ptr"], arrs["up_idx"], out, clamp,
-            kernel_chunks(n_r),
-        )  # fmt: skip
-        out_t = torch.from_numpy(out)
+        with torch_threads_kept():
+            mc_forward(
+                qlat_np, spec.substeps, _np(q0), spec.hot, tuple(_np(p) for p in params),
+                spec.prow, spec.dt, spec.leak, spec.lim, arrs["order"], arrs["down"],
+                arrs["up_ptr"], arrs["up_idx"], traj, spec.every, obs_pos, means, clamp,
+                kernel_chunks(n_r),
+            )  # fmt: skip
+        traj_t = torch.from_numpy(traj)
         clamp_t = torch.from_numpy(clamp).to(qlat.dtype)
         ctx.mark_non_differentiable(clamp_t)
+        ctx.set_materialize_grads(False)
         ctx.spec = spec
-        ctx.packed = (pk, pstart, ptv)
-        ctx.save_for_backward(out_t, qlat, q0)
-        return out_t, clamp_t
+        if spec.obs_pos is None:
+            ctx.traj = None
+            final = qlat.new_empty(0)
+            ctx.mark_non_differentiable(final)
+            ctx.save_for_backward(traj_t, qlat, q0, *params)
+            return traj_t, final, clamp_t
+        ctx.traj = traj
+        ctx.save_for_backward(qlat, q0, *params)
+        return torch.from_numpy(means).to(qlat.dtype), traj_t[-1].clone(), clamp_t
 
     @staticmethod
-    def backward(ctx, gout: torch.Tensor, _gclamp: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, g_primary, g_final, _g_clamp):  # type: ignore[override]
         spec: _Spec = ctx.spec
-        out_t, qlat, q0 = ctx.saved_tensors
-        pk, pstart, ptv = ctx.packed
+        if spec.obs_pos is None:
+            traj_t, qlat, q0, *params = ctx.saved_tensors
+            traj = traj_t.numpy()
+        else:
+            qlat, q0, *params = ctx.saved_tensors
+            traj = ctx.traj
         arrs = spec.net.routing_arrays()
         qlat_np = _np(qlat)
-        n_t, n_r = qlat_np.shape
+        n_rows, n_r = qlat_np.shape
         dtype = qlat_np.dtype
-        if gout.stride(0) == 0:  # same gradient row for every step (e.g. from .sum())
-            gout = gout[:1]
+        gdense = np.zeros((0, n_r), dtype)
+        gmeans = np.zeros((0, 0), np.float64)
+        gfinal = np.zeros(0, dtype)
+        obs_pos = _NO_INT
+        if spec.obs_pos is None:
+            if g_primary is not None:
+                if g_primary.stride(0) == 0:  # same gradient row for every state (from .sum())
+                    g_primary = g_primary[:1]
+                gdense = _np(g_primary.to(qlat.dtype))
+        else:
+            obs_pos = spec.obs_pos
+            if g_primary is not None:
+                gmeans = _np(g_primary.to(torch.float64))
+            if g_final is not None:
+                gfinal = _np(g_final.to(qlat.dtype))
         need_ql = ctx.needs_input_grad[1]
-        gqlat = np.empty((n_t if need_ql else 1, n_r), dtype)
-        gpk = np.zeros(pk.shape, dtype)
+        gqlat = np.empty((n_rows if need_ql else 0, n_r), dtype)
+        needs = ctx.needs_input_grad[3:]
+        gparams = tuple(
+            np.empty((p.shape[0] if need else 0, n_r), dtype)
+            for p, need in zip(params, needs, strict=True)
+        )
         gq0 = np.zeros(n_r, np.float64)
-        mc_backward(
-            _np(gout.to(out_t.dtype)), out_t.numpy(), qlat_np, _np(q0), spec.hot, pk, pstart, ptv,
-            spec.dt, spec.leak, spec.lim, arrs["order"], arrs["down"], arrs["up_ptr"],
-            arrs["up_idx"], gqlat, gpk, gq0, kernel_chunks(n_r),
-        )  # fmt: skip
-        g_all = torch.from_numpy(gpk)
-        rows = [int(pstart[k + 1] - pstart[k]) for k in range(len(pstart) - 1)]
-        rows.append(pk.shape[0] - int(pstart[-1]))
+        with torch_threads_kept():
+            mc_backward(
+                gdense, gmeans, obs_pos, gfinal, traj, spec.every, qlat_np, spec.substeps,
+                _np(q0), spec.hot, tuple(_np(p) for p in params), spec.prow, spec.dt, spec.leak,
+                spec.lim, arrs["order"], arrs["down"], arrs["up_ptr"], arrs["up_idx"], gqlat,
+                gparams, gq0, kernel_chunks(n_r),
+            )  # fmt: skip
         g_params = [
-            g_all[s : s + r] if need else None
-            for s, r, need in zip(pstart.tolist(), rows, ctx.needs_input_grad[3:], strict=True)
+            torch.from_numpy(g) if need else None for g, need in zip(gparams, needs, strict=True)
         ]
         g_ql = torch.from_numpy(gqlat) if need_ql else None
         g_q0 = None if spec.hot else torch.from_numpy(gq0).to(qlat.dtype)
@@ -172,18 +220,19 @@ def _settings(  # noqa: PLR0913, PLR0917 (one argument per floor)
     return lim
 
 
-def _gather_params(  # noqa: PLR0917 (private helper of muskingum_cunge)
+def _gather_params(  # noqa: PLR0913, PLR0917 (private helper of muskingum_cunge)
     channel: Mapping[str, object],
     params: Mapping[str, object],
     leakance: bool,
     x_from_data: bool,
     n_t: int,
+    n_rows: int,
     net: RiverNetwork,
     dtype: torch.dtype,
     device: torch.device,
 ) -> dict[str, torch.Tensor]:
-    """All per-reach inputs as (1, N) or (T, N) tensors, validated, in PARAM_NAMES order
-    (``x`` defaults to 0 and is unused when X comes from the flow)."""
+    """All per-reach inputs as (1, N), (n_rows, N) or (T, N) tensors, validated, in PARAM_NAMES
+    order (``x`` defaults to 0 and is unused when X comes from the flow)."""
     unknown_c = set(channel) - {"length", "slope", "x"}
     unknown_p = set(params) - {"n", "q_spatial", "top_width", "side_slope", "K_D", "d_gw", "p"}
     if unknown_c or unknown_p:
@@ -201,20 +250,104 @@ def _gather_params(  # noqa: PLR0917 (private helper of muskingum_cunge)
         raise KeyError(f"missing routing inputs: {missing} (leakance={leakance})")
     out: dict[str, torch.Tensor] = {}
     for name in PARAM_NAMES:
-        t = per_reach(name, merged[name], n_t, net, dtype, device)
+        t = per_reach(name, merged[name], n_t, net, dtype, device, n_rows)
         lo, hi, lo_open = _RANGES[name]
         check_values(name, t, net, lo=lo, hi=hi, lo_open=lo_open)
         out[name] = t
     return out
 
 
-def muskingum_cunge(
+@dataclass(frozen=True)
+class _Problem:
+    """Validated inputs of one routing call."""
+
+    net: RiverNetwork
+    qlat: torch.Tensor  # (R, N)
+    substeps: int
+    q0: torch.Tensor  # (N,), zeros for a hot start
+    hot: bool
+    params: dict[str, torch.Tensor]  # PARAM_NAMES order, (1 | R | T, N)
+    dt: float
+    leak: bool
+    lim: np.ndarray
+    backend: str
+
+    @property
+    def n_steps(self) -> int:
+        return self.qlat.shape[0] * self.substeps
+
+    def steps_per_row(self) -> np.ndarray:
+        """Steps per row of each parameter (0 = static), the kernels' ``prow``."""
+        return np.array(
+            [0 if p.shape[0] == 1 and self.n_steps > 1 else self.n_steps // p.shape[0]
+             for p in self.params.values()],
+            np.int64,
+        )  # fmt: skip
+
+    def spec(self, every: int, obs_pos: np.ndarray | None) -> _Spec:
+        return _Spec(self.net, self.dt, self.leak, self.hot, self.lim, self.substeps,
+                     self.steps_per_row(), every, obs_pos)  # fmt: skip
+
+    def apply(self, every: int, obs_pos: np.ndarray | None):
+        params_c = [t.contiguous() for t in self.params.values()]
+        return _MuskingumCungeFunction.apply(
+            self.spec(every, obs_pos), self.qlat.contiguous(), self.q0, *params_c
+        )
+
+
+def _prepare(  # noqa: PLR0913 (one argument per documented option)
     net: RiverNetwork,
     lateral_inflow: torch.Tensor,
     channel: Mapping[str, object],
     params: Mapping[str, object],
     *,
     dt: float = K.DT_DEFAULT,
+    substeps: int = 1,
+    initial_state: torch.Tensor | None = None,
+    leakance: bool = False,
+    backend: str = "auto",
+    q_min: float = K.Q_MIN,
+    d_min: float = K.D_MIN,
+    b_min: float = K.B_MIN,
+    v_min: float = K.V_MIN,
+    v_max: float = K.V_MAX,
+    s_min: float = K.S_MIN,
+    h_bank_min: float = K.H_BANK_MIN,
+    h_bank_max: float = K.H_BANK_MAX,
+    x_mode: str = "data",
+    celerity: str = "wide_rectangle",
+    x_min: float = K.X_MIN,
+    x_max: float = K.X_MAX,
+) -> _Problem:
+    qlat = lateral_inflow_tensor(lateral_inflow, net)
+    if isinstance(substeps, bool) or not isinstance(substeps, int | np.integer) or substeps < 1:
+        raise ValueError(f"substeps must be a positive integer, got {substeps!r}")
+    n_rows = qlat.shape[0]
+    n_t = n_rows * int(substeps)
+    dtype, device = qlat.dtype, qlat.device
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive number of seconds, got {dt}")
+    lim = _settings(q_min, d_min, b_min, v_min, v_max, s_min, h_bank_min, h_bank_max,
+                    x_min, x_max, x_mode, celerity)  # fmt: skip
+    p = _gather_params(channel, params, leakance, x_mode == "data", n_t, n_rows, net, dtype, device)
+    hot = initial_state is None
+    if hot:
+        q0 = torch.zeros(net.n_reaches, dtype=dtype, device=device)
+    else:
+        q0 = per_reach("initial_state", initial_state, 1, net, dtype, device).reshape(-1)
+        check_values("initial_state", q0, net, lo=0.0)
+    return _Problem(net, qlat, int(substeps), q0, hot, p, float(dt), bool(leakance), lim,
+                    _choose_backend(backend, device))  # fmt: skip
+
+
+def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
+    net: RiverNetwork,
+    lateral_inflow: torch.Tensor,
+    channel: Mapping[str, object],
+    params: Mapping[str, object],
+    *,
+    dt: float = K.DT_DEFAULT,
+    substeps: int = 1,
     initial_state: torch.Tensor | None = None,
     leakance: bool = False,
     backend: str = "auto",
@@ -236,13 +369,15 @@ def muskingum_cunge(
 
     Args:
         net: the river network; per-reach columns follow ``net.ids``.
-        lateral_inflow: (T, N) Q′ in m³/s, row t used by step t -> t+1 (float32 or float64; the
-            computation dtype).
+        lateral_inflow: (R, N) Q′ in m³/s (float32 or float64; the computation dtype); row r
+            drives the ``substeps`` steps r·substeps … (r+1)·substeps − 1, so the window has
+            T = R·substeps steps (daily Q′ with ``substeps=24`` for hourly steps).
         channel: ``length`` (m), ``slope`` (m/m, floored at ``s_min``), ``x`` (Muskingum X).
         params: ``n``, ``q_spatial``, ``top_width`` (m), ``side_slope`` (H:V), optional ``p``
             (default 21), and ``K_D`` (1/s), ``d_gw`` (m) when ``leakance``. Each a scalar, (N,)
-            static or (T, N) per step.
+            static, (R, N) per input row (held over its sub-steps, like Q′) or (T, N) per step.
         dt: routing step (s).
+        substeps: routing steps per row of ``lateral_inflow``.
         initial_state: (N,) Q_0; default = hot start (accumulated Q′_0, floored at ``q_min``).
         leakance: include the riverbed exchange ζ.
         backend: ``"auto"`` (numba on CPU, torch on CUDA), ``"numba"`` or ``"torch"``.
@@ -254,33 +389,84 @@ def muskingum_cunge(
     Returns:
         (T+1, N) states (row 0 = initial state), or a :class:`RoutingResult`.
     """
-    qlat = lateral_inflow_tensor(lateral_inflow, net)
-    n_t = qlat.shape[0]
-    dtype, device = qlat.dtype, qlat.device
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive number of seconds, got {dt}")
-    lim = _settings(q_min, d_min, b_min, v_min, v_max, s_min, h_bank_min, h_bank_max,
-                    x_min, x_max, x_mode, celerity)  # fmt: skip
-    p = _gather_params(channel, params, leakance, x_mode == "data", n_t, net, dtype, device)
-    hot = initial_state is None
-    if hot:
-        q0 = torch.zeros(net.n_reaches, dtype=dtype, device=device)
+    prob = _prepare(
+        net, lateral_inflow, channel, params, dt=dt, substeps=substeps,
+        initial_state=initial_state, leakance=leakance, backend=backend, q_min=q_min,
+        d_min=d_min, b_min=b_min, v_min=v_min, v_max=v_max, s_min=s_min,
+        h_bank_min=h_bank_min, h_bank_max=h_bank_max, x_mode=x_mode, celerity=celerity,
+        x_min=x_min, x_max=x_max,
+    )  # fmt: skip
+    device = prob.qlat.device
+    if prob.backend == "numba":
+        out, _, clamp = prob.apply(1, None)
     else:
-        q0 = per_reach("initial_state", initial_state, 1, net, dtype, device).reshape(-1)
-        check_values("initial_state", q0, net, lo=0.0)
-    chosen = _choose_backend(backend, device)
-    if chosen == "numba":
-        spec = _Spec(net=net, dt=float(dt), leak=bool(leakance), hot=hot, lim=lim)
-        params_c = [t.contiguous() for t in p.values()]
-        out, clamp = _MuskingumCungeFunction.apply(spec, qlat.contiguous(), q0, *params_c)
-    else:
-        from ddr_pipeline.routing._torch_backend import route_torch
-
-        out, clamp = route_torch(net, qlat, None if hot else q0, p, float(dt), bool(leakance), lim)
+        out, clamp = _route_torch(prob)
     out = out.to(device)
     if return_diagnostics:
         return RoutingResult(discharge=out, clamp_volume=clamp.detach().to(device))
     return out
+
+
+def muskingum_cunge_means(
+    net: RiverNetwork,
+    lateral_inflow: torch.Tensor,
+    channel: Mapping[str, object],
+    params: Mapping[str, object],
+    reaches: Sequence[int] | np.ndarray,
+    *,
+    checkpoint_every: int = 1,
+    **options: Any,
+) -> MeanDischarge:
+    """Route like :func:`muskingum_cunge` but return only what a loss on daily gauge flows needs.
+
+    The result holds the mean state of each reach in ``reaches`` (user indices, repeats
+    allowed) over each row of ``lateral_inflow`` — daily means for daily Q′ with
+    ``substeps=24`` — and the final state; values and gradients equal those of
+    ``daily_mean(muskingum_cunge(...))[:, reaches]`` and ``muskingum_cunge(...)[-1]`` (up to the
+    float64 summation of the means). Memory: the output gradient is (R, M) instead of a dense
+    (T+1, N) tensor, and with ``checkpoint_every = k > 1`` only every k-th state is stored: the
+    backward recomputes each k-step segment from its stored state (one extra forward pass in
+    total; states held O(N·T/k + N·k), best k ≈ √T), bitwise the same values and gradients.
+
+    Args:
+        reaches: (M,) user indices of the observed reaches.
+        checkpoint_every: store every this many states (1 = all).
+        **options: the keyword options of :func:`muskingum_cunge` (``dt``, ``substeps``,
+            ``initial_state``, ``leakance``, ``backend`` and the floors), not
+            ``return_diagnostics``.
+    """
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int | np.integer):
+        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every}")
+    prob = _prepare(net, lateral_inflow, channel, params, **options)
+    idx = np.asarray(reaches, dtype=np.int64).reshape(-1)
+    bad = idx[(idx < 0) | (idx >= net.n_reaches)]
+    if bad.size:
+        raise IndexError(
+            f"observed reach indices out of range [0, {net.n_reaches}): {bad[:20].tolist()}"
+        )
+    device = prob.qlat.device
+    if prob.backend == "numba":
+        position = np.empty(net.n_reaches, np.int64)
+        position[net.routing_arrays()["order"]] = np.arange(net.n_reaches)
+        means, final, clamp = prob.apply(int(checkpoint_every), position[idx])
+    else:
+        out, clamp = _route_torch(prob)
+        sel = out[1:, torch.as_tensor(idx, device=out.device)]
+        means = sel.reshape(prob.qlat.shape[0], prob.substeps, idx.size).mean(dim=1)
+        final = out[-1]
+    return MeanDischarge(
+        means=means.to(device), final_state=final.to(device), clamp_volume=clamp.detach().to(device)
+    )
+
+
+def _route_torch(prob: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
+    from ddr_pipeline.routing._torch_backend import route_torch
+
+    q0 = None if prob.hot else prob.q0
+    return route_torch(prob.net, prob.qlat, prob.substeps, q0, prob.params, prob.dt, prob.leak,
+                       prob.lim)  # fmt: skip
 
 
 def _choose_backend(backend: str, device: torch.device) -> str:
