@@ -101,38 +101,45 @@ class DdrRouting(Bmi):
             restart = read_restart(config.state.restart_file, router.reach_ids, router.fingerprint)
         start = self._start_time(config, router, restart)
         clock = self._make_clock(config, router, start)
-        n = router.network.n_reaches
-        self._values = {
-            INFLOW.name: np.zeros(n, dtype=np.float32),
-            DISCHARGE.name: np.full(n, np.nan, dtype=np.float32),
-            REACH_ID.name: np.asarray(router.reach_ids, dtype=np.int64).copy(),
-            **{PARAMETERS[p].name: np.zeros(n, dtype=np.float32) for p in router.parameter_names},
-        }
-        reaches = gpd.read_parquet(config.network.reaches)
-        self._node_xy = reach_points(reaches, router.reach_ids)
+        self._values = self._buffers(router)
+        self._node_xy = reach_points(gpd.read_parquet(config.network.reaches), router.reach_ids)
         down = router.network.downstream_index
         inner = np.flatnonzero(down >= 0)
         self._edges = np.column_stack([inner, down[inner]]).astype(np.int64)
         self._config, self._router, self._clock, self._start = config, router, clock, start
-        discharge = None
-        lstm = None
-        if restart is not None:
-            if restart.lstm is not None:
-                lstm = (restart.lstm[0].to(router.device), restart.lstm[1].to(router.device))
-            if not np.isnan(restart.discharge).all():
-                discharge = torch.from_numpy(restart.discharge).to(router.device)
-        first_day = clock.day_of(0)
-        params, after = router.day_parameters(first_day, lstm)
-        self._progress = _Progress(0, discharge, first_day, lstm, after, params)
+        self._progress = self._first_progress(router, clock.day_of(0), restart)
         self._publish()
         logger.info(
-            "DdrRouting: %d reaches, %s .. %d steps of %g s, model %s",
-            n,
+            "DdrRouting: %d reaches, %s + %d steps of %g s, model %s",
+            router.network.n_reaches,
             start.isoformat(),
             clock.n_steps,
             clock.dt,
             router.fingerprint,
         )
+
+    @staticmethod
+    def _buffers(router: TrainedRouter) -> dict[str, np.ndarray]:
+        """One persistent array per variable (inflow 0, discharge NaN until the first step)."""
+        n = router.network.n_reaches
+        return {
+            INFLOW.name: np.zeros(n, dtype=np.float32),
+            DISCHARGE.name: np.full(n, np.nan, dtype=np.float32),
+            REACH_ID.name: np.asarray(router.reach_ids, dtype=np.int64).copy(),
+            **{PARAMETERS[p].name: np.zeros(n, dtype=np.float32) for p in router.parameter_names},
+        }
+
+    @staticmethod
+    def _first_progress(router: TrainedRouter, day: int, restart: RoutingState | None) -> _Progress:
+        """The state at model time 0 (from the restart when given) with ``day``'s parameters."""
+        discharge, lstm = None, None
+        if restart is not None:
+            if restart.lstm is not None:
+                lstm = (restart.lstm[0].to(router.device), restart.lstm[1].to(router.device))
+            if not np.isnan(restart.discharge).all():
+                discharge = torch.from_numpy(restart.discharge).to(router.device)
+        params, after = router.day_parameters(day, lstm)
+        return _Progress(0, discharge, day, lstm, after, params)
 
     @staticmethod
     def _start_time(
