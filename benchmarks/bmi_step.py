@@ -7,7 +7,7 @@ wall and CPU seconds (``time.process_time``) of each:
 * ``update_until``: the inflow set once per day, one ``update_until`` per day;
 * ``routing pipeline``: the routing pipeline's node (:func:`route_domain`), one chunked rollout.
 
-Needs the demo's ``data_processing`` outputs (``kedro run --pipelines data_processing --env test``)::
+Needs the demo's ``data_processing`` outputs (``kedro run --pipelines data_processing``)::
 
     .venv/bin/python benchmarks/bmi_step.py [--inputs data/05_model_input/drb]
 """
