@@ -252,7 +252,7 @@ class DdrRouting(Bmi):
         while n_steps > 0:
             progress = self._with_day(progress, clock.day_of(progress.step))
             k = min(n_steps, clock.steps_left_in_day(progress.step))
-            states = router.route(inflow.expand(k, -1), progress.params, progress.discharge)
+            states = router.route(inflow, progress.params, progress.discharge, steps=k)
             progress = dataclasses.replace(progress, step=progress.step + k, discharge=states[-1])
             n_steps -= k
         self._progress = progress

@@ -157,8 +157,9 @@ class TrainedRouter:
         inflow: torch.Tensor,
         params: dict[str, torch.Tensor],
         initial_state: torch.Tensor | None,
+        steps: int = 1,
     ) -> torch.Tensor:
-        """``(T+1, N)`` states of ``T`` steps (of :attr:`dt` s) of lateral inflow ``(T, N)`` (m³/s).
+        """``(steps+1, N)`` states of ``steps`` steps (of :attr:`dt` s) of one inflow ``(N,)``.
 
         ``initial_state`` ``None`` is the hot start (accumulated first-step inflow), as at the
         start of a routing-pipeline run.
@@ -166,10 +167,11 @@ class TrainedRouter:
         with torch.no_grad():
             return muskingum_cunge(
                 self.network,
-                inflow,
+                inflow.reshape(1, -1),
                 channel=self._channel,
                 params=params,
                 dt=self.dt,
+                substeps=steps,
                 initial_state=initial_state,
                 leakance=self.source.leakance,
                 **self.source.routing_options,
