@@ -32,6 +32,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Routing", config.RoutingOptions, "training.routing"),
     ("Loss", config.LossConfig, "training.loss"),
     ("Monitoring", config.MonitoringConfig, "training.monitoring"),
+    ("Distributed", config.DistributedConfig, "training.distributed"),
 ]
 
 _CONSTRAINTS = {

@@ -370,6 +370,48 @@ class MonitoringConfig(_Strict):
         return period
 
 
+class DistributedConfig(_Strict):
+    """Data-parallel training over processes (ranks) with ``torch.distributed`` (docs/distributed.md).
+
+    ``nproc_per_node`` > 1 (or ``nnodes`` > 1) makes the training node launch the ranks with
+    torch's elastic launcher (the engine of ``torchrun``); the head node is node 0 and its rank 0
+    alone writes checkpoints, reports and MLflow.
+    """
+
+    nproc_per_node: PositiveInt = Field(
+        1, description="Processes (ranks) on this node: CPU ranks, or one GPU per rank."
+    )
+    nnodes: PositiveInt = Field(
+        1, description="Nodes; the others join with torchrun --node-rank (docs/distributed.md)."
+    )
+    master_addr: str = Field(
+        "127.0.0.1", description="Address of this (head) node that the other nodes reach."
+    )
+    master_port: Annotated[int, Field(gt=0, lt=65536)] | None = Field(
+        None, description="Rendezvous port (null = a free local port; required for nnodes > 1)."
+    )
+    backend: Literal["auto", "gloo", "nccl"] = Field(
+        "auto", description="auto = nccl when ranks train on CUDA devices, else gloo."
+    )
+    threads_per_rank: PositiveInt = Field(
+        1, description="torch / routing threads of every rank (ranks x threads <= cores)."
+    )
+    timeout_s: PositiveInt = Field(
+        600, description="Seconds a collective waits for the other ranks before failing."
+    )
+
+    @model_validator(mode="after")
+    def _rendezvous(self) -> DistributedConfig:
+        if self.nnodes > 1 and self.master_port is None:
+            raise ValueError("master_port is required when nnodes > 1")
+        return self
+
+    @property
+    def world_size(self) -> int:
+        """Total number of ranks."""
+        return self.nnodes * self.nproc_per_node
+
+
 class TrainingConfig(_Strict):
     """The whole ``training`` parameters section."""
 
@@ -396,6 +438,9 @@ class TrainingConfig(_Strict):
     loss: LossConfig = Field(default_factory=LossConfig, description="Training loss.")
     monitoring: MonitoringConfig = Field(
         default_factory=MonitoringConfig, description="Outputs, validation and MLflow logging."
+    )
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="Data-parallel ranks (default: one)."
     )
 
     @field_validator("run_name")

@@ -21,6 +21,7 @@ import xarray as xr
 from ddr_pipeline import __version__, baselines, inference, metrics, plots
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs
 from ddr_pipeline.data.schema import STREAMFLOW_VAR, UNITS, format_values
+from ddr_pipeline.distributed.routing import RoutingJob, route_basins_parallel
 from ddr_pipeline.training.checkpoints import LoadedCheckpoint
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ class PredictionSettings:
     chunk_days: int
     device: str = "cpu"
     baselines: Mapping[str, Any] = field(default_factory=dict)
+    nproc_per_node: int = 1  # routing: ranks that route independent basins in parallel
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> PredictionSettings:
@@ -430,13 +432,19 @@ def route_reaches(  # noqa: PLR0917 (mirrors the node's inputs)
 
     The domain is every reach, or the upstream closure of ``target_reach_ids``. Routing starts
     ``settings.warmup_days`` before the period when the inputs allow (spin-up days are dropped).
+    With ``settings.nproc_per_node > 1`` its independent basins are routed on that many ranks
+    (:mod:`ddr_pipeline.distributed.routing`); the result equals the single-process one.
     """
     days = routed_days(inputs, period, settings.warmup_days)
     domain = inference.reach_domain(inputs, target_reach_ids or None)
     tic = time.perf_counter()
-    routed = route_trained(ckpt, inputs, domain, days, settings.route)
+    if settings.nproc_per_node > 1:
+        job = RoutingJob(ckpt, inputs, domain, days.route_from, days.stop, settings.route)
+        routed_daily = route_basins_parallel(job, settings.nproc_per_node)
+    else:
+        routed_daily = route_trained(ckpt, inputs, domain, days, settings.route).daily
     seconds = time.perf_counter() - tic
-    daily = routed.daily[days.keep]
+    daily = routed_daily[days.keep]
     logger.info(
         "routed %d reaches over %d days (%s .. %s) in %.1f s; Q min/mean/max %.3g/%.3g/%.3g m3/s",
         domain.network.n_reaches,
@@ -463,6 +471,7 @@ def route_reaches(  # noqa: PLR0917 (mirrors the node's inputs)
             "routing_started": str(inputs.dates[days.route_from].date()),
             "warmup_days": days.warmup_days,
             "chunk_days": int(settings.chunk_days),
+            "ranks": int(settings.nproc_per_node),
             "training_run_name": run_name,
             "checkpoint_epoch": int(ckpt.epoch),
             "checkpoint_mini_batch": int(ckpt.mini_batch),

@@ -38,24 +38,43 @@ def _prepare(
     return prediction, filled, valid.to(prediction.dtype)
 
 
-def _pooled(errors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    count = mask.sum()
-    if count == 0:
-        raise NoValidObservationsError("no valid observation after warm-up in this batch")
-    return (errors * mask).sum() / count
+def _pooled(errors: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return (errors * mask).sum(), mask.sum()
 
 
 def _nse(
     prediction: torch.Tensor, observation: torch.Tensor, mask: torch.Tensor, eps: float
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     counts = mask.sum(dim=0)
     keep = counts >= 2
-    if not bool(keep.any()):
-        raise NoValidObservationsError("no gauge has two valid observations after warm-up")
     means = (observation * mask).sum(dim=0) / counts.clamp(min=1)
     error = (((prediction - observation) ** 2) * mask).sum(dim=0)
     variance = (((observation - means) ** 2) * mask).sum(dim=0)
-    return (error[keep] / (variance[keep] + eps)).mean()
+    return (error[keep] / (variance[keep] + eps)).sum(), keep.sum().to(prediction.dtype)
+
+
+def routing_loss_terms(
+    prediction: torch.Tensor,
+    observation: torch.Tensor,
+    name: LossName = "mse",
+    *,
+    warmup: int = 0,
+    eps: float = 1e-3,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss as ``(numerator, count)``: ``loss = numerator / count``.
+
+    ``count`` is the number of valid (day, gauge) pairs (``mse``/``mae``) or of gauges with at
+    least two valid days (``nse``); it may be 0. Summing both terms over disjoint gauge sets and
+    dividing gives the loss of their union, which is how data-parallel ranks share one loss.
+    """
+    prediction, observation, mask = _prepare(prediction, observation, warmup)
+    if name == "mse":
+        return _pooled((prediction - observation) ** 2, mask)
+    if name == "mae":
+        return _pooled((prediction - observation).abs(), mask)
+    if name == "nse":
+        return _nse(prediction, observation, mask, eps)
+    raise ValueError(f"unknown loss {name!r}; expected one of {LOSS_NAMES}")
 
 
 def routing_loss(
@@ -71,11 +90,11 @@ def routing_loss(
     The first ``warmup`` days are excluded. Raises ``NoValidObservationsError`` when nothing
     valid is left and ``ValueError`` on bad shapes or names.
     """
-    prediction, observation, mask = _prepare(prediction, observation, warmup)
-    if name == "mse":
-        return _pooled((prediction - observation) ** 2, mask)
-    if name == "mae":
-        return _pooled((prediction - observation).abs(), mask)
-    if name == "nse":
-        return _nse(prediction, observation, mask, eps)
-    raise ValueError(f"unknown loss {name!r}; expected one of {LOSS_NAMES}")
+    numerator, count = routing_loss_terms(prediction, observation, name, warmup=warmup, eps=eps)
+    if count == 0:
+        raise NoValidObservationsError(
+            "no gauge has two valid observations after warm-up"
+            if name == "nse"
+            else "no valid observation after warm-up in this batch"
+        )
+    return numerator / count

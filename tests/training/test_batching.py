@@ -9,22 +9,9 @@ import torch
 from training_synthetic import TRAIN_PERIOD, full_training_params, make_twin
 
 from ddr_pipeline.config import load_training_config
-from ddr_pipeline.data.batching import (
-    HOURS_PER_DAY,
-    GaugeDataset,
-    GaugeSet,
-    ModelInputs,
-    RoutingCollator,
-    build_batch,
-    make_dataloader,
-)
+from ddr_pipeline.data.batch_plan import BatchPlan, plan_batches
+from ddr_pipeline.data.batching import HOURS_PER_DAY, GaugeSet, ModelInputs, build_batch
 from ddr_pipeline.training.forward import channel_with_defaults
-
-
-def _collator(inputs, gauges, rho, seed=0):
-    return RoutingCollator(
-        inputs, gauges, inputs.day_range(*TRAIN_PERIOD), rho, torch.Generator().manual_seed(seed)
-    )
 
 
 def test_batch_is_the_union_of_upstream_networks(twin):
@@ -51,43 +38,47 @@ def test_batch_is_the_union_of_upstream_networks(twin):
     assert batch.dates[0] == inputs.dates[10] and batch.n_days == 20
 
 
-def test_windows_stay_inside_the_period_and_follow_the_generator(twin):
+def _plan(inputs, gauges, rho, seed=0, batch_size=5, shuffle=True, epochs=1):
+    return plan_batches(
+        gauges,
+        inputs.network,
+        inputs.dates,
+        inputs.day_range(*TRAIN_PERIOD),
+        epochs=epochs,
+        batch_size=batch_size,
+        rho=rho,
+        shuffle=shuffle,
+        seed=seed,
+    )
+
+
+def test_windows_stay_inside_the_period_and_follow_the_seed(twin):
     inputs, table, _, _ = twin
     gauges = GaugeSet.from_table(table, inputs, "train")
     first, stop = inputs.day_range(*TRAIN_PERIOD)
-    collator = _collator(inputs, gauges, rho=30)
-    windows = [collator.draw_window() for _ in range(200)]
+    plan = BatchPlan(_plan(inputs, gauges, rho=30, batch_size=1, epochs=12), gauges, inputs.dates)
+    windows = [(b.start, b.stop) for e in range(1, 13) for b in plan.epoch(e)]
     assert all(first <= a and b <= stop and b - a == 30 for a, b in windows)
     assert len({a for a, _ in windows}) > 30
-    again = _collator(inputs, gauges, rho=30)
-    assert [again.draw_window() for _ in range(200)] == windows
-    whole = _collator(inputs, gauges, rho=None)
-    assert whole.draw_window() == (first, stop)
-    assert _collator(inputs, gauges, rho=10_000).draw_window() == (first, stop)
+    again = _plan(inputs, gauges, rho=30, batch_size=1, epochs=12)
+    pd.testing.assert_frame_equal(plan.table, again)
+    for rho in (None, 10_000):
+        whole = BatchPlan(_plan(inputs, gauges, rho=rho), gauges, inputs.dates).epoch(1)[0]
+        assert (whole.start, whole.stop) == (first, stop)
 
 
-def test_dataloader_order_is_seeded_and_skip_draws_nothing(twin):
+def test_gauge_order_is_seeded(twin):
     inputs, table, _, _ = twin
     gauges = GaugeSet.from_table(table, inputs, "train")
 
     def epoch(seed: int, shuffle: bool = True):
-        collator = _collator(inputs, gauges, rho=20)
-        loader = make_dataloader(
-            GaugeDataset(gauges), collator, 5, shuffle, torch.Generator().manual_seed(seed)
-        )
-        return [(b.staids, str(b.dates[0].date())) for b in loader]
+        plan = _plan(inputs, gauges, rho=20, seed=seed, shuffle=shuffle)
+        return list(zip(plan["gauges"], plan["window_start"], strict=True))
 
     assert epoch(1) == epoch(1)
     assert epoch(1) != epoch(2)
-    assert [len(s) for s, _ in epoch(1)] == [5, 5, 5, 3]
-    assert [g for s, _ in epoch(0, shuffle=False) for g in s] == list(gauges.staids)
-
-    collator = _collator(inputs, gauges, rho=20)
-    state = collator.generator.get_state()
-    collator.skip(2)
-    assert collator([0, 1]) is None and collator([2]) is None
-    assert torch.equal(collator.generator.get_state(), state)
-    assert collator([0]) is not None
+    assert [len(s.split(",")) for s, _ in epoch(1)] == [5, 5, 5, 3]
+    assert ",".join(s for s, _ in epoch(0, shuffle=False)).split(",") == list(gauges.staids)
 
 
 def test_input_errors_name_the_problem(twin):

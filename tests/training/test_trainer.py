@@ -51,14 +51,14 @@ def test_twin_training_lowers_loss_and_recovers_n(make_trainer, twin):
 
 def _nan_loss_on(monkeypatch, steps: set[int]) -> list[int]:
     calls: list[int] = []
-    original = trainer_module.routing_loss
+    original = trainer_module.routing_loss_terms
 
     def loss(*args, **kwargs):
-        value = original(*args, **kwargs)
+        numerator, count = original(*args, **kwargs)
         calls.append(len(calls))
-        return value * math.nan if calls[-1] in steps else value
+        return (numerator * math.nan if calls[-1] in steps else numerator), count
 
-    monkeypatch.setattr(trainer_module, "routing_loss", loss)
+    monkeypatch.setattr(trainer_module, "routing_loss_terms", loss)
     return calls
 
 

@@ -1,9 +1,9 @@
 """Batches of gauges -> one routing problem (torch ``Dataset`` / ``DataLoader`` / collate).
 
-A training mini-batch is a set of gauges. :class:`RoutingCollator` turns it into ONE routing
-problem: the union of the gauges' upstream networks (a :meth:`RiverNetwork.subnetwork`), a
-``rho``-day window drawn from the collator's own :class:`torch.Generator` (part of the
-checkpointed state), hourly lateral inflow by repetition (the batch gauges' reaches scaled by
+A training mini-batch is a set of gauges and a window (from the batch plan,
+:mod:`ddr_pipeline.data.batch_plan`). :func:`build_batch` turns it into ONE routing problem: the
+union of the gauges' upstream networks (a :meth:`RiverNetwork.subnetwork`), the window's days,
+hourly lateral inflow by repetition (the batch gauges' reaches scaled by
 their ``flow_scale``, see :func:`reach_flow_scale`), normalised forcings and attributes,
 raw attributes, channel arrays, observations and the gauge -> local reach index lists.
 
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import Dataset
 
 from ddr_pipeline.data.schema import FLOW_SCALE_COL
 from ddr_pipeline.network import RiverNetwork
@@ -263,57 +263,6 @@ class GaugeDataset(Dataset[int]):
         return int(index)
 
 
-class RoutingCollator:
-    """Collate gauge positions into one :class:`RoutingBatch` with a random ``rho``-day window.
-
-    The window start is drawn uniformly from ``[first, last - rho]`` of ``period`` with
-    :attr:`generator`, whose state is saved in checkpoints. ``rho=None`` (or a ``rho`` longer
-    than the period) uses the whole period.
-    """
-
-    def __init__(
-        self,
-        inputs: ModelInputs,
-        gauges: GaugeSet,
-        period: tuple[int, int],
-        rho: int | None,
-        generator: torch.Generator,
-    ) -> None:
-        first, stop = period
-        if stop - first < 1:
-            raise ValueError(f"empty training period (day positions {first}..{stop})")
-        self.inputs = inputs
-        self.gauges = gauges
-        self.period = (first, stop)
-        self.rho = stop - first if rho is None else min(int(rho), stop - first)
-        self.generator = generator
-        self._skip = 0
-
-    def skip(self, count: int) -> None:
-        """Make the next ``count`` calls return ``None`` without drawing a window.
-
-        Used to resume mid-epoch: the sampler replays the epoch's gauge order while the
-        already-trained mini-batches are neither built nor allowed to advance :attr:`generator`.
-        """
-        if count < 0:
-            raise ValueError(f"cannot skip a negative number of batches ({count})")
-        self._skip = int(count)
-
-    def draw_window(self) -> tuple[int, int]:
-        """Draw ``(start, stop)`` day positions of a window of ``rho`` days."""
-        first, stop = self.period
-        n_starts = stop - first - self.rho + 1
-        offset = int(torch.randint(n_starts, (1,), generator=self.generator).item())
-        return first + offset, first + offset + self.rho
-
-    def __call__(self, positions: Sequence[int]) -> RoutingBatch | None:
-        if self._skip:
-            self._skip -= 1
-            return None
-        start, stop = self.draw_window()
-        return build_batch(self.inputs, self.gauges, positions, start, stop)
-
-
 def build_batch(
     inputs: ModelInputs, gauges: GaugeSet, positions: Sequence[int], start: int, stop: int
 ) -> RoutingBatch:
@@ -352,32 +301,4 @@ def build_batch(
         observations=torch.from_numpy(inputs.observations[days][:, gauges.obs_column[positions]]),
         gauge_index=gauge_index,
         staids=tuple(gauges.staids[p] for p in positions),
-    )
-
-
-def make_dataloader(
-    dataset: GaugeDataset,
-    collator: RoutingCollator,
-    batch_size: int,
-    shuffle: bool,
-    sampler_generator: torch.Generator,
-) -> DataLoader:
-    """DataLoader over gauges: seeded ``RandomSampler`` when ``shuffle`` else sequential.
-
-    ``sampler_generator`` is also the loader's generator, so iterating never touches the global
-    torch RNG; ``num_workers=0`` keeps collation (and the window generator) in this process.
-    """
-    sampler = (
-        RandomSampler(dataset, generator=sampler_generator)
-        if shuffle
-        else SequentialSampler(dataset)
-    )
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        collate_fn=collator,
-        num_workers=0,
-        drop_last=False,
-        generator=sampler_generator,
     )

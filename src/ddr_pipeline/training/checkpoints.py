@@ -9,15 +9,16 @@ A checkpoint is a dict of plain types and tensors (loadable with ``weights_only=
 key                         content
 ==========================  ==============================================================
 ``format_version``          :data:`FORMAT_VERSION`
+``world_size``              number of data-parallel ranks that trained it (optional; 1 if absent)
 ``epoch``, ``mini_batch``   position of the last trained mini-batch (1-based, 0-based)
 ``epoch_complete``          whether that mini-batch was the last one of its epoch
 ``global_step``             mini-batches trained so far (all epochs)
 ``model_state_dict``        ``RoutingModel.state_dict()`` (KAN and LSTM)
 ``optimizer_state_dict``    Adam state
 ``scheduler_state``         ``{"learning_rate": lr, "epoch": e}`` (the epoch LR table)
-``rng_state``               python / numpy / torch / CUDA generator states, the sampler's
-                            generator (now and at the start of the epoch to resume) and the
-                            window generator
+``rng_state``               python / numpy / torch / CUDA generator states of rank 0 and
+                            ``ranks``: every rank's torch generator state (dropout); the gauge
+                            order and windows come from the batch plan, not from a generator
 ``nonfinite``               ``{"consecutive": k, "total": m}`` NaN-guard counters
 ``config``                  resolved :class:`~ddr_pipeline.config.TrainingConfig` as JSON dict
 ``normalization_stats``     the ``normalization_stats.json`` content used for training
@@ -67,7 +68,7 @@ REQUIRED_KEYS = (
     "forcing_names",
     "history",
 )
-RNG_KEYS = ("python", "numpy", "torch", "cuda", "sampler", "sampler_epoch_start", "window")
+RNG_KEYS = ("python", "numpy", "torch", "cuda", "ranks")
 #: Config keys that may change when resuming (they do not change the trained model's maths).
 RESUMABLE_KEYS = (
     "experiment.checkpoint",
@@ -82,6 +83,13 @@ RESUMABLE_KEYS = (
     "monitoring.validation_warmup_days",
     "monitoring.log_checkpoints",
     "monitoring.progress_bar",
+    "distributed.nproc_per_node",
+    "distributed.nnodes",
+    "distributed.master_addr",
+    "distributed.master_port",
+    "distributed.backend",
+    "distributed.threads_per_rank",
+    "distributed.timeout_s",
 )
 _NAME = re.compile(r"^ddr_(?P<run>.+)_epoch_(?P<epoch>\d+)_mb_(?P<mb>\d+)\.pt$")
 

@@ -12,7 +12,9 @@ import pandas as pd
 import xarray as xr
 
 from ddr_pipeline.config import TrainingConfig
+from ddr_pipeline.data.batch_plan import BatchPlan, plan_experiment
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs
+from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.models import RoutingModel, build_models
 from ddr_pipeline.training.monitoring import TrainingMonitor
 from ddr_pipeline.training.trainer import Trainer
@@ -72,14 +74,25 @@ def prepare_training_data(
     return data
 
 
+def batch_plan(config: TrainingConfig, data: TrainingData) -> pd.DataFrame:
+    """The batch plan table of the run (:func:`ddr_pipeline.data.batch_plan.plan_batches`)."""
+    return plan_experiment(data.train_gauges, data.inputs, data.period, config.experiment)
+
+
 def build_trainer(
     config: TrainingConfig,
     data: TrainingData,
     normalization_stats: Mapping[str, Any],
     monitor: TrainingMonitor | None = None,
     max_steps: int | None = None,
+    *,
+    plan: BatchPlan | None = None,
+    ranks: RankContext | None = None,
 ) -> Trainer:
-    """A :class:`Trainer` for ``config`` over ``data`` (fresh model seeded by the config)."""
+    """A :class:`Trainer` for ``config`` over ``data`` (fresh model seeded by the config).
+
+    ``plan`` defaults to :func:`batch_plan`; ``ranks`` to a single process.
+    """
     return Trainer(
         config,
         build_models(config),
@@ -92,6 +105,8 @@ def build_trainer(
         validation=data.validation,
         max_steps=max_steps,
         progress=config.monitoring.progress_bar,
+        plan=plan,
+        ranks=ranks,
     )
 
 

@@ -6,6 +6,14 @@ loss after warm-up; backward; gradient clipping; Adam step. A NaN/Inf loss or gr
 step (logged, counted); ``experiment.max_consecutive_nonfinite`` such steps in a row abort with
 :class:`NonFiniteLossError`. Resuming from a checkpoint continues at the next mini-batch and
 reproduces an uninterrupted run bitwise on CPU.
+
+The mini-batches come from a :class:`~ddr_pipeline.data.batch_plan.BatchPlan` (the training
+pipeline's ``plan_batches`` node; built from the config when none is given). Under
+data-parallel ranks (:class:`~ddr_pipeline.distributed.RankContext`) every rank trains its shard
+of each planned mini-batch (:class:`~ddr_pipeline.distributed.ShardedBatchSampler`); the loss
+terms and the gradients are summed over ranks, so an N-rank step is the 1-rank step on the same
+global batch up to summation order, the NaN guard decides identically on every rank, and only
+rank 0 writes checkpoints and reports to the monitor.
 """
 
 from __future__ import annotations
@@ -24,18 +32,15 @@ import torch
 
 from ddr_pipeline.config import TrainingConfig
 from ddr_pipeline.console import ProgressBar
-from ddr_pipeline.data.batching import (
-    GaugeDataset,
-    GaugeSet,
-    ModelInputs,
-    RoutingBatch,
-    RoutingCollator,
-    make_dataloader,
-)
-from ddr_pipeline.losses import NoValidObservationsError, routing_loss
+from ddr_pipeline.data.batch_plan import BatchPlan, PlannedBatch, plan_experiment
+from ddr_pipeline.data.batching import GaugeSet, ModelInputs, RoutingBatch, build_batch
+from ddr_pipeline.distributed.context import RankContext
+from ddr_pipeline.distributed.sampler import ShardedBatchSampler
+from ddr_pipeline.losses import routing_loss_terms
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.training.checkpoints import (
     FORMAT_VERSION,
+    CheckpointError,
     check_compatible,
     checkpoint_path,
     read_checkpoint,
@@ -43,18 +48,10 @@ from ddr_pipeline.training.checkpoints import (
 )
 from ddr_pipeline.training.forward import FeatureIndex, simulate
 from ddr_pipeline.training.monitoring import NullMonitor, TrainingMonitor
-from ddr_pipeline.training.rng import (
-    global_rng_state,
-    make_generator,
-    seed_everything,
-    set_global_rng_state,
-)
+from ddr_pipeline.training.rng import global_rng_state, seed_everything, set_global_rng_state
 from ddr_pipeline.training.validation import ValidationSpec, batch_metrics, validate
 
 logger = logging.getLogger(__name__)
-
-#: Seed offset of the window generator (the sampler generator uses the seed itself).
-WINDOW_SEED_OFFSET = 1
 
 
 class NonFiniteLossError(RuntimeError):
@@ -99,7 +96,8 @@ class Trainer:
     ``period`` is the ``(first, stop)`` day positions of the training period. ``models_dir`` is
     the folder under which ``<run_name>/saved_models/`` is written. ``max_steps`` stops after that
     many mini-batches in this call (a stop hook for tests and interrupted runs); ``on_step`` is
-    called with each history record.
+    called with each history record. ``plan`` is the batch plan (default: drawn from the config);
+    ``ranks`` this process's place among data-parallel ranks (default: the only one).
     """
 
     def __init__(
@@ -117,38 +115,34 @@ class Trainer:
         max_steps: int | None = None,
         progress: bool = True,
         on_step: Callable[[dict[str, Any]], None] | None = None,
+        plan: BatchPlan | None = None,
+        ranks: RankContext | None = None,
     ) -> None:
         self.config = config
         self.exp = config.experiment
         self.model = model
         self.inputs = inputs
+        self.train_gauges = train_gauges
         self.normalization_stats = dict(normalization_stats)
         self.models_dir = Path(models_dir)
-        self.monitor = monitor or NullMonitor()
-        self.validation = validation
+        self.ranks = ranks or RankContext()
+        # One run, one writer: only rank 0 reports (and writes checkpoints, see save()).
+        self.monitor = (monitor or NullMonitor()) if self.ranks.is_writer else NullMonitor()
+        self.validation = validation if self.ranks.is_writer else None
         self.max_steps = max_steps
-        self.progress = progress
+        self.progress = progress and self.ranks.is_writer
         self.on_step = on_step
-        self.device = resolve_device(self.exp.device)
+        self.device = self.ranks.device(resolve_device(self.exp.device))
         self.features = FeatureIndex.from_names(
             config, inputs.attribute_names, inputs.forcing_names
         )
         seed_everything(self.exp.seed)
-        self.sampler_generator = make_generator(self.exp.seed)
-        self.collator = RoutingCollator(
-            inputs,
-            train_gauges,
-            period,
-            self.exp.rho,
-            make_generator(self.exp.seed + WINDOW_SEED_OFFSET),
+        if self.ranks.rank:  # own dropout stream per rank; rank 0 keeps the 1-process stream
+            torch.manual_seed(self.exp.seed + self.ranks.rank)
+        self.plan = plan or BatchPlan(
+            plan_experiment(train_gauges, inputs, period, self.exp), train_gauges, inputs.dates
         )
-        self.loader = make_dataloader(
-            GaugeDataset(train_gauges),
-            self.collator,
-            self.exp.batch_size,
-            self.exp.shuffle,
-            self.sampler_generator,
-        )
+        self.sampler = ShardedBatchSampler(train_gauges, inputs.network, self.ranks.world_size)
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=self.exp.learning_rate_for_epoch(1)
@@ -156,22 +150,16 @@ class Trainer:
         self.position = _Position()
         self.history: list[dict[str, Any]] = []
         self.checkpoints: list[Path] = []
-        self._epoch_start_sampler_state = self.sampler_generator.get_state()
         self._steps_done = 0
         self._resumed_from: Path | None = None
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, epoch: int, mini_batch: int, epoch_complete: bool) -> dict[str, Any]:
         rng = global_rng_state()
-        rng["sampler"] = self.sampler_generator.get_state()
-        rng["sampler_epoch_start"] = (
-            self.sampler_generator.get_state()
-            if epoch_complete
-            else self._epoch_start_sampler_state
-        )
-        rng["window"] = self.collator.generator.get_state()
+        rng["ranks"] = self.ranks.gather(torch.get_rng_state())  # every rank's dropout stream
         return {
             "format_version": FORMAT_VERSION,
+            "world_size": self.ranks.world_size,
             "epoch": epoch,
             "mini_batch": mini_batch,
             "epoch_complete": epoch_complete,
@@ -195,17 +183,27 @@ class Trainer:
         }
 
     def save(self, epoch: int, mini_batch: int, epoch_complete: bool) -> Path:
-        """Write the checkpoint after ``mini_batch`` of ``epoch`` and report it as an artifact."""
+        """Write the checkpoint after ``mini_batch`` of ``epoch`` and report it as an artifact.
+
+        Every rank calls it (the random states are gathered); rank 0 alone writes.
+        """
         run_name = str(self.config.run_name)
         path = checkpoint_path(self.models_dir, run_name, epoch, mini_batch)
-        save_checkpoint(self._payload(epoch, mini_batch, epoch_complete), path)
+        payload = self._payload(epoch, mini_batch, epoch_complete)
+        if self.ranks.is_writer:
+            save_checkpoint(payload, path)
+            self.monitor.log_artifact(path, "checkpoints")
         self.checkpoints.append(path)
-        self.monitor.log_artifact(path, "checkpoints")
         return path
 
     def resume(self, path: str | Path) -> None:
-        """Restore everything from a checkpoint; training continues at the next mini-batch."""
-        payload = read_checkpoint(path)
+        """Restore everything from a checkpoint; training continues at the next mini-batch.
+
+        Rank 0 reads the file and sends it to the other ranks. A checkpoint written under any
+        number of ranks resumes under any other; each rank's dropout stream is restored when the
+        numbers agree and restarted from ``seed + rank`` otherwise (rank 0 always restores).
+        """
+        payload = self.ranks.broadcast(read_checkpoint(path) if self.ranks.is_writer else None)
         check_compatible(
             payload,
             self.config,
@@ -218,9 +216,11 @@ class Trainer:
         self.optimizer.load_state_dict(payload["optimizer_state_dict"])
         rng = payload["rng_state"]
         set_global_rng_state(rng)
-        self.sampler_generator.set_state(rng["sampler_epoch_start"])
-        self._epoch_start_sampler_state = rng["sampler_epoch_start"]
-        self.collator.generator.set_state(rng["window"])
+        streams = rng.get("ranks", [rng["torch"]])
+        if len(streams) == self.ranks.world_size:
+            torch.set_rng_state(streams[self.ranks.rank])
+        elif self.ranks.rank:
+            torch.manual_seed(self.exp.seed + self.ranks.rank)
         epoch, mini_batch = int(payload["epoch"]), int(payload["mini_batch"])
         complete = bool(payload["epoch_complete"])
         self.position = _Position(
@@ -231,13 +231,29 @@ class Trainer:
             total_nonfinite=int(payload["nonfinite"]["total"]),
         )
         self.history = [dict(record) for record in payload["history"]]
+        self._check_plan_matches_history(Path(path))
         self._resumed_from = Path(path)
         logger.info(
-            "Resumed from %s: continuing at epoch %d, mini-batch %d",
+            "Resumed from %s (trained on %d ranks, now %d): continuing at epoch %d, mini-batch %d",
             path,
+            int(payload.get("world_size", 1)),
+            self.ranks.world_size,
             self.position.epoch,
             self.position.mini_batch,
         )
+
+    def _check_plan_matches_history(self, path: Path) -> None:
+        """The plan must hold the mini-batches the checkpoint was trained on."""
+        for record in self.history[-1:]:
+            planned = self.plan.epoch(int(record["epoch"]))[int(record["mini_batch"])]
+            window = str(self.inputs.dates[planned.start].date())
+            if ",".join(planned.staids) != record["gauges"] or window != record["window_start"]:
+                raise CheckpointError(
+                    f"checkpoint {path} trained epoch {record['epoch']} mini-batch "
+                    f"{record['mini_batch']} on gauges {record['gauges']} from "
+                    f"{record['window_start']}, but the batch plan has {','.join(planned.staids)} "
+                    f"from {window}: the plan was drawn with another seed, batch size or window"
+                )
 
     # ------------------------------------------------------------------ one step
     def _set_learning_rate(self, epoch: int) -> float:
@@ -246,35 +262,49 @@ class Trainer:
             group["lr"] = lr
         return lr
 
-    def _step(self, batch: RoutingBatch) -> dict[str, Any]:
-        """Forward, loss, backward, clip and step on one batch; returns the history record."""
+    def _step(self, batch: RoutingBatch | None, planned: PlannedBatch) -> dict[str, Any]:
+        """Forward, loss, backward, clip and step on this rank's shard (``None``: empty shard).
+
+        The loss numerator and count are summed over ranks and each rank back-propagates its
+        share ``numerator / global count``; the summed gradients then equal the gradient of
+        the global mini-batch's loss.
+        """
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        sim = simulate(self.model, batch.to(self.device), self.features, self.config)
-        observed = batch.observations.to(self.device)
-        try:
-            loss = routing_loss(
+        sim = None
+        numerator = count = torch.zeros((), device=self.device)
+        if batch is not None:
+            sim = simulate(self.model, batch.to(self.device), self.features, self.config)
+            observed = batch.observations.to(self.device)
+            numerator, count = routing_loss_terms(
                 sim.daily,
                 observed,
                 self.config.loss.name,
                 warmup=self.exp.warmup,
                 eps=self.config.loss.eps,
             )
-        except NoValidObservationsError:
-            logger.warning("Mini-batch %s has no valid observations: skipped", batch.staids)
+        total, total_count = self.ranks.sum([float(numerator.detach()), float(count)])
+        if total_count == 0:
+            logger.warning("Mini-batch %s has no valid observations: skipped", planned.staids)
             return {"loss": math.nan, "status": "no_observations", "grad_norm": math.nan}
-        loss_value = float(loss.detach())
+        loss = numerator / total_count
+        loss_value = total / total_count if self.ranks.parallel else float(loss.detach())
         if not math.isfinite(loss_value):
             return {"loss": loss_value, "status": "nonfinite_loss", "grad_norm": math.nan}
-        loss.backward()
+        if sim is not None:
+            loss.backward()
+        self.ranks.sum_gradients(list(self.model.parameters()))
         grad_norm = self._clip_gradients()
         if not math.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)
             return {"loss": loss_value, "status": "nonfinite_grad", "grad_norm": grad_norm}
         self.optimizer.step()
         record: dict[str, Any] = {"loss": loss_value, "status": "ok", "grad_norm": grad_norm}
-        record.update(self.model.describe(sim.outputs))
-        record.update(self._maybe_batch_metrics(sim.daily, observed))
+        if sim is not None:
+            record.update(self.model.describe(sim.outputs))
+            record.update(self._maybe_batch_metrics(sim.daily, observed))
+        else:
+            record.update(self._maybe_batch_metrics(None, None))
         return record
 
     def _clip_gradients(self) -> float:
@@ -285,12 +315,22 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm, error_if_nonfinite=False)
         return float(norm)
 
-    def _maybe_batch_metrics(self, daily: torch.Tensor, observed: torch.Tensor) -> dict[str, float]:
+    def _maybe_batch_metrics(
+        self, daily: torch.Tensor | None, observed: torch.Tensor | None
+    ) -> dict[str, float]:
+        """Median scores of the global mini-batch's gauges (the shards' series are gathered)."""
         every = self.exp.validation_every
         if every is None or (self.position.global_step + 1) % every:
             return {}
-        prediction = daily.detach().cpu().numpy()[self.exp.warmup :].T
-        target = observed.cpu().numpy()[self.exp.warmup :].T
+        local = None
+        if daily is not None and observed is not None:
+            local = (
+                daily.detach().cpu().numpy()[self.exp.warmup :].T,
+                observed.cpu().numpy()[self.exp.warmup :].T,
+            )
+        shards = [pair for pair in self.ranks.gather(local) if pair is not None]
+        prediction = np.concatenate([p for p, _ in shards])
+        target = np.concatenate([t for _, t in shards])
         return {f"batch_{k}": v for k, v in batch_metrics(prediction, target).items()}
 
     def _guard(self, record: dict[str, Any]) -> None:
@@ -338,26 +378,38 @@ class Trainer:
         if self.on_step is not None:
             self.on_step(record)
 
+    def _shard_batch(self, planned: PlannedBatch) -> RoutingBatch | None:
+        """This rank's routing problem of a planned mini-batch (``None`` for an empty shard)."""
+        shard = self.sampler.shard(planned.positions, self.ranks.rank)
+        if not shard:
+            return None
+        return build_batch(self.inputs, self.train_gauges, shard, planned.start, planned.stop)
+
+    def _step_seconds(self, seconds: float) -> dict[str, float]:
+        """The step's wall time (slowest rank) and, under several ranks, each rank's time."""
+        if not self.ranks.parallel:
+            return {"seconds": seconds}
+        times = self.ranks.gather(seconds)
+        return {"seconds": max(times), **{f"seconds_rank{r}": t for r, t in enumerate(times)}}
+
     def _run_epoch(self, epoch: int, start_mb: int, bar: Any) -> bool:
         """Train one epoch from ``start_mb``; return ``True`` when ``max_steps`` stopped it."""
         lr = self._set_learning_rate(epoch)
-        self._epoch_start_sampler_state = self.sampler_generator.get_state()
-        self.collator.skip(start_mb)
-        n_batches = len(self.loader)
-        for mb, batch in enumerate(self.loader):
-            if batch is None:  # already trained before the checkpoint we resumed from
-                continue
+        planned_batches = self.plan.epoch(epoch)
+        n_batches = len(planned_batches)
+        for planned in planned_batches[start_mb:]:
+            mb = planned.mini_batch
             started = time.perf_counter()
-            record = self._step(batch)
+            record = self._step(self._shard_batch(planned), planned)
             record.update(
                 epoch=epoch,
                 mini_batch=mb,
                 step=self.position.global_step,
                 lr=lr,
-                gauges=",".join(batch.staids),
-                window_start=str(batch.dates[0].date()),
-                seconds=time.perf_counter() - started,
+                gauges=",".join(planned.staids),
+                window_start=str(self.inputs.dates[planned.start].date()),
             )
+            record.update(self._step_seconds(time.perf_counter() - started))
             self._guard(record)
             self.history.append(record)
             self._log(record)
@@ -372,7 +424,6 @@ class Trainer:
                 self.save(epoch, mb, epoch_complete=False)
             if self._budget_spent() and not last:
                 return True
-        # Saved only now: the exhausted sampler may still draw from its generator.
         self.save(epoch, n_batches - 1, epoch_complete=True)
         self._log_epoch(epoch)
         return False
@@ -397,9 +448,11 @@ class Trainer:
         """Train until ``experiment.epochs`` (or ``max_steps``); return model and history."""
         if self.exp.checkpoint:
             self.resume(self.exp.checkpoint)
+        self.ranks.broadcast_parameters(self.model)
         self._steps_done = 0
         start_epoch, start_mb = self.position.epoch, self.position.mini_batch
-        total = len(self.loader) * max(self.exp.epochs - start_epoch + 1, 0) - start_mb
+        epochs = range(start_epoch, self.exp.epochs + 1)
+        total = sum(self.plan.n_batches(e) for e in epochs) - start_mb
         stopped = False
         with ProgressBar(max(total, 0), "training", disable=not self.progress) as bar:
             for epoch in range(start_epoch, self.exp.epochs + 1):
@@ -418,7 +471,7 @@ class Trainer:
             checkpoints=list(self.checkpoints),
             final_checkpoint=self.checkpoints[-1] if self.checkpoints else self._resumed_from,
             stopped_early=stopped,
-            summary=_summary(history, self.position),
+            summary={**_summary(history, self.position), "world_size": self.ranks.world_size},
         )
 
 

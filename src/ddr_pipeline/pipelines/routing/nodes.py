@@ -28,7 +28,10 @@ def route_domain(
     """
     period = evaluation.routing_period(params.get("period"), inputs.dates)
     settings = evaluation.PredictionSettings(
-        warmup_days=params["warmup_days"], chunk_days=params["chunk_days"], device=params["device"]
+        warmup_days=params["warmup_days"],
+        chunk_days=params["chunk_days"],
+        device=params["device"],
+        nproc_per_node=params.get("nproc_per_node", 1),
     )
     targets = params.get("target_reach_ids")
     return evaluation.route_reaches(ckpt, inputs, period, settings, targets, run_name)

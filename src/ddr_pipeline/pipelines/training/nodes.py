@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from ddr_pipeline import plots
 from ddr_pipeline.config import TrainingConfig, load_training_config
+from ddr_pipeline.distributed import env_has_process_group
 from ddr_pipeline.models import build_models
 from ddr_pipeline.training import (
     LoadedCheckpoint,
@@ -21,9 +22,10 @@ from ddr_pipeline.training import (
     TrainingMonitor,
     read_checkpoint,
 )
+from ddr_pipeline.training.parallel import MlflowTarget, run_training
 from ddr_pipeline.training.setup import (
     TrainingData,
-    build_trainer,
+    batch_plan,
     prepare_training_data,
     score_period,
 )
@@ -49,6 +51,24 @@ def prepare_data(
     return prepare_training_data(model_inputs, gauges, config)
 
 
+def plan_batches(config: TrainingConfig, data: TrainingData) -> pd.DataFrame:
+    """The batch plan: per epoch and mini-batch the gauges, window and sub-network size."""
+    plan = batch_plan(config, data)
+    logger.info(
+        "Batch plan: %d epochs x %d mini-batches, %d-%d reaches per mini-batch",
+        plan["epoch"].max(),
+        int((plan["epoch"] == 1).sum()),
+        plan["n_reaches"].min(),
+        plan["n_reaches"].max(),
+    )
+    return plan
+
+
+def _mlflow_target() -> MlflowTarget | None:
+    run = mlflow.active_run()
+    return None if run is None else MlflowTarget(mlflow.get_tracking_uri(), run.info.run_id)
+
+
 def _monitor(config: TrainingConfig) -> TrainingMonitor:
     if mlflow.active_run() is None:
         logger.info("No active MLflow run: training metrics are not logged to MLflow")
@@ -57,12 +77,26 @@ def _monitor(config: TrainingConfig) -> TrainingMonitor:
 
 
 def train_model(
-    config: TrainingConfig, data: TrainingData, normalization_stats: dict[str, Any]
+    config: TrainingConfig,
+    data: TrainingData,
+    normalization_stats: dict[str, Any],
+    batch_plan: pd.DataFrame,
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
-    """Train; return the final checkpoint payload, the per-mini-batch history and a summary."""
+    """Train the batch plan on ``training.distributed`` ranks; return the final checkpoint
+    payload, the per-mini-batch history and a summary."""
+    if env_has_process_group():
+        raise RuntimeError(
+            "kedro run was started by torchrun: run it once on the head node with "
+            "training.distributed.nproc_per_node / nnodes instead; other nodes join with "
+            "`torchrun ... -m ddr_pipeline.distributed` (docs/distributed.md)"
+        )
     monitor = _monitor(config)
+    if mlflow.active_run() is not None:
+        mlflow.log_param("world_size", config.distributed.world_size)
     started = time.perf_counter()
-    result = build_trainer(config, data, normalization_stats, monitor).fit()
+    result = run_training(
+        config, data, normalization_stats, batch_plan, monitor, mlflow_target=_mlflow_target()
+    )
     if result.final_checkpoint is None:
         raise RuntimeError("training produced no checkpoint (zero mini-batches?)")
     monitor.log_artifact(result.final_checkpoint, "model_checkpoint")

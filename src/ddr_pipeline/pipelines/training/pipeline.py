@@ -1,7 +1,8 @@
 """``training`` pipeline: validate the config, prepare data, train, score the test period.
 
 Reads the data_processing outputs of one geodataset (``drb.model_inputs``, ``drb.model_gauges``,
-``drb.normalization_stats``) and ``params:training``; writes ``training.trained_model`` (the final
+``drb.normalization_stats``) and ``params:training``; writes ``training.batch_plan`` (every
+mini-batch: gauges, window, sub-network size), ``training.trained_model`` (the final
 checkpoint), ``training.history``, ``training.summary``, ``training.test_scores`` and MLflow
 metrics (catalog: ``conf/base/catalog_training.yml``). Checkpoints during training go to
 ``<monitoring.models_dir>/<run_name>/saved_models/``.
@@ -40,8 +41,19 @@ def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
                 name="prepare_training_data",
             ),
             Node(
+                nodes.plan_batches,
+                ["training.config", "training.data"],
+                "training.batch_plan",
+                name="plan_batches",
+            ),
+            Node(
                 nodes.train_model,
-                ["training.config", "training.data", f"{geodataset}.normalization_stats"],
+                [
+                    "training.config",
+                    "training.data",
+                    f"{geodataset}.normalization_stats",
+                    "training.batch_plan",
+                ],
                 ["training.trained_model", "training.history", "training.summary"],
                 name="train_model",
             ),

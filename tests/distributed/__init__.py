@@ -1,0 +1,1 @@
+"""Tests of data-parallel training and parallel domain routing."""
