@@ -16,7 +16,8 @@ import pytest
 def kedro_session_factory(
     project_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[[str], Any]]:
-    """Factory ``(experiment) -> KedroSession`` on the DRB demo data, env ``test``, in ``tmp_path``.
+    """Factory ``(experiment, runtime_params=None) -> KedroSession`` on the DRB demo data, env
+    ``test``, in ``tmp_path``.
 
     ``conf/`` is copied to ``tmp_path/conf`` whose ``test`` env writes every output under
     ``tmp_path/data/<key>`` and MLflow runs into ``sqlite:///tmp_path/mlflow.db`` (experiment
@@ -41,7 +42,7 @@ def kedro_session_factory(
     monkeypatch.chdir(tmp_path)
     bootstrap_project(project_root)
 
-    def create(experiment: str) -> KedroSession:
+    def create(experiment: str, runtime_params: dict[str, Any] | None = None) -> KedroSession:
         conf = tmp_path / "conf"
         if not conf.exists():
             shutil.copytree(project_root / "conf", conf, ignore=shutil.ignore_patterns("local"))
@@ -59,7 +60,12 @@ def kedro_session_factory(
             },
         }
         (conf / "test" / "mlflow.yml").write_text(yaml.safe_dump(mlflow_conf))
-        return KedroSession.create(project_path=project_root, env="test", conf_source=str(conf))
+        return KedroSession.create(
+            project_path=project_root,
+            env="test",
+            conf_source=str(conf),
+            runtime_params=runtime_params,
+        )
 
     yield create
     while mlflow.active_run() is not None:  # end it in the test's own tracking store

@@ -10,7 +10,6 @@ bitwise) and the test-period median NSE to 3 decimals (docs/distributed.md).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-import yaml
+from kedro_sessions import kedro_session_factory
 
 from ddr_pipeline import evaluation
 from ddr_pipeline.config import load_training_config
@@ -32,58 +31,22 @@ RUN = "ddr-drb-training"
 WEIGHT_ATOL = 1e-4
 
 
-def _session(project_root: Path, tmp: Path, experiment: str, params: dict | None = None):
-    from kedro.framework.session import KedroSession
-
-    conf = tmp / "conf"
-    if not conf.exists():
-        shutil.copytree(project_root / "conf", conf, ignore=shutil.ignore_patterns("local"))
-        keys = ("intermediate", "model_input", "models", "model_output", "reporting")
-        paths = {"raw": str(project_root / "data" / "01_raw")}
-        paths |= {key: str(tmp / "data" / key) for key in keys}
-        (conf / "test" / "globals.yml").write_text(yaml.safe_dump({"paths": paths}))
-    mlflow_conf = {
-        "server": {"mlflow_tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"},
-        "tracking": {
-            "experiment": {
-                "name": experiment,
-                "create_experiment_kwargs": {"artifact_location": str(tmp / "mlruns")},
-            }
-        },
-    }
-    (conf / "test" / "mlflow.yml").write_text(yaml.safe_dump(mlflow_conf))
-    return KedroSession.create(
-        project_path=project_root, env="test", conf_source=str(conf), runtime_params=params
-    )
-
-
 @pytest.fixture(scope="module")
 def drb(project_root: Path, tmp_path_factory):
     """Run data_processing, then training on 2 ranks; return the folder and loaded inputs."""
-    import geopandas
-    import mlflow.tracking._tracking_service.utils as tracking_utils
-    from kedro.framework.startup import bootstrap_project
-
-    if not (project_root / "data" / "01_raw" / "drb" / "reaches.parquet").exists():
-        pytest.skip("the DRB demo data is not in data/01_raw/drb")
     tmp = tmp_path_factory.mktemp("drb_ranks")
-    io_engine = geopandas.options.io_engine
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.chdir(tmp)
-        bootstrap_project(project_root)
-        with _session(project_root, tmp, "drb_data") as session:
+    two_ranks = {"training": {"distributed": {"nproc_per_node": 2}}}
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        kedro_session_factory(project_root, tmp, patch) as create,
+    ):
+        with create("drb_data") as session:
             session.run(pipeline_names=["data_processing"])
         while mlflow.active_run() is not None:  # its run stays active after session.run
             mlflow.end_run()
-        two_ranks = {"training": {"distributed": {"nproc_per_node": 2}}}
-        with _session(project_root, tmp, "drb_two_ranks", two_ranks) as session:
+        with create("drb_two_ranks", two_ranks) as session:
             params = session.load_context().params["training"]
             session.run(pipeline_names=["training"])
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-    geopandas.options.io_engine = io_engine
     model_input = tmp / "data" / "model_input" / "drb"
     (stats_file,) = (model_input / "normalization_stats.json").glob("*/normalization_stats.json")
     inputs = XarrayZarrDataset(filepath=str(model_input / "model_inputs.zarr")).load()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -78,16 +79,22 @@ def limit_threads(threads: int) -> None:
 
 
 @record
-def run_rank(job: Job | None, backend: str, device: str, timeout_s: int) -> Any:
-    """The entry point of every rank: join, receive the job from rank 0, run it."""
+def run_rank(job_bytes: bytes | None, backend: str, device: str, timeout_s: int) -> Any:
+    """The entry point of every rank: join, receive the job from rank 0, run it.
+
+    The job and the result travel pickled as bytes: handing tensors to or from the spawned
+    processes directly would share them through file descriptors, which fails for tensors that
+    share one storage.
+    """
     with process_group(backend, torch.device(device), timeout_s) as ranks:  # type: ignore[arg-type]
-        job = ranks.broadcast(job)
+        local = pickle.loads(job_bytes) if job_bytes is not None and ranks.is_writer else None
+        job = ranks.broadcast(local)
         if job is None:
             raise DistributedRunError("rank 0 sent no job")
         limit_threads(job.threads_per_rank)
         result = job.run(ranks)
         ranks.barrier()
-        return result if ranks.is_writer else None
+        return pickle.dumps(result) if ranks.is_writer else None
 
 
 def launch(job: Job, settings: LaunchSettings) -> Any:
@@ -119,11 +126,11 @@ def launch(job: Job, settings: LaunchSettings) -> Any:
     )
     try:
         results = elastic_launch(config, run_rank)(
-            job, settings.backend, settings.device, settings.timeout_s
+            pickle.dumps(job), settings.backend, settings.device, settings.timeout_s
         )
     except ChildFailedError as error:
         raise DistributedRunError(describe_failure(error)) from None
-    return results[0]
+    return pickle.loads(results[0])
 
 
 def describe_failure(error: ChildFailedError) -> str:
