@@ -433,7 +433,8 @@ def route_reaches(  # noqa: PLR0917 (mirrors the node's inputs)
     The domain is every reach, or the upstream closure of ``target_reach_ids``. Routing starts
     ``settings.warmup_days`` before the period when the inputs allow (spin-up days are dropped).
     With ``settings.nproc_per_node > 1`` its independent basins are routed on that many ranks
-    (:mod:`ddr_pipeline.distributed.routing`); the result equals the single-process one.
+    (:mod:`ddr_pipeline.distributed.routing`); the result equals the single-process one up to
+    float32 rounding.
     """
     days = routed_days(inputs, period, settings.warmup_days)
     domain = inference.reach_domain(inputs, target_reach_ids or None)

@@ -4,8 +4,10 @@ Reaches of different basins (outlet trees) never exchange water, so a domain is 
 ``world_size`` independent sub-domains: basins are dealt largest first to the rank with the
 fewest reaches so far (ties: the lower rank). Every rank routes its basins with the same
 sequential chunked routing as a single process (:func:`ddr_pipeline.inference.route_period`);
-rank 0 gathers the daily series and puts them back in the domain's reach order. A domain that
-is one large basin gives one rank almost all the work (the split never cuts a basin).
+rank 0 gathers the daily series and puts them back in the domain's reach order. The result
+equals the single-process one up to float32 rounding (the networks run on fewer reaches per
+matrix product). A domain that is one large basin gives one rank almost all the work (the split
+never cuts a basin).
 """
 
 from __future__ import annotations
