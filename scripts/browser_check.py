@@ -159,12 +159,14 @@ def viz_pipelines(build: Path) -> dict[str, list[str]]:
     return out
 
 
-def check_viz(browser: Browser, base: str, build: Path, shots: Path | None) -> list[str]:
-    """Each pipeline's page renders its node names (pretty or raw)."""
+def check_viz(
+    browser: Browser, base: str, build: Path, shots: Path | None, only: list[str] | None = None
+) -> list[str]:
+    """Each pipeline's page (or those in ``only``) renders its node names (pretty or raw)."""
     failures = []
     (build / VIZ_SETUP_PAGE).write_text(VIZ_SETUP_HTML)
     for pipeline, names in viz_pipelines(build).items():
-        if pipeline == "__default__":
+        if (only is None and pipeline == "__default__") or (only and pipeline not in only):
             continue
         target = urllib.parse.quote(f"/?pid={pipeline}&expandAllPipelines=true")
         url = f"{base}/{VIZ_SETUP_PAGE}?next={target}"
@@ -240,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help="reuse the built site")
     parser.add_argument("--screenshots", type=Path, default=None, help="folder for PNGs")
     parser.add_argument("--timeout", type=float, default=180.0, help="server start-up, s")
+    parser.add_argument(
+        "--viz-pipelines", nargs="+", default=None,
+        help="pipelines to load in Kedro-Viz (default: each registered one; __default__ = all)",
+    )
     args = parser.parse_args(argv)
 
     chromium = find_chromium()
@@ -262,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
             serve([*http, str(viz_port)], viz_base, args.timeout, ROOT),
             serve(ui, f"{mlflow_base}/health", args.timeout, ROOT),
         ):
-            failures = check_viz(browser, viz_base, args.build, args.screenshots)
+            failures = check_viz(
+                browser, viz_base, args.build, args.screenshots, args.viz_pipelines
+            )
             failures += check_mlflow(
                 browser, mlflow_base, args.tracking_uri, args.experiment, args.screenshots
             )

@@ -209,3 +209,31 @@ def test_failed_run_records_its_reason(kedro_test_session, tmp_path) -> None:
 def test_unknown_pipeline_error_is_a_key_error() -> None:
     assert issubclass(UnknownPipelineError, KeyError)
     assert str(UnknownPipelineError("x y")) == "x y"
+
+
+def test_default_pipeline_runs_everything_in_order() -> None:
+    from ddr_pipeline.pipeline_registry import TRAINED_MODEL, default_pipeline, use_trained_model
+    from ddr_pipeline.pipelines import evaluation, routing, training
+    from ddr_pipeline.pipelines.data_processing import create_pipeline as data_processing
+
+    parts = {
+        "data_processing": data_processing(),
+        "training": training.create_pipeline(),
+        "evaluation": evaluation.create_pipeline(),
+        "routing": routing.create_pipeline(),
+    }
+    pipeline = default_pipeline(parts)
+    # only the raw data is read from outside the run: nothing is found on disk
+    assert all(name.startswith(("drb.", "params:")) for name in pipeline.inputs())
+    assert not {n for n in pipeline.inputs() if n.startswith("drb.")} & {
+        "drb.model_inputs",
+        "drb.normalization_stats",
+    }
+    order = [node.name for node in pipeline.nodes]  # topologically sorted
+    loaders = [n for n in pipeline.nodes if n.func is use_trained_model]
+    assert len(loaders) == 2 and all(n.inputs == [TRAINED_MODEL] for n in loaders)
+    trained = order.index("train_model")
+    assert order.index("drb.assemble_model_inputs") < trained
+    assert all(order.index(n.name) > trained for n in loaders)
+    # the pipelines on their own still load the model named by their parameters
+    assert "params:evaluation.model" in parts["evaluation"].inputs()

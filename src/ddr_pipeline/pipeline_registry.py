@@ -1,4 +1,10 @@
-"""Project pipelines: one registered pipeline per folder under ``ddr_pipeline/pipelines``."""
+"""Project pipelines: one registered pipeline per folder under ``ddr_pipeline/pipelines``.
+
+``__default__`` (a plain ``kedro run``) runs them all as one graph,
+``data_processing -> training -> evaluation -> routing``: evaluation and routing use the model
+the same run trained (the ``training.trained_model`` dataset) instead of a checkpoint found on
+disk, so Kedro orders them after training and a fresh clone runs end to end.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,15 @@ import re
 from importlib import resources
 
 from kedro.framework.project import find_pipelines
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Node, Pipeline
 
 from ddr_pipeline.preflight import did_you_mean
 
 #: The order of the pipelines in a full run (``kedro run``); others follow alphabetically.
 RUN_ORDER = ("data_processing", "training", "evaluation", "routing")
+#: The training pipeline's final model (catalog dataset) and the pipelines that load a model.
+TRAINED_MODEL = "training.trained_model"
+MODEL_USERS = ("evaluation", "routing")
 
 _MISSING_MODULE = re.compile(r"'ddr_pipeline\.pipelines\.([^']+)' module")
 
@@ -37,6 +46,35 @@ def pipeline_folders() -> list[str]:
     return sorted(names, key=lambda name: (order.get(name, len(order)), name))
 
 
+def use_trained_model(trained_model: object) -> object:
+    """The model the training pipeline of the same run wrote (``training.trained_model``)."""
+    return trained_model
+
+
+def from_training(pipeline: Pipeline, name: str) -> Pipeline:
+    """``pipeline`` with its load-model node (input ``params:<name>.model``) reading the model
+    the training pipeline writes instead of the checkpoint its parameters name."""
+    return Pipeline(
+        [
+            Node(use_trained_model, TRAINED_MODEL, node.outputs, name=node.name, tags=node.tags)
+            if f"params:{name}.model" in node.inputs
+            else node
+            for node in pipeline.nodes
+        ]
+    )
+
+
+def default_pipeline(pipelines: dict[str, Pipeline]) -> Pipeline:
+    """All pipelines as one graph; evaluation and routing use the model trained in it."""
+    training = pipelines.get("training")
+    linked = training is not None and TRAINED_MODEL in training.all_outputs()
+    parts = [
+        from_training(pipeline, name) if linked and name in MODEL_USERS else pipeline
+        for name, pipeline in pipelines.items()
+    ]
+    return sum(parts, start=Pipeline([]))
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
 
@@ -58,5 +96,5 @@ def register_pipelines() -> dict[str, Pipeline]:
             "the pipelines are: "
             f"{', '.join(pipeline_folders())} (and __default__, all of them: `kedro run`)"
         ) from None
-    pipelines["__default__"] = sum(pipelines.values(), start=Pipeline([]))
+    pipelines["__default__"] = default_pipeline(pipelines)
     return pipelines
