@@ -35,7 +35,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,18 +91,22 @@ def wait_for(url: str, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def serve(command: list[str], url: str, timeout: float, cwd: Path) -> Iterator[None]:
-    """Run a server ``command`` until the block ends (it must answer ``url`` first)."""
+def serve(command: list[str], cwd: Path) -> Iterator[Callable[[str, float], None]]:
+    """Run a server ``command`` until the block ends; yields ``ready(url, timeout)``, which
+    waits until it answers ``url`` (``TimeoutError`` with the end of its output)."""
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-        try:
+
+        def ready(url: str, timeout: float) -> None:
             try:
                 wait_for(url, timeout)
             except TimeoutError:
                 log.seek(0)
                 tail = log.read().decode(errors="replace")[-2000:]
                 raise TimeoutError(f"{' '.join(command)} did not start:\n{tail}") from None
-            yield
+
+        try:
+            yield ready
         finally:
             process.terminate()
             try:
@@ -241,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build", type=Path, default=ROOT / "build", help="Kedro-Viz site")
     parser.add_argument("--no-build", action="store_true", help="reuse the built site")
     parser.add_argument("--screenshots", type=Path, default=None, help="folder for PNGs")
-    parser.add_argument("--timeout", type=float, default=180.0, help="server start-up, s")
+    parser.add_argument("--timeout", type=float, default=600.0, help="server start-up, s")
     parser.add_argument(
         "--viz-pipelines", nargs="+", default=None,
         help="pipelines to load in Kedro-Viz (default: each registered one; __default__ = all)",
@@ -253,8 +257,6 @@ def main(argv: list[str] | None = None) -> int:
         print("no Chromium binary (set CHROMIUM or install chromium)", file=sys.stderr)
         return 2
     env_bin = BIN if (BIN / "kedro").exists() else Path()
-    if not args.no_build:
-        subprocess.run([str(env_bin / "kedro"), "viz", "build"], cwd=ROOT, check=True)
     viz_port, mlflow_port = free_port(), free_port()
     viz_base, mlflow_base = f"http://127.0.0.1:{viz_port}", f"http://127.0.0.1:{mlflow_port}"
     http = [sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(args.build)]
@@ -264,16 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     browser = Browser(chromium)
     try:
-        with (
-            serve([*http, str(viz_port)], viz_base, args.timeout, ROOT),
-            serve(ui, f"{mlflow_base}/health", args.timeout, ROOT),
-        ):
-            failures = check_viz(
-                browser, viz_base, args.build, args.screenshots, args.viz_pipelines
-            )
-            failures += check_mlflow(
-                browser, mlflow_base, args.tracking_uri, args.experiment, args.screenshots
-            )
+        with serve(ui, ROOT) as mlflow_ready:  # starts while the site builds
+            if not args.no_build:
+                subprocess.run([str(env_bin / "kedro"), "viz", "build"], cwd=ROOT, check=True)
+            with serve([*http, str(viz_port)], ROOT) as viz_ready:
+                viz_ready(viz_base, args.timeout)
+                mlflow_ready(f"{mlflow_base}/health", args.timeout)
+                failures = check_viz(
+                    browser, viz_base, args.build, args.screenshots, args.viz_pipelines
+                )
+                failures += check_mlflow(
+                    browser, mlflow_base, args.tracking_uri, args.experiment, args.screenshots
+                )
     finally:
         browser.close()
     for failure in failures:

@@ -70,6 +70,10 @@ def test_known_warnings_are_filtered_unless_verbose(monkeypatch: pytest.MonkeyPa
         ):
             warnings.warn(message, UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["something else"]
+    # MLflow raises some under its own simplefilter("once"): the py.warnings log filter drops them
+    record = logging.LogRecord("py.warnings", logging.WARNING, "x.py", 1, "...", None, None)
+    record.msg = "x.py:1: UserWarning: \x1b[33mAdd type hints to the `predict` method"
+    assert not logging.getLogger("py.warnings").filters[-1].filter(record)
     monkeypatch.setenv(console.VERBOSE_ENV, "1")
     assert console.verbose()
     console.apply_verbosity()
@@ -232,8 +236,30 @@ def test_default_pipeline_runs_everything_in_order() -> None:
     order = [node.name for node in pipeline.nodes]  # topologically sorted
     loaders = [n for n in pipeline.nodes if n.func is use_trained_model]
     assert len(loaders) == 2 and all(n.inputs == [TRAINED_MODEL] for n in loaders)
+    assert all(len(n.outputs) == 1 for n in loaders)
     trained = order.index("train_model")
     assert order.index("drb.assemble_model_inputs") < trained
     assert all(order.index(n.name) > trained for n in loaders)
     # the pipelines on their own still load the model named by their parameters
     assert "params:evaluation.model" in parts["evaluation"].inputs()
+
+
+@pytest.mark.slow  # the four pipelines of the test env end to end (tens of seconds)
+def test_kedro_run_runs_all_pipelines_and_compares_in_mlflow(kedro_test_session, tmp_path) -> None:
+    """`kedro run` (env test, outputs in tmp_path): one graph, one MLflow run with headlines."""
+    with kedro_test_session("ddr_pipeline_default") as session:
+        session.run()
+    data = tmp_path / "data"
+    assert (data / "model_output" / "ddr-drb-training" / "model_test.zarr").exists()
+    assert (data / "model_output" / "ddr-drb-training" / "routed_discharge.zarr").exists()
+    assert (data / "reporting" / "ddr-drb-training" / "training" / "loss_curve.png").exists()
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("ddr_pipeline_default").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "default:ddr-drb-training"
+    assert run.data.tags[tracking.TRAINING_RUN_TAG] == run.info.run_id  # trained in this run
+    assert len(run.data.tags[tracking.FINGERPRINT_TAG]) == 16
+    headline = {k for k in run.data.metrics if k.startswith("headline/")}
+    assert tracking.PRIMARY_METRIC in headline
+    assert "headline/summed_lateral_inflow.all.nse_median" in headline
+    assert not any(k.startswith("evaluation.model.") for k in run.data.metrics)  # no per-stat charts

@@ -1,7 +1,7 @@
 """A quiet console for ``kedro run``: known third-party warnings filtered, verbosity on request.
 
-``settings.py`` (imported when Kedro bootstraps the project, before the plugins import MLflow)
-registers :data:`KNOWN_WARNINGS` with :mod:`warnings`; ``conf/logging.yml`` keeps Kedro's
+``settings.py`` and ``cli.py`` (imported when the Kedro CLI starts) register
+:data:`KNOWN_WARNINGS` with :mod:`warnings` and with the ``py.warnings`` logger; ``conf/logging.yml`` keeps Kedro's
 per-dataset load/save lines at WARNING. ``DDR_VERBOSE=1`` turns both off (and makes ``kedro run``
 print full error tracebacks). :class:`ProgressBar` draws on rich's console, the one the log
 handler uses, so log lines print above it instead of breaking it. Kedro-free.
@@ -47,13 +47,29 @@ def is_known_warning(message: str, category: type[Warning] | None = None) -> boo
     )
 
 
+class KnownWarningsLogFilter(logging.Filter):
+    """Drops :data:`KNOWN_WARNINGS` from the ``py.warnings`` logger (unless verbose).
+
+    Needed besides the :mod:`warnings` filters: MLflow wraps some calls in its own
+    ``simplefilter("once", UserWarning)``, which outranks them; Kedro routes warnings to logging.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record unless it is a known warning."""
+        return verbose() or not is_known_warning(record.getMessage())
+
+
 def filter_known_warnings() -> None:
-    """Register :data:`KNOWN_WARNINGS` with :mod:`warnings` (no-op when verbose)."""
+    """Ignore :data:`KNOWN_WARNINGS` (no-op when verbose): :mod:`warnings` filters, and a filter
+    on the ``py.warnings`` logger that catches those raised under other libraries' filters."""
     if verbose():
         return
     for pattern, category in KNOWN_WARNINGS:
         # warnings matches from the start of the message: allow any prefix (colour codes).
         warnings.filterwarnings("ignore", message=f"(?s).*{pattern}", category=category)
+    log = logging.getLogger("py.warnings")
+    if not any(isinstance(f, KnownWarningsLogFilter) for f in log.filters):
+        log.addFilter(KnownWarningsLogFilter())
 
 
 def apply_verbosity() -> None:

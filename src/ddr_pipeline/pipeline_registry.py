@@ -56,7 +56,7 @@ def from_training(pipeline: Pipeline, name: str) -> Pipeline:
     the training pipeline writes instead of the checkpoint its parameters name."""
     return Pipeline(
         [
-            Node(use_trained_model, TRAINED_MODEL, node.outputs, name=node.name, tags=node.tags)
+            Node(use_trained_model, TRAINED_MODEL, node.outputs[0], name=node.name, tags=node.tags)
             if f"params:{name}.model" in node.inputs
             else node
             for node in pipeline.nodes
