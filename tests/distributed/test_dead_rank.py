@@ -22,6 +22,7 @@ from ddr_pipeline.training.parallel import run_training  # noqa: E402
 from ddr_pipeline.training.setup import TrainingData, batch_plan  # noqa: E402
 
 
+@pytest.mark.slow  # one launch of 2 spawned ranks
 def test_dead_rank_stops_the_job_and_keeps_the_last_checkpoint(tmp_path):
     ds, gauges, stats = make_twin()
     inputs = ModelInputs.from_dataset(ds)

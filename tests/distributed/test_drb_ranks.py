@@ -25,6 +25,8 @@ from ddr_pipeline.training import NullMonitor, load_checkpoint, read_checkpoint
 from ddr_pipeline.training.parallel import train_in_process
 from ddr_pipeline.training.setup import batch_plan, prepare_training_data, score_period
 
+pytestmark = pytest.mark.slow  # two launches of 2 spawned ranks + a Kedro data_processing run
+
 RUN = "ddr-drb-training"
 #: Largest absolute weight difference of a 2-rank against a 1-rank run after 3 Adam steps.
 WEIGHT_ATOL = 1e-4
