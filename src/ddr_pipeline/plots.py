@@ -226,6 +226,41 @@ def plot_hydrographs(
     return fig
 
 
+def plot_ensemble_hydrographs(  # noqa: PLR0917 (one argument per array)
+    dates: pd.DatetimeIndex,
+    members: np.ndarray,
+    observed: np.ndarray,
+    staids: Sequence[str],
+    gauges: Mapping[str, str],
+    scores: pd.DataFrame | None = None,
+) -> Figure:
+    """Observed daily discharge, the ensemble mean and the members' min–max band at selected
+    gauges. ``members`` is ``(K, G, D)``, ``observed`` ``(G, D)``, both ordered like ``staids``;
+    ``gauges`` maps a panel label to a STAID; ``scores`` (indexed by STAID, columns ``nse`` and
+    optionally ``band_coverage``) adds the ensemble mean's NSE to each title."""
+    column = {s: i for i, s in enumerate(staids)}
+    fig = Figure(figsize=(11, 2.6 * max(len(gauges), 1)), layout="constrained")
+    axes = fig.subplots(max(len(gauges), 1), 1, squeeze=False).ravel()
+    for ax, (label, gid) in zip(axes, gauges.items(), strict=False):
+        g = column[gid]
+        ax.fill_between(dates, members[:, g].min(axis=0), members[:, g].max(axis=0),
+                        color="tab:blue", alpha=0.3, lw=0,
+                        label=f"members (K={members.shape[0]}) min–max")  # fmt: skip
+        ax.plot(dates, members[:, g].mean(axis=0), color="tab:blue", lw=1.0, label="ensemble mean")
+        ax.plot(dates, observed[g], color="black", lw=1.0, label="observed")
+        title = f"{label}: {gid}"
+        if scores is not None and gid in scores.index:
+            title += f"  (NSE {scores.loc[gid, 'nse']:.2f}"
+            if "band_coverage" in scores.columns:
+                title += f", {100 * scores.loc[gid, 'band_coverage']:.0f} % of days in band"
+            title += ")"
+        ax.set_title(title, fontsize="medium")
+        ax.set_ylabel("Q (m³/s)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize="x-small")
+    return fig
+
+
 def _draw_network(ax: Axes, lines: Lines | None, **style: object) -> None:
     """Draw reach lines (grey by default) under the map's data."""
     if lines is not None and len(lines.segments):
