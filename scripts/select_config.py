@@ -9,9 +9,11 @@ Usage (from the project root, after ``kedro run --pipelines data_processing``)::
 :func:`ddr_pipeline.selection.training_period_inputs` only (the test period is never loaded;
 the log states the dates held in memory) and writes ``selection_runs.csv`` (one row per
 candidate and seed; rows already there are not re-run) and ``selection.json`` (the choice).
-``--phase final`` (a separate process) trains the chosen configuration ``members`` times on the
-whole training period (seeds 0..K-1; member weights kept in ``members/``) and writes the test
-period's ensemble report (``final.json``, ``final_per_gauge.csv``, ``final_hydrographs.png``).
+``--phase members --candidate C --member-ids K...`` trains ensemble members of a candidate on the
+whole training period (seeds 0..K-1, weights kept in ``members/<candidate>/``; also 1979 only),
+so members can be trained in parallel processes. ``--phase final`` (a separate process) trains
+the chosen candidate's missing members, then opens the test period and writes its ensemble
+report (``final.json``, ``final_per_gauge.csv``, ``final_hydrographs.png``).
 The grid, split and ensemble size come from ``--grid`` (default ``scripts/selection_drb.yml``).
 """
 

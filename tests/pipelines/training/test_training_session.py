@@ -37,7 +37,7 @@ def test_training_session_run(kedro_test_session, tmp_path):
     (run,) = [r for r in runs if "training.experiment.batch_size" in r.data.params]
     assert run.data.params["training.experiment.batch_size"] == "48"
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 3
-    assert {"val_nse_median", "batch_kge_median", "n_median", "d_gw_max"} <= set(run.data.metrics)
+    assert {"val_nse_median", "batch_kge_median", "n_median", "top_width_max"} <= set(run.data.metrics)
     assert "training.test_all_nse_median" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model_checkpoint", "training"} <= artifacts
