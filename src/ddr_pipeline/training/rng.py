@@ -20,13 +20,6 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def make_generator(seed: int) -> torch.Generator:
-    """A CPU :class:`torch.Generator` seeded with ``seed``."""
-    generator = torch.Generator()
-    generator.manual_seed(int(seed))
-    return generator
-
-
 def global_rng_state() -> dict[str, Any]:
     """The states of the python, numpy and torch (CPU, CUDA) global generators."""
     version, internal, gauss = random.getstate()
