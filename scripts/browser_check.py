@@ -192,6 +192,13 @@ def _rendered(name: str, dom: str) -> bool:
     return leaf in dom or pretty in dom or pretty.lower() in dom.lower()
 
 
+def _save_dom(dom: str, name: str) -> Path:
+    """Keep a DOM that failed a check, for debugging."""
+    with tempfile.NamedTemporaryFile("w", prefix=f"{name}-", suffix=".html", delete=False) as f:
+        f.write(dom)
+    return Path(f.name)
+
+
 def latest_runs(tracking_uri: str, experiment: str, n: int = 5) -> tuple[str, list]:
     """The experiment id and its ``n`` latest runs."""
     import mlflow
@@ -214,10 +221,11 @@ def check_mlflow(
     if not runs:
         return [f"MLflow: experiment {experiment!r} has no runs"]
     failures = []
-    dom = browser.dom(f"{base}/#/experiments/{experiment_id}")
+    dom = browser.dom(f"{base}/#/experiments/{experiment_id}/runs")
     missing = [r.info.run_name for r in runs if r.info.run_name not in dom]
     if missing:
-        failures.append(f"MLflow experiment view: runs not rendered: {missing}")
+        saved = _save_dom(dom, "mlflow_runs")
+        failures.append(f"MLflow runs view: runs not rendered: {missing} (DOM in {saved})")
     else:
         print(f"ok  MLflow experiment {experiment}: latest runs rendered {[r.info.run_name for r in runs]}")
     headline = [r for r in runs if any(k.startswith("headline/") for k in r.data.metrics)]
@@ -229,7 +237,11 @@ def check_mlflow(
     names = sorted(k for k in run.data.metrics if k.startswith("headline/"))
     absent = [k for k in names if k not in dom]
     if absent:
-        failures.append(f"MLflow run {run.info.run_name}: headline metrics not rendered: {absent}")
+        saved = _save_dom(dom, "mlflow_run")
+        failures.append(
+            f"MLflow run {run.info.run_name}: headline metrics not rendered: {absent} "
+            f"(DOM in {saved})"
+        )
     else:
         print(f"ok  MLflow run {run.info.run_name}: {len(names)} headline metrics rendered")
     if shots is not None:

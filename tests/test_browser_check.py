@@ -40,8 +40,9 @@ def test_viz_and_mlflow_render(tmp_path, capsys) -> None:
     # one page with every pipeline keeps the test short (the script's default loads each)
     args = ["--tracking-uri", uri, "--experiment", "smoke", "--viz-pipelines", "__default__"]
     status = browser_check.main(args)
-    output = capsys.readouterr().out
-    assert status == 0, output
+    captured = capsys.readouterr()
+    output = captured.out
+    assert status == 0, output + captured.err
     assert "ok  Kedro-Viz pipeline __default__" in output
     assert "latest runs rendered ['evaluation:smoke-run', 'training:smoke-run']" in output
     assert "ok  MLflow run evaluation:smoke-run: 2 headline metrics rendered" in output

@@ -123,7 +123,7 @@ def plot_metric_cdf(
     ax.set(xlim=xlim, ylim=(0, 1), xlabel=f"{metric.upper()} (-)", ylabel="fraction of gauges (-)")
     ax.set_title(f"{metric.upper()} CDF over gauges (x-axis clipped at {xlim[0]:g})")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize="small")
     return fig
 
 
