@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(json.dumps({"batch_reaches": results["batch_reaches"]}))
     if args.adjacency:
-        from ddr_pipeline.data.adjacency import write_adjacency
+        from ddr_pipeline.ingest.adjacency import write_adjacency
 
         reaches = pd.DataFrame({"id": ids, "to_id": to_ids})
         table = pd.DataFrame(

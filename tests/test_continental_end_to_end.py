@@ -30,7 +30,8 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from ddr_pipeline import settings
-from ddr_pipeline.data import hydrofabric, io, merit, stores
+from ddr_pipeline.data import io
+from ddr_pipeline.ingest import hydrofabric, merit, stores
 from ddr_pipeline.pipelines import data_processing, evaluation, training
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

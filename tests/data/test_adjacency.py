@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from ddr_pipeline.data.adjacency import (
+from ddr_pipeline.ingest.adjacency import (
     AdjacencyError,
     read_adjacency,
     read_gauge_subsets,

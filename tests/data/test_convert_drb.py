@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from ddr_pipeline.data import drb, io, schema
+from ddr_pipeline.data import io, schema
+from ddr_pipeline.ingest import drb
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE = REPO_ROOT.parent / "shared" / "data" / "drb_nhm_2yr"

@@ -11,12 +11,12 @@ import pytest
 import shapely
 
 from ddr_pipeline.data import schema
-from ddr_pipeline.data.hydrofabric import (
+from ddr_pipeline.ingest.hydrofabric import (
     HydrofabricError,
     convert_hydrofabric,
     parse_prefixed_ids,
 )
-from ddr_pipeline.data.stores import read_gage_info
+from ddr_pipeline.ingest.stores import read_gage_info
 from ddr_pipeline.network import RiverNetwork
 
 from .generators import dendritic_network, write_hydrofabric_gpkg, write_layers
@@ -197,19 +197,12 @@ def test_bad_ids_are_named():
 
 
 def test_cli_fixture_with_stores(tmp_path):
-    import sys
 
     from ddr_pipeline.data import io
-    from ddr_pipeline.data.stores import StoreError
+    from ddr_pipeline.ingest import convert_hydrofabric
+    from ddr_pipeline.ingest.stores import StoreError
 
     from .generators import daily_store, write_icechunk_store
-
-    scripts = Path(__file__).resolve().parents[2] / "scripts"
-    sys.path.insert(0, str(scripts))
-    try:
-        import convert_hydrofabric
-    finally:
-        sys.path.remove(str(scripts))
     cats = np.array(["cat-10236", "cat-10237"], dtype=object)
     write_icechunk_store(daily_store("Qr", "divide_id", cats, "1981-01-01", 60), tmp_path / "qr")
     pd.DataFrame(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,9 +11,9 @@ import xarray as xr
 import yaml
 
 from ddr_pipeline.data import io, schema
-from ddr_pipeline.data.adjacency import read_adjacency
-from ddr_pipeline.data.merit import MeritError, convert_merit, read_rivers
-from ddr_pipeline.data.stores import StoreError
+from ddr_pipeline.ingest.adjacency import read_adjacency
+from ddr_pipeline.ingest.merit import MeritError, convert_merit, read_rivers
+from ddr_pipeline.ingest.stores import StoreError
 
 from .generators import (
     daily_store,
@@ -136,15 +135,9 @@ def test_inconsistent_up_columns_are_reported(tmp_path, caplog):
 
 
 def test_cli_with_config(merit, tmp_path):
-    import sys
 
     root, comids, _, _ = merit
-    scripts = Path(__file__).resolve().parents[2] / "scripts"
-    sys.path.insert(0, str(scripts))
-    try:
-        import convert_merit
-    finally:
-        sys.path.remove(str(scripts))
+    from ddr_pipeline.ingest import convert_merit
     qr = daily_store("Qr", "divide_id", comids, "1990-01-01", 30, units="m3 s-1")
     write_zarr_store(qr, tmp_path / "qr.zarr")
     config = {

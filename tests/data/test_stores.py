@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 from ddr_pipeline.data import io, schema
-from ddr_pipeline.data.stores import (
+from ddr_pipeline.ingest.stores import (
     FT3_TO_M3,
     MissingRule,
     StoreError,

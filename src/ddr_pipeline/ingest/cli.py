@@ -1,4 +1,4 @@
-"""Command-line pieces shared by the conversion scripts (convert_hydrofabric.py, convert_merit.py).
+"""Command-line pieces shared by the converters (``ddr-convert-hydrofabric``, ``ddr-convert-merit``).
 
 Options for the time-series stores, the period, the missing-inflow rule and the adjacency store; a
 ``--config`` YAML whose ``sources:`` block gives defaults; and writing a converted schema folder.
@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ddr_pipeline.data import stores
-from ddr_pipeline.data.adjacency import write_adjacency
-from ddr_pipeline.data.hydrofabric import FabricTables
+from ddr_pipeline.ingest import stores
+from ddr_pipeline.ingest.adjacency import write_adjacency
+from ddr_pipeline.ingest.hydrofabric import FabricTables
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Where converted geodatasets go by default (relative to the project root, the working folder).
+RAW_DATA = Path("data") / "01_raw"
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -111,7 +112,7 @@ def write_outputs(
     args: argparse.Namespace, tables: FabricTables, divide_map: pd.Series | None = None
 ) -> Path:
     """Write the schema tables, the stores and (``--adjacency``) the adjacency; return the folder."""
-    out = args.out or REPO_ROOT / "data" / "01_raw" / args.name
+    out = args.out or RAW_DATA / args.name
     for path in tables.write(out):
         print(f"wrote {path}")
     gage_ids = tables.gauges["STAID"].astype(str).tolist()

@@ -1,7 +1,7 @@
 """Convert a NOAA-OWP / Lynker hydrofabric v2.2 GeoPackage (+ stores) into the input schema.
 
 Usage (see docs/datasets/lynker_hydrofabric.md):
-  .venv/bin/python scripts/convert_hydrofabric.py GPKG [--gauges CSV] [--attributes TABLE|STORE]
+  ddr-convert-hydrofabric GPKG [--gauges CSV] [--attributes TABLE|STORE]
       [--lateral-inflow STORE] [--observations STORE] [--forcings STORE] [--start D --end D]
       [--adjacency] [--out data/01_raw/lynker_hydrofabric] [--config conf/lynker_hydrofabric/sources.yml]
 
@@ -16,10 +16,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-from convert_cli import add_common_arguments, add_store_arguments, parse_with_config, write_outputs
 
-from ddr_pipeline.data import stores
-from ddr_pipeline.data.hydrofabric import convert_hydrofabric, divide_to_reach, read_flowpaths
+from ddr_pipeline.ingest import stores
+from ddr_pipeline.ingest.cli import (
+    add_common_arguments,
+    add_store_arguments,
+    parse_with_config,
+    write_outputs,
+)
+from ddr_pipeline.ingest.hydrofabric import convert_hydrofabric, divide_to_reach, read_flowpaths
 
 NAME = "lynker_hydrofabric"
 

@@ -100,7 +100,8 @@ _UNITS: dict[str, dict[str, tuple[float, float]]] = {
         **{u: (5.0 / 9.0, -32.0 * 5.0 / 9.0) for u in ("degf", "°f", "f", "fahrenheit")},
     },
 }
-FORCING_UNITS = {"P": "mm day-1", "PET": "mm day-1", "Temp": "degC"}
+#: Canonical units of the forcings (the schema's unit table).
+FORCING_UNITS = {name: schema.UNITS[name] for name in ("P", "PET", "Temp")}
 
 
 class StoreError(ValueError):
@@ -384,7 +385,7 @@ def read_lateral_inflow(
     values = values * scale + offset
     values[~found] = missing.value
     return _dataset(
-        schema.LATERAL_INFLOW_VAR, schema.DIVIDE_DIM, wanted, values, da, units="m3 s-1"
+        schema.LATERAL_INFLOW_VAR, schema.DIVIDE_DIM, wanted, values, da, units=schema.UNITS[schema.STREAMFLOW_VAR]
     )
 
 
@@ -415,7 +416,7 @@ def read_observations(
         )
     values = values * scale + offset
     return _dataset(
-        schema.STREAMFLOW_VAR, schema.GAGE_DIM, wanted.astype(object), values, da, units="m3 s-1"
+        schema.STREAMFLOW_VAR, schema.GAGE_DIM, wanted.astype(object), values, da, units=schema.UNITS[schema.STREAMFLOW_VAR]
     )
 
 

@@ -1,6 +1,6 @@
 """Convert the Delaware River Basin NHM demo data (pywatershed drb_2yr) into the input schema.
 
-Usage: .venv/bin/python scripts/convert_drb.py [--source DIR] [--out DIR]
+Usage: ddr-convert-drb [--source DIR] [--out DIR]   (from the project root)
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from ddr_pipeline.data.drb import convert_drb
+from ddr_pipeline.ingest.drb import convert_drb
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "drb_nhm_2yr"
-DEFAULT_OUT = REPO_ROOT / "data" / "01_raw" / "drb"
+DEFAULT_SOURCE = Path("..") / "shared" / "data" / "drb_nhm_2yr"
+DEFAULT_OUT = Path("data") / "01_raw" / "drb"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

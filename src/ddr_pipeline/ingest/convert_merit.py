@@ -1,7 +1,7 @@
 """Convert MERIT-Basins river shapefiles + DDR gauge CSV (+ attributes, stores) into the schema.
 
 Usage (see docs/datasets/merit.md):
-  .venv/bin/python scripts/convert_merit.py RIV_SHP [RIV_SHP ...] --gauges CSV
+  ddr-convert-merit RIV_SHP [RIV_SHP ...] --gauges CSV
       [--attributes merit_global_attributes_v2.nc] [--lateral-inflow STORE] [--observations STORE]
       [--forcings STORE] [--start D --end D] [--adjacency] [--out data/01_raw/merit]
       [--config conf/merit/sources.yml]
@@ -14,9 +14,13 @@ import glob
 import logging
 from pathlib import Path
 
-from convert_cli import add_common_arguments, add_store_arguments, parse_with_config, write_outputs
-
-from ddr_pipeline.data.merit import DEFAULT_MAX_AREA_DIFF_SQKM, DEFAULT_X, convert_merit
+from ddr_pipeline.ingest.cli import (
+    add_common_arguments,
+    add_store_arguments,
+    parse_with_config,
+    write_outputs,
+)
+from ddr_pipeline.ingest.merit import DEFAULT_MAX_AREA_DIFF_SQKM, DEFAULT_X, convert_merit
 
 NAME = "merit"
 

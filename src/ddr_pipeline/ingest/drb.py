@@ -1,7 +1,7 @@
 """Delaware River Basin (USGS NHM ``drb_2yr``, pywatershed, CC0 1.0) adapter -> input schema.
 
 Converts the NetCDF files of ``drb_nhm_2yr/`` into the schema of :mod:`ddr_pipeline.data.schema`
-(see ``data/01_raw/drb/README.md`` for every derived choice). Used by ``scripts/convert_drb.py``.
+(see ``data/01_raw/drb/README.md`` for every derived choice). Used by ``ddr-convert-drb``.
 All alignment is by id (``nhm_seg``, ``nhm_id``, ``poi_id``), never by position.
 """
 
@@ -218,7 +218,7 @@ def _provenance(description: str) -> dict[str, str]:
         "title": description,
         "source": SOURCE,
         "license": LICENSE,
-        "converter": "ddr_pipeline.data.drb (scripts/convert_drb.py)",
+        "converter": "ddr_pipeline.ingest.drb (ddr-convert-drb)",
         "converter_version": CONVERTER_VERSION,
     }
 

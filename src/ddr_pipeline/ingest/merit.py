@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import pyogrio
 
-from ddr_pipeline.data import schema, stores
-from ddr_pipeline.data.hydrofabric import FabricTables, as_linestrings, check_network
+from ddr_pipeline.data import schema
+from ddr_pipeline.ingest import stores
+from ddr_pipeline.ingest.hydrofabric import FabricTables, as_linestrings, check_network
 
 logger = logging.getLogger(__name__)
 
