@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from pipelines.evaluation import synthetic as syn
 
-from ddr_pipeline import evaluation, inference
+from ddr_pipeline import evaluation, model_store
 from ddr_pipeline.data.batching import ModelInputs
 
 
@@ -136,7 +136,7 @@ def test_scored_window_and_model_names() -> None:
 
 
 def test_predict_period_matches_direct_routing(tmp_path: Path) -> None:
-    ckpt = inference.load_model(
+    ckpt = model_store.load_model(
         checkpoint=str(syn.write_checkpoint(tmp_path)), run_name="r", models_dir=str(tmp_path)
     )
     inputs = ModelInputs.from_dataset(syn.model_inputs())

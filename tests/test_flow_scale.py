@@ -11,18 +11,13 @@ import torch
 import xarray as xr
 from pipelines.evaluation import synthetic as syn
 
-from ddr_pipeline import baselines, inference
+from ddr_pipeline import baselines, simulation
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data import schema
-from ddr_pipeline.data.batching import (
-    HOURS_PER_DAY,
-    GaugeSet,
-    ModelInputs,
-    build_batch,
-    reach_flow_scale,
-)
+from ddr_pipeline.data.batching import GaugeSet, ModelInputs, build_batch
 from ddr_pipeline.data.splits import parse_periods
 from ddr_pipeline.pipelines.data_processing import nodes as dp_nodes
+from ddr_pipeline.simulation import RoutingSettings, reach_flow_scale
 
 HEADWATER_GAUGE = "01000004"  # sits on reach 6, a headwater draining to the outlet reach 7
 HEADWATER_REACH = 6
@@ -98,10 +93,14 @@ def test_batch_halves_the_headwater_gauge_inflow(inputs: ModelInputs) -> None:
     b = build_batch(inputs, plain, positions, 5, 25)
     col = _column(inputs, b.reach_index, HEADWATER_REACH)
     raw = torch.from_numpy(inputs.lateral_inflow[5:25][:, b.reach_index])
-    torch.testing.assert_close(b.lateral_inflow, raw.repeat_interleave(HOURS_PER_DAY, dim=0))
-    torch.testing.assert_close(a.lateral_inflow[:, col], 0.5 * b.lateral_inflow[:, col])
+    torch.testing.assert_close(b.window.lateral_inflow, raw)
+    torch.testing.assert_close(
+        a.window.lateral_inflow[:, col], 0.5 * b.window.lateral_inflow[:, col]
+    )
     others = np.arange(b.reach_index.size) != col
-    torch.testing.assert_close(a.lateral_inflow[:, others], b.lateral_inflow[:, others])
+    torch.testing.assert_close(
+        a.window.lateral_inflow[:, others], b.window.lateral_inflow[:, others]
+    )
 
 
 def test_batch_scales_only_its_own_gauges(inputs: ModelInputs) -> None:
@@ -109,7 +108,7 @@ def test_batch_scales_only_its_own_gauges(inputs: ModelInputs) -> None:
     outlet = gauges.staids.index("01000003")  # reach 7, drains reach 6
     batch = build_batch(inputs, gauges, [outlet], 0, 10)
     raw = torch.from_numpy(inputs.lateral_inflow[0:10][:, batch.reach_index])
-    torch.testing.assert_close(batch.lateral_inflow[::HOURS_PER_DAY], raw)
+    torch.testing.assert_close(batch.window.lateral_inflow, raw)
 
 
 def test_gauge_set_rejects_invalid_flow_scale(inputs: ModelInputs) -> None:
@@ -127,22 +126,25 @@ def test_reach_flow_scale_shared_reach_takes_the_smallest_factor() -> None:
 
 # --- inference + baselines ------------------------------------------------------------------------
 def test_inference_routes_the_scaled_inflow(inputs: ModelInputs) -> None:
-    source = inference.ConstantParameters(load_training_config(syn.training_params()))
+    config = load_training_config(syn.training_params())
+    source = simulation.ConstantParameters(config)
+    settings = RoutingSettings.from_config(config)
     scaled = GaugeSet.from_table(_table({HEADWATER_GAUGE: 0.5}), inputs, None)
-    domain = inference.gauge_domain(inputs, scaled.reach_index, scaled.flow_scale)
-    settings = inference.RouteSettings(chunk_days=7)
-    got = inference.route_period(inputs, domain, source, 0, 20, settings=settings).daily
+    domain = simulation.gauge_problem(inputs, scaled.reach_index, scaled.flow_scale)
+
+    def route(inputs, domain):
+        return simulation.rollout(inputs, domain, source, settings, 0, 20, chunk_days=7)
+
+    got = route(inputs, domain).daily
     # the same as routing inputs whose headwater inflow was halved beforehand
     halved = inputs.lateral_inflow.copy()
     halved[:, _column(inputs, np.arange(inputs.reach_ids.size), HEADWATER_REACH)] *= 0.5
     expected_inputs = dataclasses.replace(inputs, lateral_inflow=halved)
-    plain_domain = inference.gauge_domain(inputs, scaled.reach_index)
+    plain_domain = simulation.gauge_problem(inputs, scaled.reach_index)
     assert plain_domain.inflow_scale is None
-    expected = inference.route_period(
-        expected_inputs, plain_domain, source, 0, 20, settings=settings
-    ).daily
+    expected = route(expected_inputs, plain_domain).daily
     np.testing.assert_allclose(got, expected, rtol=1e-6)
-    unscaled = inference.route_period(inputs, plain_domain, source, 0, 20, settings=settings)
+    unscaled = route(inputs, plain_domain)
     g = scaled.staids.index(HEADWATER_GAUGE)
     assert np.all(got[:, g] < unscaled.daily[:, g])
     np.testing.assert_allclose(got[:, 0], unscaled.daily[:, 0], rtol=1e-6)  # not downstream of 6

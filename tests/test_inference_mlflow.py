@@ -1,4 +1,4 @@
-"""``inference.load_model`` from an MLflow model URI, logged exactly as the training node does.
+"""``model_store.load_model`` from an MLflow model URI, logged exactly as the training node does.
 
 A tiny model is trained by :func:`ddr_pipeline.pipelines.training.nodes.train_model` inside an
 MLflow run on a temporary sqlite store (it logs ``model_checkpoint/`` and the PyTorch ``model``
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from pipelines.evaluation import synthetic as syn
 
-from ddr_pipeline import inference
+from ddr_pipeline import evaluation, model_store, simulation
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batching import ModelInputs
 from ddr_pipeline.pipelines.training.nodes import prepare_data, train_model
@@ -75,12 +75,10 @@ def inputs() -> ModelInputs:
 
 
 def _predict(ckpt: LoadedCheckpoint, inputs: ModelInputs) -> np.ndarray:
-    source = inference.TrainedParameters(
-        ckpt.model, ckpt.config, inputs.attribute_names, inputs.forcing_names
-    )
-    domain = inference.reach_domain(inputs)
-    settings = inference.RouteSettings(chunk_days=30)
-    return inference.route_period(inputs, domain, source, 0, 60, settings=settings).daily
+    source = evaluation.trained_source(ckpt, inputs)
+    settings = simulation.RoutingSettings.from_config(ckpt.config)
+    problem = simulation.reach_problem(inputs)
+    return simulation.rollout(inputs, problem, source, settings, 0, 60, chunk_days=30).daily
 
 
 def _same_context(got: LoadedCheckpoint, expected: LoadedCheckpoint) -> None:
@@ -105,7 +103,7 @@ def test_mlflow_uri_needs_no_local_checkpoint(
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{logged['models_dir'].parent / 'mlflow.db'}")
     try:
-        got = inference.load_model(
+        got = model_store.load_model(
             run_name="some-other-run", mlflow_model_uri=uri, models_dir=tmp_path / "empty"
         )
     finally:
@@ -142,7 +140,7 @@ def test_run_without_checkpoint_artifact_names_what_is_missing(tmp_path: Path) -
             log_pytorch_model(model, "model")
         uri = f"runs:/{run.info.run_id}/model"
         with pytest.raises(CheckpointError, match=r"model_checkpoint.*" + run.info.run_id):
-            inference.load_model(mlflow_model_uri=uri, models_dir=tmp_path / "none")
+            model_store.load_model(mlflow_model_uri=uri, models_dir=tmp_path / "none")
     finally:
         mlflow.set_tracking_uri(previous)
 
@@ -164,7 +162,7 @@ def test_local_checkpoint_of_the_run_is_the_fallback(
         experiment = mlflow.create_experiment("bare", artifact_location=str(tmp_path / "a"))
         with mlflow.start_run(experiment_id=experiment) as run:
             log_pytorch_model(expected.model, "model")
-        got = inference.load_model(
+        got = model_store.load_model(
             run_name=logged["run_name"],
             mlflow_model_uri=f"runs:/{run.info.run_id}/model",
             models_dir=models_dir,

@@ -4,7 +4,7 @@
   upstream closure (every reach draining to it, its own reaches included), no routing; the
   gauges' reaches are scaled by their ``flow_scale`` as in the routed model.
 * untrained routing: the routing model with constant mid-range / configured parameters
-  (:class:`ddr_pipeline.inference.ConstantParameters`, routed by ``inference.route_period``).
+  (:class:`ddr_pipeline.simulation.ConstantParameters`, routed by :func:`ddr_pipeline.simulation.rollout`).
 * ``reference_at_gauges``: a dataset's reference routing product (NHM routed outflow for the
   Delaware demo), summed over each gauge's reaches.
 """
@@ -20,8 +20,8 @@ import pandas as pd
 import xarray as xr
 from scipy import sparse
 
-from ddr_pipeline.data.batching import reach_flow_scale
 from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.simulation.problem import reach_flow_scale
 
 logger = logging.getLogger(__name__)
 

@@ -16,29 +16,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-logger = logging.getLogger(__name__)
-
-#: Parameters a network may learn (names used in ranges, defaults and learnable lists).
-LEARNABLE_PARAMETERS: tuple[str, ...] = (
-    "n",
-    "q_spatial",
-    "p_spatial",
-    "top_width",
-    "side_slope",
-    "K_D_delta",
-    "d_gw",
+from ddr_pipeline.parameter_registry import (
+    DEFAULTABLE_PARAMETERS,
+    LEAKANCE_PARAMETERS,
+    LEARNABLE_PARAMETERS,
+    OBSERVABLE_PARAMETERS,
+    ROUTING_PARAMETERS,
+    default_log_space,
+    default_ranges,
+    default_values,
 )
-#: Names accepted in ``params.defaults``: learnable parameters plus Muskingum ``x``.
-DEFAULTABLE_PARAMETERS: tuple[str, ...] = (*LEARNABLE_PARAMETERS, "x")
-#: Observed channel data that may override a learned parameter: parameter -> channel column.
-OBSERVABLE_PARAMETERS: dict[str, str] = {
-    "top_width": "top_width",
-    "side_slope": "side_slope",
-    "n": "mann_n",
-}
-#: Parameters the Muskingum-Cunge step always needs; leakance adds ``K_D_delta`` and ``d_gw``.
-ROUTING_PARAMETERS: tuple[str, ...] = ("n", "q_spatial", "p_spatial", "top_width", "side_slope")
-LEAKANCE_PARAMETERS: tuple[str, ...] = ("K_D_delta", "d_gw")
+
+logger = logging.getLogger(__name__)
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -206,18 +195,6 @@ class AttributeMinimums(_Strict):
     bottom_width: float = Field(0.01, gt=0, description="B_min, m.")
 
 
-def _default_ranges() -> dict[str, tuple[float, float]]:
-    return {
-        "n": (0.015, 0.25),
-        "q_spatial": (0.0, 1.0),
-        "p_spatial": (1.0, 200.0),
-        "top_width": (1.0, 5000.0),
-        "side_slope": (0.5, 50.0),
-        "K_D_delta": (-3.0, 1.0),
-        "d_gw": (0.01, 300.0),
-    }
-
-
 # Cosby et al. (1984) log10 Ks (m/s) of a loam (40 % sand, 20 % clay).
 _LOAM_LOG10_KS = round(-0.60 + 0.0126 * 40 - 0.0064 * 20 + math.log10(7.056e-6), 3)
 
@@ -226,15 +203,15 @@ class ParamsConfig(_Strict):
     """Physical parameter ranges, defaults and leakance settings."""
 
     parameter_ranges: dict[str, tuple[float, float]] = Field(
-        default_factory=_default_ranges,
+        default_factory=default_ranges,
         description="Physical range [lo, hi] of each parameter; network outputs map into it.",
     )
     log_space_parameters: list[str] = Field(
-        default_factory=lambda: ["top_width", "side_slope", "p_spatial", "d_gw"],
+        default_factory=default_log_space,
         description="Parameters denormalised in log space (range must be positive).",
     )
     defaults: dict[str, float] = Field(
-        default_factory=lambda: {"p_spatial": 21.0, "x": 0.3},
+        default_factory=default_values,
         description="Constant values of parameters that are not learned (x = Muskingum X).",
     )
     attribute_minimums: AttributeMinimums = Field(
@@ -351,6 +328,12 @@ class MonitoringConfig(_Strict):
     )
     validation_warmup_days: int = Field(
         30, ge=0, description="Days routed before the validation period and not scored."
+    )
+    well_observed_fraction: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="Share of valid test days that makes a gauge well observed (test medians).",
     )
     log_checkpoints: bool = Field(
         True, description="Upload every checkpoint to MLflow (the final model always is)."

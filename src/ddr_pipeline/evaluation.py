@@ -1,7 +1,7 @@
 """Evaluation and domain routing of a trained model: periods, predictions, scores, plot inputs.
 
 Used by the ``evaluation`` and ``routing`` pipelines (which only wrap these functions); built on
-:mod:`ddr_pipeline.inference`, :mod:`ddr_pipeline.baselines` and :mod:`ddr_pipeline.metrics`.
+:mod:`ddr_pipeline.simulation`, :mod:`ddr_pipeline.baselines` and :mod:`ddr_pipeline.metrics`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 import shapely
 import xarray as xr
 
-from ddr_pipeline import __version__, baselines, inference, metrics, plots
+from ddr_pipeline import __version__, baselines, metrics, plots, scoring, simulation
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs
 from ddr_pipeline.data.schema import STREAMFLOW_VAR, UNITS, format_values
 from ddr_pipeline.distributed.routing import RoutingJob, route_basins_parallel
@@ -32,8 +32,6 @@ UNTRAINED = "untrained"
 REFERENCE = "reference"
 #: Subsets of gauges every model is summarised on.
 SUBSETS = ("all", "well_observed", "train", "validation", "train_well", "validation_well")
-#: Learned parameters shown on a log colour scale.
-LOG_SCALE_PARAMETERS = ("top_width", "side_slope", "d_gw", "K_D")
 
 
 def resolve_period(
@@ -87,30 +85,68 @@ class RoutedDays:
         return self.warmup_days - (self.start - self.route_from)
 
 
+def spinup_start(dates: pd.DatetimeIndex, start: str, warmup_days: int) -> tuple[int, int]:
+    """Day positions ``(route_from, period_start)``: routing begins ``warmup_days`` earlier.
+
+    When the inputs do not reach back far enough, routing starts on their first day and a
+    warning names the shortfall (the caller excludes those days from scoring).
+    """
+    period_start = int(dates.searchsorted(pd.Timestamp(start)))
+    route_from = max(period_start - int(warmup_days), 0)
+    if period_start - route_from < warmup_days:
+        logger.warning(
+            "only %d of %d warm-up days before %s are in the inputs",
+            period_start - route_from,
+            warmup_days,
+            start,
+        )
+    return route_from, period_start
+
+
 def routed_days(inputs: ModelInputs, period: tuple[str, str], warmup_days: int) -> RoutedDays:
     """Day positions of ``period`` routed after up to ``warmup_days`` of spin-up."""
-    route_from, start = inference.spinup_start(inputs.dates, period[0], warmup_days)
+    route_from, start = spinup_start(inputs.dates, period[0], warmup_days)
     _, stop = inputs.day_range(*period)
     return RoutedDays(route_from, start, stop, int(warmup_days))
 
 
-def trained_source(ckpt: LoadedCheckpoint, inputs: ModelInputs) -> inference.TrainedParameters:
-    """Parameter source of the checkpoint's trained networks on ``inputs``."""
-    return inference.TrainedParameters(
-        ckpt.model, ckpt.config, inputs.attribute_names, inputs.forcing_names
+def trained_source(ckpt: LoadedCheckpoint, inputs: ModelInputs) -> simulation.TrainedParameters:
+    """Parameter source of the checkpoint's trained networks (eval mode) on ``inputs``."""
+    features = simulation.FeatureIndex.from_names(
+        ckpt.config, inputs.attribute_names, inputs.forcing_names
     )
+    return simulation.TrainedParameters(ckpt.model.eval(), features)
 
 
 def route_trained(
     ckpt: LoadedCheckpoint,
     inputs: ModelInputs,
-    domain: inference.RoutingDomain,
+    problem: simulation.RoutingProblem,
     days: RoutedDays,
-    settings: inference.RouteSettings,
-) -> inference.RouteResult:
-    """Route ``domain`` with the checkpoint's trained networks from the spin-up start to the end."""
-    return inference.route_period(
-        inputs, domain, trained_source(ckpt, inputs), days.route_from, days.stop, settings=settings
+    settings: PredictionSettings,
+) -> simulation.RolloutResult:
+    """Route ``problem`` with the checkpoint's trained networks from the spin-up start to the end."""
+    return run_rollout(ckpt, inputs, problem, trained_source(ckpt, inputs), days.days, settings)
+
+
+def run_rollout(  # noqa: PLR0917 (the rollout's inputs)
+    ckpt: LoadedCheckpoint,
+    inputs: ModelInputs,
+    problem: simulation.RoutingProblem,
+    source: simulation.ParameterSource,
+    days: slice,
+    settings: PredictionSettings,
+) -> simulation.RolloutResult:
+    """:func:`ddr_pipeline.simulation.rollout` of ``days`` with the checkpoint's routing physics."""
+    return simulation.rollout(
+        inputs,
+        problem,
+        source,
+        simulation.RoutingSettings.from_config(ckpt.config),
+        days.start,
+        days.stop,
+        chunk_days=settings.chunk_days,
+        device=settings.device,
     )
 
 
@@ -155,17 +191,16 @@ class PredictionSettings:
             baselines=params["baselines"],
         )
 
-    @property
-    def route(self) -> inference.RouteSettings:
-        """Numerical routing settings."""
-        return inference.RouteSettings(chunk_days=self.chunk_days, device=self.device)
+    def __post_init__(self) -> None:
+        if self.chunk_days < 1:
+            raise ValueError(f"chunk_days must be >= 1, got {self.chunk_days}")
 
 
 def baseline_predictions(
     ckpt: LoadedCheckpoint,
     inputs: ModelInputs,
     gauge_set: GaugeSet,
-    domain: inference.RoutingDomain,
+    problem: simulation.RoutingProblem,
     settings: PredictionSettings,
     *,
     days: slice,
@@ -184,13 +219,11 @@ def baseline_predictions(
         )
     untrained = cfg.get(UNTRAINED) or {}
     if untrained.get("enabled", True):
-        source = inference.ConstantParameters(
+        source = simulation.ConstantParameters(
             ckpt.config, untrained.get("values"), inputs.attribute_names
         )
         logger.info("untrained baseline parameters: %s", source.values)
-        routed = inference.route_period(
-            inputs, domain, source, days.start, days.stop, settings=settings.route
-        )
+        routed = run_rollout(ckpt, inputs, problem, source, days, settings)
         yield UNTRAINED, routed.daily
     reference = cfg.get(REFERENCE) or {}
     product = baselines.load_reference(reference.get("path"), reference.get("variable", "outflow"))
@@ -215,8 +248,8 @@ def predict_period(  # noqa: PLR0917 (mirrors the node's inputs)
     """
     days = routed_days(inputs, period, settings.warmup_days)
     gauge_set = known_gauges(inputs, gauges)
-    domain = inference.gauge_domain(inputs, gauge_set.reach_index, gauge_set.flow_scale)
-    routed = route_trained(ckpt, inputs, domain, days, settings.route)
+    problem = simulation.gauge_problem(inputs, gauge_set.reach_index, gauge_set.flow_scale)
+    routed = route_trained(ckpt, inputs, problem, days, settings)
     dates = inputs.dates[days.start : days.stop]
     units = UNITS[STREAMFLOW_VAR]
     observed = inputs.observations[days.start : days.stop][:, gauge_set.obs_column]
@@ -225,7 +258,7 @@ def predict_period(  # noqa: PLR0917 (mirrors the node's inputs)
         "observations": gauge_array(observed, gauge_set.staids, dates, units),
     }
     for name, values in baseline_predictions(
-        ckpt, inputs, gauge_set, domain, settings, days=days.days
+        ckpt, inputs, gauge_set, problem, settings, days=days.days
     ):
         data[f"baseline_{name}"] = gauge_array(values[days.keep], gauge_set.staids, dates, units)
     scored_from = dates[min(max(days.shortfall, 0), len(dates) - 1)]
@@ -306,22 +339,18 @@ def score_gauges(
 ) -> pd.DataFrame:
     """Per-gauge metrics of the model and every baseline (long table, one row per model × gauge).
 
-    Columns: ``model``, ``gage_id``, ``split``, ``well_observed``, ``observed`` (any valid day),
-    ``n_valid``, ``n_days`` and the metrics of :data:`ddr_pipeline.metrics.METRICS`.
-    Gauges without observations keep NaN scores and ``observed = False``.
+    Columns: ``model`` and those of :func:`ddr_pipeline.scoring.score_gauges`. Gauges without
+    observations keep NaN scores and ``observed = False``.
     """
     split = gauges.assign(STAID=gauges["STAID"].astype(str)).set_index("STAID")["split"]
     staids = [str(g) for g in ds["gage_id"].values]
+    splits = split.reindex(staids).astype("str").to_numpy()
     tables = []
     for name, variable in model_names(ds).items():
         predicted, observed = scored_window(ds, variable)
-        table = metrics.metrics_table(predicted, observed, staids)
-        obs_fraction = np.isfinite(observed).sum(axis=1) / observed.shape[1]
-        table.insert(0, "well_observed", obs_fraction >= well_observed_fraction)
-        table.insert(0, "observed", np.isfinite(observed).any(axis=1))
-        table.insert(0, "split", split.reindex(staids).astype("str").to_numpy())
-        table.insert(0, "model", name)
-        tables.append(table.reset_index())
+        table = scoring.score_gauges(predicted, observed, staids, splits, well_observed_fraction)
+        table.insert(1, "model", name)
+        tables.append(table)
     return pd.concat(tables, ignore_index=True)
 
 
@@ -373,9 +402,9 @@ def parameter_fields(
 ) -> dict[str, np.ndarray]:
     """Per-reach learned parameters over ``period`` (daily ones as ``"mean <name>"``)."""
     first, stop = inputs.day_range(*period)
-    domain = inference.reach_domain(inputs)
+    problem = simulation.reach_problem(inputs)
     source = trained_source(ckpt, inputs)
-    means = inference.parameter_means(inputs, domain, source, first, stop, chunk_days=chunk_days)
+    means = simulation.parameter_means(inputs, problem, source, first, stop, chunk_days=chunk_days)
     names = {"p_spatial": "p"}
     learned = [p for p in ckpt.config.learned_parameters if names.get(p, p) in means]
     daily = daily_parameters(ckpt)
@@ -437,18 +466,20 @@ def route_reaches(  # noqa: PLR0917 (mirrors the node's inputs)
     float32 rounding.
     """
     days = routed_days(inputs, period, settings.warmup_days)
-    domain = inference.reach_domain(inputs, target_reach_ids or None)
+    problem = simulation.reach_problem(inputs, target_reach_ids or None)
     tic = time.perf_counter()
     if settings.nproc_per_node > 1:
-        job = RoutingJob(ckpt, inputs, domain, days.route_from, days.stop, settings.route)
+        job = RoutingJob(
+            ckpt, inputs, problem, days.route_from, days.stop, settings.chunk_days, settings.device
+        )
         routed_daily = route_basins_parallel(job, settings.nproc_per_node)
     else:
-        routed_daily = route_trained(ckpt, inputs, domain, days, settings.route).daily
+        routed_daily = route_trained(ckpt, inputs, problem, days, settings).daily
     seconds = time.perf_counter() - tic
     daily = routed_daily[days.keep]
     logger.info(
         "routed %d reaches over %d days (%s .. %s) in %.1f s; Q min/mean/max %.3g/%.3g/%.3g m3/s",
-        domain.network.n_reaches,
+        problem.network.n_reaches,
         daily.shape[0],
         *period,
         seconds,
@@ -460,7 +491,7 @@ def route_reaches(  # noqa: PLR0917 (mirrors the node's inputs)
         daily.T,
         dims=("reach_id", "time"),
         coords={
-            "reach_id": inputs.reach_ids[domain.reach_index],
+            "reach_id": inputs.reach_ids[problem.reach_index],
             "time": inputs.dates[days.start : days.stop],
         },
         attrs={"units": "m3 s-1", "long_name": "daily mean discharge at the reach outlet"},

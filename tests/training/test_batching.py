@@ -10,8 +10,8 @@ from training_synthetic import TRAIN_PERIOD, full_training_params, make_twin
 
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batch_plan import BatchPlan, plan_batches
-from ddr_pipeline.data.batching import HOURS_PER_DAY, GaugeSet, ModelInputs, build_batch
-from ddr_pipeline.training.forward import channel_with_defaults
+from ddr_pipeline.data.batching import GaugeSet, ModelInputs, build_batch
+from ddr_pipeline.simulation import RoutingSettings
 
 
 def test_batch_is_the_union_of_upstream_networks(twin):
@@ -26,13 +26,12 @@ def test_batch_is_the_union_of_upstream_networks(twin):
     assert batch.network.ids.tolist() == inputs.reach_ids[batch.reach_index].tolist()
     local_gauge_ids = [batch.network.ids[idx].tolist() for idx in batch.gauge_index]
     assert local_gauge_ids == [[102], [104], [203]]
-    assert batch.lateral_inflow.shape == (20 * HOURS_PER_DAY, len(ids))
+    window = batch.window
     daily = torch.from_numpy(inputs.lateral_inflow[10:30][:, batch.reach_index])
-    assert torch.equal(batch.lateral_inflow[::HOURS_PER_DAY], daily)
-    assert torch.equal(batch.lateral_inflow[HOURS_PER_DAY - 1 :: HOURS_PER_DAY], daily)
-    assert batch.forcings.shape == (20, len(ids), 3)
-    assert batch.attributes.shape == batch.attributes_raw.shape == (len(ids), 3)
-    assert set(batch.channel) == {"length", "slope", "x"}
+    assert torch.equal(window.lateral_inflow, daily)
+    assert window.forcings.shape == (20, len(ids), 3)
+    assert window.attributes.shape == window.attributes_raw.shape == (len(ids), 3)
+    assert set(window.channel) == {"length", "slope", "x"}
     columns = gauges.obs_column[positions]
     assert np.array_equal(batch.observations.numpy(), inputs.observations[10:30][:, columns])
     assert batch.dates[0] == inputs.dates[10] and batch.n_days == 20
@@ -107,6 +106,6 @@ def test_missing_muskingum_x_takes_the_default():
     params = full_training_params()
     params["params"]["defaults"] = {"p_spatial": 21.0, "x": 0.2}
     channel = {k: torch.from_numpy(v) for k, v in inputs.channel.items()}
-    filled = channel_with_defaults(channel, load_training_config(params))
+    filled = RoutingSettings.from_config(load_training_config(params)).channel(channel)
     assert torch.equal(filled["x"][:3], torch.full((3,), 0.2))
     assert torch.equal(filled["x"][3:], channel["x"][3:])

@@ -58,8 +58,8 @@ def test_load_checkpoint_rebuilds_the_trained_model(trained, twin, tmp_path):
         assert torch.equal(loaded.model.state_dict()[key], value)
     g = GaugeSet.from_table(gauges, inputs, "validation")
     batch = build_batch(inputs, g, list(range(len(g))), 0, 15)
-    a = predict(result.model, batch, trainer.features, trainer.config)
-    b = predict(loaded.model, batch, trainer.features, loaded.config)
+    a = predict(result.model, batch, trainer.features, trainer.routing)
+    b = predict(loaded.model, batch, trainer.features, trainer.routing)
     assert (a == b).all()
 
 

@@ -19,15 +19,15 @@ import ddr_pipeline.training.trainer as trainer_module
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batching import GaugeSet, build_batch
 from ddr_pipeline.models import build_models
+from ddr_pipeline.simulation import FeatureIndex, network_outputs
 from ddr_pipeline.training import NonFiniteLossError, RecordingMonitor, predict, resolve_device
-from ddr_pipeline.training.forward import FeatureIndex, network_outputs
 
 
 def _train_period_mse(model, trainer, inputs, gauges) -> float:
     train = GaugeSet.from_table(gauges, inputs, "train")
     start, stop = inputs.day_range(*TRAIN_PERIOD)
     batch = build_batch(inputs, train, list(range(len(train))), start, stop)
-    prediction = predict(model, batch, trainer.features, trainer.config)[5:]
+    prediction = predict(model, batch, trainer.features, trainer.routing)[5:]
     return float(np.nanmean((prediction - batch.observations.numpy()[5:]) ** 2))
 
 
@@ -42,7 +42,7 @@ def test_twin_training_lowers_loss_and_recovers_n(make_trainer, twin):
     everyone = GaugeSet.from_table(gauges, inputs, None)
     batch = build_batch(inputs, everyone, list(range(len(everyone))), 0, 5)
     with torch.no_grad():
-        outputs = network_outputs(result.model, batch, trainer.features)
+        outputs = network_outputs(result.model, batch.window, trainer.features)
         n_hat = result.model.routing_parameters(outputs, batch.network.n_reaches)["n"].numpy()
     n_true = true_n(inputs.attributes[batch.reach_index, 0])
     correlation = float(np.corrcoef(n_hat, n_true)[0, 1])

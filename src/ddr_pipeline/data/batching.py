@@ -1,11 +1,10 @@
 """Batches of gauges -> one routing problem (torch ``Dataset`` / ``DataLoader`` / collate).
 
 A training mini-batch is a set of gauges and a window (from the batch plan,
-:mod:`ddr_pipeline.data.batch_plan`). :func:`build_batch` turns it into ONE routing problem: the
-union of the gauges' upstream networks (a :meth:`RiverNetwork.subnetwork`), the window's days,
-hourly lateral inflow by repetition (the batch gauges' reaches scaled by
-their ``flow_scale``, see :func:`reach_flow_scale`), normalised forcings and attributes,
-raw attributes, channel arrays, observations and the gauge -> local reach index lists.
+:mod:`ddr_pipeline.data.batch_plan`). :func:`build_batch` turns it into ONE routing problem
+(:func:`ddr_pipeline.simulation.gauge_problem`: the union of the gauges' upstream networks, one
+output per gauge) and its window inputs (:func:`ddr_pipeline.simulation.window_inputs`), plus
+the observations.
 
 The model-ready dataset (``model_inputs.zarr``, architecture.md §4) is held in memory as
 numpy arrays (:class:`ModelInputs`); every batch slices it by integer index.
@@ -13,6 +12,7 @@ numpy arrays (:class:`ModelInputs`); every batch slices it by integer index.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,14 +25,20 @@ from torch.utils.data import Dataset
 
 from ddr_pipeline.data.schema import FLOW_SCALE_COL
 from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.parameter_registry import OBSERVABLE_PARAMETERS
+from ddr_pipeline.simulation.problem import (
+    RoutingProblem,
+    WindowInputs,
+    gauge_problem,
+    window_inputs,
+)
 
 logger = logging.getLogger(__name__)
 
-HOURS_PER_DAY = 24
 #: Channel variables of ``model_inputs.zarr`` -> key used by the routing engine.
 CHANNEL_VARIABLES = {"length_m": "length", "slope": "slope", "x": "x"}
 #: Optional observed channel variables -> the parameter they may replace (where not NaN).
-OBSERVED_GEOMETRY = {"top_width": "top_width", "side_slope": "side_slope", "mann_n": "n"}
+OBSERVED_GEOMETRY = {column: name for name, column in OBSERVABLE_PARAMETERS.items()}
 
 
 @dataclass(frozen=True)
@@ -132,31 +138,6 @@ def _array(da: xr.DataArray, dims: tuple[str, ...]) -> np.ndarray:
     return np.ascontiguousarray(da.transpose(*dims).values, dtype=np.float32)
 
 
-def reach_flow_scale(
-    n_reaches: int, gauge_reach_index: Sequence[np.ndarray], flow_scale: np.ndarray | None
-) -> np.ndarray:
-    """Per-reach ``(n_reaches,)`` float32 lateral-inflow factors from per-gauge ``flow_scale``.
-
-    Every reach of gauge ``g`` (``gauge_reach_index[g]``, indices into ``0..n_reaches-1``) gets
-    ``flow_scale[g]``; other reaches get 1. A reach shared by gauges with different factors gets
-    the smallest one. ``flow_scale=None`` means no scaling (all ones). DDR §3.6 (MERIT
-    ``FLOW_SCALE``): the factor corrects a gauge reach whose unit catchment is larger than the
-    gauge's drainage area.
-    """
-    scale = np.ones(n_reaches, dtype=np.float32)
-    if flow_scale is None or not len(gauge_reach_index):
-        return scale
-    factors = np.asarray(flow_scale, dtype=np.float32)
-    if factors.shape != (len(gauge_reach_index),):
-        raise ValueError(
-            f"flow_scale has shape {factors.shape}, expected ({len(gauge_reach_index)},)"
-        )
-    lengths = np.array([len(r) for r in gauge_reach_index], dtype=np.int64)
-    reaches = np.concatenate([np.asarray(r, dtype=np.int64) for r in gauge_reach_index])
-    np.minimum.at(scale, reaches, np.repeat(factors, lengths))
-    return scale
-
-
 def _flow_scale_column(table: pd.DataFrame) -> np.ndarray | None:
     """The optional ``flow_scale`` column as float64 (NaN -> 1); ``None`` when absent."""
     if FLOW_SCALE_COL not in table.columns:
@@ -206,20 +187,28 @@ class GaugeSet:
 
 @dataclass
 class RoutingBatch:
-    """One routing problem (all tensors on CPU; move with :meth:`to`)."""
+    """One training routing problem: gauges, their window inputs and observations (CPU)."""
 
-    network: RiverNetwork  # local network over `reach_index`
-    reach_index: np.ndarray  # (N,) global reach indices of the local reaches
+    problem: RoutingProblem  # sub-network of the gauges; one output per gauge
+    window: WindowInputs  # daily inputs of the window on the problem's reaches
     dates: pd.DatetimeIndex  # (D,) days of the window
-    lateral_inflow: torch.Tensor  # (D*24, N) hourly m3/s
-    forcings: torch.Tensor  # (D, N, F) z-scored
-    attributes: torch.Tensor  # (N, A) z-scored
-    attributes_raw: torch.Tensor  # (N, A)
-    channel: dict[str, torch.Tensor]  # length, slope, x: (N,)
-    observed_geometry: dict[str, torch.Tensor]  # parameter name -> observed (N,)
     observations: torch.Tensor  # (D, G) m3/s, NaN = missing
-    gauge_index: list[np.ndarray]  # per gauge: local reach indices
     staids: tuple[str, ...]
+
+    @property
+    def network(self) -> RiverNetwork:
+        """The sub-network routed."""
+        return self.problem.network
+
+    @property
+    def reach_index(self) -> np.ndarray:
+        """``(N,)`` global reach indices of the local reaches."""
+        return self.problem.reach_index
+
+    @property
+    def gauge_index(self) -> list[np.ndarray]:
+        """Per gauge: local reach indices summed at the gauge."""
+        return list(self.problem.outputs or ())
 
     @property
     def n_days(self) -> int:
@@ -228,23 +217,8 @@ class RoutingBatch:
 
     def to(self, device: torch.device | str) -> RoutingBatch:
         """A copy with every tensor on ``device``."""
-
-        def move(x: torch.Tensor) -> torch.Tensor:
-            return x.to(device)
-
-        return RoutingBatch(
-            network=self.network,
-            reach_index=self.reach_index,
-            dates=self.dates,
-            lateral_inflow=move(self.lateral_inflow),
-            forcings=move(self.forcings),
-            attributes=move(self.attributes),
-            attributes_raw=move(self.attributes_raw),
-            channel={k: move(v) for k, v in self.channel.items()},
-            observed_geometry={k: move(v) for k, v in self.observed_geometry.items()},
-            observations=move(self.observations),
-            gauge_index=self.gauge_index,
-            staids=self.staids,
+        return dataclasses.replace(
+            self, window=self.window.to(device), observations=self.observations.to(device)
         )
 
 
@@ -269,36 +243,21 @@ def build_batch(
     """The routing problem of the gauges at ``positions`` over day positions ``[start, stop)``.
 
     The daily lateral inflow of the batch gauges' reaches is multiplied by their ``flow_scale``
-    (:func:`reach_flow_scale`) before the hourly repetition.
+    (:func:`ddr_pipeline.simulation.reach_flow_scale`).
     """
     positions = [int(p) for p in positions]
     if not positions:
         raise ValueError("a batch needs at least one gauge")
     if not 0 <= start < stop <= len(inputs.dates):
         raise ValueError(f"window {start}..{stop} outside 0..{len(inputs.dates)}")
-    outlets = np.unique(np.concatenate([gauges.reach_index[p] for p in positions]))
-    network, closure = inputs.network.subnetwork(inputs.network.upstream_closure(outlets))
-    local_of = np.full(inputs.network.n_reaches, -1, dtype=np.int64)
-    local_of[closure] = np.arange(closure.size)
-    days = slice(start, stop)
-    gauge_index = [local_of[gauges.reach_index[p]] for p in positions]
-    daily_inflow = torch.from_numpy(inputs.lateral_inflow[days][:, closure])
-    if gauges.flow_scale is not None:
-        scale = reach_flow_scale(closure.size, gauge_index, gauges.flow_scale[positions])
-        daily_inflow = daily_inflow * torch.from_numpy(scale)
+    flow_scale = None if gauges.flow_scale is None else gauges.flow_scale[positions]
+    problem = gauge_problem(inputs, [gauges.reach_index[p] for p in positions], flow_scale)
     return RoutingBatch(
-        network=network,
-        reach_index=closure,
-        dates=inputs.dates[days],
-        lateral_inflow=torch.repeat_interleave(daily_inflow, HOURS_PER_DAY, dim=0),
-        forcings=torch.from_numpy(inputs.forcings[days][:, closure]),
-        attributes=torch.from_numpy(inputs.attributes[closure]),
-        attributes_raw=torch.from_numpy(inputs.attributes_raw[closure]),
-        channel={k: torch.from_numpy(v[closure]) for k, v in inputs.channel.items()},
-        observed_geometry={
-            k: torch.from_numpy(v[closure]) for k, v in inputs.observed_geometry.items()
-        },
-        observations=torch.from_numpy(inputs.observations[days][:, gauges.obs_column[positions]]),
-        gauge_index=gauge_index,
+        problem=problem,
+        window=window_inputs(inputs, problem, start, stop),
+        dates=inputs.dates[start:stop],
+        observations=torch.from_numpy(
+            inputs.observations[start:stop][:, gauges.obs_column[positions]]
+        ),
         staids=tuple(gauges.staids[p] for p in positions),
     )

@@ -3,7 +3,7 @@
 Reaches of different basins (outlet trees) never exchange water, so a domain is routed as
 ``world_size`` independent sub-domains: basins are dealt largest first to the rank with the
 fewest reaches so far (ties: the lower rank). Every rank routes its basins with the same
-sequential chunked routing as a single process (:func:`ddr_pipeline.inference.route_period`);
+sequential chunked rollout as a single process (:func:`ddr_pipeline.simulation.rollout`);
 rank 0 gathers the daily series and puts them back in the domain's reach order. The result
 equals the single-process one up to float32 rounding (the networks run on fewer reaches per
 matrix product). A domain that is one large basin gives one rank almost all the work (the split
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ddr_pipeline import inference
+from ddr_pipeline import simulation
 from ddr_pipeline.data.batching import ModelInputs
 from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.distributed.launch import LaunchSettings, launch
@@ -25,7 +25,7 @@ from ddr_pipeline.training.checkpoints import LoadedCheckpoint
 
 
 def basin_shards(
-    inputs: ModelInputs, domain: inference.RoutingDomain, world_size: int
+    inputs: ModelInputs, domain: simulation.RoutingProblem, world_size: int
 ) -> list[np.ndarray]:
     """Per rank, the global reach indices of the domain's basin outlets it routes."""
     outlets = domain.reach_index[np.flatnonzero(domain.network.is_outlet)]
@@ -45,10 +45,11 @@ class RoutingJob:
 
     checkpoint: LoadedCheckpoint
     inputs: ModelInputs
-    domain: inference.RoutingDomain
+    domain: simulation.RoutingProblem
     start: int
     stop: int
-    settings: inference.RouteSettings
+    chunk_days: int
+    device: str = "cpu"
     threads_per_rank: int = 1
 
     def run(self, ranks: RankContext) -> np.ndarray | None:
@@ -57,13 +58,20 @@ class RoutingJob:
         part = None
         if outlets.size:
             ids = self.inputs.reach_ids[outlets]
-            sub = inference.reach_domain(self.inputs, [int(i) for i in ids])
-            ckpt = self.checkpoint
-            source = inference.TrainedParameters(
-                ckpt.model, ckpt.config, self.inputs.attribute_names, self.inputs.forcing_names
+            sub = simulation.reach_problem(self.inputs, [int(i) for i in ids])
+            config = self.checkpoint.config
+            features = simulation.FeatureIndex.from_names(
+                config, self.inputs.attribute_names, self.inputs.forcing_names
             )
-            routed = inference.route_period(
-                self.inputs, sub, source, self.start, self.stop, settings=self.settings
+            routed = simulation.rollout(
+                self.inputs,
+                sub,
+                simulation.TrainedParameters(self.checkpoint.model.eval(), features),
+                simulation.RoutingSettings.from_config(config),
+                self.start,
+                self.stop,
+                chunk_days=self.chunk_days,
+                device=self.device,
             )
             part = (sub.reach_index, routed.daily)
         parts = [p for p in ranks.gather(part) if p is not None]
@@ -79,5 +87,5 @@ def route_basins_parallel(job: RoutingJob, nproc: int, master_port: int | None =
     """Daily ``(days, reaches)`` discharge of ``job.domain`` routed on ``nproc`` local ranks."""
     if job.domain.outputs is not None:
         raise ValueError("parallel routing outputs every reach of a reach domain, not gauges")
-    device = torch.device(job.settings.device).type
+    device = torch.device(job.device).type
     return launch(job, LaunchSettings(nproc_per_node=nproc, master_port=master_port, device=device))

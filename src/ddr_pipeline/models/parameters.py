@@ -7,21 +7,17 @@ from collections.abc import Mapping
 
 import torch
 
-from ddr_pipeline.config import OBSERVABLE_PARAMETERS, ParamsConfig
+from ddr_pipeline.config import ParamsConfig
+from ddr_pipeline.parameter_registry import (
+    LEAKANCE_PARAMETERS,
+    OBSERVABLE_PARAMETERS,
+    ROUTING_KEYS,
+)
 
 #: log10 of 1 in/h in m/s: converts Cosby et al. (1984) Ks to SI.
 LOG10_INCH_PER_HOUR = math.log10(7.056e-6)
 #: Riverbed thickness b (m) in K_D = Ks / b.
 RIVERBED_THICKNESS_M = 1.0
-#: Parameter names in the dict handed to ``ddr_pipeline.routing.muskingum_cunge``.
-ROUTING_KEYS: dict[str, str] = {
-    "n": "n",
-    "q_spatial": "q_spatial",
-    "top_width": "top_width",
-    "side_slope": "side_slope",
-    "p_spatial": "p",
-}
-
 
 def denormalize(
     normalized: torch.Tensor, low: float, high: float, log_space: bool = False
@@ -127,7 +123,7 @@ def routing_parameters(
                 f"n_reaches={n_reaches}"
             )
     like = next(iter(physical.values()), None)
-    needed = list(ROUTING_KEYS) + (["K_D_delta", "d_gw"] if params.use_leakance else [])
+    needed = list(ROUTING_KEYS) + (list(LEAKANCE_PARAMETERS) if params.use_leakance else [])
     for name in needed:
         if name not in physical:
             if name not in params.defaults:

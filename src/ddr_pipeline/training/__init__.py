@@ -16,7 +16,6 @@ from ddr_pipeline.training.checkpoints import (
     read_checkpoint,
     save_checkpoint,
 )
-from ddr_pipeline.training.forward import FeatureIndex, Simulation, simulate
 from ddr_pipeline.training.monitoring import (
     MlflowMonitor,
     NullMonitor,
@@ -32,20 +31,17 @@ from ddr_pipeline.training.trainer import (
 from ddr_pipeline.training.validation import (
     ValidationSpec,
     batch_metrics,
-    evaluate_period,
     predict,
     validate,
 )
 
 __all__ = [
     "CheckpointError",
-    "FeatureIndex",
     "LoadedCheckpoint",
     "MlflowMonitor",
     "NonFiniteLossError",
     "NullMonitor",
     "RecordingMonitor",
-    "Simulation",
     "Trainer",
     "TrainingMonitor",
     "TrainingResult",
@@ -53,13 +49,11 @@ __all__ = [
     "batch_metrics",
     "check_compatible",
     "checkpoint_path",
-    "evaluate_period",
     "latest_checkpoint",
     "load_checkpoint",
     "predict",
     "read_checkpoint",
     "resolve_device",
     "save_checkpoint",
-    "simulate",
     "validate",
 ]

@@ -7,18 +7,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ddr_pipeline import scoring
 from ddr_pipeline.config import TrainingConfig
 from ddr_pipeline.data.batch_plan import BatchPlan, plan_experiment
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs
 from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.models import RoutingModel, build_models
+from ddr_pipeline.simulation import (
+    FeatureIndex,
+    RoutingSettings,
+    TrainedParameters,
+    gauge_problem,
+    rollout,
+)
 from ddr_pipeline.training.monitoring import TrainingMonitor
 from ddr_pipeline.training.trainer import Trainer
-from ddr_pipeline.training.validation import ValidationSpec, evaluate_period
+from ddr_pipeline.training.validation import ValidationSpec
 
 logger = logging.getLogger(__name__)
 
@@ -115,35 +122,39 @@ def score_period(
     config: TrainingConfig,
     data: TrainingData,
     period: str | tuple[str, str] = "test",
-    well_observed_fraction: float = 0.9,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Per-gauge NSE/KGE/RMSE over ``period`` and medians at the well-observed gauges.
+    """Per-gauge scores over ``period`` (:func:`ddr_pipeline.scoring.score_gauges`) and medians
+    at the well-observed gauges (``monitoring.well_observed_fraction``), all and per split.
 
-    The routing starts ``monitoring.validation_warmup_days`` before the period. Medians are
-    reported for all well-observed gauges and separately for each split.
+    All gauges are routed in one window (:func:`ddr_pipeline.simulation.rollout`, eval mode)
+    starting ``monitoring.validation_warmup_days`` before the period; those days are not scored.
     """
-    dates = data.inputs.periods[period] if isinstance(period, str) else period
-    everyone = GaugeSet.from_table(data.gauges, data.inputs, None)
-    table = evaluate_period(
-        model,
-        data.inputs,
-        everyone,
-        config,
-        dates,
-        warmup_days=config.monitoring.validation_warmup_days,
+    inputs = data.inputs
+    first, stop = inputs.period(period)
+    start = max(first - config.monitoring.validation_warmup_days, 0)
+    everyone = GaugeSet.from_table(data.gauges, inputs, None)
+    problem = gauge_problem(inputs, everyone.reach_index, everyone.flow_scale)
+    features = FeatureIndex.from_names(config, inputs.attribute_names, inputs.forcing_names)
+    was_training = model.training
+    model.eval()
+    try:
+        routed = rollout(
+            inputs,
+            problem,
+            TrainedParameters(model, features),
+            RoutingSettings.from_config(config),
+            start,
+            stop,
+            chunk_days=stop - start,
+        )
+    finally:
+        model.train(was_training)
+    observed = inputs.observations[first:stop][:, everyone.obs_column]
+    table = scoring.score_gauges(
+        routed.daily[first - start :].T,
+        observed.T,
+        everyone.staids,
+        data.gauges["split"].astype(str).to_numpy(),
+        config.monitoring.well_observed_fraction,
     )
-    table["split"] = data.gauges["split"].astype(str).to_numpy()
-    table["well_observed"] = table["valid_fraction"] >= well_observed_fraction
-    summary: dict[str, float] = {}
-    well = table[table["well_observed"]]
-    for label, subset in (
-        ("all", well),
-        *((s, well[well["split"] == s]) for s in sorted(set(well["split"]))),
-    ):
-        summary[f"{label}_gauges"] = float(len(subset))
-        for metric in ("nse", "kge"):
-            values = subset[metric].to_numpy(dtype=np.float64)
-            summary[f"{label}_{metric}_median"] = (
-                float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
-            )
-    return table, summary
+    return table, scoring.well_observed_medians(table)

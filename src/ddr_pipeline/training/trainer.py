@@ -38,6 +38,7 @@ from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.distributed.sampler import ShardedBatchSampler
 from ddr_pipeline.losses import routing_loss_terms
 from ddr_pipeline.models import RoutingModel
+from ddr_pipeline.simulation import FeatureIndex, RoutingSettings, simulate
 from ddr_pipeline.training.checkpoints import (
     FORMAT_VERSION,
     CheckpointError,
@@ -46,7 +47,6 @@ from ddr_pipeline.training.checkpoints import (
     read_checkpoint,
     save_checkpoint,
 )
-from ddr_pipeline.training.forward import FeatureIndex, simulate
 from ddr_pipeline.training.monitoring import NullMonitor, TrainingMonitor
 from ddr_pipeline.training.rng import global_rng_state, seed_everything, set_global_rng_state
 from ddr_pipeline.training.validation import ValidationSpec, batch_metrics, validate
@@ -136,6 +136,7 @@ class Trainer:
         self.features = FeatureIndex.from_names(
             config, inputs.attribute_names, inputs.forcing_names
         )
+        self.routing = RoutingSettings.from_config(config)
         seed_everything(self.exp.seed)
         if self.ranks.rank:  # own dropout stream per rank; rank 0 keeps the 1-process stream
             torch.manual_seed(self.exp.seed + self.ranks.rank)
@@ -274,7 +275,7 @@ class Trainer:
         sim = None
         numerator = count = torch.zeros((), device=self.device)
         if batch is not None:
-            sim = simulate(self.model, batch.to(self.device), self.features, self.config)
+            sim = simulate(self.model, batch.to(self.device), self.features, self.routing)
             observed = batch.observations.to(self.device)
             numerator, count = routing_loss_terms(
                 sim.daily,
@@ -361,7 +362,7 @@ class Trainer:
     def _validate(self, step: int) -> dict[str, float]:
         if self.validation is None:
             return {}
-        metrics = validate(self.model, self.validation, self.features, self.config, self.device)
+        metrics = validate(self.model, self.validation, self.features, self.routing, self.device)
         self.monitor.log_metrics(metrics, step=step)
         if self.history:  # kept with the mini-batch it follows (loss curve, checkpoints)
             self.history[-1].update(metrics)

@@ -1,22 +1,16 @@
-"""Validation during training and a per-gauge evaluation routine (NSE, KGE, RMSE).
-
-:func:`evaluate_period` routes a set of gauges over a period with a warm-up before it (e.g. a
-month of late 1979 before 1980) and scores each gauge on the scored days only.
-"""
+"""Validation during training: held-out gauges routed over one window, median NSE/KGE/RMSE."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import torch
 
 from ddr_pipeline import metrics
-from ddr_pipeline.config import TrainingConfig
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs, RoutingBatch, build_batch
 from ddr_pipeline.models import RoutingModel
-from ddr_pipeline.training.forward import FeatureIndex, simulate
+from ddr_pipeline.simulation import FeatureIndex, RoutingSettings, simulate
 
 
 def batch_metrics(prediction: np.ndarray, observation: np.ndarray) -> dict[str, float]:
@@ -57,14 +51,14 @@ def predict(
     model: RoutingModel,
     batch: RoutingBatch,
     features: FeatureIndex,
-    config: TrainingConfig,
+    settings: RoutingSettings,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """Daily predictions ``(days, gauges)`` of ``batch`` in eval mode (no dropout, no grad)."""
     was_training = model.training
     model.eval()
     try:
-        sim = simulate(model, batch.to(device), features, config)
+        sim = simulate(model, batch.to(device), features, settings)
     finally:
         model.train(was_training)
     return sim.daily.cpu().numpy()
@@ -74,43 +68,11 @@ def validate(
     model: RoutingModel,
     spec: ValidationSpec,
     features: FeatureIndex,
-    config: TrainingConfig,
+    settings: RoutingSettings,
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """Median NSE/KGE/RMSE of the validation gauges, keys ``<prefix>_nse_median`` ..."""
     batch = spec.batch()
-    prediction = predict(model, batch, features, config, device)[spec.warmup :].T
+    prediction = predict(model, batch, features, settings, device)[spec.warmup :].T
     observation = batch.observations.numpy()[spec.warmup :].T
     return {f"{spec.prefix}_{k}": v for k, v in batch_metrics(prediction, observation).items()}
-
-
-def evaluate_period(
-    model: RoutingModel,
-    inputs: ModelInputs,
-    gauges: GaugeSet,
-    config: TrainingConfig,
-    period: tuple[str, str],
-    *,
-    warmup_days: int,
-    device: torch.device | str = "cpu",
-) -> pd.DataFrame:
-    """Per-gauge NSE, KGE, RMSE and valid-day fraction over ``period`` (inclusive dates).
-
-    The routing starts ``warmup_days`` before ``period[0]`` (hot start there); those days are
-    not scored.
-    """
-    first, stop = inputs.day_range(*period)
-    start = max(first - warmup_days, 0)
-    features = FeatureIndex.from_names(config, inputs.attribute_names, inputs.forcing_names)
-    batch = build_batch(inputs, gauges, list(range(len(gauges))), start, stop)
-    prediction = predict(model, batch, features, config, device)[first - start :].T
-    observation = batch.observations.numpy()[first - start :].T
-    return pd.DataFrame(
-        {
-            "STAID": list(gauges.staids),
-            "nse": metrics.nse(prediction, observation),
-            "kge": metrics.kge(prediction, observation),
-            "rmse": metrics.rmse(prediction, observation),
-            "valid_fraction": np.isfinite(observation).mean(axis=1),
-        }
-    )

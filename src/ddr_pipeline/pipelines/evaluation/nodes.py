@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ddr_pipeline import evaluation, inference, plots, tracking
+from ddr_pipeline import evaluation, model_store, parameter_registry, plots, tracking
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batching import ModelInputs
 from ddr_pipeline.training.checkpoints import CheckpointError, LoadedCheckpoint, check_compatible
@@ -27,7 +27,7 @@ SUBSETS = evaluation.SUBSETS
 
 def load_trained_model(model_params: dict[str, Any], run_name: str) -> LoadedCheckpoint:
     """Load the model named by ``evaluation.model`` (checkpoint / MLflow URI / run's latest)."""
-    return inference.load_model(
+    return model_store.load_model(
         checkpoint=model_params.get("checkpoint"),
         run_name=run_name,
         mlflow_model_uri=model_params.get("mlflow_model_uri"),
@@ -172,7 +172,7 @@ def parameter_figure(
     fields = evaluation.parameter_fields(ckpt, inputs, period, params["chunk_days"])
     points = evaluation.reach_points(reaches, inputs.reach_ids)
     lines = evaluation.reach_lines(reaches, inputs.reach_ids)
-    log_names = [f for f in fields if f.split()[-1] in evaluation.LOG_SCALE_PARAMETERS]
+    log_names = [f for f in fields if parameter_registry.log_scale(f)]
     return plots.plot_reach_maps(
         points[:, 0], points[:, 1], fields, log_scale=log_names, lines=lines
     )

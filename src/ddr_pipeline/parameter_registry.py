@@ -1,0 +1,155 @@
+"""The one table of routing parameters: name, routing key, channel column, range, space, unit.
+
+Configuration validation (:mod:`ddr_pipeline.config`), the parameter mapping of the models
+(:mod:`ddr_pipeline.models.parameters`), the model inputs (observed channel geometry), the
+evaluation plots (units, colour scale) and the configuration docs all read this table, so a
+parameter is added or renamed here and nowhere else. Names are DDR's (training guide); a
+parameter whose DDR spelling differs lists it in :attr:`ParameterSpec.ddr_alias`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One routing parameter.
+
+    ``routing_key``: key of the parameter in the ``params`` mapping of
+    :func:`ddr_pipeline.routing.muskingum_cunge` (``None``: not routed directly, e.g.
+    ``K_D_delta`` which becomes ``K_D`` through the soil PTF; ``x`` is a channel input).
+    ``channel_column``: variable of ``model_inputs.zarr`` holding observed values that may
+    replace the learned ones (``params.observed_geometry``), or ``None``.
+    ``default_range``: physical ``(lo, hi)`` a network output in (0, 1) maps into (``None``: the
+    parameter is never learned). ``default``: value when not learned (``None``: must be learned
+    or configured). ``leakance``: needed only with ``params.use_leakance``.
+    """
+
+    name: str
+    routing_key: str | None
+    unit: str
+    description: str
+    default_range: tuple[float, float] | None = None
+    log_space: bool = False
+    default: float | None = None
+    channel_column: str | None = None
+    leakance: bool = False
+    ddr_alias: str | None = None
+
+    @property
+    def learnable(self) -> bool:
+        """Whether a network may predict this parameter."""
+        return self.default_range is not None
+
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec(
+        "n",
+        "n",
+        "s m-1/3",
+        "Manning's roughness",
+        default_range=(0.015, 0.25),
+        channel_column="mann_n",
+    ),
+    ParameterSpec(
+        "q_spatial", "q_spatial", "1", "channel shape factor (0 = rectangle)", (0.0, 1.0)
+    ),
+    ParameterSpec(
+        "p_spatial",
+        "p",
+        "1",
+        "width power-law coefficient",
+        (1.0, 200.0),
+        log_space=True,
+        default=21.0,
+    ),
+    ParameterSpec(
+        "top_width",
+        "top_width",
+        "m",
+        "bankfull top width",
+        (1.0, 5000.0),
+        log_space=True,
+        channel_column="top_width",
+    ),
+    ParameterSpec(
+        "side_slope",
+        "side_slope",
+        "1",
+        "channel side slope (H:V)",
+        (0.5, 50.0),
+        log_space=True,
+        channel_column="side_slope",
+    ),
+    ParameterSpec(
+        "K_D_delta",
+        None,
+        "log10(m s-1)",
+        "correction of log10 Ks of the riverbed (K_D = 10^(log10 Ks + delta) / 1 m)",
+        (-3.0, 1.0),
+        leakance=True,
+    ),
+    ParameterSpec(
+        "d_gw", "d_gw", "m", "groundwater depth below the bank", (0.01, 300.0), True, leakance=True
+    ),
+    ParameterSpec("x", None, "1", "Muskingum X (channel input; NaN filled)", default=0.3),
+)
+
+BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+#: Parameters a network may learn (names used in ranges, defaults and learnable lists).
+LEARNABLE_PARAMETERS: tuple[str, ...] = tuple(s.name for s in PARAMETERS if s.learnable)
+#: Names accepted in ``params.defaults``: learnable parameters plus Muskingum ``x``.
+DEFAULTABLE_PARAMETERS: tuple[str, ...] = tuple(s.name for s in PARAMETERS)
+#: Observed channel data that may override a learned parameter: parameter -> channel column.
+OBSERVABLE_PARAMETERS: dict[str, str] = {
+    s.name: s.channel_column for s in PARAMETERS if s.channel_column is not None
+}
+#: Parameter -> key in the routing engine's ``params`` mapping (leakance ones apart).
+ROUTING_KEYS: dict[str, str] = {
+    s.name: s.routing_key
+    for s in PARAMETERS
+    if s.learnable and not s.leakance and s.routing_key is not None
+}
+#: Parameters the Muskingum-Cunge step always needs; leakance adds the ``leakance`` ones.
+ROUTING_PARAMETERS: tuple[str, ...] = tuple(
+    s.name for s in PARAMETERS if s.learnable and not s.leakance
+)
+LEAKANCE_PARAMETERS: tuple[str, ...] = tuple(s.name for s in PARAMETERS if s.leakance)
+
+
+def spec(name: str) -> ParameterSpec:
+    """The spec of ``name`` (a parameter name or its routing key); ``KeyError`` lists them."""
+    found = BY_NAME.get(name) or next((s for s in PARAMETERS if s.routing_key == name), None)
+    if found is None:
+        raise KeyError(f"unknown parameter {name!r}; known: {list(BY_NAME)}")
+    return found
+
+
+def default_ranges() -> dict[str, tuple[float, float]]:
+    """``{name: (lo, hi)}`` of every learnable parameter."""
+    return {s.name: s.default_range for s in PARAMETERS if s.default_range is not None}
+
+
+def default_log_space() -> list[str]:
+    """Learnable parameters denormalised in log space by default."""
+    return [s.name for s in PARAMETERS if s.learnable and s.log_space]
+
+
+def default_values() -> dict[str, float]:
+    """``{name: value}`` of the parameters that have a default."""
+    return {s.name: s.default for s in PARAMETERS if s.default is not None}
+
+
+def log_scale(name: str) -> bool:
+    """Whether plots show ``name`` (parameter, routing key or ``"mean <name>"``) on a log scale."""
+    base = name.removeprefix("mean ")
+    return base == "K_D" or spec(base).log_space
+
+
+def label(name: str) -> str:
+    """Plot label ``"name (unit)"`` of a parameter or routing key (``K_D`` in 1/s)."""
+    if name == "K_D":
+        return "K_D (s-1)"
+    base = name.removeprefix("mean ")
+    return f"{name} ({spec(base).unit})"

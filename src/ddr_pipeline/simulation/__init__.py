@@ -1,0 +1,55 @@
+"""One simulation path: the routing problem, the routing settings and the rollout.
+
+Training, validation, test scoring, evaluation and domain routing all route through
+:func:`rollout_window` (one window) or :func:`rollout` (a period in chunks carrying state).
+"""
+
+from ddr_pipeline.simulation.problem import (
+    RoutingProblem,
+    WindowInputs,
+    gauge_problem,
+    reach_flow_scale,
+    reach_problem,
+    window_inputs,
+)
+from ddr_pipeline.simulation.rollout import (
+    RolloutResult,
+    WindowResult,
+    parameter_means,
+    per_step,
+    rollout,
+    rollout_window,
+    simulate,
+)
+from ddr_pipeline.simulation.settings import RoutingSettings
+from ddr_pipeline.simulation.sources import (
+    ConstantParameters,
+    FeatureIndex,
+    ParameterSource,
+    ParameterStep,
+    TrainedParameters,
+    network_outputs,
+)
+
+__all__ = [
+    "ConstantParameters",
+    "FeatureIndex",
+    "ParameterSource",
+    "ParameterStep",
+    "RolloutResult",
+    "RoutingProblem",
+    "RoutingSettings",
+    "TrainedParameters",
+    "WindowInputs",
+    "WindowResult",
+    "gauge_problem",
+    "network_outputs",
+    "parameter_means",
+    "per_step",
+    "reach_flow_scale",
+    "reach_problem",
+    "rollout",
+    "rollout_window",
+    "simulate",
+    "window_inputs",
+]

@@ -1,0 +1,198 @@
+"""The rollout: route a problem with a parameter source, one window or time chunks with state.
+
+Every forward simulation of the project goes through :func:`rollout_window`: training
+mini-batches and validation (with gradients or not), test scoring, evaluation, domain routing
+and the untrained baseline. :func:`rollout` routes a long period in chunks of ``chunk_days``
+days carrying the routing state (discharge of every reach) and the LSTM state ``(h, c)``, so
+the result does not depend on the chunk size (up to float rounding) while the hourly working
+set stays one chunk.
+
+Time conventions (docs/routing.md): daily inputs and daily parameters are repeated to
+``steps_per_day`` steps; the daily output of day ``d`` is the mean of the end-of-step states of
+its steps; gauges sum their reaches before the daily mean. A window starts from the hot start
+(accumulated lateral inflow) unless an initial state is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ddr_pipeline.models import LSTMState, NetworkOutputs, RoutingModel
+from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.routing import daily_mean, gather_gauges, muskingum_cunge, repeat_daily
+from ddr_pipeline.simulation.problem import RoutingProblem, WindowInputs, window_inputs
+from ddr_pipeline.simulation.settings import RoutingSettings
+from ddr_pipeline.simulation.sources import FeatureIndex, ParameterSource, TrainedParameters
+
+if TYPE_CHECKING:
+    from ddr_pipeline.data.batching import ModelInputs, RoutingBatch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WindowResult:
+    """Result of :func:`rollout_window`."""
+
+    daily: torch.Tensor  # (D, outputs) daily mean discharge, m3/s
+    params: dict[str, torch.Tensor]  # physical parameters handed to the routing
+    final_state: torch.Tensor  # (N,) discharge of every reach at the end of the window
+    lstm_state: LSTMState | None
+    outputs: NetworkOutputs | None  # normalised network outputs (trained sources)
+
+
+def per_step(params: Mapping[str, torch.Tensor], steps_per_day: int) -> dict[str, torch.Tensor]:
+    """Repeat daily ``(D, N)`` parameters to ``(D*steps, N)``; static ``(N,)`` ones stay."""
+    return {
+        name: repeat_daily(value, steps_per_day) if value.ndim == 2 else value
+        for name, value in params.items()
+    }
+
+
+def rollout_window(
+    network: RiverNetwork,
+    window: WindowInputs,
+    source: ParameterSource,
+    settings: RoutingSettings,
+    *,
+    outputs: tuple[np.ndarray, ...] | list[np.ndarray] | None = None,
+    initial_state: torch.Tensor | None = None,
+    lstm_state: LSTMState | None = None,
+) -> WindowResult:
+    """Route one window: parameters from ``source``, Muskingum-Cunge, daily means at ``outputs``.
+
+    ``outputs``: per output the local reach indices summed (gauges), or ``None`` for every
+    reach. Runs in the caller's grad mode (training differentiates through it).
+    """
+    step = source(window, lstm_state)
+    steps = settings.steps_per_day
+    discharge = muskingum_cunge(
+        network,
+        repeat_daily(window.lateral_inflow, steps),
+        channel=settings.channel(window.channel),
+        params=per_step(step.physical, steps),
+        initial_state=initial_state,
+        **settings.engine_options(),
+    )
+    at_outputs = discharge if outputs is None else gather_gauges(discharge, list(outputs))
+    return WindowResult(
+        daily=daily_mean(at_outputs, steps),
+        params=step.physical,
+        final_state=discharge[-1],
+        lstm_state=step.state,
+        outputs=step.outputs,
+    )
+
+
+def simulate(
+    model: RoutingModel,
+    batch: RoutingBatch,
+    features: FeatureIndex,
+    settings: RoutingSettings,
+) -> WindowResult:
+    """Route a training batch (:class:`~ddr_pipeline.data.batching.RoutingBatch`) with ``model``.
+
+    The model runs in its current mode (train: dropout on, gradients flow).
+    """
+    return rollout_window(
+        batch.problem.network,
+        batch.window,
+        TrainedParameters(model, features),
+        settings,
+        outputs=batch.problem.outputs,
+    )
+
+
+@dataclass
+class RolloutResult:
+    """Daily means ``(days, outputs)`` and per-reach parameter means over the routed days."""
+
+    daily: np.ndarray
+    parameter_means: dict[str, np.ndarray]
+
+
+def _accumulate(sums: dict[str, np.ndarray], params: Mapping[str, torch.Tensor], days: int) -> None:
+    """Add each parameter's day-weighted per-reach values (static ones count every day)."""
+    for name, values in params.items():
+        per_day = values.sum(dim=0) if values.ndim == 2 else values * days
+        sums[name] = sums.get(name, 0.0) + per_day.detach().double().cpu().numpy()
+
+
+def _check_days(n_days: int, start: int, stop: int, chunk_days: int) -> None:
+    if chunk_days < 1:
+        raise ValueError(f"chunk_days must be >= 1, got {chunk_days}")
+    if not 0 <= start < stop <= n_days:
+        raise ValueError(f"day range {start}..{stop} outside 0..{n_days}")
+
+
+@torch.no_grad()
+def rollout(  # noqa: PLR0917 (the routing problem and its period)
+    inputs: ModelInputs,
+    problem: RoutingProblem,
+    source: ParameterSource,
+    settings: RoutingSettings,
+    start: int,
+    stop: int,
+    *,
+    chunk_days: int = 365,
+    device: torch.device | str = "cpu",
+) -> RolloutResult:
+    """Route day positions ``[start, stop)`` of ``inputs`` in chunks carrying the state.
+
+    Returns the float32 daily mean discharge ``(stop - start, problem.n_outputs)`` (m³/s) and
+    the mean physical parameters per routed reach (``(N,)`` each, daily ones averaged).
+    """
+    _check_days(len(inputs.dates), start, stop, chunk_days)
+    daily = np.empty((stop - start, problem.n_outputs), dtype=np.float32)
+    sums: dict[str, np.ndarray] = {}
+    q_state: torch.Tensor | None = None
+    lstm_state: LSTMState | None = None
+    for first in range(start, stop, chunk_days):
+        last = min(first + chunk_days, stop)
+        window = window_inputs(inputs, problem, first, last).to(device)
+        result = rollout_window(
+            problem.network,
+            window,
+            source,
+            settings,
+            outputs=problem.outputs,
+            initial_state=q_state,
+            lstm_state=lstm_state,
+        )
+        q_state, lstm_state = result.final_state, result.lstm_state
+        daily[first - start : last - start] = result.daily.cpu().numpy()
+        _accumulate(sums, result.params, last - first)
+        logger.debug("routed days %d..%d", first, last)
+    means = {name: (total / (stop - start)).astype(np.float32) for name, total in sums.items()}
+    return RolloutResult(daily=daily, parameter_means=means)
+
+
+@torch.no_grad()
+def parameter_means(  # noqa: PLR0917 (the routing problem and its period)
+    inputs: ModelInputs,
+    problem: RoutingProblem,
+    source: ParameterSource,
+    start: int,
+    stop: int,
+    *,
+    chunk_days: int = 365,
+) -> dict[str, np.ndarray]:
+    """Mean physical parameters per reach over days ``[start, stop)`` (networks only, no routing).
+
+    The LSTM state is carried between chunks exactly as in :func:`rollout`.
+    """
+    _check_days(len(inputs.dates), start, stop, chunk_days)
+    sums: dict[str, np.ndarray] = {}
+    state: LSTMState | None = None
+    for first in range(start, stop, chunk_days):
+        last = min(first + chunk_days, stop)
+        step = source(window_inputs(inputs, problem, first, last), state)
+        state = step.state
+        _accumulate(sums, step.physical, last - first)
+    return {name: (total / (stop - start)).astype(np.float32) for name, total in sums.items()}

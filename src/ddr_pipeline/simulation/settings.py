@@ -1,0 +1,76 @@
+"""Routing settings derived once from the configuration: step, floors, leakance, defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from ddr_pipeline.config import TrainingConfig
+from ddr_pipeline.routing import constants as K
+
+SECONDS_PER_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """Everything the Muskingum-Cunge engine needs besides the inputs and the parameters.
+
+    Built by :meth:`from_config` from the training configuration (``params`` and ``routing``), so
+    training, validation, evaluation and routing route with the same physics (floors, leakance,
+    X default, Cunge options).
+    """
+
+    dt: float = K.DT_DEFAULT
+    leakance: bool = False
+    q_min: float = K.Q_MIN
+    d_min: float = K.D_MIN
+    b_min: float = K.B_MIN
+    v_min: float = K.V_MIN
+    s_min: float = K.S_MIN
+    x_default: float | None = None
+    x_mode: str = "data"
+    celerity: str = "wide_rectangle"
+
+    def __post_init__(self) -> None:
+        steps = SECONDS_PER_DAY / self.dt
+        if not (self.dt > 0 and steps == int(steps)):
+            raise ValueError(f"dt={self.dt} s does not divide one day")
+
+    @classmethod
+    def from_config(cls, config: TrainingConfig, dt: float = K.DT_DEFAULT) -> RoutingSettings:
+        """Settings of ``params`` (``attribute_minimums``, ``use_leakance``, X) and ``routing``."""
+        params = config.params
+        floors = params.attribute_minimums
+        return cls(
+            dt=dt,
+            leakance=params.use_leakance,
+            q_min=floors.discharge,
+            d_min=floors.depth,
+            b_min=floors.bottom_width,
+            v_min=floors.velocity,
+            s_min=floors.slope,
+            x_default=params.defaults.get("x"),
+            **config.routing.engine_kwargs(),
+        )
+
+    @property
+    def steps_per_day(self) -> int:
+        """Routing steps per day."""
+        return int(SECONDS_PER_DAY / self.dt)
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`ddr_pipeline.routing.muskingum_cunge`."""
+        options = asdict(self)
+        del options["x_default"]
+        return options
+
+    def channel(self, channel: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``channel`` with missing (NaN) Muskingum X filled with :attr:`x_default`."""
+        x = channel["x"]
+        if self.x_default is None or bool(torch.isfinite(x).all()):
+            return dict(channel)
+        filled = torch.where(torch.isfinite(x), x, torch.full_like(x, self.x_default))
+        return {**channel, "x": filled}
