@@ -218,7 +218,7 @@ def _provenance(description: str) -> dict[str, str]:
         "title": description,
         "source": SOURCE,
         "license": LICENSE,
-        "converter": "ddr_pipeline.ingest.drb (ddr-convert-drb)",
+        "converter": "ddr_pipeline.data.drb (scripts/convert_drb.py)",  # as in the committed data
         "converter_version": CONVERTER_VERSION,
     }
 
