@@ -8,11 +8,12 @@ raises :class:`ConfigError` whose lines name the offending key path, e.g.
 from __future__ import annotations
 
 import datetime
+import difflib
 import logging
 import math
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -29,7 +30,11 @@ from ddr_pipeline.parameter_registry import (
 
 logger = logging.getLogger(__name__)
 
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+#: Devices a configuration may name.
+DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"
+_DEVICE_PATTERN = re.compile(DEVICE_PATTERN)
+#: Geodataset names: a folder under data/01_raw and a Kedro environment (no code list).
+GEODATASET_PATTERN = r"^[a-z][a-z0-9_]*$"
 _RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 _VALUE_ERROR_PREFIX = "Value error, "
 _RELATIVE_PATH = re.compile(r"^([A-Za-z_]\w*(?:\.\w+)*): (.*)$", re.DOTALL)
@@ -46,6 +51,10 @@ class _Strict(BaseModel):
     """Base model: unknown keys are errors, defaults are validated too."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+#: Public name of the strict base model (other configuration modules build on it).
+StrictModel = _Strict
 
 
 def _check_unique(names: list[str]) -> list[str]:
@@ -401,8 +410,10 @@ class TrainingConfig(_Strict):
     mode: Literal["training", "testing", "routing"] = Field(
         "training", description="What the run does."
     )
-    geodataset: Literal["drb", "lynker_hydrofabric", "merit"] = Field(
-        ..., description="Geodataset folder the inputs come from."
+    geodataset: str = Field(
+        ...,
+        pattern=GEODATASET_PATTERN,
+        description="Geodataset (data/01_raw/<name>, conf/<name>) the inputs come from.",
     )
     run_name: str | None = Field(
         None, description="Run name (null = ddr-{geodataset}-{mode}); letters, digits, . _ -."
@@ -483,7 +494,9 @@ def flatten_dict(value: Any, prefix: str = "", *, join_lists: bool = False) -> d
     return {prefix: value}
 
 
-def format_validation_error(error: ValidationError, root: str = "training") -> str:
+def format_validation_error(
+    error: ValidationError, root: str = "training", model: type[BaseModel] | None = None
+) -> str:
     """One ``root.key.path: message`` line per pydantic error.
 
     Our own validators may start their message with a key path relative to the failing model
@@ -499,18 +512,43 @@ def format_validation_error(error: ValidationError, root: str = "training") -> s
             if relative:
                 parts.append(relative.group(1))
                 message = relative.group(2)
+        if item["type"] == "extra_forbidden":
+            message += _did_you_mean(model, item["loc"])
         lines.append(f"{'.'.join(parts)}: {message}")
     return "\n".join(lines)
 
 
+def _did_you_mean(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
+    """`` (did you mean 'x'?)`` for an unknown key at ``loc`` of ``model``, or ``""``."""
+    fields: Mapping[str, Any] = model.model_fields if model is not None else {}
+    for part in loc[:-1]:
+        annotation = fields[part].annotation if part in fields else None
+        nested = next(
+            (
+                a
+                for a in (annotation, *get_args(annotation))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
+        fields = nested.model_fields if nested is not None else {}
+    close = difflib.get_close_matches(str(loc[-1]), list(fields), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(fields)}"
+
+
+def validate_section(model: type[_Strict], params: Any, root: str) -> Any:
+    """``model`` validated from the ``root`` parameters section; :class:`ConfigError` on errors."""
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{root}: expected a mapping, got {type(params).__name__}")
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, root, model)) from None
+
+
 def load_training_config(params: Mapping[str, Any]) -> TrainingConfig:
     """Validate the ``training`` parameters dict; raise :class:`ConfigError` naming key paths."""
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"training: expected a mapping, got {type(params).__name__}")
-    try:
-        config = TrainingConfig.model_validate(dict(params))
-    except ValidationError as error:
-        raise ConfigError(format_validation_error(error)) from None
+    config = validate_section(TrainingConfig, params, "training")
     if config.params.use_leakance is False:
         learned_leakance = [n for n in LEAKANCE_PARAMETERS if n in config.learned_parameters]
         if learned_leakance:

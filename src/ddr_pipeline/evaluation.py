@@ -19,10 +19,10 @@ import shapely
 import xarray as xr
 
 from ddr_pipeline import __version__, baselines, metrics, plots, scoring, simulation
+from ddr_pipeline.checkpoints import LoadedCheckpoint
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs
 from ddr_pipeline.data.schema import STREAMFLOW_VAR, UNITS, format_values
 from ddr_pipeline.distributed.routing import RoutingJob, route_basins_parallel
-from ddr_pipeline.training.checkpoints import LoadedCheckpoint
 
 logger = logging.getLogger(__name__)
 

@@ -1,20 +1,32 @@
 """The model store: a checkpoint path, a training run or an MLflow model URI -> trained model.
 
-Evaluation and routing (and anything else that runs a trained model) load it here, through
-:func:`load_model`; the checkpoint format itself is :mod:`ddr_pipeline.training.checkpoints`.
+Everything that runs a trained model (the evaluation and routing pipelines through
+:mod:`ddr_pipeline.pipelines.model_loading`, notebooks, couplers) loads it here::
+
+    from ddr_pipeline.model_store import load_trained_model
+
+    model = load_trained_model("data/06_models/run/trained_model.pt")  # a checkpoint file
+    model = load_trained_model("runs:/<run_id>/model")                 # an MLflow model URI
+    model = load_trained_model("ddr-drb-training")                     # a run's latest checkpoint
+    model.model, model.config, model.normalization_stats, model.attribute_names
+
+The result is a :data:`TrainedModel` (the networks in eval mode on CPU plus the configuration
+and data context they were trained with). :func:`load_model` is the keyword form the pipelines
+use. The checkpoint format itself is :mod:`ddr_pipeline.checkpoints`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from ddr_pipeline.training.checkpoints import (
+from ddr_pipeline.checkpoints import (
     CheckpointError,
     LoadedCheckpoint,
     latest_checkpoint,
@@ -22,6 +34,31 @@ from ddr_pipeline.training.checkpoints import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: A trained model ready to run: networks (eval mode, CPU), configuration, data context.
+TrainedModel = LoadedCheckpoint
+#: URI schemes read from MLflow by :func:`load_trained_model`.
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+#: Default folder of the training runs' checkpoints (``<models_dir>/<run>/saved_models``).
+MODELS_DIR = "data/06_models"
+
+
+def load_trained_model(
+    source: str | os.PathLike[str], *, models_dir: str | Path = MODELS_DIR
+) -> TrainedModel:
+    """Load a trained model from one ``source``: a checkpoint file, an MLflow URI or a run name.
+
+    ``runs:/...`` and ``models:/...`` are MLflow model URIs; an existing file (or any ``.pt``
+    path) is a checkpoint; anything else names a training run whose latest checkpoint under
+    ``models_dir`` is loaded. Raises ``FileNotFoundError`` / :class:`CheckpointError` naming
+    what was searched.
+    """
+    text = str(source)
+    if text.startswith(MLFLOW_SCHEMES):
+        return load_model(mlflow_model_uri=text, models_dir=models_dir)
+    if Path(text).suffix == ".pt" or Path(text).is_file():
+        return load_model(checkpoint=text)
+    return load_model(run_name=text, models_dir=models_dir)
 
 
 def resolve_checkpoint(
@@ -56,7 +93,7 @@ def load_model(
     checkpoint: str | None = None,
     run_name: str | None = None,
     mlflow_model_uri: str | None = None,
-    models_dir: str | Path = "data/06_models",
+    models_dir: str | Path = MODELS_DIR,
 ) -> LoadedCheckpoint:
     """Load a trained model from a checkpoint path, a run's latest checkpoint or an MLflow URI.
 

@@ -30,10 +30,20 @@ def test_variable_selects(monkeypatch, name):
     assert geodataset.active_geodataset() == name
 
 
-def test_unknown_name_lists_the_known_ones(monkeypatch):
-    monkeypatch.setenv(geodataset.ENV_VAR, "camels")
-    with pytest.raises(ValueError, match=r"'camels'.*drb, lynker_hydrofabric, merit"):
+def test_any_well_formed_name_is_a_geodataset(monkeypatch):
+    """No code list: a new basin needs only its data folder and conf environment."""
+    monkeypatch.setenv(geodataset.ENV_VAR, "tiny_basin2")
+    assert geodataset.active_geodataset() == "tiny_basin2"
+    monkeypatch.setenv(geodataset.ENV_VAR, "Camels-US")
+    with pytest.raises(ValueError, match=r"invalid geodataset name 'Camels-US'"):
         geodataset.active_geodataset()
+
+
+def test_nothing_reads_the_variable_at_import(monkeypatch):
+    monkeypatch.setenv(geodataset.ENV_VAR, "Not A Name")
+    for module in MODULES:
+        importlib.reload(module)  # would raise if a module read the variable at import
+    monkeypatch.delenv(geodataset.ENV_VAR)
 
 
 def test_check_geodataset_names_both():
@@ -43,24 +53,13 @@ def test_check_geodataset_names_both():
     assert geodataset.geodataset_check("merit")("merit") == "merit"
 
 
-@pytest.fixture
-def merit_selected(monkeypatch):
-    """The pipeline modules re-imported with ``DDR_GEODATASET=merit`` (restored afterwards)."""
+def test_pipelines_follow_the_variable_when_created(monkeypatch):
     monkeypatch.setenv(geodataset.ENV_VAR, "merit")
-    yield [importlib.reload(module) for module in MODULES]
-    monkeypatch.delenv(geodataset.ENV_VAR)
-    for module in MODULES:
-        importlib.reload(module)
-
-
-def test_pipelines_follow_the_variable(merit_selected):
-    dp, tr, ev, ro = merit_selected
-    assert dp.GEODATASETS == ("merit",)
-    assert {n.namespace for n in dp.create_pipeline().nodes} == {"merit"}
-    for module in (tr, ev, ro):
-        assert module.GEODATASET == "merit"
-        assert "merit.model_inputs" in module.create_pipeline().inputs()
-        assert not any(i.startswith("drb.") for i in module.create_pipeline().inputs())
+    assert {n.namespace for n in data_processing.create_pipeline().nodes} == {"merit"}
+    for module in (training, evaluation, routing):
+        inputs = module.create_pipeline().inputs()
+        assert "merit.model_inputs" in inputs
+        assert not any(i.startswith("drb.") for i in inputs)
 
 
 def test_any_geodataset_can_still_be_built():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from training_synthetic import full_training_params, with_changes
 
+from ddr_pipeline.checkpoints import REQUIRED_KEYS, RNG_KEYS
 from ddr_pipeline.data.batching import GaugeSet, build_batch
 from ddr_pipeline.training import (
     CheckpointError,
@@ -16,7 +17,6 @@ from ddr_pipeline.training import (
     read_checkpoint,
     save_checkpoint,
 )
-from ddr_pipeline.training.checkpoints import REQUIRED_KEYS, RNG_KEYS
 
 
 @pytest.fixture

@@ -13,28 +13,36 @@ both agree with :func:`check_geodataset`, so a forgotten ``--env`` fails before 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
+
+from ddr_pipeline.config import GEODATASET_PATTERN
 
 #: Environment variable that selects the geodataset.
 ENV_VAR = "DDR_GEODATASET"
 #: The demo geodataset, used when the variable is unset or empty.
 DEFAULT_GEODATASET = "drb"
-#: Every geodataset the project knows (each has a ``conf/<name>`` environment but the demo).
-KNOWN_GEODATASETS: tuple[str, ...] = ("drb", "lynker_hydrofabric", "merit")
 
 
 def validate_geodataset(name: str) -> str:
-    """Return ``name`` if it is a known geodataset, else raise ``ValueError`` listing them."""
-    if name not in KNOWN_GEODATASETS:
+    """Return ``name`` if it can name a geodataset (lower-case letters, digits, ``_``).
+
+    There is no list of geodatasets in the code: a new basin is converted into
+    ``data/01_raw/<name>`` and gets a ``conf/<name>`` environment (docs/data_formats.md).
+    """
+    if not re.fullmatch(GEODATASET_PATTERN, name):
         raise ValueError(
-            f"unknown geodataset {name!r} (from {ENV_VAR} or a pipeline argument); "
-            f"known geodatasets: {', '.join(KNOWN_GEODATASETS)}"
+            f"invalid geodataset name {name!r} (from {ENV_VAR} or a pipeline argument): use "
+            "lower-case letters, digits and '_', starting with a letter"
         )
     return name
 
 
 def active_geodataset() -> str:
-    """The geodataset named by ``DDR_GEODATASET`` (default ``drb``), validated."""
+    """The geodataset named by ``DDR_GEODATASET`` (default ``drb``), validated.
+
+    Read when the pipelines are created (registration, ``create_pipeline()``), never at import.
+    """
     value = os.environ.get(ENV_VAR, "").strip()
     return validate_geodataset(value or DEFAULT_GEODATASET)
 

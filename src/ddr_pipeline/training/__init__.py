@@ -1,12 +1,10 @@
-"""Training: the loop (:class:`Trainer`), atomic resumable checkpoints, monitoring callbacks.
+"""Training: the loop (:class:`Trainer`), validation, monitoring callbacks.
 
-Public API for other parts of the project (evaluation, routing pipelines)::
-
-    from ddr_pipeline.training import load_checkpoint
-    ckpt = load_checkpoint(path)   # -> LoadedCheckpoint(model, config, normalization_stats, ...)
+Checkpoints are :mod:`ddr_pipeline.checkpoints` (re-exported here); code that only runs a trained
+model loads it through :mod:`ddr_pipeline.model_store` and never imports this package.
 """
 
-from ddr_pipeline.training.checkpoints import (
+from ddr_pipeline.checkpoints import (
     CheckpointError,
     LoadedCheckpoint,
     check_compatible,

@@ -30,6 +30,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ddr_pipeline.checkpoints import (
+    FORMAT_VERSION,
+    CheckpointError,
+    check_compatible,
+    checkpoint_path,
+    read_checkpoint,
+    save_checkpoint,
+)
 from ddr_pipeline.config import TrainingConfig
 from ddr_pipeline.console import ProgressBar
 from ddr_pipeline.data.batch_plan import BatchPlan, PlannedBatch, plan_experiment
@@ -39,14 +47,6 @@ from ddr_pipeline.distributed.sampler import ShardedBatchSampler
 from ddr_pipeline.losses import routing_loss_terms
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.simulation import FeatureIndex, RoutingSettings, simulate
-from ddr_pipeline.training.checkpoints import (
-    FORMAT_VERSION,
-    CheckpointError,
-    check_compatible,
-    checkpoint_path,
-    read_checkpoint,
-    save_checkpoint,
-)
 from ddr_pipeline.training.monitoring import NullMonitor, TrainingMonitor
 from ddr_pipeline.training.rng import global_rng_state, seed_everything, set_global_rng_state
 from ddr_pipeline.training.validation import ValidationSpec, batch_metrics, validate

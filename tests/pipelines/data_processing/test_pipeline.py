@@ -10,7 +10,6 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from ddr_pipeline.pipelines.data_processing import create_pipeline
-from ddr_pipeline.pipelines.data_processing.pipeline import GEODATASETS
 
 NAMESPACE = "syn"
 OUTPUTS = {
@@ -34,11 +33,11 @@ def _catalog(raw, params) -> DataCatalog:
 
 
 def test_pipeline_is_namespaced_per_geodataset():
-    pipeline = create_pipeline()
-    assert {n.namespace for n in pipeline.nodes} == set(GEODATASETS)
+    pipeline = create_pipeline(geodatasets=(NAMESPACE,))
+    assert {n.namespace for n in pipeline.nodes} == {NAMESPACE}
     assert all(n.name.split(".", 1)[1] for n in pipeline.nodes)
     assert "params:data_processing" in pipeline.inputs()
-    assert {f"{GEODATASETS[0]}.{n}" for n in ("reaches", "lateral_inflow")} <= pipeline.inputs()
+    assert {f"{NAMESPACE}.{n}" for n in ("reaches", "lateral_inflow")} <= pipeline.inputs()
 
 
 def test_pipeline_runs_end_to_end(raw, params, caplog):

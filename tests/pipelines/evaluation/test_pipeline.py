@@ -12,9 +12,10 @@ from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
 from ddr_pipeline import evaluation, metrics
+from ddr_pipeline.checkpoints import CheckpointError, load_checkpoint
+from ddr_pipeline.pipelines import model_loading
 from ddr_pipeline.pipelines.evaluation import nodes
 from ddr_pipeline.pipelines.evaluation.pipeline import create_pipeline
-from ddr_pipeline.training.checkpoints import CheckpointError, load_checkpoint
 from pipelines.evaluation import synthetic as syn
 
 
@@ -173,7 +174,7 @@ def test_reference_baseline_is_optional(tmp_path: Path) -> None:
     path = syn.write_checkpoint(tmp_path)
     ckpt = load_checkpoint(path)
     data = syn.model_inputs()
-    inputs = nodes.check_model_against_data(ckpt, data, {"attributes": {}, "forcings": {}}, "drb")
+    inputs = model_loading.check_model_against_data(ckpt, data, {"attributes": {}, "forcings": {}}, "drb")
     params = evaluation_params(tmp_path, reference=None)
     params["baselines"]["untrained"]["enabled"] = False
     ds = nodes.predict_test_period(ckpt, inputs, syn.gauges_table(), params, "run", data)
@@ -186,26 +187,26 @@ def test_checkpoint_not_matching_the_data_names_the_difference(tmp_path: Path) -
     inputs = syn.model_inputs().rename(attribute="attr")
     inputs = inputs.assign_coords(attr=["a1", "b2", "a3"]).rename(attr="attribute")
     with pytest.raises(CheckpointError, match="attribute_names"):
-        nodes.check_model_against_data(ckpt, inputs, {"attributes": {}, "forcings": {}}, "drb")
+        model_loading.check_model_against_data(ckpt, inputs, {"attributes": {}, "forcings": {}}, "drb")
     other_stats = {"attributes": {"a1": {"mean": 1.0}}, "forcings": {}}
     with pytest.raises(CheckpointError, match="a1"):
-        nodes.check_model_against_data(ckpt, syn.model_inputs(), other_stats, "drb")
+        model_loading.check_model_against_data(ckpt, syn.model_inputs(), other_stats, "drb")
     changed = syn.training_params()
     ranges = {k: list(v) for k, v in ckpt.config.params.parameter_ranges.items()}
     changed["params"]["parameter_ranges"] = {**ranges, "n": [0.02, 0.3]}
     with pytest.raises(CheckpointError, match="parameter_ranges"):
-        nodes.check_model_against_data(
+        model_loading.check_model_against_data(
             ckpt, syn.model_inputs(), {"attributes": {}, "forcings": {}}, "drb", changed, True
         )
     with pytest.raises(CheckpointError, match="geodataset"):
-        nodes.check_model_against_data(
+        model_loading.check_model_against_data(
             ckpt, syn.model_inputs(), {"attributes": {}, "forcings": {}}, "merit"
         )
 
 
 def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no-such-run"):
-        nodes.load_trained_model(
+        model_loading.load_trained_model(
             {"models_dir": str(tmp_path), "checkpoint": None, "mlflow_model_uri": None},
             "no-such-run",
         )
@@ -213,13 +214,13 @@ def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
 
 def test_no_observations_in_period_fails(tmp_path: Path) -> None:
     syn.write_checkpoint(tmp_path / "models")
-    ckpt = nodes.load_trained_model(
+    ckpt = model_loading.load_trained_model(
         {"models_dir": str(tmp_path / "models"), "checkpoint": None, "mlflow_model_uri": None},
         "synthetic-run",
     )
     data = syn.model_inputs()
     data["observations"][:] = np.nan
-    inputs = nodes.check_model_against_data(ckpt, data, {"attributes": {}, "forcings": {}}, "drb")
+    inputs = model_loading.check_model_against_data(ckpt, data, {"attributes": {}, "forcings": {}}, "drb")
     params = evaluation_params(tmp_path / "models")
     with pytest.raises(ValueError, match="no observations at any gauge"):
         nodes.predict_test_period(ckpt, inputs, syn.gauges_table(), params, "synthetic-run", data)

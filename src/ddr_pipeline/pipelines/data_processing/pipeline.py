@@ -19,9 +19,6 @@ from kedro.pipeline import Node, Pipeline
 from ddr_pipeline.pipelines.data_processing import nodes
 from ddr_pipeline.pipelines.geodataset import active_geodataset, check_geodataset
 
-#: Geodatasets (folders under ``data/01_raw``) that get a data_processing pipeline: the one
-#: selected by ``DDR_GEODATASET`` (default ``drb``).
-GEODATASETS: tuple[str, ...] = (active_geodataset(),)
 PARAMS = "params:data_processing"
 
 
@@ -143,6 +140,7 @@ def _geodataset_pipeline(name: str) -> Pipeline:
     return Pipeline([check, template_pipeline()], namespace=name, parameters={PARAMS: PARAMS})
 
 
-def create_pipeline(geodatasets: Iterable[str] = GEODATASETS, **kwargs: object) -> Pipeline:
-    """One namespaced copy of the template per geodataset."""
+def create_pipeline(geodatasets: Iterable[str] | None = None, **kwargs: object) -> Pipeline:
+    """One namespaced copy of the template per geodataset (default: ``DDR_GEODATASET``)."""
+    geodatasets = geodatasets or (active_geodataset(),)
     return sum((_geodataset_pipeline(name) for name in geodatasets), start=Pipeline([]))

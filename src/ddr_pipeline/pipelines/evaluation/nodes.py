@@ -1,9 +1,9 @@
 """Nodes of the ``evaluation`` pipeline: thin wrappers around :mod:`ddr_pipeline.evaluation`.
 
-Flow: load the trained model and check it against the data -> route the test period (after a
-warm-up) at every gauge in time chunks carrying state -> baselines on the same gauges and days ->
-``model_test.zarr`` -> per-gauge metrics per model and subset -> comparison table, MLflow
-metrics, figures.
+Flow (after the shared load-model nodes, :mod:`ddr_pipeline.pipelines.model_loading`): route
+the test period (after a warm-up) at every gauge in time chunks carrying state -> baselines on
+the same gauges and days -> ``model_test.zarr`` -> per-gauge metrics per model and subset ->
+comparison table, MLflow metrics, figures.
 """
 
 from __future__ import annotations
@@ -15,56 +15,17 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ddr_pipeline import evaluation, model_store, parameter_registry, plots, tracking
-from ddr_pipeline.config import load_training_config
+from ddr_pipeline import evaluation, parameter_registry, plots, tracking
 from ddr_pipeline.data.batching import ModelInputs
-from ddr_pipeline.training.checkpoints import CheckpointError, LoadedCheckpoint, check_compatible
+from ddr_pipeline.model_store import TrainedModel
 
 MODEL = evaluation.MODEL
 #: Subsets of gauges every model is summarised on.
 SUBSETS = evaluation.SUBSETS
 
 
-def load_trained_model(model_params: dict[str, Any], run_name: str) -> LoadedCheckpoint:
-    """Load the model named by ``evaluation.model`` (checkpoint / MLflow URI / run's latest)."""
-    return model_store.load_model(
-        checkpoint=model_params.get("checkpoint"),
-        run_name=run_name,
-        mlflow_model_uri=model_params.get("mlflow_model_uri"),
-        models_dir=model_params["models_dir"],
-    )
-
-
-def check_model_against_data(  # noqa: PLR0917 (Kedro passes node inputs positionally)
-    ckpt: LoadedCheckpoint,
-    model_inputs: xr.Dataset,
-    normalization_stats: dict[str, Any],
-    geodataset: str,
-    training_params: dict[str, Any] | None = None,
-    check_training_parameters: bool = False,
-) -> ModelInputs:
-    """Fail with every difference between the checkpoint and the data; return the inputs.
-
-    Checked: geodataset, attribute / forcing names and order, normalisation statistics and (with
-    ``check_training_parameters``) the model-defining keys of the current ``training``
-    parameters (resume-only keys such as epochs are ignored).
-    """
-    inputs = ModelInputs.from_dataset(model_inputs)
-    if ckpt.config.geodataset != geodataset:
-        raise CheckpointError(
-            f"checkpoint was trained on geodataset {ckpt.config.geodataset!r}, "
-            f"evaluation data is {geodataset!r}"
-        )
-    use_current = check_training_parameters and training_params
-    config = load_training_config(training_params) if use_current else ckpt.config
-    check_compatible(
-        ckpt.payload, config, inputs.attribute_names, inputs.forcing_names, normalization_stats
-    )
-    return inputs
-
-
 def predict_test_period(  # noqa: PLR0917 (Kedro passes node inputs positionally)
-    ckpt: LoadedCheckpoint,
+    ckpt: TrainedModel,
     inputs: ModelInputs,
     gauges: pd.DataFrame,
     params: dict[str, Any],
@@ -104,21 +65,6 @@ def headline_metrics(comparison: pd.DataFrame) -> dict[str, dict[str, float]]:
         name: {"value": value, "step": 0}
         for name, value in tracking.headline_metrics(comparison).items()
     }
-
-
-def tag_mlflow_run(ds: xr.Dataset) -> None:
-    """Tag the active MLflow run (if any) with the training run name and the checkpoint."""
-    import mlflow
-
-    if mlflow.active_run() is None:
-        return
-    mlflow.set_tags(
-        {
-            "training_run_name": ds.attrs["training_run_name"],
-            "checkpoint": f"epoch {ds.attrs['checkpoint_epoch']} mb {ds.attrs['checkpoint_mini_batch']}",
-            "period": " .. ".join(ds.attrs["period"]),
-        }
-    )
 
 
 def comparison_figures(
@@ -161,7 +107,7 @@ def gauge_map_figure(
 
 
 def parameter_figure(
-    ckpt: LoadedCheckpoint,
+    ckpt: TrainedModel,
     inputs: ModelInputs,
     reaches: pd.DataFrame,
     params: dict[str, Any],
@@ -178,7 +124,7 @@ def parameter_figure(
     )
 
 
-def loss_figure(ckpt: LoadedCheckpoint) -> Figure:
+def loss_figure(ckpt: TrainedModel) -> Figure:
     """Training loss per mini-batch, epoch means and marks, held-out validation NSE."""
     history = pd.DataFrame(ckpt.payload["history"])
     return plots.plot_loss_curve(history, loss_label=plots.loss_label(ckpt.config.loss.name))

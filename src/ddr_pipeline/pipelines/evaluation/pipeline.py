@@ -12,47 +12,23 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from ddr_pipeline.pipelines import model_loading
 from ddr_pipeline.pipelines.evaluation import nodes
-from ddr_pipeline.pipelines.geodataset import active_geodataset, geodataset_check
+from ddr_pipeline.pipelines.geodataset import active_geodataset
 
-#: The geodataset evaluated (its data_processing outputs are the inputs): ``DDR_GEODATASET``.
-GEODATASET = active_geodataset()
+PREFIX = "evaluation"
 PARAMS = "params:evaluation"
 
 
-def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
+def create_pipeline(geodataset: str | None = None, **kwargs: object) -> Pipeline:
     """Build the evaluation pipeline for ``geodataset`` (must match ``evaluation.geodataset``)."""
+    geodataset = geodataset or active_geodataset()
 
     def _data(name: str) -> str:
         return f"{geodataset}.{name}"
 
-    return Pipeline(
+    return model_loading.create_pipeline(PREFIX, geodataset, check_training=True) + Pipeline(
         [
-            Node(
-                geodataset_check(geodataset),
-                "params:evaluation.geodataset",
-                "evaluation.geodataset",
-                name="check_evaluation_geodataset",
-            ),
-            Node(
-                nodes.load_trained_model,
-                ["params:evaluation.model", "params:evaluation.run_name"],
-                "evaluation.checkpoint",
-                name="load_trained_model",
-            ),
-            Node(
-                nodes.check_model_against_data,
-                [
-                    "evaluation.checkpoint",
-                    _data("model_inputs"),
-                    _data("normalization_stats"),
-                    "evaluation.geodataset",
-                    "params:training",
-                    "params:evaluation.check_training_parameters",
-                ],
-                "evaluation.inputs",
-                name="check_model_against_data",
-            ),
             Node(
                 nodes.predict_test_period,
                 [
@@ -66,7 +42,9 @@ def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
                 "evaluation.model_test",
                 name="predict_test_period",
             ),
-            Node(nodes.tag_mlflow_run, "evaluation.model_test", None, name="tag_mlflow_run"),
+            Node(
+                model_loading.tag_mlflow_run, "evaluation.model_test", None, name="tag_mlflow_run"
+            ),
             Node(
                 nodes.score_gauges,
                 [

@@ -15,11 +15,11 @@ from matplotlib.figure import Figure
 
 from ddr_pipeline import evaluation, plots
 from ddr_pipeline.data.batching import ModelInputs
-from ddr_pipeline.training.checkpoints import LoadedCheckpoint
+from ddr_pipeline.model_store import TrainedModel
 
 
 def route_domain(
-    ckpt: LoadedCheckpoint, inputs: ModelInputs, params: dict[str, Any], run_name: str
+    ckpt: TrainedModel, inputs: ModelInputs, params: dict[str, Any], run_name: str
 ) -> xr.Dataset:
     """Daily mean ``discharge(reach_id, time)`` (m³/s) of the domain over the period.
 

@@ -9,41 +9,18 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from ddr_pipeline.pipelines.evaluation import nodes as evaluation_nodes
-from ddr_pipeline.pipelines.geodataset import active_geodataset, geodataset_check
+from ddr_pipeline.pipelines import model_loading
+from ddr_pipeline.pipelines.geodataset import active_geodataset
 from ddr_pipeline.pipelines.routing import nodes
 
-#: The geodataset routed (its data_processing outputs are the inputs): ``DDR_GEODATASET``.
-GEODATASET = active_geodataset()
+PREFIX = "routing"
 
 
-def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
+def create_pipeline(geodataset: str | None = None, **kwargs: object) -> Pipeline:
     """Build the routing pipeline for ``geodataset`` (must match ``routing.geodataset``)."""
-    return Pipeline(
+    geodataset = geodataset or active_geodataset()
+    return model_loading.create_pipeline(PREFIX, geodataset) + Pipeline(
         [
-            Node(
-                geodataset_check(geodataset),
-                "params:routing.geodataset",
-                "routing.geodataset",
-                name="check_routing_geodataset",
-            ),
-            Node(
-                evaluation_nodes.load_trained_model,
-                ["params:routing.model", "params:routing.run_name"],
-                "routing.checkpoint",
-                name="load_routing_model",
-            ),
-            Node(
-                evaluation_nodes.check_model_against_data,
-                [
-                    "routing.checkpoint",
-                    f"{geodataset}.model_inputs",
-                    f"{geodataset}.normalization_stats",
-                    "routing.geodataset",
-                ],
-                "routing.inputs",
-                name="check_routing_model_against_data",
-            ),
             Node(
                 nodes.route_domain,
                 [
@@ -56,7 +33,7 @@ def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
                 name="route_domain",
             ),
             Node(
-                evaluation_nodes.tag_mlflow_run,
+                model_loading.tag_mlflow_run,
                 "routing.discharge",
                 None,
                 name="tag_routing_mlflow_run",

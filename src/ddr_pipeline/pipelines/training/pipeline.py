@@ -17,12 +17,10 @@ from kedro.pipeline import Node, Pipeline
 from ddr_pipeline.pipelines.geodataset import active_geodataset
 from ddr_pipeline.pipelines.training import nodes
 
-#: The geodataset trained on (its data_processing outputs are the inputs): ``DDR_GEODATASET``.
-GEODATASET = active_geodataset()
 
-
-def create_pipeline(geodataset: str = GEODATASET, **kwargs: object) -> Pipeline:
+def create_pipeline(geodataset: str | None = None, **kwargs: object) -> Pipeline:
     """Build the training pipeline for ``geodataset``."""
+    geodataset = geodataset or active_geodataset()
     return Pipeline(
         [
             Node(

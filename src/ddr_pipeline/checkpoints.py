@@ -1,4 +1,4 @@
-"""Training checkpoints: atomic ``.pt`` files that resume training exactly.
+"""Checkpoints: atomic ``.pt`` files that resume training exactly and hold trained models.
 
 File layout: ``<models_dir>/<run_name>/saved_models/ddr_<run_name>_epoch_<e>_mb_<i>.pt`` where
 ``e`` is the 1-based epoch and ``i`` the 0-based index of the last mini-batch trained.

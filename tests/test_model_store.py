@@ -1,4 +1,6 @@
-"""``model_store.load_model`` from an MLflow model URI, logged exactly as the training node does.
+"""The model store: checkpoint files, run names and MLflow model URIs -> trained model.
+
+``model_store.load_model`` from an MLflow model URI, logged exactly as the training node does.
 
 A tiny model is trained by :func:`ddr_pipeline.pipelines.training.nodes.train_model` inside an
 MLflow run on a temporary sqlite store (it logs ``model_checkpoint/`` and the PyTorch ``model``
@@ -18,13 +20,14 @@ from typing import Any
 import mlflow
 import numpy as np
 import pytest
+import torch
 from pipelines.evaluation import synthetic as syn
 
 from ddr_pipeline import evaluation, model_store, simulation
+from ddr_pipeline.checkpoints import CheckpointError, LoadedCheckpoint, load_checkpoint
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batching import ModelInputs
 from ddr_pipeline.pipelines.training.nodes import prepare_data, train_model
-from ddr_pipeline.training.checkpoints import CheckpointError, LoadedCheckpoint, load_checkpoint
 
 REGISTERED = "ddr-synthetic"
 STATS = {
@@ -103,9 +106,12 @@ def test_mlflow_uri_needs_no_local_checkpoint(
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{logged['models_dir'].parent / 'mlflow.db'}")
     try:
-        got = model_store.load_model(
-            run_name="some-other-run", mlflow_model_uri=uri, models_dir=tmp_path / "empty"
-        )
+        if kind == "alias":  # the one-argument form dispatches MLflow URIs
+            got = model_store.load_trained_model(uri, models_dir=tmp_path / "empty")
+        else:
+            got = model_store.load_model(
+                run_name="some-other-run", mlflow_model_uri=uri, models_dir=tmp_path / "empty"
+            )
     finally:
         mlflow.set_tracking_uri(previous)
     _same_context(got, expected)
@@ -171,3 +177,18 @@ def test_local_checkpoint_of_the_run_is_the_fallback(
         mlflow.set_tracking_uri(previous)
     _same_context(got, expected)
     np.testing.assert_array_equal(_predict(got, inputs), _predict(expected, inputs))
+
+
+def test_load_trained_model_from_a_checkpoint_file_or_a_run_name(tmp_path: Path) -> None:
+    path = syn.write_checkpoint(tmp_path)
+    by_path = model_store.load_trained_model(path)
+    by_run = model_store.load_trained_model("synthetic-run", models_dir=tmp_path)
+    assert by_path.epoch == by_run.epoch == 1 and not by_run.model.training
+    weights = zip(
+        by_path.model.state_dict().values(), by_run.model.state_dict().values(), strict=True
+    )
+    assert all(torch.equal(a, b) for a, b in weights)
+    with pytest.raises(FileNotFoundError, match="no-such-run"):
+        model_store.load_trained_model("no-such-run", models_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        model_store.load_trained_model(tmp_path / "missing.pt")

@@ -1,0 +1,113 @@
+"""The load-model pipeline shared by the ``evaluation`` and ``routing`` pipelines.
+
+Three nodes under a prefix (``evaluation`` or ``routing``): check that the parameters name the
+geodataset the pipeline was built for, load the trained model named by ``params:<prefix>.model``
+through :mod:`ddr_pipeline.model_store`, and check it against the model-ready data. Outputs:
+``<prefix>.geodataset``, ``<prefix>.checkpoint`` (the trained model) and ``<prefix>.inputs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xarray as xr
+from kedro.pipeline import Node, Pipeline
+
+from ddr_pipeline import model_store
+from ddr_pipeline.checkpoints import CheckpointError, check_compatible
+from ddr_pipeline.config import load_training_config
+from ddr_pipeline.data.batching import ModelInputs
+from ddr_pipeline.model_store import TrainedModel
+from ddr_pipeline.pipelines.geodataset import geodataset_check
+
+
+def load_trained_model(model_params: dict[str, Any], run_name: str) -> TrainedModel:
+    """Load the model named by ``<prefix>.model`` (checkpoint / MLflow URI / run's latest)."""
+    return model_store.load_model(
+        checkpoint=model_params.get("checkpoint"),
+        run_name=run_name,
+        mlflow_model_uri=model_params.get("mlflow_model_uri"),
+        models_dir=model_params["models_dir"],
+    )
+
+
+def check_model_against_data(  # noqa: PLR0917 (Kedro passes node inputs positionally)
+    ckpt: TrainedModel,
+    model_inputs: xr.Dataset,
+    normalization_stats: dict[str, Any],
+    geodataset: str,
+    training_params: dict[str, Any] | None = None,
+    check_training_parameters: bool = False,
+) -> ModelInputs:
+    """Fail with every difference between the trained model and the data; return the inputs.
+
+    Checked: geodataset, attribute / forcing names and order, normalisation statistics and (with
+    ``check_training_parameters``) the model-defining keys of the current ``training``
+    parameters (resume-only keys such as epochs are ignored).
+    """
+    inputs = ModelInputs.from_dataset(model_inputs)
+    if ckpt.config.geodataset != geodataset:
+        raise CheckpointError(
+            f"checkpoint was trained on geodataset {ckpt.config.geodataset!r}, "
+            f"the data is {geodataset!r}"
+        )
+    use_current = check_training_parameters and training_params
+    config = load_training_config(training_params) if use_current else ckpt.config
+    check_compatible(
+        ckpt.payload, config, inputs.attribute_names, inputs.forcing_names, normalization_stats
+    )
+    return inputs
+
+
+def tag_mlflow_run(ds: xr.Dataset) -> None:
+    """Tag the active MLflow run (if any) with the training run name and the checkpoint."""
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return
+    mlflow.set_tags(
+        {
+            "training_run_name": ds.attrs["training_run_name"],
+            "checkpoint": f"epoch {ds.attrs['checkpoint_epoch']} mb {ds.attrs['checkpoint_mini_batch']}",
+            "period": " .. ".join(ds.attrs["period"]),
+        }
+    )
+
+
+def create_pipeline(prefix: str, geodataset: str, *, check_training: bool = False) -> Pipeline:
+    """The load-model nodes of pipeline ``prefix`` on ``geodataset``'s model-ready data.
+
+    ``check_training`` adds ``params:training`` and ``params:<prefix>.check_training_parameters``
+    to the model check.
+    """
+    check_inputs = [
+        f"{prefix}.checkpoint",
+        f"{geodataset}.model_inputs",
+        f"{geodataset}.normalization_stats",
+        f"{prefix}.geodataset",
+    ]
+    if check_training:
+        check_inputs += ["params:training", f"params:{prefix}.check_training_parameters"]
+    return Pipeline(
+        [
+            Node(
+                geodataset_check(geodataset),
+                f"params:{prefix}.geodataset",
+                f"{prefix}.geodataset",
+                name=f"check_{prefix}_geodataset",
+            ),
+            Node(
+                load_trained_model,
+                [f"params:{prefix}.model", f"params:{prefix}.run_name"],
+                f"{prefix}.checkpoint",
+                name=f"load_{prefix}_model",
+            ),
+            Node(
+                check_model_against_data,
+                check_inputs,
+                f"{prefix}.inputs",
+                name=f"check_{prefix}_model_against_data",
+            ),
+        ],
+        tags=[prefix],
+    )
