@@ -94,8 +94,8 @@ def _write_time_series(folder: Path, reach_ids: np.ndarray, staids: list[str], s
     )
 
 
-def make_merit(raw: Path, src: Path) -> None:
-    """A 60-reach MERIT-Basins domain with 8 gauges, converted into ``raw/merit``."""
+def make_merit(raw: Path, src: Path, name: str = "merit") -> None:
+    """A 60-reach MERIT-Basins domain with 8 gauges, converted into ``raw/<name>``."""
     src.mkdir(parents=True)
     ids, to_ids = dendritic_network(60, n_basins=3, window=4, seed=5)
     comids = ids + 71_000_000
@@ -115,7 +115,7 @@ def make_merit(raw: Path, src: Path) -> None:
         attributes=src / "attributes.nc",
         attribute_names=names,
     )
-    folder = raw / "merit"
+    folder = raw / name
     tables.write(folder)
     _write_time_series(
         folder, tables.reaches["id"].to_numpy(), tables.gauges["STAID"].tolist(), src

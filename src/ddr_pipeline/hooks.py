@@ -1,4 +1,5 @@
-"""Kedro hooks: checks before a run, MLflow run names / links / headline metrics, failure reasons.
+"""Kedro hooks: checks before a run (parameters, inputs), MLflow run names / links / headline
+metrics, failure reasons.
 
 Registered in ``settings.py``. The logic lives in :mod:`ddr_pipeline.preflight` and
 :mod:`ddr_pipeline.tracking`; these hooks only feed them what Kedro knows about the run.
@@ -18,8 +19,9 @@ from kedro.io import MemoryDataset
 from kedro.pipeline import Pipeline
 
 from ddr_pipeline import preflight, tracking
+from ddr_pipeline.checkpoints import LoadedCheckpoint
+from ddr_pipeline.pipeline_configs import SECTIONS, validate_parameters
 from ddr_pipeline.pipeline_registry import pipeline_folders
-from ddr_pipeline.training.checkpoints import LoadedCheckpoint
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,26 @@ def _base_parameters(context: Any) -> dict[str, Any]:
         **settings.CONFIG_LOADER_ARGS,
     )
     return loader["parameters"]
+
+
+def parameter_sections(pipeline: Pipeline) -> list[str]:
+    """Typed parameter sections (``params:<section>...``) that ``pipeline`` reads, sorted."""
+    used = {name.removeprefix("params:").split(".")[0] for name in pipeline.inputs()}
+    return sorted(used & set(SECTIONS))
+
+
+class ParameterValidationHooks:
+    """Fail a run whose parameters are invalid, naming every offending key path."""
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow opens a run
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any
+    ) -> None:
+        """Validate every section the pipeline reads (``ConfigError`` before any node runs)."""
+        sections = parameter_sections(pipeline)
+        if sections:
+            validate_parameters(catalog.load("parameters"), sections)
+            logger.info("validated parameters: %s", ", ".join(sections))
 
 
 class PreflightHooks:

@@ -12,11 +12,16 @@ from ddr_pipeline.console import apply_verbosity, filter_known_warnings
 filter_known_warnings()
 apply_verbosity()
 
-from ddr_pipeline.hooks import MlflowRunHooks, PreflightHooks  # noqa: E402
+from ddr_pipeline.hooks import (  # noqa: E402
+    MlflowRunHooks,
+    ParameterValidationHooks,
+    PreflightHooks,
+)
 
-# Checks before a run (bad --params keys, missing inputs) and MLflow run names, links to the
-# training run, headline metrics and failure reasons (docs/getting_started.md).
-HOOKS = (PreflightHooks(), MlflowRunHooks())
+# Checks before a run (bad --params keys, invalid parameters, missing inputs) and MLflow run
+# names, links to the training run, headline metrics and failure reasons
+# (docs/getting_started.md, docs/configuration.md).
+HOOKS = (PreflightHooks(), ParameterValidationHooks(), MlflowRunHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 

@@ -4,11 +4,15 @@ Reaches are grouped by topological level (every upstream reach is on a lower lev
 coefficients of all reaches are computed in one vectorised pass; then one vectorised update per
 level solves the lower-triangular recurrence. Gradients come from torch autograd (one graph node per
 op per level per step), so this path trades memory for device independence; the numba path with its
-hand-written adjoint is the fast one on CPU. Numerics follow routing-physics.md §3 exactly, in the
+hand-written adjoint is the fast one on CPU. Numerics follow docs/routing.md (Numerics) exactly, in the
 input dtype.
 """
 
 from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,41 +33,60 @@ from ddr_pipeline.routing._physics import (
     LIM_XMIN,
 )
 
+#: Device tensors derived from a network, owned by this backend: network -> {(what, device): value}.
+#: Weak keys: an entry goes when its network does (networks compare by identity).
+_DEVICE_TENSORS: weakref.WeakKeyDictionary[RiverNetwork, dict[tuple[str, str], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _cached(net: RiverNetwork, what: str, device: torch.device, build: Callable[[], Any]) -> Any:
+    """``build()`` once per network, quantity and device."""
+    per_network = _DEVICE_TENSORS.setdefault(net, {})
+    key = (what, str(device))
+    if key not in per_network:
+        per_network[key] = build()
+    return per_network[key]
+
 
 def _levels(
     net: RiverNetwork, device: torch.device
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per level: reach indices, upstream edge sources (user index), edge target (local index)."""
-    key = ("torch_levels", str(device))
-    if key not in net._cache:
-        groups = net.level_groups()
-        down = net.downstream_index
-        local = np.empty(net.n_reaches, np.int64)
-        for idx in groups:  # one vectorised assignment per level
-            local[idx] = np.arange(idx.size)
-        src_all = np.flatnonzero(down >= 0)
-        edge_level = net.levels[down[src_all]]
-        srt = np.argsort(edge_level, kind="stable")
-        src_all, edge_level = src_all[srt], edge_level[srt]
-        bounds = np.searchsorted(edge_level, np.arange(len(groups) + 1))
-        out = []
-        for lv, idx in enumerate(groups):
-            src = src_all[bounds[lv] : bounds[lv + 1]]
-            dst = local[down[src]]
-            out.append(tuple(torch.as_tensor(a, device=device) for a in (idx, src, dst)))
-        net._cache[key] = out
-    return net._cache[key]
+    return _cached(net, "levels", device, lambda: _build_levels(net, device))
+
+
+def _build_levels(
+    net: RiverNetwork, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    groups = net.level_groups()
+    down = net.downstream_index
+    local = np.empty(net.n_reaches, np.int64)
+    for idx in groups:  # one vectorised assignment per level
+        local[idx] = np.arange(idx.size)
+    src_all = np.flatnonzero(down >= 0)
+    edge_level = net.levels[down[src_all]]
+    srt = np.argsort(edge_level, kind="stable")
+    src_all, edge_level = src_all[srt], edge_level[srt]
+    bounds = np.searchsorted(edge_level, np.arange(len(groups) + 1))
+    out = []
+    for lv, idx in enumerate(groups):
+        src = src_all[bounds[lv] : bounds[lv + 1]]
+        dst = local[down[src]]
+        out.append(tuple(torch.as_tensor(a, device=device) for a in (idx, src, dst)))
+    return out
+
+
+def _edges(net: RiverNetwork, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    src = np.flatnonzero(net.downstream_index >= 0)
+    return (
+        torch.as_tensor(src, device=device),
+        torch.as_tensor(net.downstream_index[src], device=device),
+    )
 
 
 def _upstream_sum(q: torch.Tensor, net: RiverNetwork, device: torch.device) -> torch.Tensor:
-    key = ("torch_edges", str(device))
-    if key not in net._cache:
-        src = np.flatnonzero(net.downstream_index >= 0)
-        net._cache[key] = (
-            torch.as_tensor(src, device=device),
-            torch.as_tensor(net.downstream_index[src], device=device),
-        )
-    src, dst = net._cache[key]
+    src, dst = _cached(net, "edges", device, lambda: _edges(net, device))
     return torch.zeros_like(q).index_add(0, dst, q[src])
 
 

@@ -1,0 +1,232 @@
+"""Typed parameters of the data_processing, evaluation and routing pipelines (pydantic v2).
+
+Like :class:`ddr_pipeline.config.TrainingConfig` for ``training``: every section forbids unknown
+keys (with a did-you-mean), and :func:`validate_parameters` raises
+:class:`~ddr_pipeline.config.ConfigError` with one ``section.key.path: problem`` line per error.
+The project hook (:mod:`ddr_pipeline.hooks`) validates the sections of the pipelines being run
+before any node starts.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from ddr_pipeline.config import (
+    DEVICE_PATTERN,
+    GEODATASET_PATTERN,
+    ConfigError,
+    NonEmptyNames,
+    PositiveInt,
+    StrictModel,
+    TrainingConfig,
+    validate_section,
+)
+from ddr_pipeline.parameter_registry import LEARNABLE_PARAMETERS
+from ddr_pipeline.scoring import WELL_OBSERVED_FRACTION
+
+Geodataset = Annotated[str, Field(pattern=GEODATASET_PATTERN)]
+Device = Annotated[str, Field(pattern=DEVICE_PATTERN)]
+DateRange = tuple[datetime.date, datetime.date]
+#: Gauge subsets the evaluation summarises (:data:`ddr_pipeline.evaluation.SUBSETS`).
+GaugeSubset = Literal[
+    "all", "well_observed", "train", "validation", "train_well", "validation_well"
+]
+
+
+def _ordered(period: DateRange | None) -> DateRange | None:
+    if period is not None and period[0] > period[1]:
+        raise ValueError(f"start {period[0]} is after end {period[1]}")
+    return period
+
+
+class GaugeSplitConfig(StrictModel):
+    """Held-out validation gauges."""
+
+    validation_fraction: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Share of gauges held out (when no STAIDs are listed)."
+    )
+    seed: int = Field(42, ge=0, description="Seed of the validation draw.")
+    validation_staids: list[str] | None = Field(
+        None, description="Explicit validation STAIDs (override the fraction)."
+    )
+
+
+class LateralInflowConfig(StrictModel):
+    """Treatment of missing lateral inflow."""
+
+    nan_fill: float | None = Field(
+        0.0, ge=0.0, description="Value (m3/s) replacing NaN in Qr; null = NaN is an error."
+    )
+
+
+class DataProcessingConfig(StrictModel):
+    """The ``data_processing`` parameters section."""
+
+    geodataset: Geodataset = Field(..., description="Geodataset folder under data/01_raw.")
+    periods: dict[str, DateRange] = Field(
+        ..., description="Inclusive daily periods {name: [start, end]}; `train` is required."
+    )
+    gauges: GaugeSplitConfig = Field(
+        default_factory=GaugeSplitConfig, description="Held-out validation gauges."
+    )
+    lateral_inflow: LateralInflowConfig = Field(
+        default_factory=LateralInflowConfig, description="Missing lateral inflow."
+    )
+    attributes: list[str] | None = Field(
+        None, description="Static attribute columns (null = every column but `id`)."
+    )
+    forcings: NonEmptyNames = Field(
+        default_factory=lambda: ["P", "PET", "Temp"], description="Forcing variables."
+    )
+
+    @field_validator("periods")
+    @classmethod
+    def _periods(cls, periods: dict[str, DateRange]) -> dict[str, DateRange]:
+        if "train" not in periods:
+            raise ValueError(f"a 'train' period is required, got {sorted(periods)}")
+        for name, period in periods.items():
+            try:
+                _ordered(period)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+        return periods
+
+
+class ModelSourceConfig(StrictModel):
+    """Which trained model to load (:mod:`ddr_pipeline.model_store`)."""
+
+    models_dir: str = Field("data/06_models", description="Folder of the training runs.")
+    checkpoint: str | None = Field(None, description="Checkpoint file (wins over the others).")
+    mlflow_model_uri: str | None = Field(
+        None,
+        description="runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>.",
+    )
+
+    @field_validator("mlflow_model_uri")
+    @classmethod
+    def _uri(cls, uri: str | None) -> str | None:
+        if uri is not None and not uri.startswith(("runs:/", "models:/")):
+            raise ValueError(f"must start with runs:/ or models:/, got {uri!r}")
+        return uri
+
+
+class _TrainedModelRun(StrictModel):
+    """Keys shared by the pipelines that run a trained model."""
+
+    geodataset: Geodataset = Field(..., description="Geodataset whose model inputs are used.")
+    run_name: str = Field(..., description="Training run whose model is used.")
+    model: ModelSourceConfig = Field(
+        default_factory=ModelSourceConfig, description="Which trained model (model store)."
+    )
+    period: DateRange | None = Field(None, description="[start, end] (null = the default).")
+    warmup_days: int = Field(0, ge=0, description="Days routed before the period, not output.")
+    chunk_days: PositiveInt = Field(73, description="Routing chunk length (state carried).")
+    device: Device = Field("cpu", description="cpu | cuda | cuda:N.")
+
+    _period = field_validator("period")(_ordered)
+
+
+class UntrainedBaselineConfig(StrictModel):
+    """Constant parameters (mid-range unless given)."""
+
+    enabled: bool = Field(True, description="Route the untrained baseline.")
+    values: dict[str, float] = Field(
+        default_factory=dict, description="Physical values of learned parameters."
+    )
+
+    @field_validator("values")
+    @classmethod
+    def _known(cls, values: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(values) - set(LEARNABLE_PARAMETERS))
+        if unknown:
+            raise ValueError(f"unknown parameters {unknown}; known: {list(LEARNABLE_PARAMETERS)}")
+        return values
+
+
+class ReferenceBaselineConfig(StrictModel):
+    """A dataset's own routing product (skipped when the path is absent)."""
+
+    path: str | None = Field(None, description="zarr store of the product (absent = skipped).")
+    variable: str = Field("outflow", description="Variable of the product.")
+
+
+class BaselinesConfig(StrictModel):
+    """Baselines scored next to the model."""
+
+    summed_lateral_inflow: bool = Field(True, description="Upstream sum of the lateral inflow.")
+    untrained: UntrainedBaselineConfig = Field(
+        default_factory=UntrainedBaselineConfig, description="Constant-parameter routing."
+    )
+    reference: ReferenceBaselineConfig = Field(
+        default_factory=ReferenceBaselineConfig, description="A dataset's routing product."
+    )
+
+
+class EvaluationConfig(_TrainedModelRun):
+    """The ``evaluation`` parameters section."""
+
+    warmup_days: int = Field(30, ge=0, description="Days routed before the period, not scored.")
+    check_training_parameters: bool = Field(
+        False, description="Also compare the checkpoint with the current training parameters."
+    )
+    well_observed_fraction: float = Field(
+        WELL_OBSERVED_FRACTION,
+        ge=0.0,
+        le=1.0,
+        description="Valid-day share of well-observed gauges.",
+    )
+    plot_subset: GaugeSubset = Field("well_observed", description="Gauges in the CDFs/boxplots.")
+    hydrograph_gauges: list[str] = Field(
+        default_factory=list, description="STAIDs always plotted (plus best/median/worst NSE)."
+    )
+    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig, description="Baselines.")
+    model_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Legend names of the model and baselines in the figures (by model key).",
+    )
+
+
+class RoutingConfig(_TrainedModelRun):
+    """The ``routing`` parameters section."""
+
+    target_reach_ids: list[int] = Field(
+        default_factory=list, description="[] = every reach; else their upstream closure."
+    )
+    summary_reach_ids: list[int] = Field(
+        default_factory=list, description="Reaches in the summary plot ([] = largest mean flow)."
+    )
+
+
+#: Parameters section -> its model.
+SECTIONS: dict[str, type[BaseModel]] = {
+    "data_processing": DataProcessingConfig,
+    "training": TrainingConfig,
+    "evaluation": EvaluationConfig,
+    "routing": RoutingConfig,
+}
+
+
+def validate_parameters(parameters: Mapping[str, Any], sections: list[str]) -> dict[str, Any]:
+    """Validate ``sections`` of the Kedro parameters; ``ConfigError`` lists every problem.
+
+    The ``geodataset`` of the validated sections must agree.
+    """
+    configs, problems = {}, []
+    for name in sections:
+        try:
+            configs[name] = validate_section(SECTIONS[name], parameters.get(name), name)
+        except ConfigError as error:
+            problems.append(str(error))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    names = {name: cfg.geodataset for name, cfg in configs.items()}
+    if len(set(names.values())) > 1:
+        raise ConfigError(
+            "the parameter sections name different geodatasets: "
+            + ", ".join(f"{k}.geodataset={v!r}" for k, v in names.items())
+        )
+    return configs
