@@ -38,23 +38,6 @@ def predict_test_period(  # noqa: PLR0917 (Kedro passes node inputs positionally
     return evaluation.predict_period(ckpt, inputs, gauges, period, settings, run_name)
 
 
-def model_names(ds: xr.Dataset) -> dict[str, str]:
-    """``{model name: variable}`` of the model and every baseline in ``model_test.zarr``."""
-    return evaluation.model_names(ds)
-
-
-def score_gauges(
-    ds: xr.Dataset, gauges: pd.DataFrame, well_observed_fraction: float
-) -> pd.DataFrame:
-    """Per-gauge metrics of the model and every baseline (see :func:`evaluation.score_gauges`)."""
-    return evaluation.score_gauges(ds, gauges, well_observed_fraction)
-
-
-def comparison_table(per_gauge: pd.DataFrame) -> pd.DataFrame:
-    """Summary statistics (median/mean/q25/q75/count) per model, gauge subset and metric."""
-    return evaluation.comparison_table(per_gauge)
-
-
 def headline_metrics(comparison: pd.DataFrame) -> dict[str, dict[str, float]]:
     """The headline metrics (:func:`ddr_pipeline.tracking.headline_metrics`) for MLflow.
 
