@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from bmi.helpers import CHECKPOINT, config_dict, write_config
-from ddr_pipeline import inference
+from ddr_pipeline import simulation
 from ddr_pipeline.bmi import DdrRouting, RestartError
 from ddr_pipeline.bmi.variables import DISCHARGE, INFLOW, PARAMETERS, REACH_ID
+from ddr_pipeline.checkpoints import load_checkpoint
 from ddr_pipeline.config import ConfigError
 from ddr_pipeline.data.batching import ModelInputs
 from ddr_pipeline.datasets import XarrayZarrDataset
 from ddr_pipeline.routing import muskingum_cunge, repeat_daily
-from ddr_pipeline.training.checkpoints import load_checkpoint
 
 START, END, DAYS = "1980-03-01", "1980-03-04", 4
 HOURS = 24
@@ -42,28 +42,23 @@ def hourly_inflow(inputs: ModelInputs) -> np.ndarray:
 def reference(inputs: ModelInputs, hourly_inflow: np.ndarray) -> dict:
     """One ``muskingum_cunge`` call over the period with the LSTM run over all days at once."""
     ckpt = load_checkpoint(CHECKPOINT)
-    domain = inference.reach_domain(inputs)
-    source = inference.TrainedParameters(
-        ckpt.model, ckpt.config, inputs.attribute_names, inputs.forcing_names
+    domain = simulation.reach_problem(inputs)
+    features = simulation.FeatureIndex.from_names(
+        ckpt.config, inputs.attribute_names, inputs.forcing_names
     )
+    source = simulation.TrainedParameters(ckpt.model.eval(), features)
+    settings = simulation.RoutingSettings.from_config(ckpt.config)
     first, _ = inputs.day_range(START, END)
-    chunk = inference.ChunkInputs(
-        forcings=torch.from_numpy(inputs.forcings[first : first + DAYS]),
-        attributes=torch.from_numpy(inputs.attributes),
-        attributes_raw=torch.from_numpy(inputs.attributes_raw),
-        observed_geometry={k: torch.from_numpy(v) for k, v in inputs.observed_geometry.items()},
-    )
+    window = simulation.window_inputs(inputs, domain, first, first + DAYS)
     with torch.no_grad():
-        params, _ = source(chunk, None)
+        params = source(window, None).physical
         hourly = {k: repeat_daily(v, HOURS) if v.ndim == 2 else v for k, v in params.items()}
         states = muskingum_cunge(
             domain.network,
             torch.from_numpy(hourly_inflow),
-            channel={k: torch.from_numpy(v) for k, v in inputs.channel.items()},
+            channel=settings.channel({k: torch.from_numpy(v) for k, v in inputs.channel.items()}),
             params=hourly,
-            dt=3600.0,
-            leakance=source.leakance,
-            **source.routing_options,
+            **settings.engine_options(),
         )
     daily_names = [k for k, v in params.items() if v.ndim == 2]
     return {"states": states.numpy(), "params": params, "daily": daily_names}

@@ -3,8 +3,9 @@
 Everything the BMI component needs from the rest of the library goes through
 :class:`TrainedRouter`: loading the trained model (checkpoint | run | MLflow URI) and the
 geodataset's model inputs, the physical parameters of one day (KAN + one LSTM day carrying its
-state, exactly as the chunked routing of :mod:`ddr_pipeline.inference`), and Muskingum–Cunge
-steps from a carried discharge state with the same arguments as the routing pipeline.
+state, exactly as the chunked rollout of :mod:`ddr_pipeline.simulation`), and Muskingum–Cunge
+steps from a carried discharge state with the routing settings of the training configuration
+(:class:`ddr_pipeline.simulation.RoutingSettings`: floors, leakance, X default, Cunge options).
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ddr_pipeline import inference
+from ddr_pipeline import model_store, simulation
 from ddr_pipeline.bmi.config import ModelSource, NetworkSource
 from ddr_pipeline.bmi.variables import LEAKANCE_PARAMETERS, ROUTING_PARAMETERS
+from ddr_pipeline.checkpoints import LoadedCheckpoint, check_compatible
 from ddr_pipeline.data.batching import ModelInputs
 from ddr_pipeline.datasets import XarrayZarrDataset
 from ddr_pipeline.models import LSTMState
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import muskingum_cunge
-from ddr_pipeline.training.checkpoints import LoadedCheckpoint, check_compatible
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class TrainedRouter:
         self,
         ckpt: LoadedCheckpoint,
         inputs: ModelInputs,
-        domain: inference.RoutingDomain,
+        domain: simulation.RoutingProblem,
         dt: float,
         device: str = "cpu",
     ) -> None:
@@ -71,9 +72,11 @@ class TrainedRouter:
         self.inputs = inputs
         self.domain = domain
         self.device = torch.device(device)
-        self.source = inference.TrainedParameters(
-            ckpt.model, ckpt.config, inputs.attribute_names, inputs.forcing_names
+        features = simulation.FeatureIndex.from_names(
+            ckpt.config, inputs.attribute_names, inputs.forcing_names
         )
+        self.source = simulation.TrainedParameters(ckpt.model.eval(), features)
+        self.settings = simulation.RoutingSettings.from_config(ckpt.config, dt=dt)
         idx = domain.reach_index
         self._attributes = self._tensor(inputs.attributes[idx])
         self._attributes_raw = self._tensor(inputs.attributes_raw[idx])
@@ -86,7 +89,7 @@ class TrainedRouter:
         cls, model: ModelSource, network: NetworkSource, dt: float, device: str = "cpu"
     ) -> TrainedRouter:
         """Load the model and the network inputs; fail on any mismatch between them."""
-        ckpt = inference.load_model(
+        ckpt = model_store.load_model(
             checkpoint=model.checkpoint,
             run_name=model.run_name,
             mlflow_model_uri=model.mlflow_model_uri,
@@ -101,7 +104,7 @@ class TrainedRouter:
         # written do not count as differences).
         resolved = {**ckpt.payload, "config": ckpt.config.model_dump(mode="json")}
         check_compatible(resolved, ckpt.config, inputs.attribute_names, inputs.forcing_names, stats)
-        domain = inference.reach_domain(inputs, network.target_reach_ids or None)
+        domain = simulation.reach_problem(inputs, network.target_reach_ids or None)
         ckpt.model.to(device)
         return cls(ckpt, inputs, domain, dt, device)
 
@@ -132,7 +135,7 @@ class TrainedRouter:
     @property
     def parameter_names(self) -> list[str]:
         """Physical parameters handed to the routing (``n``, ``top_width``, ...)."""
-        leakance = LEAKANCE_PARAMETERS if self.source.leakance else ()
+        leakance = LEAKANCE_PARAMETERS if self.settings.leakance else ()
         return [*ROUTING_PARAMETERS, *leakance]
 
     def day_parameters(
@@ -142,15 +145,18 @@ class TrainedRouter:
         if not 0 <= day < len(self.dates):
             raise IndexError(f"day {day} is outside the model inputs (0..{len(self.dates) - 1})")
         idx = self.domain.reach_index
-        chunk = inference.ChunkInputs(
-            forcings=self._tensor(self.inputs.forcings[day : day + 1][:, idx]),
+        forcings = self._tensor(self.inputs.forcings[day : day + 1][:, idx])
+        window = simulation.WindowInputs(
+            lateral_inflow=forcings.new_zeros(1, idx.size),  # not read by parameter sources
+            forcings=forcings,
             attributes=self._attributes,
             attributes_raw=self._attributes_raw,
+            channel=self._channel,
             observed_geometry=self._observed,
         )
         with torch.no_grad():
-            params, new_state = self.source(chunk, state)
-        return {k: (v[0] if v.ndim == 2 else v) for k, v in params.items()}, new_state
+            step = self.source(window, state)
+        return {k: (v[0] if v.ndim == 2 else v) for k, v in step.physical.items()}, step.state
 
     def route(
         self,
@@ -168,11 +174,9 @@ class TrainedRouter:
             return muskingum_cunge(
                 self.network,
                 inflow.reshape(1, -1),
-                channel=self._channel,
+                channel=self.settings.channel(self._channel),
                 params=params,
-                dt=self.dt,
                 substeps=steps,
                 initial_state=initial_state,
-                leakance=self.source.leakance,
-                **self.source.routing_options,
+                **self.settings.engine_options(),
             )
