@@ -21,10 +21,10 @@ from typing import Any  # noqa: E402
 import click  # noqa: E402
 from kedro.framework.cli.project import run as kedro_run  # noqa: E402
 
+from ddr_pipeline.checkpoints import CheckpointError  # noqa: E402
 from ddr_pipeline.config import ConfigError  # noqa: E402
 from ddr_pipeline.pipeline_registry import UnknownPipelineError  # noqa: E402
 from ddr_pipeline.preflight import UserError  # noqa: E402
-from ddr_pipeline.training.checkpoints import CheckpointError  # noqa: E402
 
 #: Errors whose message is written for the user (what is wrong and what to do).
 USER_ERRORS: tuple[type[BaseException], ...] = (

@@ -47,18 +47,18 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "n",
         "n",
-        "s m-1/3",
+        "s m⁻¹ᐟ³",
         "Manning's roughness",
         default_range=(0.015, 0.25),
         channel_column="mann_n",
     ),
     ParameterSpec(
-        "q_spatial", "q_spatial", "1", "channel shape factor (0 = rectangle)", (0.0, 1.0)
+        "q_spatial", "q_spatial", "-", "channel shape factor (0 = rectangle)", (0.0, 1.0)
     ),
     ParameterSpec(
         "p_spatial",
         "p",
-        "1",
+        "-",
         "width power-law coefficient",
         (1.0, 200.0),
         log_space=True,
@@ -76,7 +76,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "side_slope",
         "side_slope",
-        "1",
+        "H:V",
         "channel side slope (H:V)",
         (0.5, 50.0),
         log_space=True,
@@ -85,7 +85,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "K_D_delta",
         None,
-        "log10(m s-1)",
+        "log10 units",
         "correction of log10 Ks of the riverbed (K_D = 10^(log10 Ks + delta) / 1 m)",
         (-3.0, 1.0),
         leakance=True,
@@ -93,7 +93,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "d_gw", "d_gw", "m", "groundwater depth below the bank", (0.01, 300.0), True, leakance=True
     ),
-    ParameterSpec("x", None, "1", "Muskingum X (channel input; NaN filled)", default=0.3),
+    ParameterSpec("x", None, "-", "Muskingum X (channel input; NaN filled)", default=0.3),
 )
 
 BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
@@ -147,9 +147,10 @@ def log_scale(name: str) -> bool:
     return base == "K_D" or spec(base).log_space
 
 
-def label(name: str) -> str:
-    """Plot label ``"name (unit)"`` of a parameter or routing key (``K_D`` in 1/s)."""
-    if name == "K_D":
-        return "K_D (s-1)"
-    base = name.removeprefix("mean ")
-    return f"{name} ({spec(base).unit})"
+#: Units of quantities derived from the parameters (``K_D`` from ``K_D_delta`` and the PTF).
+DERIVED_UNITS: dict[str, str] = {"K_D": "s⁻¹"}
+
+
+def units() -> dict[str, str]:
+    """``{name: unit}`` of every parameter and derived quantity (plot labels, docs)."""
+    return {**{s.name: s.unit for s in PARAMETERS}, **DERIVED_UNITS}

@@ -18,6 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from ddr_pipeline import parameter_registry
+
 #: Metrics shown in the default boxplot panel and their axis labels.
 BOXPLOT_METRICS: dict[str, str] = {
     "bias": "bias (m³/s)",
@@ -37,18 +39,8 @@ MODEL_LABELS: dict[str, str] = {
     "reference": "reference routing product",
 }
 
-#: Units of the learned / derived routing parameters (routing-physics contract, docs/routing.md).
-PARAMETER_UNITS: dict[str, str] = {
-    "n": "s m⁻¹ᐟ³",
-    "q_spatial": "-",
-    "p_spatial": "-",
-    "top_width": "m",
-    "side_slope": "H:V",
-    "K_D_delta": "log10 units",
-    "K_D": "s⁻¹",
-    "d_gw": "m",
-}
-
+#: Units of the learned / derived routing parameters (the parameter registry).
+PARAMETER_UNITS: dict[str, str] = parameter_registry.units()
 
 
 @dataclass(frozen=True)
