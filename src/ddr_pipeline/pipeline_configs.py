@@ -196,6 +196,9 @@ class RoutingConfig(_TrainedModelRun):
     target_reach_ids: list[int] = Field(
         default_factory=list, description="[] = every reach; else their upstream closure."
     )
+    nproc_per_node: PositiveInt = Field(
+        1, description="> 1: route independent basins on that many local ranks (same output)."
+    )
     summary_reach_ids: list[int] = Field(
         default_factory=list, description="Reaches in the summary plot ([] = largest mean flow)."
     )
