@@ -54,7 +54,7 @@ def test_missing_inputs_name_the_step_or_the_converter() -> None:
     assert "drb.model_inputs (data/05_model_input/drb/model_inputs.zarr)" in message
     assert "run `kedro run --pipelines data_processing` first" in message
     raw = preflight.missing_inputs_message({"merit.reaches": "data/01_raw/merit/reaches.parquet"}, {})
-    assert "python scripts/convert_merit.py --config conf/merit/sources.yml" in raw
+    assert "`ddr-convert-merit --config conf/merit/sources.yml`" in raw
     assert "docs/datasets/merit.md" in raw
 
 

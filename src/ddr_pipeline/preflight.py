@@ -16,12 +16,12 @@ from typing import Any
 
 from ddr_pipeline.config import flatten_dict
 
-#: Converter script (under ``scripts/``) and its docs page per geodataset.
+#: Converter command (``[project.scripts]``) and its docs page per geodataset.
 CONVERTERS: dict[str, tuple[str, str]] = {
-    "drb": ("scripts/convert_drb.py", "docs/datasets/drb.md"),
-    "merit": ("scripts/convert_merit.py --config conf/merit/sources.yml", "docs/datasets/merit.md"),
+    "drb": ("ddr-convert-drb", "docs/datasets/drb.md"),
+    "merit": ("ddr-convert-merit --config conf/merit/sources.yml", "docs/datasets/merit.md"),
     "lynker_hydrofabric": (
-        "scripts/convert_hydrofabric.py --config conf/lynker_hydrofabric/sources.yml",
+        "ddr-convert-hydrofabric --config conf/lynker_hydrofabric/sources.yml",
         "docs/datasets/lynker_hydrofabric.md",
     ),
 }
@@ -101,5 +101,5 @@ def missing_inputs_message(
     if raw:
         geo = geodataset or raw[0].split(".")[0]
         script, page = CONVERTERS.get(geo, ("the converter of your data", "docs/data_formats.md"))
-        advice.append(f"convert the raw data first: `python {script}` (see {page})")
+        advice.append(f"convert the raw data first: `{script}` (see {page})")
     return "missing input(s) of this run:\n" + "\n".join(lines) + "\n" + "; ".join(advice) + "."
