@@ -27,7 +27,7 @@ from ddr_pipeline import evaluation, model_store, simulation
 from ddr_pipeline.checkpoints import CheckpointError, LoadedCheckpoint, load_checkpoint
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batching import ModelInputs
-from ddr_pipeline.pipelines.training.nodes import prepare_data, train_model
+from ddr_pipeline.pipelines.training.nodes import plan_batches, prepare_data, train_model
 
 REGISTERED = "ddr-synthetic"
 STATS = {
@@ -56,7 +56,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         gauges = syn.gauges_table().assign(split="train")
         data = prepare_data(syn.model_inputs(), gauges, config)
         with mlflow.start_run(experiment_id=experiment) as run:
-            _, _, summary = train_model(config, data, STATS)
+            _, _, summary = train_model(config, data, STATS, plan_batches(config, data))
         version = mlflow.register_model(f"runs:/{run.info.run_id}/model", REGISTERED).version
         mlflow.MlflowClient().set_registered_model_alias(REGISTERED, "champion", version)
         yield {
