@@ -1,7 +1,13 @@
 """Routing-engine benchmark: throughput (reach-steps/s) and peak memory, vs a DDR-style baseline.
 
 Usage:
-    .venv/bin/python benchmarks/routing.py [--quick] [--threads 1,2] [--out benchmarks/results/routing]
+    .venv/bin/python benchmarks/routing.py [--quick] [--threads 1,2] [--device cpu|cuda]
+        [--out benchmarks/results/routing]
+
+``--device cpu`` (default): the numba engine (and the DDR-style baseline) on CPU tensors.
+``--device cuda``: CUDA tensors routed by the CUDA kernels (``backend="cuda"``) and by what
+``backend="auto"`` picks on a GPU machine today (the numba engine on the CPU, inputs moved once);
+GPU peak memory is ``torch.cuda.max_memory_allocated``. Results go to ``<out>-cuda.*``.
 
 Every case runs in its own subprocess (so the peak RSS is per case), after a 2-step warm-up call
 (JIT / first-call costs), and is timed twice, best kept.
@@ -66,7 +72,7 @@ def build_network(n: int, seed: int = 0) -> tuple[RiverNetwork, dict[str, np.nda
     return net, chan, "random dendritic"
 
 
-def build_inputs(n: int, t: int, dtype: torch.dtype, seed: int = 0):
+def build_inputs(n: int, t: int, dtype: torch.dtype, seed: int = 0, device: str = "cpu"):
     net, chan, kind = build_network(n, seed)
     g = torch.Generator().manual_seed(seed)
     days = -(-t // 24)
@@ -79,7 +85,8 @@ def build_inputs(n: int, t: int, dtype: torch.dtype, seed: int = 0):
         "top_width": 5 + 100 * torch.rand(n, generator=g, dtype=dtype),
         "side_slope": 0.5 + 5 * torch.rand(n, generator=g, dtype=dtype),
     }
-    return net, qlat, channel, params, kind
+    move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
+    return net, qlat.to(device), move(channel), move(params), kind
 
 
 # ---------------------------------------------------------------- DDR-style baseline
@@ -162,10 +169,12 @@ def ddr_baseline(net: RiverNetwork, qlat, channel, params):
 
 
 # ---------------------------------------------------------------- one case (subprocess)
-def run_case(engine: str, n: int, t: int, dtype_name: str, repeats: int) -> dict:
+def run_case(engine: str, n: int, t: int, dtype_name: str, repeats: int, device: str) -> dict:  # noqa: PLR0917
     dtype = getattr(torch, dtype_name)
-    net, qlat, channel, params, kind = build_inputs(n, t, dtype)
+    net, qlat, channel, params, kind = build_inputs(n, t, dtype, device=device)
     leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+    on_gpu = device.startswith("cuda")
+    sync = torch.cuda.synchronize if on_gpu else (lambda: None)
 
     def route(grad: bool):
         p = leaves if grad else params
@@ -179,28 +188,36 @@ def run_case(engine: str, n: int, t: int, dtype_name: str, repeats: int) -> dict
         ddr_baseline(net, qlat[:2], channel, warm).sum().backward()
     else:
         muskingum_cunge(net, qlat[:2], channel, warm, backend=engine).sum().backward()
+    sync()
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats()
     fwd, fb = [], []
     for _ in range(repeats):
         with torch.no_grad():
             t0 = time.perf_counter()
             route(False)
+            sync()
             fwd.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         route(True).sum().backward()
+        sync()
         fb.append(time.perf_counter() - t0)
     rs = n * t
     return {
-        "engine": engine, "network": kind, "reaches": n, "steps": t, "dtype": dtype_name,
-        "forward_s": min(fwd), "forward_backward_s": min(fb),
+        "engine": engine, "device": device, "network": kind, "reaches": n, "steps": t,
+        "dtype": dtype_name, "forward_s": min(fwd), "forward_backward_s": min(fb),
         "forward_reach_steps_per_s": rs / min(fwd), "forward_backward_reach_steps_per_s": rs / min(fb),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
         "load_avg_1min": os.getloadavg()[0],
-        "threads": kernel_chunks(n) if engine == "numba" else 1,
+        "threads": kernel_chunks(n) if engine in ("numba", "auto") else 1,
     }  # fmt: skip
 
 
-def _spawn(engine: str, n: int, t: int, dtype: str, repeats: int, *, threads: int = 1) -> dict:
-    cmd = [sys.executable, __file__, "--case", engine, str(n), str(t), dtype, str(repeats)]
+def _spawn(  # noqa: PLR0917 (one argument per case field)
+    engine: str, n: int, t: int, dtype: str, repeats: int, device: str = "cpu", *, threads: int = 1
+) -> dict:
+    cmd = [sys.executable, __file__, "--case", engine, str(n), str(t), dtype, str(repeats), device]
     env = {**os.environ, ENV_THREADS: str(threads)}
     res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -213,18 +230,21 @@ def _machine() -> dict:
         "?",
     )
     return {"cpu": model, "nproc": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "numba": __import__("numba").__version__}  # fmt: skip
+            "torch": torch.__version__, "numba": __import__("numba").__version__,
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}  # fmt: skip
 
 
 def _table(rows: list[dict]) -> str:
-    head = "| engine | threads | network | reaches × steps | fwd s | fwd rs/s | fwd+bwd s | fwd+bwd rs/s | peak RSS MB | load |"
-    lines = [head, "|" + "---|" * 10]
+    head = "| engine | device | threads | network | reaches × steps | fwd s | fwd rs/s | fwd+bwd s | fwd+bwd rs/s | peak RSS MB | peak GPU MB | load |"
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         note = " (extrapolated)" if r.get("extrapolated_from") else ""
+        gpu = f"{r['peak_gpu_mb']:.0f}" if r.get("peak_gpu_mb") is not None else "–"
         lines.append(
-            f"| {r['engine']}{note} | {r.get('threads', 1)} | {r['network']} | {r['reaches']:,} × {r['steps']:,} | "
-            f"{r['forward_s']:.2f} | {r['forward_reach_steps_per_s']:.3g} | {r['forward_backward_s']:.2f} | "
-            f"{r['forward_backward_reach_steps_per_s']:.3g} | {r['peak_rss_mb']:.0f} | {r['load_avg_1min']:.1f} |"
+            f"| {r['engine']}{note} | {r.get('device', 'cpu')} | {r.get('threads', 1)} | {r['network']} | "
+            f"{r['reaches']:,} × {r['steps']:,} | {r['forward_s']:.2f} | {r['forward_reach_steps_per_s']:.3g} | "
+            f"{r['forward_backward_s']:.2f} | {r['forward_backward_reach_steps_per_s']:.3g} | "
+            f"{r['peak_rss_mb']:.0f} | {gpu} | {r['load_avg_1min']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -240,14 +260,19 @@ def main() -> None:
         default=f"1,{routing_threads()}",
         help="comma-separated thread counts for the numba cases (default: 1 and all)",
     )
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cpu: numba engine and baseline; cuda: CUDA kernels vs the auto policy")  # fmt: skip
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "routing"))
-    ap.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--case", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
-        engine, n, t, dtype, reps = args.case
-        print(json.dumps(run_case(engine, int(n), int(t), dtype, int(reps))))
+        engine, n, t, dtype, reps, device = args.case
+        print(json.dumps(run_case(engine, int(n), int(t), dtype, int(reps), device)))
         return
     full = 24 * 365 if not args.quick else 24 * 30
+    if args.device == "cuda":
+        _main_cuda(args, full)
+        return
     cases = [
         ("numba", 456, full),
         ("numba", 10_000, full),
@@ -272,7 +297,28 @@ def main() -> None:
         )
         rows.append(r)
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
-    out = Path(args.out)
+    _write(args.out, rows)
+
+
+def _main_cuda(args: argparse.Namespace, full: int) -> None:
+    """CUDA tensors: the kernels (float32 and float64) and the auto policy (numba on the CPU)."""
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda needs a CUDA device (none is visible to torch)")
+    rows = []
+    cases = [("cuda", 456, full, "float32"), ("cuda", 10_000, full, "float32"),
+             ("cuda", 100_000, full if not args.quick else 720, "float32"),
+             ("cuda", 100_000, 720, "float64"), ("auto", 456, full, "float32"),
+             ("auto", 10_000, 720 if not args.quick else 96, "float32")]  # fmt: skip
+    if args.torch_backend:
+        cases.append(("torch", 456, 240, "float32"))
+    for engine, n, t, dtype in cases:
+        rows.append(_spawn(engine, n, t, dtype, 2, "cuda", threads=routing_threads()))
+        print(_table(rows[-1:]).splitlines()[-1], flush=True)
+    _write(f"{args.out}-cuda", rows)
+
+
+def _write(out_path: str, rows: list[dict]) -> None:
+    out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "machine": _machine(),

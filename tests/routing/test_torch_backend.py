@@ -1,4 +1,4 @@
-"""The level-scheduled torch backend (used for CUDA tensors) equals the numba path."""
+"""The level-scheduled torch backend (only when requested) equals the numba path."""
 
 from __future__ import annotations
 
@@ -40,14 +40,19 @@ def test_torch_backend_matches_numba(leakance: bool, time_varying: bool) -> None
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_tensors_use_torch_backend_and_match_cpu() -> None:
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_cuda_tensors_match_cpu(backend: str) -> None:
+    """``auto`` routes CUDA tensors with the numba engine on the CPU (device policy) and returns
+    CUDA tensors; ``torch`` runs the level-scheduled path on the GPU."""
     net = random_network(40, seed=2)
     qlat, channel, params = make_inputs(40, 24, seed=3, dtype=torch.float64)
     cpu = muskingum_cunge(net, qlat, channel, params, leakance=True)
     cuda = lambda d: {k: v.cuda() for k, v in d.items()}  # noqa: E731
-    gpu = muskingum_cunge(net, qlat.cuda(), cuda(channel), cuda(params), leakance=True)
+    gpu = muskingum_cunge(
+        net, qlat.cuda(), cuda(channel), cuda(params), leakance=True, backend=backend
+    )
     assert gpu.is_cuda
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-9, atol=1e-9)
     q = qlat.cuda().requires_grad_()
-    muskingum_cunge(net, q, cuda(channel), cuda(params)).sum().backward()
-    assert torch.isfinite(q.grad).all()
+    muskingum_cunge(net, q, cuda(channel), cuda(params), backend=backend).sum().backward()
+    assert q.grad.is_cuda and torch.isfinite(q.grad).all()

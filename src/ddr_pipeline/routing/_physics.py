@@ -150,10 +150,11 @@ def fill_constants(  # noqa: PLR0917 (compiled kernel signature)
     rn, rq, rp = row_of(prow, P_N, t), row_of(prow, P_Q, t), row_of(prow, P_P, t)
     rw, rz, rk = row_of(prow, P_W, t), row_of(prow, P_Z, t), row_of(prow, P_KD, t)
     rg = row_of(prow, P_DGW, t)
-    tv = prow > 0
-    f_l, f_s, f_x, f_n = full or tv[P_L], full or tv[P_S], full or tv[P_X], full or tv[P_N]
-    f_q, f_p, f_w, f_z = full or tv[P_Q], full or tv[P_P], full or tv[P_W], full or tv[P_Z]
-    f_kd, f_g = full or tv[P_KD], full or tv[P_DGW]
+    # scalar tests, no temporary array (this function is also a CUDA device function)
+    f_l, f_s, f_x = full or prow[P_L] > 0, full or prow[P_S] > 0, full or prow[P_X] > 0
+    f_n, f_q, f_p = full or prow[P_N] > 0, full or prow[P_Q] > 0, full or prow[P_P] > 0
+    f_w, f_z, f_kd = full or prow[P_W] > 0, full or prow[P_Z] > 0, full or prow[P_KD] > 0
+    f_g = full or prow[P_DGW] > 0
     f_logc = f_s or f_n or f_q or f_p
     f_hb = f_w or f_z
     smin, hbmin, hbmax = lim[LIM_SMIN], lim[LIM_HBMIN], lim[LIM_HBMAX]

@@ -32,3 +32,10 @@ DT_DEFAULT: float = 3600.0
 """Default routing step (s)."""
 PARALLEL_MIN_REACHES: int = 256
 """Networks with fewer reaches run the compiled kernels on one thread (benchmarks/routing.py)."""
+CUDA_BLOCK_REACHES: int = 128
+"""Most reaches in one thread block of the CUDA kernels (one thread per reach; docs/routing.md)."""
+CUDA_BLOCK_LEVELS: int = 32
+"""Most topological levels in one thread block of the CUDA kernels (barriers per step)."""
+CUDA_KERNEL_VERIFIED: bool = False
+"""Whether the CUDA kernels were verified on a real GPU; until then ``backend="auto"`` never
+picks them (CUDA tensors are routed by the numba engine on the CPU)."""

@@ -2,7 +2,9 @@
 
 The whole time window runs in one compiled numba loop; its gradient is one hand-written adjoint
 sweep (reverse time, reverse topological order) wrapped in a single ``torch.autograd.Function``.
-CUDA tensors (or ``backend="torch"``) use the level-scheduled pure-torch implementation instead.
+``backend="cuda"`` runs the same contract as a CUDA kernel pair (``_cuda_backend``);
+``backend="torch"`` is the slow level-scheduled pure-torch reference. The device policy of
+``backend="auto"`` lives in :func:`choose_backend`.
 """
 
 from __future__ import annotations
@@ -289,10 +291,22 @@ class _Problem:
                      self.steps_per_row(), every, obs_pos)  # fmt: skip
 
     def apply(self, every: int, obs_pos: np.ndarray | None):
-        params_c = [t.contiguous() for t in self.params.values()]
-        return _MuskingumCungeFunction.apply(
-            self.spec(every, obs_pos), self.qlat.contiguous(), self.q0, *params_c
+        """Run the compiled backend: the CUDA kernels, or the numba engine on the CPU (inputs
+        on another device are moved once and the outputs back, differentiably)."""
+        if self.backend == "cuda":
+            from ddr_pipeline.routing._cuda_backend import CudaMuskingumCunge, check_device
+
+            check_device(self.qlat.device)
+            params_c = [t.contiguous() for t in self.params.values()]
+            return CudaMuskingumCunge.apply(
+                self.spec(every, obs_pos), self.qlat.contiguous(), self.q0, *params_c
+            )
+        cpu = torch.device("cpu")
+        params_c = [t.to(cpu).contiguous() for t in self.params.values()]
+        outs = _MuskingumCungeFunction.apply(
+            self.spec(every, obs_pos), self.qlat.to(cpu).contiguous(), self.q0.to(cpu), *params_c
         )
+        return tuple(o.to(self.qlat.device) for o in outs)
 
 
 def _prepare(  # noqa: PLR0913 (one argument per documented option)
@@ -337,7 +351,7 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
         q0 = per_reach("initial_state", initial_state, 1, net, dtype, device).reshape(-1)
         check_values("initial_state", q0, net, lo=0.0)
     return _Problem(net, qlat, int(substeps), q0, hot, p, float(dt), bool(leakance), lim,
-                    _choose_backend(backend, device))  # fmt: skip
+                    choose_backend(backend, device))  # fmt: skip
 
 
 def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
@@ -380,7 +394,10 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
         substeps: routing steps per row of ``lateral_inflow``.
         initial_state: (N,) Q_0; default = hot start (accumulated Q′_0, floored at ``q_min``).
         leakance: include the riverbed exchange ζ.
-        backend: ``"auto"`` (numba on CPU, torch on CUDA), ``"numba"`` or ``"torch"``.
+        backend: ``"auto"`` (see :func:`choose_backend`), ``"numba"`` (CPU engine; tensors on
+            another device are moved to the CPU and the result back), ``"cuda"`` (the CUDA
+            kernels: CUDA tensors, or CPU tensors under ``DDR_CUDA_SIMULATOR=1``) or ``"torch"``
+            (level-scheduled pure torch, any device, slow).
         return_diagnostics: return a :class:`RoutingResult` instead of the tensor.
         x_mode: ``"data"`` (X from ``channel["x"]``) or ``"cunge"`` (X from the flow each step,
             clamped to ``[x_min, x_max]``; ``channel["x"]`` is then optional and unused).
@@ -397,7 +414,7 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
         x_min=x_min, x_max=x_max,
     )  # fmt: skip
     device = prob.qlat.device
-    if prob.backend == "numba":
+    if prob.backend in ("numba", "cuda"):
         out, _, clamp = prob.apply(1, None)
     else:
         out, clamp = _route_torch(prob)
@@ -447,7 +464,7 @@ def muskingum_cunge_means(
             f"observed reach indices out of range [0, {net.n_reaches}): {bad[:20].tolist()}"
         )
     device = prob.qlat.device
-    if prob.backend == "numba":
+    if prob.backend in ("numba", "cuda"):
         position = np.empty(net.n_reaches, np.int64)
         position[net.routing_arrays()["order"]] = np.arange(net.n_reaches)
         means, final, clamp = prob.apply(int(checkpoint_every), position[idx])
@@ -469,11 +486,27 @@ def _route_torch(prob: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
                        prob.lim)  # fmt: skip
 
 
-def _choose_backend(backend: str, device: torch.device) -> str:
-    if backend not in ("auto", "numba", "torch"):
-        raise ValueError(f"backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+_BACKENDS = ("auto", "numba", "cuda", "torch")
+_logged: set[tuple[str, str]] = set()
+
+
+def choose_backend(backend: str, device: torch.device) -> str:
+    """The routing backend that runs for ``backend`` and tensors on ``device``.
+
+    Device policy of ``"auto"``: never a path slower than the CPU engine. The CUDA kernels are
+    picked for CUDA tensors only once ``constants.CUDA_KERNEL_VERIFIED`` (verified on a real GPU);
+    until then CUDA tensors are routed by the numba engine on the CPU (inputs moved once per
+    call, networks and loss stay on the GPU). The level-scheduled torch path only runs when
+    requested. The choice is logged (INFO once per backend and device type, then DEBUG).
+    """
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    chosen = backend
     if backend == "auto":
-        return "numba" if device.type == "cpu" else "torch"
-    if backend == "numba" and device.type != "cpu":
-        raise ValueError(f"backend='numba' needs CPU tensors, got device {device}")
-    return backend
+        chosen = "cuda" if device.type == "cuda" and K.CUDA_KERNEL_VERIFIED else "numba"
+    key = (chosen, device.type)
+    level = logging.DEBUG if key in _logged else logging.INFO
+    _logged.add(key)
+    where = " (numba engine on the CPU)" if chosen == "numba" and device.type != "cpu" else ""
+    logger.log(level, "routing backend: %s for %s tensors%s", chosen, device.type, where)
+    return chosen
