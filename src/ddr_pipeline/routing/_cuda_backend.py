@@ -3,8 +3,8 @@
 
 ``DDR_CUDA_SIMULATOR=1`` (read when the first CUDA routing call imports ``numba.cuda``) runs the
 same kernels in numba-cuda's CPU simulator on CPU tensors; otherwise the kernels run on the GPU
-on CUDA tensors, zero-copy (``__cuda_array_interface__``) on torch's current stream, and nothing
-is synchronised with the host. The block plan (``_cuda_plan``) is built once per network, block
+on CUDA tensors, zero-copy (``__cuda_array_interface__``) on torch's current stream, with no
+host synchronisation inside the time loop (per call only a few small copies of settings). The block plan (``_cuda_plan``) is built once per network, block
 caps and device, and cached here.
 """
 
@@ -111,7 +111,8 @@ def _launch(kernel, dplan: _DevicePlan, device: torch.device, *args) -> None:
         if isinstance(a, tuple):
             return tuple(conv(x) for x in a)
         if isinstance(a, torch.Tensor):
-            return a.numpy() if simulator else cuda.as_cuda_array(a)
+            # sync=False: the launch is ordered on the same (torch's current) stream
+            return a.numpy() if simulator else cuda.as_cuda_array(a, sync=False)
         return a
 
     kargs = [conv(a) for a in args]
