@@ -94,3 +94,26 @@ def test_pickle_and_deepcopy_round_trip() -> None:
 def test_bad_input_shape() -> None:
     with pytest.raises(ValueError, match=r"shape \(N, 5\)"):
         _kan()(torch.randn(4, 3))
+
+
+def test_spline_fit_is_independent_of_memory_layout() -> None:
+    """pykan's float32 lstsq result depends on where its inputs sit in memory (the cause of the
+    cross-process differences); the fit used at construction must not."""
+    import importlib
+
+    from ddr_pipeline.models.kan import _reproducible_spline_fit
+
+    layer_module = importlib.import_module("kan.KANLayer")
+    extend_grid = importlib.import_module("kan.spline").extend_grid
+    generator = torch.Generator().manual_seed(0)
+    x = torch.linspace(-1, 1, 6)[:, None].expand(6, 21).contiguous()
+    grid = extend_grid(torch.linspace(-1, 1, 6)[None, :].expand(21, 6), k_extend=3)
+    y = (torch.rand(6, 21, 21, generator=generator) - 0.5) * 0.1
+    fits = []
+    with _reproducible_spline_fit():
+        for offset in range(16):
+            shifted = torch.empty(y.numel() + offset)[offset:].view_as(y)
+            shifted.copy_(y)
+            fits.append(layer_module.curve2coef(x, shifted, grid, 3))
+    assert all(torch.equal(fits[0], fit) for fit in fits[1:])
+    assert fits[0].dtype == torch.float32

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
 import torch
 from torch import nn
@@ -13,11 +17,31 @@ from ddr_pipeline.models._rng import isolated_rng
 logger = logging.getLogger(__name__)
 
 
+@contextmanager
+def _reproducible_spline_fit() -> Iterator[None]:
+    """Make pykan's initial spline fit repeat bitwise across processes.
+
+    pykan fits the initial spline coefficients with a float32 ``torch.linalg.lstsq`` whose LAPACK
+    path differs in the last bits between processes (memory alignment), even on one thread. The
+    fit is done in float64 instead and rounded to the caller's dtype: float64 round-off (~1e-16)
+    does not survive the rounding to float32.
+    """
+    layer_module = importlib.import_module("kan.KANLayer")
+    spline_fit = importlib.import_module("kan.spline").curve2coef
+
+    def curve2coef_float64(x_eval, y_eval, grid, k):
+        coef = spline_fit(x_eval.double(), y_eval.double(), grid.double(), k)
+        return coef.to(y_eval.dtype)
+
+    with mock.patch.object(layer_module, "curve2coef", curve2coef_float64):
+        yield
+
+
 def _pykan_layer(width: int, grid: int, k: int, seed: int) -> nn.Module:
     """One pykan ``KAN([width, width])`` without files, prints, activation caches or RNG effects."""
     from kan import KAN  # slow import (~3 s, pulls sympy/sklearn): only when a model is built
 
-    with isolated_rng(seed):
+    with isolated_rng(seed), _reproducible_spline_fit():
         layer = KAN(
             width=[width, width],
             grid=grid,
