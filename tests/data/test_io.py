@@ -173,3 +173,35 @@ def test_load_geodataset(tmp_path: Path, with_reference: bool) -> None:
 def test_load_geodataset_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="missing"):
         io.load_geodataset(tmp_path / "missing")
+
+
+def _damage(chunk: Path, how: str) -> None:
+    data = bytearray(chunk.read_bytes())
+    if how == "flip":
+        data[len(data) // 2] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    else:
+        chunk.write_bytes(bytes(data[: len(data) // 2]))
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_damaged_chunk_fails_naming_store_variable_and_chunk(tmp_path: Path, how: str) -> None:
+    """Chunks carry a CRC-32C: a flipped byte fails the read instead of changing values."""
+    path = tmp_path / schema.LATERAL_INFLOW_STORE
+    io.write_zarr(stores()[schema.LATERAL_INFLOW_STORE], path)
+    _damage(path / "Qr" / "c" / "0" / "0", how)
+    with pytest.raises(io.UnreadableChunkError, match=r"lateral_inflow.zarr: chunk c/0/0 of .*'Qr'"):
+        io.read_zarr(path)
+
+
+def test_dataset_store_is_checksummed(tmp_path: Path) -> None:
+    from kedro.io.core import DatasetError
+
+    from ddr_pipeline.datasets import XarrayZarrDataset
+
+    path = tmp_path / "model_inputs.zarr"
+    dataset = XarrayZarrDataset(filepath=str(path))
+    dataset.save(stores()[schema.FORCINGS_STORE])
+    _damage(path / "P" / "c" / "0" / "0", "flip")
+    with pytest.raises(DatasetError, match=r"model_inputs.zarr: chunk c/0/0 of variable 'P'"):
+        dataset.load()

@@ -267,3 +267,66 @@ def test_period_gap_named() -> None:
     ds = qr().isel(time=[0, 1, 3])
     with pytest.raises(ValueError, match="1980-01-03"):
         schema.check_period(ds, "1980-01-01", "1980-01-04", "observations.zarr")
+
+
+# --- hardening: every bad value is named, nothing is silently filled ------------------------------
+@pytest.mark.parametrize(("column", "value"), [("top_width", np.inf), ("mann_n", -1.0)])
+def test_bad_optional_reach_column_named(column: str, value: float) -> None:
+    table = reaches(**{column: [1.0, value, np.nan]})
+    with pytest.raises(ValueError, match=rf"{column} must be finite.*id \[2\]"):
+        schema.validate_reaches(table)
+
+
+def test_infinite_inflow_names_ids_and_dates() -> None:
+    values = np.ones((3, 4), dtype=np.float32)
+    values[2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"lateral_inflow.zarr: infinite Qr.*\[3\].*1980-01-02"):
+        schema.validate_lateral_inflow(qr(values), [1, 2, 3], nan_fill=0.0)
+
+
+def test_infinite_observation_named() -> None:
+    ds = obs()
+    ds["streamflow"][0, 2] = np.inf
+    with pytest.raises(ValueError, match=r"observations.zarr: infinite.*01234567.*1980-01-03"):
+        schema.validate_observations(ds, ["01234567", "01234568"])
+
+
+def test_negative_infinite_forcing_named() -> None:
+    ds = forcings()
+    ds["P"][0, 3] = -np.inf
+    with pytest.raises(ValueError, match=r"forcings.zarr: infinite value in 'P'.*\[1\].*01-04"):
+        schema.validate_forcings(ds, [1, 2, 3], ["P"])
+
+
+def test_string_typed_variable_rejected() -> None:
+    ds = obs()
+    ds["streamflow"] = ds["streamflow"].astype(str)
+    with pytest.raises(ValueError, match=r"observations.zarr: variable 'streamflow' has dtype <U"):
+        schema.validate_observations(ds, ["01234567"])
+
+
+def test_weekly_observations_rejected_naming_missing_days() -> None:
+    weekly = pd.date_range("1980-01-01", periods=4, freq="7D")
+    ds = obs().assign_coords(time=weekly)
+    with pytest.raises(ValueError, match=r"observations.zarr: time is not daily.*1980-01-02"):
+        schema.validate_observations(ds, ["01234567"])
+
+
+def test_nan_fill_refused_for_a_lost_reach() -> None:
+    """A deleted chunk reads as NaN: filling it must fail, naming the divides."""
+    values = np.ones((3, 4), dtype=np.float32)
+    values[1, :] = np.nan
+    with pytest.raises(ValueError, match=r"more than 10.0% of the days for divide_id \[2\]"):
+        schema.validate_lateral_inflow(
+            qr(values), [1, 2, 3], nan_fill=0.0, max_nan_fraction_per_reach=0.1
+        )
+
+
+def test_nan_fill_refused_above_the_overall_ceiling() -> None:
+    values = np.ones((3, 4), dtype=np.float32)
+    values[:, 0] = np.nan  # 25% of each reach, 25% overall
+    with pytest.raises(ValueError, match=r"25.00% of all Qr values are NaN, more than 10.00%"):
+        schema.validate_lateral_inflow(
+            qr(values), [1, 2, 3], nan_fill=0.0, max_nan_fraction_per_reach=0.5,
+            max_nan_fraction=0.1,
+        )

@@ -21,7 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xarray as xr
-from zarr.codecs import BloscCodec
+import zarr
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from ddr_pipeline.data import schema
 
@@ -103,6 +104,48 @@ def write_table(df: pd.DataFrame, path: PathLike) -> None:
 
 
 # --- zarr stores ---------------------------------------------------------------------------------
+class UnreadableChunkError(ValueError):
+    """A chunk of a zarr store cannot be read or fails its checksum (names store and chunk)."""
+
+
+def checksummed_compressors() -> tuple[BloscCodec, Crc32cCodec]:
+    """Codecs of every numeric array the project writes: zstd, then a CRC-32C of the chunk.
+
+    The checksum makes flipped or truncated bytes fail the read instead of changing values.
+    """
+    return BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"), Crc32cCodec()
+
+
+def first_unreadable_chunk(path: PathLike) -> tuple[str, str, Exception] | None:
+    """``(variable, chunk key, error)`` of the first chunk of the local store that fails to read.
+
+    Only called after a read failed: it reads the store again chunk by chunk.
+    """
+    group = zarr.open_group(str(path), mode="r")
+    for name, array in group.arrays():
+        for index in np.ndindex(*array.cdata_shape):
+            try:
+                array.get_block_selection(index)
+            except Exception as error:  # any decoder, checksum or I/O error names this chunk
+                return name, array.metadata.encode_chunk_key(index), error
+    return None
+
+
+def load_checked(ds: xr.Dataset, path: PathLike) -> xr.Dataset:
+    """``ds.load()``; a failed read raises :class:`UnreadableChunkError` naming the chunk."""
+    try:
+        return ds.load()
+    except Exception as error:
+        found = first_unreadable_chunk(path) if Path(path).exists() else None
+        if found is None:
+            raise
+        name, key, cause = found
+        raise UnreadableChunkError(
+            f"{path}: chunk {key} of variable {name!r} cannot be read ({cause}); the store is "
+            "damaged: re-create it from its source"
+        ) from error
+
+
 def read_zarr(path: PathLike, lazy: bool = False) -> xr.Dataset:
     """Open a zarr store with xarray; loaded into memory unless ``lazy``."""
     if not Path(path).exists():
@@ -112,7 +155,7 @@ def read_zarr(path: PathLike, lazy: bool = False) -> xr.Dataset:
         k: schema.as_str_array(c.to_numpy()) for k, c in ds.coords.items() if c.dtype.kind in "OTU"
     }
     ds = ds.assign_coords(strings)
-    return ds if lazy else ds.load()
+    return ds if lazy else load_checked(ds, path)
 
 
 def default_chunks(da: xr.DataArray) -> tuple[int, ...]:
@@ -126,13 +169,13 @@ def default_chunks(da: xr.DataArray) -> tuple[int, ...]:
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
-    """Zstd/Blosc compression and default chunks for every numeric data variable."""
+    """Zstd/Blosc compression, CRC-32C checksums and default chunks for numeric data variables."""
     enc: dict[str, dict[str, object]] = {}
     for name, da in ds.data_vars.items():
         if np.issubdtype(da.dtype, np.number):
             enc[str(name)] = {
                 "chunks": default_chunks(da),
-                "compressors": (BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"),),
+                "compressors": checksummed_compressors(),
             }
     return enc
 

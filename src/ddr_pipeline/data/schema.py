@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,12 @@ REACH_REQUIRED: dict[str, str] = {
     "x": "float64",
 }
 REACH_OPTIONAL_FLOAT: tuple[str, ...] = ("top_width", "side_slope", "mann_n")
+#: Known values of the optional reach columns must be finite and pass these rules (NaN = unknown).
+REACH_OPTIONAL_RULES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "top_width": ("> 0", lambda v: v > 0),
+    "side_slope": (">= 0", lambda v: v >= 0),
+    "mann_n": ("> 0", lambda v: v > 0),
+}
 STAID_COL = "STAID"
 REACH_IDS_COL = "reach_ids"
 GAUGE_FLOAT_COLS: tuple[str, ...] = ("drain_sqkm", "lat", "lon")
@@ -157,6 +163,11 @@ def validate_reaches(reaches: pd.DataFrame) -> pd.DataFrame:
     _check_bad(out, ~(np.isfinite(slope) & (slope >= 0)), "slope must be >= 0", ID_COL, table)
     x = out["x"].to_numpy()
     _check_bad(out, ~((x >= 0) & (x <= X_MAX)), f"x must be in [0, {X_MAX}]", ID_COL, table)
+    for col, (rule, holds) in REACH_OPTIONAL_RULES.items():
+        if col in out.columns:
+            v = out[col].to_numpy()
+            bad = ~np.isnan(v) & ~(np.isfinite(v) & holds(v))
+            _check_bad(out, bad, f"{col} must be finite and {rule} (NaN = unknown)", ID_COL, table)
     dangling = (out[TO_ID_COL] != 0) & ~out[TO_ID_COL].isin(out[ID_COL])
     if dangling.any():
         logger.warning(
@@ -287,6 +298,21 @@ def _check_time(ds: xr.Dataset, name: str) -> None:
         raise ValueError(
             f"{name}: time not strictly increasing at {_format_dates(t[1:][steps <= 0])}"
         )
+    if (steps > 1).any():
+        days = t.astype("datetime64[D]")
+        missing = np.setdiff1d(np.arange(days[0], days[-1] + 1), days)
+        raise ValueError(
+            f"{name}: time is not daily, missing days {_format_dates(missing)}; store one step "
+            "per day (NaN where a value is missing)"
+        )
+
+
+def _check_float(da: xr.DataArray, name: str) -> None:
+    """Require a floating-point variable (strings, ints, bools and objects are format errors)."""
+    if da.dtype.kind != "f":
+        raise ValueError(
+            f"{name}: variable {da.name!r} has dtype {da.dtype}, expected a floating-point type"
+        )
 
 
 def _check_vars(ds: xr.Dataset, variables: Iterable[str], dims: tuple[str, str], name: str) -> None:
@@ -296,6 +322,7 @@ def _check_vars(ds: xr.Dataset, variables: Iterable[str], dims: tuple[str, str],
     for v in variables:
         if set(ds[v].dims) != set(dims):
             raise ValueError(f"{name}: variable {v!r} has dims {ds[v].dims}, expected {dims}")
+        _check_float(ds[v], name)
 
 
 def _select_ids(ds: xr.Dataset, dim: str, wanted: np.ndarray, name: str) -> xr.Dataset:
@@ -328,47 +355,75 @@ def _check_cells(da: xr.DataArray, bad: np.ndarray, dim: str, what: str, name: s
 
 
 def validate_lateral_inflow(
-    ds: xr.Dataset, reach_ids: Sequence[int] | np.ndarray, nan_fill: float | None
+    ds: xr.Dataset,
+    reach_ids: Sequence[int] | np.ndarray,
+    nan_fill: float | None,
+    *,
+    max_nan_fraction_per_reach: float = 1.0,
+    max_nan_fraction: float = 1.0,
 ) -> tuple[xr.Dataset, int]:
     """Validate ``Qr(divide_id, time)``; return (dataset ordered like ``reach_ids``, n NaN filled).
 
-    Negative values raise ``ValueError`` naming divide ids and dates. NaN values are replaced by
-    ``nan_fill`` (count logged) or raise ``ValueError`` when ``nan_fill`` is None.
+    Negative or infinite values raise ``ValueError`` naming divide ids and dates. NaN values are
+    replaced by ``nan_fill`` (count logged) or raise ``ValueError`` when ``nan_fill`` is None.
+    Filling is refused (``ValueError`` naming the divides) when more than
+    ``max_nan_fraction_per_reach`` of one divide's days or ``max_nan_fraction`` of all values are
+    NaN: a lost chunk reads as NaN and must not silently become ``nan_fill``.
     """
     name = LATERAL_INFLOW_STORE
     _check_vars(ds, [LATERAL_INFLOW_VAR], (DIVIDE_DIM, TIME_DIM), name)
     _check_time(ds, name)
     out = _select_ids(ds[[LATERAL_INFLOW_VAR]], DIVIDE_DIM, np.asarray(reach_ids, np.int64), name)
-    qr = out[LATERAL_INFLOW_VAR]
+    qr = out[LATERAL_INFLOW_VAR].transpose(DIVIDE_DIM, TIME_DIM)
     values = qr.to_numpy()
     _check_cells(qr, values < 0, DIVIDE_DIM, f"negative {LATERAL_INFLOW_VAR}", name)
+    _check_cells(qr, np.isinf(values), DIVIDE_DIM, f"infinite {LATERAL_INFLOW_VAR}", name)
     nan = np.isnan(values)
     n_filled = int(nan.sum())
     if n_filled:
         ids, dates = _locate(qr, nan, DIVIDE_DIM)
+        where = f"for divide_id {format_values(np.unique(ids))} on {_format_dates(dates)}"
         if nan_fill is None:
             raise ValueError(
-                f"{name}: {n_filled} NaN values in {LATERAL_INFLOW_VAR} for divide_id "
-                f"{format_values(np.unique(ids))} on {_format_dates(dates)} "
+                f"{name}: {n_filled} NaN values in {LATERAL_INFLOW_VAR} {where} "
                 "and no nan_fill configured"
             )
+        _check_nan_ceiling(qr, nan, max_nan_fraction_per_reach, max_nan_fraction, name)
         logger.warning(
-            "%s: filled %d NaN values of %s with %s (divide_id %s)",
-            name,
-            n_filled,
-            LATERAL_INFLOW_VAR,
-            nan_fill,
-            format_values(np.unique(ids)),
+            "%s: filled %d NaN values of %s with %s %s", name, n_filled, LATERAL_INFLOW_VAR,
+            nan_fill, where,
         )
-        out[LATERAL_INFLOW_VAR] = qr.fillna(nan_fill)
+        out[LATERAL_INFLOW_VAR] = out[LATERAL_INFLOW_VAR].fillna(nan_fill)
     return out, n_filled
+
+
+def _check_nan_ceiling(
+    da: xr.DataArray, nan: np.ndarray, per_reach: float, overall: float, name: str
+) -> None:
+    """Refuse to fill NaN above ``per_reach`` (fraction of one divide's days) or ``overall``."""
+    per_row = nan.mean(axis=1)
+    too_many = per_row > per_reach
+    if too_many.any():
+        ids = da[DIVIDE_DIM].to_numpy()[too_many]
+        raise ValueError(
+            f"{name}: {LATERAL_INFLOW_VAR} is NaN on more than {per_reach:.1%} of the days for "
+            f"divide_id {format_values(ids)} (up to {per_row.max():.1%}); a lost or unreadable "
+            "chunk reads as NaN. Repair the store or raise "
+            "lateral_inflow.max_nan_fraction_per_reach"
+        )
+    fraction = float(nan.mean())
+    if fraction > overall:
+        raise ValueError(
+            f"{name}: {fraction:.2%} of all {LATERAL_INFLOW_VAR} values are NaN, more than "
+            f"{overall:.2%}; repair the store or raise lateral_inflow.max_nan_fraction"
+        )
 
 
 def validate_observations(ds: xr.Dataset, gauge_ids: Sequence[str]) -> xr.Dataset:
     """Validate ``streamflow(gage_id, time)`` (NaN = missing); return it ordered like ``gauge_ids``.
 
-    Missing gauges raise ``KeyError``; negative discharge raises ``ValueError`` naming gauges
-    and dates.
+    Missing gauges raise ``KeyError``; negative or infinite discharge raises ``ValueError``
+    naming gauges and dates.
     """
     name = OBSERVATIONS_STORE
     _check_vars(ds, [STREAMFLOW_VAR], (GAGE_DIM, TIME_DIM), name)
@@ -378,6 +433,7 @@ def validate_observations(ds: xr.Dataset, gauge_ids: Sequence[str]) -> xr.Datase
     out = _select_ids(ds[[STREAMFLOW_VAR]], GAGE_DIM, wanted, name)
     q = out[STREAMFLOW_VAR]
     _check_cells(q, q.to_numpy() < 0, GAGE_DIM, f"negative {STREAMFLOW_VAR}", name)
+    _check_cells(q, np.isinf(q.to_numpy()), GAGE_DIM, f"infinite {STREAMFLOW_VAR}", name)
     return out
 
 
@@ -386,15 +442,17 @@ def validate_forcings(
 ) -> xr.Dataset:
     """Validate forcing variables ``(divide_id, time)``; return them ordered like ``reach_ids``.
 
-    Missing variables or divides raise ``KeyError``; NaN values raise ``ValueError`` naming the
-    variable, divide ids and dates.
+    Missing variables or divides raise ``KeyError``; NaN or infinite values raise ``ValueError``
+    naming the variable, divide ids and dates.
     """
     name = FORCINGS_STORE
     _check_vars(ds, variables, (DIVIDE_DIM, TIME_DIM), name)
     _check_time(ds, name)
     out = _select_ids(ds[list(variables)], DIVIDE_DIM, np.asarray(reach_ids, np.int64), name)
     for v in variables:
-        _check_cells(out[v], np.isnan(out[v].to_numpy()), DIVIDE_DIM, f"NaN in {v!r}", name)
+        values = out[v].to_numpy()
+        _check_cells(out[v], np.isnan(values), DIVIDE_DIM, f"NaN in {v!r}", name)
+        _check_cells(out[v], np.isinf(values), DIVIDE_DIM, f"infinite value in {v!r}", name)
     return out
 
 

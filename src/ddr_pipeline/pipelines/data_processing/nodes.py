@@ -93,9 +93,16 @@ def validate_attributes(
 def validate_lateral_inflow(
     lateral_inflow: xr.Dataset, reaches: pd.DataFrame, params: dict[str, Any]
 ) -> tuple[xr.Dataset, int]:
-    """Validate ``Qr``: negative values fail; NaN is filled with ``lateral_inflow.nan_fill``."""
-    nan_fill = params["lateral_inflow"]["nan_fill"]
-    return schema.validate_lateral_inflow(lateral_inflow, _reach_ids(reaches), nan_fill)
+    """Validate ``Qr``: negative/infinite values fail; NaN is filled with ``lateral_inflow.nan_fill``
+    up to the ``max_nan_fraction_per_reach`` / ``max_nan_fraction`` ceilings."""
+    rule = params["lateral_inflow"]
+    return schema.validate_lateral_inflow(
+        lateral_inflow,
+        _reach_ids(reaches),
+        rule["nan_fill"],
+        max_nan_fraction_per_reach=float(rule.get("max_nan_fraction_per_reach", 1.0)),
+        max_nan_fraction=float(rule.get("max_nan_fraction", 1.0)),
+    )
 
 
 def validate_forcings(
