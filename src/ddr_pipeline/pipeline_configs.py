@@ -61,6 +61,12 @@ class LateralInflowConfig(StrictModel):
     nan_fill: float | None = Field(
         0.0, ge=0.0, description="Value (m3/s) replacing NaN in Qr; null = NaN is an error."
     )
+    max_nan_fraction_per_reach: float = Field(
+        0.1, ge=0.0, le=1.0, description="Most NaN-filled days of one divide (else an error)."
+    )
+    max_nan_fraction: float = Field(
+        0.01, ge=0.0, le=1.0, description="Most NaN-filled Qr values overall (else an error)."
+    )
 
 
 class DataProcessingConfig(StrictModel):
