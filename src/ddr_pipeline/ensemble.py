@@ -20,7 +20,7 @@ from ddr_pipeline import metrics
 from ddr_pipeline.config import TrainingConfig, load_training_config
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs, build_batch
 from ddr_pipeline.models import RoutingModel
-from ddr_pipeline.training.forward import FeatureIndex
+from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
 from ddr_pipeline.training.validation import predict
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def predict_gauges(
     start = max(first - warmup_days, 0)
     features = FeatureIndex.from_names(config, inputs.attribute_names, inputs.forcing_names)
     batch = build_batch(inputs, gauges, list(range(len(gauges))), start, stop)
-    daily = predict(model, batch, features, config)[first - start :].T
+    daily = predict(model, batch, features, RoutingSettings.from_config(config))[first - start :].T
     return PeriodPrediction(
         staids=gauges.staids,
         dates=inputs.dates[first:stop],

@@ -10,6 +10,7 @@ with the planted ones over the reaches upstream of the gauges.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -19,11 +20,11 @@ import torch
 from scipy import stats
 
 from ddr_pipeline.config import TrainingConfig
-from ddr_pipeline.data.batching import HOURS_PER_DAY, GaugeSet, ModelInputs, build_batch
+from ddr_pipeline.data.batching import GaugeSet, ModelInputs, build_batch
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.models.parameters import riverbed_conductance
 from ddr_pipeline.routing import daily_mean, gather_gauges, muskingum_cunge, repeat_daily
-from ddr_pipeline.training.forward import FeatureIndex, channel_with_defaults, simulate
+from ddr_pipeline.simulation import FeatureIndex, RoutingSettings, simulate
 
 #: Parameters of a planted experiment and whether they are compared in log space.
 PLANTED: dict[str, bool] = {
@@ -92,18 +93,17 @@ def synthetic_observations(
         "K_D": riverbed_conductance(torch_f64["K_D_delta"], _log10_ks(config)),
         "d_gw": torch_f64["d_gw"],
     }
-    channel = channel_with_defaults(
-        {k: torch.as_tensor(v, dtype=torch.float64) for k, v in inputs.channel.items()}, config
+    # Planted fields include the leakance pair, so the synthetic truth always routes with it.
+    settings = dataclasses.replace(RoutingSettings.from_config(config), leakance=True)
+    channel = settings.channel(
+        {k: torch.as_tensor(v, dtype=torch.float64) for k, v in inputs.channel.items()}
     )
-    qlat = repeat_daily(torch.as_tensor(inputs.lateral_inflow, dtype=torch.float64), HOURS_PER_DAY)
-    floors = config.params.attribute_minimums
+    qlat = repeat_daily(
+        torch.as_tensor(inputs.lateral_inflow, dtype=torch.float64), settings.steps_per_day
+    )
     with torch.no_grad():
-        routed = muskingum_cunge(
-            inputs.network, qlat, channel, params, leakance=True, q_min=floors.discharge,
-            d_min=floors.depth, b_min=floors.bottom_width, v_min=floors.velocity,
-            s_min=floors.slope, **config.routing.engine_kwargs(),
-        )  # fmt: skip
-        daily = daily_mean(gather_gauges(routed, list(gauges.reach_index)), HOURS_PER_DAY)
+        routed = muskingum_cunge(inputs.network, qlat, channel, params, **settings.engine_options())
+        daily = daily_mean(gather_gauges(routed, list(gauges.reach_index)), settings.steps_per_day)
     values = daily.numpy()
     if noise > 0:
         rng = np.random.default_rng(seed)
@@ -123,7 +123,7 @@ def learned_parameters(
     batch = build_batch(inputs, gauges, list(range(len(gauges))), 0, len(inputs.dates))
     model.eval()
     features = FeatureIndex.from_names(config, inputs.attribute_names, inputs.forcing_names)
-    params = simulate(model, batch, features, config).params
+    params = simulate(model, batch, features, RoutingSettings.from_config(config)).params
     out = {}
     for name, value in params.items():
         arr = value.double()
