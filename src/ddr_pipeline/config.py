@@ -35,7 +35,25 @@ DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"
 _DEVICE_PATTERN = re.compile(DEVICE_PATTERN)
 #: Geodataset names: a folder under data/01_raw and a Kedro environment (no code list).
 GEODATASET_PATTERN = r"^[a-z][a-z0-9_]*$"
-_RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+#: A run name is one folder name: starts with a letter, digit or '_' (so never '.', '..', a hidden
+#: folder or an option-like '-x'), then letters, digits, '.', '_', '-'.
+_RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
+def check_run_name(name: str) -> str:
+    """Return ``name`` if it is a safe run name (one folder under ``data/``), else raise.
+
+    Raises:
+        ValueError: naming the run name (path separators, ``.``, ``..``, leading ``.``/``-``).
+    """
+    if not isinstance(name, str) or not _RUN_NAME_PATTERN.match(name):
+        raise ValueError(
+            f"run_name {name!r} is not a plain folder name: use letters, digits, '.', '_', '-', "
+            "starting with a letter, digit or '_' (no '/', '.', '..' or leading '-')"
+        )
+    return name
+
+
 _VALUE_ERROR_PREFIX = "Value error, "
 _RELATIVE_PATH = re.compile(r"^([A-Za-z_]\w*(?:\.\w+)*): (.*)$", re.DOTALL)
 
@@ -440,9 +458,7 @@ class TrainingConfig(_Strict):
     @field_validator("run_name")
     @classmethod
     def _run_name(cls, name: str | None) -> str | None:
-        if name is not None and not _RUN_NAME_PATTERN.match(name):
-            raise ValueError(f"run_name may hold only letters, digits, '.', '_', '-': {name!r}")
-        return name
+        return name if name is None else check_run_name(name)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> TrainingConfig:

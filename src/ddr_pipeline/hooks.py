@@ -18,7 +18,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 from kedro.pipeline import Pipeline
 
-from ddr_pipeline import preflight, tracking
+from ddr_pipeline import preflight, project_guard, tracking
 from ddr_pipeline.checkpoints import LoadedCheckpoint
 from ddr_pipeline.pipeline_configs import SECTIONS, validate_parameters
 from ddr_pipeline.pipeline_registry import pipeline_folders
@@ -210,3 +210,19 @@ class MlflowRunHooks:
             return
         reason = tracking.failure_note(error)
         mlflow.set_tags({tracking.FAILURE_TAG: reason, tracking.NOTE_TAG: f"**Failed:** {reason}"})
+
+
+class ProjectGuardHooks:
+    """Keep runs inside the project (:mod:`ddr_pipeline.project_guard`): run names, MLflow
+    artifact location, orphaned runs."""
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has set up the tracking URI and experiment
+    def after_context_created(self, context: Any) -> None:
+        """Check every run name, check the MLflow setup."""
+        project_guard.check_run_names(context.params)
+        project_guard.check_tracking(context)
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has started the run
+    def before_pipeline_run(self) -> None:
+        """Tag the run with host and process id (orphaned runs are found by them)."""
+        project_guard.tag_active_run()

@@ -3,6 +3,8 @@
 https://docs.kedro.org/en/stable/kedro_project_setup/settings.html
 """
 
+import os
+
 from kedro.config import OmegaConfigLoader
 
 from ddr_pipeline.console import apply_verbosity, filter_known_warnings
@@ -16,12 +18,18 @@ from ddr_pipeline.hooks import (  # noqa: E402
     MlflowRunHooks,
     ParameterValidationHooks,
     PreflightHooks,
+    ProjectGuardHooks,
 )
+
+# Telemetry off by default: MLflow reads this before it first reports (set it to "false" to opt
+# in); Kedro's own opt-out is the committed `.telemetry` file (`consent: false`).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 # Checks before a run (bad --params keys, invalid parameters, missing inputs) and MLflow run
 # names, links to the training run, headline metrics and failure reasons
-# (docs/getting_started.md, docs/configuration.md).
-HOOKS = (PreflightHooks(), ParameterValidationHooks(), MlflowRunHooks())
+# (docs/getting_started.md, docs/configuration.md); run names, the MLflow artifact location and
+# orphaned runs (docs/guarantees.md).
+HOOKS = (PreflightHooks(), ParameterValidationHooks(), MlflowRunHooks(), ProjectGuardHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 

@@ -190,7 +190,9 @@ def test_damaged_chunk_fails_naming_store_variable_and_chunk(tmp_path: Path, how
     path = tmp_path / schema.LATERAL_INFLOW_STORE
     io.write_zarr(stores()[schema.LATERAL_INFLOW_STORE], path)
     _damage(path / "Qr" / "c" / "0" / "0", how)
-    with pytest.raises(io.UnreadableChunkError, match=r"lateral_inflow.zarr: chunk c/0/0 of .*'Qr'"):
+    with pytest.raises(
+        io.UnreadableChunkError, match=r"lateral_inflow.zarr: chunk c/0/0 of .*'Qr'"
+    ):
         io.read_zarr(path)
 
 

@@ -327,6 +327,9 @@ def test_nan_fill_refused_above_the_overall_ceiling() -> None:
     values[:, 0] = np.nan  # 25% of each reach, 25% overall
     with pytest.raises(ValueError, match=r"25.00% of all Qr values are NaN, more than 10.00%"):
         schema.validate_lateral_inflow(
-            qr(values), [1, 2, 3], nan_fill=0.0, max_nan_fraction_per_reach=0.5,
+            qr(values),
+            [1, 2, 3],
+            nan_fill=0.0,
+            max_nan_fraction_per_reach=0.5,
             max_nan_fraction=0.1,
         )

@@ -390,8 +390,12 @@ def validate_lateral_inflow(
             )
         _check_nan_ceiling(qr, nan, max_nan_fraction_per_reach, max_nan_fraction, name)
         logger.warning(
-            "%s: filled %d NaN values of %s with %s %s", name, n_filled, LATERAL_INFLOW_VAR,
-            nan_fill, where,
+            "%s: filled %d NaN values of %s with %s %s",
+            name,
+            n_filled,
+            LATERAL_INFLOW_VAR,
+            nan_fill,
+            where,
         )
         out[LATERAL_INFLOW_VAR] = out[LATERAL_INFLOW_VAR].fillna(nan_fill)
     return out, n_filled
