@@ -90,6 +90,56 @@ def rollout_window(
     )
 
 
+class NonFiniteOutputsError(FloatingPointError):
+    """The networks produced NaN/Inf parameters (exploded weights; the inputs are validated)."""
+
+
+#: Normalised outputs closer than this to 0 or 1 sit at their physical range bound.
+PINNED_EPS = 1e-6
+
+
+def output_health(outputs: NetworkOutputs) -> tuple[bool, float]:
+    """``(all finite, fraction of values pinned at a range bound)`` of the network outputs."""
+    values = torch.cat(
+        [v.detach().reshape(-1) for v in (*outputs.static.values(), *outputs.daily.values())]
+    )
+    if values.numel() == 0:
+        return True, 0.0
+    pinned = (values <= PINNED_EPS) | (values >= 1.0 - PINNED_EPS)
+    return bool(torch.isfinite(values).all()), float(pinned.float().mean())
+
+
+class _FiniteParameters:
+    """A trained source that raises :class:`NonFiniteOutputsError` on NaN/Inf parameters.
+
+    The inputs are validated finite, so the weights are to blame (exploded or non-finite), not
+    the routing.
+    """
+
+    def __init__(self, source: ParameterSource) -> None:
+        self.source = source
+
+    def __call__(self, window: WindowInputs, state: LSTMState | None):  # noqa: ANN204
+        step = self.source(window, state)
+        bad = [n for n, v in step.physical.items() if not bool(torch.isfinite(v).all())]
+        if bad:
+            raise NonFiniteOutputsError(
+                f"the networks produced NaN/Inf parameters {bad} (weights exploded or non-finite)"
+            )
+        return step
+
+
+def physical_parameters(
+    model: RoutingModel, batch: RoutingBatch, features: FeatureIndex
+) -> tuple[NetworkOutputs | None, dict[str, torch.Tensor]]:
+    """Network outputs and the physical parameters of a training batch (no routing).
+
+    Raises :class:`NonFiniteOutputsError` when a parameter is NaN/Inf.
+    """
+    step = _FiniteParameters(TrainedParameters(model, features))(batch.window, None)
+    return step.outputs, step.physical
+
+
 def simulate(
     model: RoutingModel,
     batch: RoutingBatch,
@@ -98,12 +148,13 @@ def simulate(
 ) -> WindowResult:
     """Route a training batch (:class:`~ddr_pipeline.data.batching.RoutingBatch`) with ``model``.
 
-    The model runs in its current mode (train: dropout on, gradients flow).
+    The model runs in its current mode (train: dropout on, gradients flow). Raises
+    :class:`NonFiniteOutputsError` when the networks give NaN/Inf parameters.
     """
     return rollout_window(
         batch.problem.network,
         batch.window,
-        TrainedParameters(model, features),
+        _FiniteParameters(TrainedParameters(model, features)),
         settings,
         outputs=batch.problem.outputs,
     )

@@ -3,8 +3,9 @@
 Per mini-batch: KAN(attributes) -> static parameters; LSTM(forcings, attributes) -> daily n, d_gw;
 denormalise; repeat daily parameters to hourly; Muskingum-Cunge; daily means at the gauges;
 loss after warm-up; backward; gradient clipping; Adam step. A NaN/Inf loss or gradient skips the
-step (logged, counted); ``experiment.max_consecutive_nonfinite`` such steps in a row abort with
-:class:`NonFiniteLossError`. Resuming from a checkpoint continues at the next mini-batch and
+step; NaN/Inf weights after the step, or parameters from them, undo it (logged, counted; no
+checkpoint ever holds such weights); ``experiment.max_consecutive_nonfinite`` such steps in a
+row abort with :class:`NonFiniteLossError`. Resuming from a checkpoint continues at the next mini-batch and
 reproduces an uninterrupted run bitwise on CPU.
 
 The mini-batches come from a :class:`~ddr_pipeline.data.batch_plan.BatchPlan` (the training
@@ -18,6 +19,7 @@ rank 0 writes checkpoints and reports to the monitor.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -46,12 +48,26 @@ from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.distributed.sampler import ShardedBatchSampler
 from ddr_pipeline.losses import routing_loss_terms
 from ddr_pipeline.models import RoutingModel
-from ddr_pipeline.simulation import FeatureIndex, RoutingSettings, simulate
+from ddr_pipeline.simulation import (
+    FeatureIndex,
+    NonFiniteOutputsError,
+    RoutingSettings,
+    output_health,
+    physical_parameters,
+    simulate,
+)
 from ddr_pipeline.training.monitoring import NullMonitor, TrainingMonitor
 from ddr_pipeline.training.rng import global_rng_state, seed_everything, set_global_rng_state
 from ddr_pipeline.training.validation import ValidationSpec, batch_metrics, validate
 
 logger = logging.getLogger(__name__)
+
+#: Statuses the NaN guard counts (the step left the weights as they were before it).
+NONFINITE_STATUSES = ("nonfinite_loss", "nonfinite_grad", "nonfinite_weights", "nonfinite_params")
+#: Warn when more than this fraction of the learned parameters sit at their range bounds ...
+PINNED_WARNING_FRACTION = 0.9
+#: ... or when the (pre-clip) gradient norm of a step with a positive loss falls below this.
+COLLAPSED_GRAD_NORM = 1e-10
 
 
 class NonFiniteLossError(RuntimeError):
@@ -153,6 +169,10 @@ class Trainer:
         self.checkpoints: list[Path] = []
         self._steps_done = 0
         self._resumed_from: Path | None = None
+        # Model + optimiser state before the last successful step: where the NaN guard rolls back
+        # to when the weights that step produced turn out to give non-finite parameters.
+        self._before_last_step: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self._warned: set[tuple[str, int]] = set()
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, epoch: int, mini_batch: int, epoch_complete: bool) -> dict[str, Any]:
@@ -188,6 +208,8 @@ class Trainer:
 
         Every rank calls it (the random states are gathered); rank 0 alone writes.
         """
+        if not self._weights_finite():  # the NaN guard undoes such steps: a bug if reached
+            raise NonFiniteLossError(f"refusing to checkpoint non-finite weights (epoch {epoch})")
         run_name = str(self.config.run_name)
         path = checkpoint_path(self.models_dir, run_name, epoch, mini_batch)
         payload = self._payload(epoch, mini_batch, epoch_complete)
@@ -263,7 +285,37 @@ class Trainer:
             group["lr"] = lr
         return lr
 
-    def _step(self, batch: RoutingBatch | None, planned: PlannedBatch) -> dict[str, Any]:
+    def _snapshot(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        model = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return model, copy.deepcopy(self.optimizer.state_dict())
+
+    def _restore(self, snapshot: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        self.model.load_state_dict(snapshot[0])
+        self.optimizer.load_state_dict(snapshot[1])
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
+    def _roll_back(self) -> None:
+        """Return to the state before the last successful step (its weights gave NaN/Inf)."""
+        if self._before_last_step is not None:
+            self._restore(self._before_last_step)
+            self._before_last_step = None
+
+    def _outputs_finite(self, batch: RoutingBatch | None) -> bool:
+        """Whether the current weights give finite parameters on every rank's shard."""
+        bad = 0.0
+        if batch is not None:
+            try:
+                with torch.no_grad():
+                    physical_parameters(self.model, batch.to(self.device), self.features)
+            except NonFiniteOutputsError:
+                bad = 1.0
+        return self.ranks.sum([bad])[0] == 0
+
+    def _step(
+        self, batch: RoutingBatch | None, planned: PlannedBatch, verify: bool = False
+    ) -> dict[str, Any]:
         """Forward, loss, backward, clip and step on this rank's shard (``None``: empty shard).
 
         The loss numerator and count are summed over ranks and each rank back-propagates its
@@ -274,8 +326,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         sim = None
         numerator = count = torch.zeros((), device=self.device)
+        bad_params = 0.0
         if batch is not None:
-            sim = simulate(self.model, batch.to(self.device), self.features, self.routing)
+            try:
+                sim = simulate(self.model, batch.to(self.device), self.features, self.routing)
+            except NonFiniteOutputsError:
+                bad_params = 1.0
+        if sim is not None:
             observed = batch.observations.to(self.device)
             numerator, count = routing_loss_terms(
                 sim.daily,
@@ -284,7 +341,12 @@ class Trainer:
                 warmup=self.exp.warmup,
                 eps=self.config.loss.eps,
             )
-        total, total_count = self.ranks.sum([float(numerator.detach()), float(count)])
+        total, total_count, bad = self.ranks.sum(
+            [float(numerator.detach()), float(count), bad_params]
+        )
+        if bad:  # the current weights (the last step's) give NaN/Inf parameters: undo that step
+            self._roll_back()
+            return {"loss": math.nan, "status": "nonfinite_params", "grad_norm": math.nan}
         if total_count == 0:
             logger.warning("Mini-batch %s has no valid observations: skipped", planned.staids)
             return {"loss": math.nan, "status": "no_observations", "grad_norm": math.nan}
@@ -299,9 +361,22 @@ class Trainer:
         if not math.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)
             return {"loss": loss_value, "status": "nonfinite_grad", "grad_norm": grad_norm}
+        before = self._snapshot()
         self.optimizer.step()
+        status = "ok"
+        # Every guard decision is all-reduced so that all ranks undo (or keep) the same step.
+        if self.ranks.sum([0.0 if self._weights_finite() else 1.0])[0]:
+            status = "nonfinite_weights"
+        elif verify and not self._outputs_finite(batch):
+            status = "nonfinite_params"
+        if status != "ok":
+            self._restore(before)
+            return {"loss": loss_value, "status": status, "grad_norm": grad_norm}
+        self._before_last_step = before
         record: dict[str, Any] = {"loss": loss_value, "status": "ok", "grad_norm": grad_norm}
         if sim is not None:
+            if sim.outputs is not None:
+                record["pinned_fraction"] = output_health(sim.outputs)[1]
             record.update(self.model.describe(sim.outputs))
             record.update(self._maybe_batch_metrics(sim.daily, observed))
         else:
@@ -334,14 +409,47 @@ class Trainer:
         target = np.concatenate([t for _, t in shards])
         return {f"batch_{k}": v for k, v in batch_metrics(prediction, target).items()}
 
+    def _warn_degenerate(self, record: dict[str, Any]) -> None:
+        """Warn (once per epoch and kind) about pinned parameters or a collapsed gradient."""
+        epoch = record["epoch"]
+        if record.get("pinned_fraction", 0.0) > PINNED_WARNING_FRACTION:
+            self._warn_once(
+                "pinned",
+                epoch,
+                "%.0f%% of the learned parameters sit at their range bounds at epoch %d "
+                "mini-batch %d: the networks saturated (learning rate too high?)",
+                100 * record["pinned_fraction"],
+                epoch,
+                record["mini_batch"],
+            )
+        if (
+            record["status"] == "ok"
+            and record["loss"] > 0
+            and record["grad_norm"] < COLLAPSED_GRAD_NORM
+        ):
+            self._warn_once(
+                "gradient",
+                epoch,
+                "gradient norm collapsed to %.3g at epoch %d mini-batch %d: training has stalled",
+                record["grad_norm"],
+                epoch,
+                record["mini_batch"],
+            )
+
+    def _warn_once(self, kind: str, epoch: int, message: str, *args: Any) -> None:
+        if (kind, epoch) not in self._warned:
+            self._warned.add((kind, epoch))
+            logger.warning(message, *args)
+
     def _guard(self, record: dict[str, Any]) -> None:
         """Count non-finite steps; abort after ``max_consecutive_nonfinite`` in a row."""
-        if record["status"] in ("nonfinite_loss", "nonfinite_grad"):
+        self._warn_degenerate(record)
+        if record["status"] in NONFINITE_STATUSES:
             self.position.consecutive_nonfinite += 1
             self.position.total_nonfinite += 1
             logger.warning(
-                "Non-finite %s at epoch %d mini-batch %d (loss=%s): step skipped (%d in a row)",
-                "loss" if record["status"] == "nonfinite_loss" else "gradient",
+                "Non-finite %s at epoch %d mini-batch %d (loss=%s): step undone (%d in a row)",
+                record["status"].removeprefix("nonfinite_"),
                 record["epoch"],
                 record["mini_batch"],
                 record["loss"],
@@ -350,7 +458,7 @@ class Trainer:
             if self.position.consecutive_nonfinite >= self.exp.max_consecutive_nonfinite:
                 raise NonFiniteLossError(
                     f"{self.position.consecutive_nonfinite} consecutive mini-batches had a "
-                    f"non-finite loss or gradient (last: epoch {record['epoch']}, mini-batch "
+                    f"non-finite loss, gradient, weights or parameters (last: epoch {record['epoch']}, mini-batch "
                     f"{record['mini_batch']}, gauges {record['gauges']}); "
                     "check the inputs and parameter ranges or lower the learning rate "
                     "(experiment.max_consecutive_nonfinite)"
@@ -401,7 +509,9 @@ class Trainer:
         for planned in planned_batches[start_mb:]:
             mb = planned.mini_batch
             started = time.perf_counter()
-            record = self._step(self._shard_batch(planned), planned)
+            last = mb == n_batches - 1
+            checkpoint_due = last or (mb + 1) % self.exp.checkpoint_every == 0
+            record = self._step(self._shard_batch(planned), planned, verify=checkpoint_due)
             record.update(
                 epoch=epoch,
                 mini_batch=mb,
@@ -418,7 +528,6 @@ class Trainer:
             bar.set_postfix(epoch=epoch, mb=f"{mb + 1}/{n_batches}", loss=f"{record['loss']:.4g}")
             self.position.global_step += 1
             self._steps_done += 1
-            last = mb == n_batches - 1
             if self._due_validation():
                 self._validate(self.position.global_step - 1)
             if not last and (mb + 1) % self.exp.checkpoint_every == 0:
