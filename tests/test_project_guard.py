@@ -96,3 +96,14 @@ def test_the_guard_hook_is_registered_and_checks_run_names():
     context = SimpleNamespace(params={"run_name": "..", "routing": {"run_name": ".."}})
     with pytest.raises(ValueError, match=r"parameter run_name"):
         hooks[0].after_context_created(context)
+
+
+def test_the_tracking_database_is_private(tmp_path):
+    from ddr_pipeline.project_guard import restrict_tracking_db
+
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"")
+    db.chmod(0o644)
+    assert restrict_tracking_db(f"sqlite:///{db}") == db
+    assert db.stat().st_mode & 0o777 == 0o600
+    assert restrict_tracking_db("http://localhost:5000") is None

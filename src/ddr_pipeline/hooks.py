@@ -20,6 +20,7 @@ from kedro.pipeline import Pipeline
 
 from ddr_pipeline import preflight, project_guard, tracking
 from ddr_pipeline.checkpoints import LoadedCheckpoint
+from ddr_pipeline.data.io import clean_stale_temporaries
 from ddr_pipeline.pipeline_configs import SECTIONS, validate_parameters
 from ddr_pipeline.pipeline_registry import pipeline_folders
 
@@ -214,12 +215,14 @@ class MlflowRunHooks:
 
 class ProjectGuardHooks:
     """Keep runs inside the project (:mod:`ddr_pipeline.project_guard`): run names, MLflow
-    artifact location, orphaned runs."""
+    artifact location, orphaned runs and temporaries of killed writers."""
 
     @hook_impl(trylast=True)  # after kedro-mlflow has set up the tracking URI and experiment
     def after_context_created(self, context: Any) -> None:
-        """Check every run name, check the MLflow setup."""
+        """Check every run name, clean up after killed writers, check the MLflow setup."""
         project_guard.check_run_names(context.params)
+        for root in project_guard.data_roots(context):
+            clean_stale_temporaries(root)
         project_guard.check_tracking(context)
 
     @hook_impl(trylast=True)  # after kedro-mlflow has started the run

@@ -4,8 +4,11 @@
   checked once, before any node runs, with :func:`ddr_pipeline.config.check_run_name`;
 * the MLflow experiment must store its artifacts under this project's root (a copied or moved
   project still points at the original checkout: the run stops and says how to fix it);
+* a local SQLite tracking database (``mlflow.db``) is made readable by its owner only;
 * MLflow runs left ``RUNNING`` by a killed process on this host are marked ``FAILED`` at the next
-  start (each run is tagged with the host and process id that ran it).
+  start (each run is tagged with the host and process id that ran it);
+* temporaries left under the data folders by killed writers are removed, and a store moved aside
+  by a killed two-rename replacement is put back (:func:`~ddr_pipeline.data.io.clean_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -113,14 +116,35 @@ def fail_orphaned_runs(experiment_id: str) -> list[str]:
     return orphaned
 
 
+def restrict_tracking_db(tracking_uri: str) -> Path | None:
+    """Make a local SQLite tracking database readable by its owner only; return its path."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    path = Path(tracking_uri[len(prefix) :])
+    if not path.is_file():
+        return None
+    path.chmod(0o600)
+    return path
+
+
+def data_roots(context: Any) -> list[Path]:
+    """The project's ``data/`` folder and every existing folder of ``globals.paths``."""
+    project = Path(context.project_path)
+    paths = context.config_loader["globals"].get("paths", {})
+    roots = {project / "data", *(project / str(p) for p in paths.values())}
+    return sorted(root for root in roots if root.is_dir())
+
+
 def check_tracking(context: Any) -> None:
-    """Artifact location inside the project, orphaned runs failed.
+    """Artifact location inside the project, orphaned runs failed, tracking database private.
 
     Needs kedro-mlflow's setup (``context.mlflow``, the tracking URI and the experiment).
     """
     config = getattr(context, "mlflow", None)
     if config is None:
         return
+    restrict_tracking_db(mlflow.get_tracking_uri())
     name = config.tracking.experiment.name
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:

@@ -6,8 +6,10 @@ place, so a crash never leaves a half-written table or store behind.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -36,16 +38,21 @@ TARGET_CHUNK_BYTES = 4 * 2**20  # aim for chunks of about 4 MiB (uncompressed)
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; on success move it onto ``path`` (file or directory).
 
-    A directory target is swapped in two renames; if the second fails the old target is put back,
-    so ``path`` always holds either the old or the complete new content.
+    Files are swapped in with ``os.replace``. A directory replacing an existing one is swapped
+    with one atomic exchange (Linux ``renameat2(RENAME_EXCHANGE)``), so ``path`` holds the old or
+    the complete new content at every instant, also when the process is killed. Where the
+    exchange is unsupported it falls back to two renames (old aside, new in); a kill between them
+    leaves the old content in ``.<name>.old-<pid>-<token>``, which
+    :func:`clean_stale_temporaries` puts back at the next start. Temporary names carry the
+    writer's process id so that leftovers of dead writers can be told from live ones.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
     tmp = target.with_name(f".{target.name}.tmp-{token}")
     try:
         yield tmp
-        if tmp.is_dir() and target.exists():
+        if tmp.is_dir() and target.exists() and not _exchange(tmp, target):
             old = target.with_name(f".{target.name}.old-{token}")
             target.rename(old)
             try:
@@ -54,10 +61,65 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
                 old.rename(target)
                 raise
             _remove(old)
-        else:
+        elif not tmp.is_dir() or not target.exists():
             os.replace(tmp, target)
     finally:
-        _remove(tmp)
+        _remove(tmp)  # after an exchange: the old content
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths; ``False`` where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return done == 0
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-z_]+$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temporaries(root: PathLike) -> list[Path]:
+    """Remove the temporaries of dead writers under ``root``; put back stores they moved aside.
+
+    Returns the paths removed or restored. Temporaries of live processes are left alone; zarr
+    stores are not descended into.
+    """
+    handled = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.endswith(".zarr")]
+        for name in [*dirs, *files]:
+            match = _LEFTOVER.match(name)
+            if match is None or _process_alive(int(match["pid"])):
+                continue
+            path = Path(folder) / name
+            original = Path(folder) / match["name"]
+            if match["kind"] == "old" and not original.exists():
+                path.rename(original)  # killed between the two renames: the old store returns
+                logger.warning("restored %s from %s", original, path)
+            else:
+                _remove(path)
+                logger.warning("removed %s left by a killed process", path)
+            handled.append(path)
+        dirs[:] = [d for d in dirs if not _LEFTOVER.match(d)]
+    return handled
 
 
 def _remove(path: Path) -> None:
