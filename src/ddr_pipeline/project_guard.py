@@ -26,6 +26,7 @@ import mlflow
 from mlflow.entities import RunStatus
 
 from ddr_pipeline.config import check_run_name
+from ddr_pipeline.data.io import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -84,16 +85,6 @@ def check_artifact_location(
     )
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_orphaned_runs(experiment_id: str) -> list[str]:
     """Mark ``RUNNING`` runs of dead processes on this host ``FAILED``; return their ids."""
     host = socket.gethostname()
@@ -106,7 +97,7 @@ def fail_orphaned_runs(experiment_id: str) -> list[str]:
     orphaned = []
     for run in runs:
         pid = run.data.tags.get(PID_TAG, "")
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
             orphaned.append(run.info.run_id)
     if orphaned:

@@ -86,7 +86,8 @@ def _exchange(a: Path, b: Path) -> bool:
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-z_]+$")
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (signal 0; a foreign owner counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -107,7 +108,7 @@ def clean_stale_temporaries(root: PathLike) -> list[Path]:
         dirs[:] = [d for d in dirs if not d.endswith(".zarr")]
         for name in [*dirs, *files]:
             match = _LEFTOVER.match(name)
-            if match is None or _process_alive(int(match["pid"])):
+            if match is None or process_alive(int(match["pid"])):
                 continue
             path = Path(folder) / name
             original = Path(folder) / match["name"]
