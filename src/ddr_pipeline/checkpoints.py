@@ -69,7 +69,8 @@ REQUIRED_KEYS = (
     "history",
 )
 RNG_KEYS = ("python", "numpy", "torch", "cuda", "ranks")
-#: Config keys that may change when resuming (they do not change the trained model's maths).
+#: Config keys that may change when resuming (they do not change the trained model's maths;
+#: threads and the memory budget may change last bits or the LSTM dropout stream of later steps).
 RESUMABLE_KEYS = (
     "experiment.checkpoint",
     "experiment.epochs",
@@ -77,6 +78,8 @@ RESUMABLE_KEYS = (
     "experiment.validation_every",
     "experiment.device",
     "experiment.max_consecutive_nonfinite",
+    "experiment.threads",
+    "experiment.memory_budget_gb",
     "run_name",
     "monitoring.models_dir",
     "monitoring.validation_period",

@@ -125,6 +125,23 @@ class ExperimentConfig(_Strict):
         None, description="Evaluate validation gauges every this many mini-batches (null = never)."
     )
     optimizer: Literal["adam"] = Field("adam", description="Optimiser (Adam over both networks).")
+    threads: PositiveInt | None = Field(
+        1,
+        description=(
+            "CPU threads of torch and of the routing kernels (which follow torch's count) in a "
+            "single-process run (distributed ranks use distributed.threads_per_rank). 1: best on "
+            "shared or 2-core machines, where 2 threads were 1.7-13x slower under load "
+            "(docs/performance.md); null: leave torch's default (all cores)."
+        ),
+    )
+    memory_budget_gb: Annotated[float, Field(gt=0)] | None = Field(
+        None,
+        description=(
+            "Host memory (GiB) one training step may use: the step picks the routing checkpoint "
+            "interval and the LSTM chunking to fit it and stops a mini-batch that cannot fit "
+            "before allocating, naming its size and estimate. null: no limit, no recomputation."
+        ),
+    )
 
     @field_validator("learning_rate")
     @classmethod

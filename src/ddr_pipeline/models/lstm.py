@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ddr_pipeline.models._rng import isolated_rng
 
@@ -17,6 +18,13 @@ class DailyParameterLSTM(nn.Module):
     ``({name: (T, N)} in (0, 1), (h, c))``. Pass the returned state back in to continue a
     sequence (inference over consecutive windows); ``None`` starts from zeros. The input and
     output layers use DDR's KAN init (output starts near 0.5); the LSTM keeps PyTorch's init.
+
+    ``chunk_reaches`` bounds the activation memory when gradients are recorded: the reaches are
+    run in chunks of that many sequences, each under activation checkpointing (its forward keeps
+    only inputs and outputs; the backward recomputes one chunk at a time, with the same dropout
+    mask), so the saved activations are those of one chunk instead of all N reaches, for one
+    extra LSTM forward. Chunking gives the same values as one pass without dropout; with
+    dropout the masks are drawn per chunk (a different random stream, equally seeded).
     """
 
     def __init__(
@@ -68,11 +76,34 @@ class DailyParameterLSTM(nn.Module):
         forcings: torch.Tensor,
         attributes: torch.Tensor,
         state: LSTMState | None = None,
+        chunk_reaches: int | None = None,
     ) -> tuple[dict[str, torch.Tensor], LSTMState]:
         """Daily parameters ``{name: (T_days, N)}`` in (0, 1) and the final ``(h, c)`` state."""
         self._check(forcings, attributes)
+        n_reaches = forcings.shape[1]
+        if chunk_reaches is not None and chunk_reaches < 1:
+            raise ValueError(f"chunk_reaches must be a positive integer, got {chunk_reaches}")
+        if chunk_reaches is None or chunk_reaches >= n_reaches or not torch.is_grad_enabled():
+            out, new_state = self._sequences(forcings, attributes, state)
+        else:
+            outs, hs, cs = [], [], []
+            for lo in range(0, n_reaches, chunk_reaches):
+                sl = slice(lo, lo + chunk_reaches)
+                part = None if state is None else (state[0][:, sl], state[1][:, sl])
+                o, (h, c) = checkpoint(
+                    self._sequences, forcings[:, sl], attributes[sl], part, use_reentrant=False
+                )
+                outs.append(o)
+                hs.append(h)
+                cs.append(c)
+            out, new_state = torch.cat(outs, dim=1), (torch.cat(hs, dim=1), torch.cat(cs, dim=1))
+        return {name: out[..., j] for j, name in enumerate(self.parameter_names)}, new_state
+
+    def _sequences(
+        self, forcings: torch.Tensor, attributes: torch.Tensor, state: LSTMState | None
+    ) -> tuple[torch.Tensor, LSTMState]:
+        """``(T_days, N, P)`` outputs in (0, 1) and the final state of the given sequences."""
         static = attributes.unsqueeze(0).expand(forcings.shape[0], -1, -1)
         hidden = torch.relu(self.input(torch.cat([forcings, static], dim=2)))
         hidden, new_state = self.lstm(hidden, state)
-        out = torch.sigmoid(self.output(self.dropout(hidden)))
-        return {name: out[..., j] for j, name in enumerate(self.parameter_names)}, new_state
+        return torch.sigmoid(self.output(self.dropout(hidden))), new_state

@@ -50,14 +50,17 @@ class RoutingModel(nn.Module):
         forcings: torch.Tensor | None = None,
         lstm_attributes: torch.Tensor | None = None,
         state: LSTMState | None = None,
+        lstm_chunk: int | None = None,
     ) -> NetworkOutputs:
-        """Run the KAN on ``(N, A_kan)`` and, if present, the LSTM on ``(T, N, F)`` + ``(N, A)``."""
+        """Run the KAN on ``(N, A_kan)`` and, if present, the LSTM on ``(T, N, F)`` + ``(N, A)``
+        (in checkpointed chunks of ``lstm_chunk`` reaches when given, see
+        :class:`DailyParameterLSTM`)."""
         static = self.kan(kan_inputs)
         if self.lstm is None:
             return NetworkOutputs(static=static, daily={}, state=None)
         if forcings is None or lstm_attributes is None:
             raise ValueError("this model has an LSTM: forcings and lstm_attributes are required")
-        daily, new_state = self.lstm(forcings, lstm_attributes, state)
+        daily, new_state = self.lstm(forcings, lstm_attributes, state, chunk_reaches=lstm_chunk)
         return NetworkOutputs(static=static, daily=daily, state=new_state)
 
     def routing_parameters(

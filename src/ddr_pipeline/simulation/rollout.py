@@ -7,10 +7,14 @@ days carrying the routing state (discharge of every reach) and the LSTM state ``
 the result does not depend on the chunk size (up to float rounding) while the hourly working
 set stays one chunk.
 
-Time conventions (docs/routing.md): daily inputs and daily parameters are repeated to
+Time conventions (docs/routing.md): daily inputs and daily parameters are held over
 ``steps_per_day`` steps; the daily output of day ``d`` is the mean of the end-of-step states of
-its steps; gauges sum their reaches before the daily mean. A window starts from the hot start
-(accumulated lateral inflow) unless an initial state is given.
+its steps, summed over a gauge's reaches. A window starts from the hot start (accumulated
+lateral inflow) unless an initial state is given. Inputs stay daily: the engine
+(:func:`~ddr_pipeline.routing.muskingum_cunge_means`) sub-steps them itself and returns only
+the daily means at the observed reaches and the final state, so no hourly copy and no dense
+``(T+1, N)`` trajectory (or its gradient) exists; ``checkpoint_every`` stores only every k-th
+routing state for the backward (bitwise the same values and gradients).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch
 
 from ddr_pipeline.models import LSTMState, NetworkOutputs, RoutingModel
 from ddr_pipeline.network import RiverNetwork
-from ddr_pipeline.routing import daily_mean, gather_gauges, muskingum_cunge, repeat_daily
+from ddr_pipeline.routing import gather_gauges, muskingum_cunge_means
 from ddr_pipeline.simulation.problem import RoutingProblem, WindowInputs, window_inputs
 from ddr_pipeline.simulation.settings import RoutingSettings
 from ddr_pipeline.simulation.sources import FeatureIndex, ParameterSource, TrainedParameters
@@ -47,15 +51,17 @@ class WindowResult:
     outputs: NetworkOutputs | None  # normalised network outputs (trained sources)
 
 
-def per_step(params: Mapping[str, torch.Tensor], steps_per_day: int) -> dict[str, torch.Tensor]:
-    """Repeat daily ``(D, N)`` parameters to ``(D*steps, N)``; static ``(N,)`` ones stay."""
-    return {
-        name: repeat_daily(value, steps_per_day) if value.ndim == 2 else value
-        for name, value in params.items()
-    }
+def observed_reaches(
+    outputs: tuple[np.ndarray, ...] | list[np.ndarray],
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct reaches summed at the outputs, and each output's columns among them."""
+    flat = np.concatenate([np.asarray(o, dtype=np.int64).ravel() for o in outputs])
+    reaches, inverse = np.unique(flat, return_inverse=True)
+    bounds = np.cumsum([0, *(np.asarray(o).size for o in outputs)])
+    return reaches, [inverse[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def rollout_window(
+def rollout_window(  # noqa: PLR0913 (the window, its source and its memory options)
     network: RiverNetwork,
     window: WindowInputs,
     source: ParameterSource,
@@ -64,27 +70,35 @@ def rollout_window(
     outputs: tuple[np.ndarray, ...] | list[np.ndarray] | None = None,
     initial_state: torch.Tensor | None = None,
     lstm_state: LSTMState | None = None,
+    checkpoint_every: int = 1,
 ) -> WindowResult:
     """Route one window: parameters from ``source``, Muskingum-Cunge, daily means at ``outputs``.
 
     ``outputs``: per output the local reach indices summed (gauges), or ``None`` for every
-    reach. Runs in the caller's grad mode (training differentiates through it).
+    reach. ``checkpoint_every``: routing states stored for the backward (1 = all; k > 1
+    recomputes k-step segments, same values). Runs in the caller's grad mode (training
+    differentiates through it).
     """
     step = source(window, lstm_state)
-    steps = settings.steps_per_day
-    discharge = muskingum_cunge(
+    if outputs is None:
+        reaches, columns = np.arange(network.n_reaches), None
+    else:
+        reaches, columns = observed_reaches(outputs)
+    routed = muskingum_cunge_means(
         network,
-        repeat_daily(window.lateral_inflow, steps),
-        channel=settings.channel(window.channel),
-        params=per_step(step.physical, steps),
+        window.lateral_inflow,
+        settings.channel(window.channel),
+        step.physical,
+        reaches,
+        checkpoint_every=checkpoint_every,
+        substeps=settings.steps_per_day,
         initial_state=initial_state,
         **settings.engine_options(),
     )
-    at_outputs = discharge if outputs is None else gather_gauges(discharge, list(outputs))
     return WindowResult(
-        daily=daily_mean(at_outputs, steps),
+        daily=routed.means if columns is None else gather_gauges(routed.means, columns),
         params=step.physical,
-        final_state=discharge[-1],
+        final_state=routed.final_state,
         lstm_state=step.state,
         outputs=step.outputs,
     )
@@ -140,23 +154,29 @@ def physical_parameters(
     return step.outputs, step.physical
 
 
-def simulate(
+def simulate(  # noqa: PLR0913 (the batch and its memory options)
     model: RoutingModel,
     batch: RoutingBatch,
     features: FeatureIndex,
     settings: RoutingSettings,
+    *,
+    checkpoint_every: int = 1,
+    lstm_chunk: int | None = None,
 ) -> WindowResult:
     """Route a training batch (:class:`~ddr_pipeline.data.batching.RoutingBatch`) with ``model``.
 
-    The model runs in its current mode (train: dropout on, gradients flow). Raises
+    The model runs in its current mode (train: dropout on, gradients flow). ``checkpoint_every``
+    and ``lstm_chunk`` (LSTM in checkpointed chunks of that many reaches) trade recomputation
+    for memory (:mod:`ddr_pipeline.training.resources` picks them). Raises
     :class:`NonFiniteOutputsError` when the networks give NaN/Inf parameters.
     """
     return rollout_window(
         batch.problem.network,
         batch.window,
-        _FiniteParameters(TrainedParameters(model, features)),
+        _FiniteParameters(TrainedParameters(model, features, lstm_chunk=lstm_chunk)),
         settings,
         outputs=batch.problem.outputs,
+        checkpoint_every=checkpoint_every,
     )
 
 

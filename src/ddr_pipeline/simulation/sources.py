@@ -100,27 +100,35 @@ def network_outputs(
     window: WindowInputs,
     features: FeatureIndex,
     state: LSTMState | None = None,
+    lstm_chunk: int | None = None,
 ) -> NetworkOutputs:
-    """Run the KAN (and the LSTM when the model has one) on the window inputs."""
+    """Run the KAN (and the LSTM when the model has one, in checkpointed chunks of
+    ``lstm_chunk`` reaches when given) on the window inputs."""
     device = window.attributes.device
     kan_inputs = window.attributes[:, features.kan.to(device)]
     if model.lstm is None or features.lstm_forcings is None or features.lstm_attributes is None:
         return model(kan_inputs)
     forcings = window.forcings[:, :, features.lstm_forcings.to(device)]
     lstm_attributes = window.attributes[:, features.lstm_attributes.to(device)]
-    return model(kan_inputs, forcings, lstm_attributes, state)
+    return model(kan_inputs, forcings, lstm_attributes, state, lstm_chunk=lstm_chunk)
 
 
 class TrainedParameters:
-    """Parameters from a :class:`RoutingModel` in whatever mode the caller set (train or eval)."""
+    """Parameters from a :class:`RoutingModel` in whatever mode the caller set (train or eval).
 
-    def __init__(self, model: RoutingModel, features: FeatureIndex) -> None:
+    ``lstm_chunk``: run the LSTM in checkpointed chunks of that many reaches (memory, same values).
+    """
+
+    def __init__(
+        self, model: RoutingModel, features: FeatureIndex, lstm_chunk: int | None = None
+    ) -> None:
         self.model = model
         self.features = features
+        self.lstm_chunk = lstm_chunk
 
     def __call__(self, window: WindowInputs, state: LSTMState | None) -> ParameterStep:
         """Run the networks on the window and map their outputs to physical parameters."""
-        outputs = network_outputs(self.model, window, self.features, state)
+        outputs = network_outputs(self.model, window, self.features, state, self.lstm_chunk)
         physical = self.model.routing_parameters(
             outputs,
             window.attributes.shape[0],

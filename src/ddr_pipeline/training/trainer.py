@@ -57,6 +57,14 @@ from ddr_pipeline.simulation import (
     simulate,
 )
 from ddr_pipeline.training.monitoring import NullMonitor, TrainingMonitor
+from ddr_pipeline.training.resources import (
+    ActivationCost,
+    BatchSize,
+    StepPlan,
+    activation_cost,
+    apply_threads,
+    plan_step,
+)
 from ddr_pipeline.training.rng import global_rng_state, seed_everything, set_global_rng_state
 from ddr_pipeline.training.validation import ValidationSpec, batch_metrics, validate
 
@@ -154,6 +162,9 @@ class Trainer:
         )
         self.routing = RoutingSettings.from_config(config)
         seed_everything(self.exp.seed)
+        if not self.ranks.parallel:  # ranks run distributed.threads_per_rank (launcher)
+            apply_threads(self.exp.threads)
+        self._activation_cost: ActivationCost | None = None
         if self.ranks.rank:  # own dropout stream per rank; rank 0 keeps the 1-process stream
             torch.manual_seed(self.exp.seed + self.ranks.rank)
         self.plan = plan or BatchPlan(
@@ -313,6 +324,27 @@ class Trainer:
                 bad = 1.0
         return self.ranks.sum([bad])[0] == 0
 
+    def memory_plan(self, batch: RoutingBatch) -> StepPlan:
+        """Routing checkpoint interval and LSTM chunking of ``batch`` under
+        ``experiment.memory_budget_gb`` (:class:`MemoryBudgetError` when it cannot fit)."""
+        if self.exp.memory_budget_gb is None:
+            return StepPlan()
+        if self._activation_cost is None:
+            self._activation_cost = activation_cost(self.model)
+        lstm = self.config.cuda_lstm
+        window = batch.window
+        size = BatchSize(
+            gauges=len(batch.staids),
+            reaches=batch.network.n_reaches,
+            days=batch.n_days,
+            steps_per_day=self.routing.steps_per_day,
+            forcings=window.forcings.shape[-1],
+            attributes=window.attributes.shape[-1],
+            daily_parameters=len(lstm.learnable_parameters) if lstm is not None else 0,
+            dtype_bytes=window.lateral_inflow.element_size(),
+        )
+        return plan_step(size, self._activation_cost, self.exp.memory_budget_gb)
+
     def _step(
         self, batch: RoutingBatch | None, planned: PlannedBatch, verify: bool = False
     ) -> dict[str, Any]:
@@ -328,8 +360,16 @@ class Trainer:
         numerator = count = torch.zeros((), device=self.device)
         bad_params = 0.0
         if batch is not None:
+            plan = self.memory_plan(batch)
             try:
-                sim = simulate(self.model, batch.to(self.device), self.features, self.routing)
+                sim = simulate(
+                    self.model,
+                    batch.to(self.device),
+                    self.features,
+                    self.routing,
+                    checkpoint_every=plan.checkpoint_every,
+                    lstm_chunk=plan.lstm_chunk,
+                )
             except NonFiniteOutputsError:
                 bad_params = 1.0
         if sim is not None:

@@ -1,0 +1,380 @@
+"""Training-step benchmark: CPU time per stage and peak RSS of one mini-batch.
+
+One step = collation, KAN, LSTM, parameter assembly, routing forward, loss, routing backward,
+the networks' backward and an Adam step. Stages are separated by cutting the autograd graph at
+the network outputs and at the physical parameters (the gradients are handed on explicitly), so
+each backward is timed on its own; "KAN", "LSTM" and "assembly" are forward + backward.
+
+Cases (``--case``, repeatable; default: all that fit ``--max-reaches``):
+
+* ``drb``: the DRB demo batch size (456 reaches of ``data/01_raw/drb/reaches.parquet``, 16 gauges,
+  180 days) with synthetic inputs;
+* ``<N>k-demo`` / ``<N>k-ddr`` (N in 10, 20, 50): a synthetic dendritic network of N thousand
+  reaches in 16 basins, 64 gauges (the 16 outlets + 48 inner reaches, whose upstream union is
+  every reach), 365 days; ``demo`` = the demo networks (KAN grid 5 / k 3, LSTM 32), ``ddr`` =
+  DDR's sizes (KAN grid 50 / k 2, LSTM 64). Both: 10 attributes, 3 forcings, leakance on.
+
+``--engine lean`` (default) runs the current training path (daily inputs, means at the gauge
+reaches, the memory plan of ``--budget-gb``); ``--engine legacy`` runs the previous one (hourly
+expansion of Q′ and of the daily parameters, dense (T+1, N) states, ``daily_mean``; deterministic
+fill as the code under test sets it). ``--src DIR`` imports ``ddr_pipeline`` from another
+checkout (``git worktree add /tmp/before <commit>``) for before/after runs of old code
+(``--engine legacy`` only). Every case runs in its own subprocess (peak RSS = its
+``ru_maxrss``), after a warm-up step on a 300-reach, 12-day problem with the same options (JIT
+compilation and first-call costs excluded). Times are ``time.process_time`` (CPU seconds of all threads) and wall seconds.
+Not a test: nothing here asserts timings.
+
+Usage:
+    .venv/bin/python benchmarks/training_step.py --case 10k-demo --threads 1 [--budget-gb 16]
+    .venv/bin/python benchmarks/training_step.py --case drb --case 20k-demo --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DRB_REACHES = ROOT / "data" / "01_raw" / "drb" / "reaches.parquet"
+STAGES = ("collation", "KAN", "LSTM", "assembly", "routing_fwd", "loss", "routing_bwd", "optimiser")
+NETS = {
+    "demo": {"grid": 5, "k": 3, "lstm": 32},
+    "ddr": {"grid": 50, "k": 2, "lstm": 64},
+}
+ATTRIBUTES = [f"a{i}" for i in range(10)]
+FORCINGS = ["P", "PET", "Temp"]
+
+
+def parse_case(name: str) -> dict[str, Any]:
+    """``drb`` or ``<N>k-<nets>`` -> reaches, gauges, days, nets."""
+    if name == "drb":
+        return {"name": name, "reaches": 456, "gauges": 16, "days": 180, "nets": "demo"}
+    size, _, nets = name.partition("-")
+    if not size.endswith("k") or nets not in NETS:
+        raise SystemExit(f"unknown case {name!r}: use drb or <N>k-demo / <N>k-ddr")
+    return {"name": name, "reaches": int(size[:-1]) * 1000, "gauges": 64, "days": 365, "nets": nets}
+
+
+# ---------------------------------------------------------------- problem
+def _network(n: int, seed: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    if n == 456 and DRB_REACHES.exists():
+        import pandas as pd
+
+        df = pd.read_parquet(DRB_REACHES, columns=["id", "to_id", "length_m", "slope"])
+        ids, to = df["id"].to_numpy(np.int64), df["to_id"].to_numpy(np.int64)
+        length, slope = df["length_m"].to_numpy(np.float32), df["slope"].to_numpy(np.float32)
+        return ids, to, length, slope
+    starts = np.linspace(0, n, 16, endpoint=False).astype(int)  # 16 basins
+    basin_start = starts[np.searchsorted(starts, np.arange(n), side="right") - 1]
+    low = np.maximum(basin_start, np.arange(n) - 40)
+    parent = np.where(
+        np.arange(n) == basin_start, -1, low + (rng.random(n) * (np.arange(n) - low)).astype(int)
+    )  # each reach drains into one of the 40 previous reaches of its basin
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    to = np.where(parent >= 0, ids[np.maximum(parent, 0)], 0)
+    perm = rng.permutation(n)
+    length = rng.uniform(500, 8000, n).astype(np.float32)
+    slope = rng.uniform(1e-4, 1e-2, n).astype(np.float32)
+    return ids[perm], to[perm], length[perm], slope[perm]
+
+
+def build_inputs(case: dict[str, Any], seed: int = 0):
+    """Synthetic ``ModelInputs`` of the case and the ``GaugeSet`` of its batch."""
+    import numpy as np
+    import pandas as pd
+
+    from ddr_pipeline.data.batching import GaugeSet, ModelInputs
+    from ddr_pipeline.network import RiverNetwork
+
+    rng = np.random.default_rng(seed + 1)
+    ids, to, length, slope = _network(case["reaches"], seed)
+    n, days, g = ids.size, case["days"], case["gauges"]
+    net = RiverNetwork.from_ids(ids, to)
+    outlets = np.flatnonzero(net.downstream_index < 0)
+    inner = rng.choice(np.setdiff1d(np.arange(n), outlets), g - min(g, outlets.size), replace=False)
+    gauge_reaches = np.concatenate([outlets[:g], inner])[:g]
+    attributes = rng.standard_normal((n, len(ATTRIBUTES))).astype(np.float32)
+    inputs = ModelInputs(
+        reach_ids=ids,
+        network=net,
+        channel={"length": length, "slope": slope, "x": np.full(n, 0.3, np.float32)},
+        observed_geometry={},
+        attributes=attributes,
+        attributes_raw=np.abs(attributes) * 20 + 10,
+        attribute_names=tuple(ATTRIBUTES),
+        forcings=rng.standard_normal((days, n, len(FORCINGS))).astype(np.float32),
+        forcing_names=tuple(FORCINGS),
+        lateral_inflow=rng.uniform(0.05, 3.0, (days, n)).astype(np.float32),
+        observations=rng.uniform(1.0, 500.0, (days, g)).astype(np.float32),
+        gage_ids=tuple(f"g{i}" for i in range(g)),
+        dates=pd.date_range("2000-01-01", periods=days, freq="D"),
+    )
+    gauges = GaugeSet(
+        staids=inputs.gage_ids,
+        reach_index=tuple(np.array([r]) for r in gauge_reaches),
+        obs_column=np.arange(g),
+    )
+    return inputs, gauges
+
+
+def training_config(
+    case: dict[str, Any], budget_gb: float | None, threads: int | None, root: Path = ROOT
+):
+    """The training configuration of the checkout at ``root`` with the case's network sizes."""
+    import yaml
+
+    from ddr_pipeline.config import load_training_config
+
+    raw = yaml.safe_load((root / "conf" / "base" / "parameters_training.yml").read_text())
+    params = raw["training"]
+    params["run_name"] = "bench"
+    nets = NETS[case["nets"]]
+    params["kan"].update(grid=nets["grid"], k=nets["k"], input_var_names=ATTRIBUTES)
+    params["cuda_lstm"].update(
+        hidden_size=nets["lstm"], input_var_names=ATTRIBUTES, forcing_var_names=FORCINGS
+    )
+    params["params"]["ptf_sand_var"] = None
+    params["params"]["ptf_clay_var"] = None
+    params["params"]["observed_geometry"] = []
+    exp = params["experiment"]
+    exp.update(batch_size=case["gauges"], rho=case["days"], device="cpu")
+    extra = {"memory_budget_gb": budget_gb, "threads": threads}
+    try:
+        return load_training_config({**params, "experiment": {**exp, **extra}})
+    except Exception:  # code without these keys (--src of an older checkout)
+        return load_training_config(params)
+
+
+# ---------------------------------------------------------------- one step
+class Clock:
+    """CPU / wall seconds and running peak RSS per stage."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
+        self.peak_mb: dict[str, float] = {}
+
+    def run(self, stage: str, fn, *args, **kwargs):
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + time.process_time() - c0
+        self.wall[stage] = self.wall.get(stage, 0.0) + time.perf_counter() - w0
+        self.peak_mb[stage] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return out
+
+
+def _leaves(tensors: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.detach().requires_grad_(v.requires_grad) for k, v in tensors.items()}
+
+
+def _backward(outputs: dict[str, Any], leaves: dict[str, Any]) -> None:
+    import torch
+
+    pairs = [(outputs[k], leaves[k].grad) for k in outputs if leaves[k].grad is not None]
+    if pairs:
+        torch.autograd.backward([p[0] for p in pairs], [p[1] for p in pairs])
+
+
+def one_step(  # noqa: PLR0915 (one stage after the other, on purpose)
+    case: dict[str, Any], engine: str, budget_gb: float | None, threads: int | None, root: Path
+):
+    import numpy as np
+    import torch
+
+    from ddr_pipeline.data.batching import build_batch
+    from ddr_pipeline.losses import routing_loss
+    from ddr_pipeline.models import NetworkOutputs, build_models
+    from ddr_pipeline.routing import gather_gauges
+    from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
+    from ddr_pipeline.training.rng import seed_everything
+
+    config = training_config(case, budget_gb, threads, root)
+    seed_everything(0)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    inputs, gauges = build_inputs(case)
+    model = build_models(config)
+    model.train()
+    features = FeatureIndex.from_names(config, inputs.attribute_names, inputs.forcing_names)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    clock = Clock()
+    batch = clock.run(
+        "collation", build_batch, inputs, gauges, list(range(len(gauges))), 0, case["days"]
+    )
+    plan = None
+    if engine == "lean":
+        from ddr_pipeline.training.resources import BatchSize, activation_cost, plan_step
+
+        size = BatchSize(
+            gauges=len(gauges), reaches=batch.network.n_reaches, days=case["days"],
+            steps_per_day=24, forcings=len(FORCINGS), attributes=len(ATTRIBUTES),
+            daily_parameters=len(config.cuda_lstm.learnable_parameters),
+        )  # fmt: skip
+        plan = clock.run("plan", lambda: plan_step(size, activation_cost(model), budget_gb))
+    optimiser.zero_grad(set_to_none=True)
+    window = batch.window
+    kan_out = clock.run("KAN", model.kan, window.attributes[:, features.kan])
+    forcings = window.forcings[:, :, features.lstm_forcings]
+    lstm_attributes = window.attributes[:, features.lstm_attributes]
+    kwargs = {} if plan is None else {"chunk_reaches": plan.lstm_chunk}
+    lstm_out, _ = clock.run("LSTM", model.lstm, forcings, lstm_attributes, **kwargs)
+    kan_leaf, lstm_leaf = _leaves(kan_out), _leaves(lstm_out)
+    outputs = NetworkOutputs(static=kan_leaf, daily=lstm_leaf, state=None)
+    params = clock.run("assembly", model.routing_parameters, outputs, batch.network.n_reaches)
+    param_leaf = _leaves(params)
+    settings = RoutingSettings.from_config(config)
+    common = settings.engine_options()
+    channel = settings.channel(window.channel)
+
+    def route_lean():
+        from ddr_pipeline.routing import muskingum_cunge_means
+        from ddr_pipeline.simulation.rollout import observed_reaches
+
+        reaches, columns = observed_reaches(batch.gauge_index)
+        res = muskingum_cunge_means(
+            batch.network, window.lateral_inflow, channel, param_leaf, reaches,
+            checkpoint_every=plan.checkpoint_every, substeps=24, **common,
+        )  # fmt: skip
+        return gather_gauges(res.means, columns)
+
+    def route_legacy():
+        from ddr_pipeline.routing import daily_mean, muskingum_cunge, repeat_daily
+
+        qlat = window.lateral_inflow
+        if qlat.shape[0] == case["days"]:
+            qlat = repeat_daily(qlat, 24)
+        hourly = {k: repeat_daily(v, 24) if v.ndim == 2 else v for k, v in param_leaf.items()}
+        q = muskingum_cunge(batch.network, qlat, channel, hourly, **common)
+        return daily_mean(gather_gauges(q, batch.gauge_index), 24)
+
+    daily = clock.run("routing_fwd", route_lean if engine == "lean" else route_legacy)
+    loss = clock.run(
+        "loss", routing_loss, daily, batch.observations, "mse", warmup=config.experiment.warmup
+    )
+    clock.run("routing_bwd", loss.backward)
+    clock.run("assembly", _backward, params, param_leaf)
+    clock.run("LSTM", _backward, lstm_out, lstm_leaf)
+    clock.run("KAN", _backward, kan_out, kan_leaf)
+    clock.run("optimiser", optimiser.step)
+    assert all(
+        np.isfinite(float(p.grad.abs().sum())) for p in model.parameters() if p.grad is not None
+    )
+    return {
+        "case": case["name"], "engine": engine, "reaches": batch.network.n_reaches,
+        "gauges": len(gauges), "days": case["days"], "nets": case["nets"],
+        "checkpoint_every": None if plan is None else plan.checkpoint_every,
+        "lstm_chunk": None if plan is None else plan.lstm_chunk,
+        "estimate_gib": None if plan is None else plan.estimate_bytes / 2**30,
+        "torch_threads": torch.get_num_threads(),
+        "fill_uninitialized_memory": bool(torch.utils.deterministic.fill_uninitialized_memory),
+        "cpu_s": clock.cpu, "wall_s": clock.wall, "peak_mb_after": clock.peak_mb,
+        "cpu_total_s": sum(v for k, v in clock.cpu.items() if k != "plan"),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------- driver
+def _child(args: argparse.Namespace) -> None:
+    root = Path(args.src).resolve() if args.src else ROOT
+    sys.path.insert(0, str(root / "src"))
+    case = parse_case(args.child)
+    warm_up = {**case, "name": "warm-up", "reaches": 300, "gauges": 4, "days": 12}
+    one_step(warm_up, args.engine, args.budget_gb, args.threads, root)  # JIT, first calls
+    result = one_step(case, args.engine, args.budget_gb, args.threads, root)
+    print("RESULT " + json.dumps(result))
+
+
+def _run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", name, "--engine", args.engine]
+    if args.budget_gb is not None:
+        cmd += ["--budget-gb", str(args.budget_gb)]
+    if args.threads is not None:
+        cmd += ["--threads", str(args.threads)]
+    if args.src:
+        cmd += ["--src", args.src]
+    load = os.getloadavg()[0]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        return {"case": name, "engine": args.engine, "error": proc.stderr.strip()[-2000:]}
+    result = json.loads(lines[-1][len("RESULT ") :])
+    result["load_before"] = load
+    return result
+
+
+def _table(results: list[dict[str, Any]]) -> str:
+    head = [
+        "case",
+        "engine",
+        "reaches",
+        "k",
+        "LSTM chunk",
+        *STAGES,
+        "step CPU s",
+        "peak RSS GiB",
+        "load",
+    ]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        if "error" in r:
+            rows.append(
+                f"| {r['case']} | {r['engine']} | error: {r['error'].splitlines()[-1] if r['error'] else '?'} |"
+            )
+            continue
+        cells = [r["case"], r["engine"], f"{r['reaches']:,}", str(r["checkpoint_every"] or "-"),
+                 str(r["lstm_chunk"] or "-")]  # fmt: skip
+        cells += [f"{r['cpu_s'].get(s, 0.0):.1f}" for s in STAGES]
+        cells += [
+            f"{r['cpu_total_s']:.1f}",
+            f"{r['peak_rss_mb'] / 1024:.2f}",
+            f"{r['load_before']:.1f}",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--case", action="append", help="drb, 10k-demo, 20k-demo, 50k-ddr, ...")
+    parser.add_argument("--engine", choices=("lean", "legacy"), default="lean")
+    parser.add_argument("--budget-gb", type=float, default=None, help="memory budget (lean)")
+    parser.add_argument("--threads", type=int, default=1, help="torch/routing threads (default 1)")
+    parser.add_argument("--src", default=None, help="checkout whose src/ to import (legacy)")
+    parser.add_argument("--json", default=None, help="append the results to this JSON file")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.src and args.engine != "legacy":
+        parser.error("--src needs --engine legacy (older checkouts lack the lean path)")
+    if args.child:
+        _child(args)
+        return
+    cases = args.case or ["drb", "10k-demo", "20k-demo", "10k-ddr", "20k-ddr", "50k-ddr"]
+    results = []
+    for name in cases:
+        parse_case(name)
+        results.append(_run_case(name, args))
+        print(_table(results[-1:]).splitlines()[-1], flush=True)
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"python {platform.python_version()}; src: {args.src or 'this checkout'}")  # fmt: skip
+    print(_table(results))
+    if args.json:
+        path = Path(args.json)
+        previous = json.loads(path.read_text()) if path.exists() else []
+        path.write_text(json.dumps(previous + results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
