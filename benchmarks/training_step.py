@@ -5,7 +5,7 @@ the networks' backward and an Adam step. Stages are separated by cutting the aut
 the network outputs and at the physical parameters (the gradients are handed on explicitly), so
 each backward is timed on its own; "KAN", "LSTM" and "assembly" are forward + backward.
 
-Cases (``--case``, repeatable; default: all that fit ``--max-reaches``):
+Cases (``--case``, repeatable; default: every case below but ``2k-demo``):
 
 * ``drb``: the DRB demo batch size (456 reaches of ``data/01_raw/drb/reaches.parquet``, 16 gauges,
   180 days) with synthetic inputs;
@@ -13,6 +13,14 @@ Cases (``--case``, repeatable; default: all that fit ``--max-reaches``):
   reaches in 16 basins, 64 gauges (the 16 outlets + 48 inner reaches, whose upstream union is
   every reach), 365 days; ``demo`` = the demo networks (KAN grid 5 / k 3, LSTM 32), ``ddr`` =
   DDR's sizes (KAN grid 50 / k 2, LSTM 64). Both: 10 attributes, 3 forcings, leakance on.
+
+``--device cuda`` runs the KAN, the LSTM, the parameter assembly, the loss and the optimiser on
+the GPU; the routing follows :func:`ddr_pipeline.routing.muskingum_cunge.choose_backend` (the
+numba engine on the CPU until the CUDA kernels are verified; the table names the backend). On
+CUDA the stage times are wall seconds after ``torch.cuda.synchronize`` and the GPU peak is
+``torch.cuda.max_memory_allocated``; on the CPU they are CPU seconds. ``--quick`` (a smoke run in
+seconds on a CPU) defaults the cases to ``drb`` and ``2k-demo`` and shortens every window to
+``--days`` (30 unless given).
 
 ``--engine lean`` (default) runs the current training path (daily inputs, means at the gauge
 reaches, the memory plan of ``--budget-gb``); ``--engine legacy`` runs the previous one (hourly
@@ -25,6 +33,7 @@ compilation and first-call costs excluded). Times are ``time.process_time`` (CPU
 Not a test: nothing here asserts timings.
 
 Usage:
+    .venv/bin/python benchmarks/training_step.py --quick [--device cuda]
     .venv/bin/python benchmarks/training_step.py --case 10k-demo --threads 1 [--budget-gb 16]
     .venv/bin/python benchmarks/training_step.py --case drb --case 20k-demo --json out.json
 """
@@ -53,14 +62,19 @@ ATTRIBUTES = [f"a{i}" for i in range(10)]
 FORCINGS = ["P", "PET", "Temp"]
 
 
-def parse_case(name: str) -> dict[str, Any]:
-    """``drb`` or ``<N>k-<nets>`` -> reaches, gauges, days, nets."""
+def parse_case(name: str, days: int | None = None) -> dict[str, Any]:
+    """``drb`` or ``<N>k-<nets>`` -> reaches, gauges, days (``days`` overrides), nets."""
     if name == "drb":
-        return {"name": name, "reaches": 456, "gauges": 16, "days": 180, "nets": "demo"}
-    size, _, nets = name.partition("-")
-    if not size.endswith("k") or nets not in NETS:
-        raise SystemExit(f"unknown case {name!r}: use drb or <N>k-demo / <N>k-ddr")
-    return {"name": name, "reaches": int(size[:-1]) * 1000, "gauges": 64, "days": 365, "nets": nets}
+        case = {"name": name, "reaches": 456, "gauges": 16, "days": 180, "nets": "demo"}
+    else:
+        size, _, nets = name.partition("-")
+        if not size.endswith("k") or not size[:-1].isdigit() or nets not in NETS:
+            raise SystemExit(f"unknown case {name!r}: use drb or <N>k-demo / <N>k-ddr")
+        case = {"name": name, "reaches": int(size[:-1]) * 1000, "gauges": 64, "days": 365,
+                "nets": nets}  # fmt: skip
+    if days is not None:
+        case["days"] = days
+    return case
 
 
 # ---------------------------------------------------------------- problem
@@ -128,8 +142,12 @@ def build_inputs(case: dict[str, Any], seed: int = 0):
     return inputs, gauges
 
 
-def training_config(
-    case: dict[str, Any], budget_gb: float | None, threads: int | None, root: Path = ROOT
+def training_config(  # noqa: PLR0913 (the case and the run's options)
+    case: dict[str, Any],
+    budget_gb: float | None,
+    threads: int | None,
+    root: Path = ROOT,
+    device: str = "cpu",
 ):
     """The training configuration of the checkout at ``root`` with the case's network sizes."""
     import yaml
@@ -148,7 +166,8 @@ def training_config(
     params["params"]["ptf_clay_var"] = None
     params["params"]["observed_geometry"] = []
     exp = params["experiment"]
-    exp.update(batch_size=case["gauges"], rho=case["days"], device="cpu")
+    exp.update(batch_size=case["gauges"], rho=case["days"], device=device)
+    exp["warmup"] = min(exp.get("warmup", 0), case["days"] // 2)
     extra = {"memory_budget_gb": budget_gb, "threads": threads}
     try:
         return load_training_config({**params, "experiment": {**exp, **extra}})
@@ -158,20 +177,35 @@ def training_config(
 
 # ---------------------------------------------------------------- one step
 class Clock:
-    """CPU / wall seconds and running peak RSS per stage."""
+    """CPU / wall seconds and running peak RSS per stage (``sync``: wait for the device)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync=lambda: None) -> None:  # noqa: ANN001
+        self.sync = sync
         self.cpu: dict[str, float] = {}
         self.wall: dict[str, float] = {}
         self.peak_mb: dict[str, float] = {}
 
     def run(self, stage: str, fn, *args, **kwargs):
+        self.sync()
         c0, w0 = time.process_time(), time.perf_counter()
         out = fn(*args, **kwargs)
+        self.sync()
         self.cpu[stage] = self.cpu.get(stage, 0.0) + time.process_time() - c0
         self.wall[stage] = self.wall.get(stage, 0.0) + time.perf_counter() - w0
         self.peak_mb[stage] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return out
+
+
+def backend(settings: Any, device: str) -> str:
+    """The routing backend that ``settings`` pick for tensors on ``device``."""
+    import torch
+
+    try:
+        from ddr_pipeline.routing.muskingum_cunge import choose_backend
+    except ImportError:  # an older checkout (--src)
+        return "numba"
+    chosen = settings.engine_options().get("backend", "auto")
+    return choose_backend(chosen, torch.device(device))
 
 
 def _leaves(tensors: dict[str, Any]) -> dict[str, Any]:
@@ -186,8 +220,14 @@ def _backward(outputs: dict[str, Any], leaves: dict[str, Any]) -> None:
         torch.autograd.backward([p[0] for p in pairs], [p[1] for p in pairs])
 
 
-def one_step(  # noqa: PLR0915 (one stage after the other, on purpose)
-    case: dict[str, Any], engine: str, budget_gb: float | None, threads: int | None, root: Path
+def one_step(  # noqa: PLR0913, PLR0915 (one stage after the other, on purpose)
+    case: dict[str, Any],
+    engine: str,
+    budget_gb: float | None,
+    threads: int | None,
+    root: Path,
+    *,
+    device: str = "cpu",
 ):
     import numpy as np
     import torch
@@ -199,18 +239,22 @@ def one_step(  # noqa: PLR0915 (one stage after the other, on purpose)
     from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
     from ddr_pipeline.training.rng import seed_everything
 
-    config = training_config(case, budget_gb, threads, root)
+    config = training_config(case, budget_gb, threads, root, device)
     seed_everything(0)
     if threads is not None:
         torch.set_num_threads(threads)
+    on_gpu = device == "cuda"
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats()
     inputs, gauges = build_inputs(case)
-    model = build_models(config)
+    model = build_models(config).to(device)
     model.train()
     features = FeatureIndex.from_names(config, inputs.attribute_names, inputs.forcing_names)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    clock = Clock()
+    clock = Clock(torch.cuda.synchronize if on_gpu else lambda: None)
     batch = clock.run(
-        "collation", build_batch, inputs, gauges, list(range(len(gauges))), 0, case["days"]
+        "collation",
+        lambda: build_batch(inputs, gauges, list(range(len(gauges))), 0, case["days"]).to(device),
     )
     plan = None
     if engine == "lean":
@@ -224,9 +268,9 @@ def one_step(  # noqa: PLR0915 (one stage after the other, on purpose)
         plan = clock.run("plan", lambda: plan_step(size, activation_cost(model), budget_gb))
     optimiser.zero_grad(set_to_none=True)
     window = batch.window
-    kan_out = clock.run("KAN", model.kan, window.attributes[:, features.kan])
-    forcings = window.forcings[:, :, features.lstm_forcings]
-    lstm_attributes = window.attributes[:, features.lstm_attributes]
+    kan_out = clock.run("KAN", model.kan, window.attributes[:, features.kan.to(device)])
+    forcings = window.forcings[:, :, features.lstm_forcings.to(device)]
+    lstm_attributes = window.attributes[:, features.lstm_attributes.to(device)]
     kwargs = {} if plan is None else {"chunk_reaches": plan.lstm_chunk}
     lstm_out, _ = clock.run("LSTM", model.lstm, forcings, lstm_attributes, **kwargs)
     kan_leaf, lstm_leaf = _leaves(kan_out), _leaves(lstm_out)
@@ -276,6 +320,8 @@ def one_step(  # noqa: PLR0915 (one stage after the other, on purpose)
         "checkpoint_every": None if plan is None else plan.checkpoint_every,
         "lstm_chunk": None if plan is None else plan.lstm_chunk,
         "estimate_gib": None if plan is None else plan.estimate_bytes / 2**30,
+        "device": device, "routing_backend": backend(settings, device),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
         "torch_threads": torch.get_num_threads(),
         "fill_uninitialized_memory": bool(torch.utils.deterministic.fill_uninitialized_memory),
         "cpu_s": clock.cpu, "wall_s": clock.wall, "peak_mb_after": clock.peak_mb,
@@ -288,15 +334,19 @@ def one_step(  # noqa: PLR0915 (one stage after the other, on purpose)
 def _child(args: argparse.Namespace) -> None:
     root = Path(args.src).resolve() if args.src else ROOT
     sys.path.insert(0, str(root / "src"))
-    case = parse_case(args.child)
+    case = parse_case(args.child, args.days)
     warm_up = {**case, "name": "warm-up", "reaches": 300, "gauges": 4, "days": 12}
-    one_step(warm_up, args.engine, args.budget_gb, args.threads, root)  # JIT, first calls
-    result = one_step(case, args.engine, args.budget_gb, args.threads, root)
+    run = (args.engine, args.budget_gb, args.threads, root)
+    one_step(warm_up, *run, device=args.device)  # JIT, first calls
+    result = one_step(case, *run, device=args.device)
     print("RESULT " + json.dumps(result))
 
 
 def _run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", name, "--engine", args.engine]
+    cmd += ["--device", args.device]
+    if args.days is not None:
+        cmd += ["--days", str(args.days)]
     if args.budget_gb is not None:
         cmd += ["--budget-gb", str(args.budget_gb)]
     if args.threads is not None:
@@ -317,12 +367,15 @@ def _table(results: list[dict[str, Any]]) -> str:
     head = [
         "case",
         "engine",
+        "device (routing)",
         "reaches",
+        "days",
         "k",
         "LSTM chunk",
         *STAGES,
-        "step CPU s",
+        "step s",
         "peak RSS GiB",
+        "peak GPU GiB",
         "load",
     ]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -332,12 +385,17 @@ def _table(results: list[dict[str, Any]]) -> str:
                 f"| {r['case']} | {r['engine']} | error: {r['error'].splitlines()[-1] if r['error'] else '?'} |"
             )
             continue
-        cells = [r["case"], r["engine"], f"{r['reaches']:,}", str(r["checkpoint_every"] or "-"),
+        device = r.get("device", "cpu")
+        times = r["wall_s"] if device == "cuda" else r["cpu_s"]  # CUDA: wall after sync
+        gpu = r.get("peak_gpu_mb")
+        cells = [r["case"], r["engine"], f"{device} ({r.get('routing_backend', 'numba')})",
+                 f"{r['reaches']:,}", str(r["days"]), str(r["checkpoint_every"] or "-"),
                  str(r["lstm_chunk"] or "-")]  # fmt: skip
-        cells += [f"{r['cpu_s'].get(s, 0.0):.1f}" for s in STAGES]
+        cells += [f"{times.get(s, 0.0):.1f}" for s in STAGES]
         cells += [
-            f"{r['cpu_total_s']:.1f}",
+            f"{sum(v for k, v in times.items() if k != 'plan'):.1f}",
             f"{r['peak_rss_mb'] / 1024:.2f}",
+            "-" if gpu is None else f"{gpu / 1024:.2f}",
             f"{r['load_before']:.1f}",
         ]
         rows.append("| " + " | ".join(cells) + " |")
@@ -353,22 +411,49 @@ def main() -> None:
     parser.add_argument("--budget-gb", type=float, default=None, help="memory budget (lean)")
     parser.add_argument("--threads", type=int, default=1, help="torch/routing threads (default 1)")
     parser.add_argument("--src", default=None, help="checkout whose src/ to import (legacy)")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where the networks, loss and optimiser run (routing: auto policy)",
+    )
+    parser.add_argument("--quick", action="store_true", help="drb + 2k-demo, 30-day windows")
+    parser.add_argument("--days", type=int, default=None, help="window length of every case")
     parser.add_argument("--json", default=None, help="append the results to this JSON file")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.src and args.engine != "legacy":
         parser.error("--src needs --engine legacy (older checkouts lack the lean path)")
+    if args.days is not None and args.days < 2:
+        parser.error("--days must be at least 2")
     if args.child:
         _child(args)
         return
-    cases = args.case or ["drb", "10k-demo", "20k-demo", "10k-ddr", "20k-ddr", "50k-ddr"]
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda needs a CUDA device (none is visible to torch)")
+    if args.quick and args.days is None:
+        args.days = 30
+    cases = args.case or (
+        ["drb", "2k-demo"]
+        if args.quick
+        else ["drb", "10k-demo", "20k-demo", "10k-ddr", "20k-ddr", "50k-ddr"]
+    )
     results = []
     for name in cases:
         parse_case(name)
         results.append(_run_case(name, args))
         print(_table(results[-1:]).splitlines()[-1], flush=True)
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"python {platform.python_version()}; src: {args.src or 'this checkout'}")  # fmt: skip
+    gpu = ""
+    if args.device == "cuda":
+        import torch
+
+        gpu = f", GPU {torch.cuda.get_device_name()}"
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{gpu}, "
+          f"python {platform.python_version()}; src: {args.src or 'this checkout'}; "
+          f"times: {'wall' if args.device == 'cuda' else 'CPU'} s")  # fmt: skip
     print(_table(results))
     if args.json:
         path = Path(args.json)
