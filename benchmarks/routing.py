@@ -214,12 +214,27 @@ def run_case(engine: str, n: int, t: int, dtype_name: str, repeats: int, device:
     }  # fmt: skip
 
 
+class CaseFailed(RuntimeError):
+    """A benchmark case's subprocess failed or ran past ``CASE_TIMEOUT_S``."""
+
+
+CASE_TIMEOUT_S = float(os.environ.get("DDR_BENCH_CASE_TIMEOUT_S", "1800"))
+
+
 def _spawn(  # noqa: PLR0917 (one argument per case field)
     engine: str, n: int, t: int, dtype: str, repeats: int, device: str = "cpu", *, threads: int = 1
 ) -> dict:
     cmd = [sys.executable, __file__, "--case", engine, str(n), str(t), dtype, str(repeats), device]
     env = {**os.environ, ENV_THREADS: str(threads)}
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env,
+                             timeout=CASE_TIMEOUT_S)  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise CaseFailed(
+            f"{engine} {n} x {t} {dtype}: no result within {exc.timeout:.0f} s"
+        ) from exc
+    except subprocess.CalledProcessError as exc:
+        raise CaseFailed(f"{engine} {n} x {t} {dtype} failed:\n{exc.stderr[-3000:]}") from exc
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -312,7 +327,11 @@ def _main_cuda(args: argparse.Namespace, full: int) -> None:
     if args.torch_backend:
         cases.append(("torch", 456, 240, "float32"))
     for engine, n, t, dtype in cases:
-        rows.append(_spawn(engine, n, t, dtype, 2, "cuda", threads=routing_threads()))
+        try:  # a failed or hung case (e.g. a kernel never run on this GPU before) must not hide the rest
+            rows.append(_spawn(engine, n, t, dtype, 2, "cuda", threads=routing_threads()))
+        except CaseFailed as exc:
+            print(f"CASE FAILED: {exc}", flush=True)
+            continue
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
     _write(f"{args.out}-cuda", rows)
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from reference import random_network
 
+from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing._cuda_plan import build_plan
 from ddr_pipeline.routing.muskingum_cunge import choose_backend
 
@@ -49,7 +50,12 @@ def test_plan_packs_whole_basins() -> None:
     assert n_basins > 1 and plan.n_blocks == 1 and plan.n_bslots == 0
 
 
-def test_auto_never_picks_an_unverified_or_slow_path(caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_never_picks_an_unverified_or_slow_path(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert K.CUDA_KERNEL_VERIFIED  # verified on an H200 (docs/performance.md)
+    assert choose_backend("auto", torch.device("cuda")) == "cuda"
+    monkeypatch.setattr(K, "CUDA_KERNEL_VERIFIED", False)
     with caplog.at_level(logging.DEBUG, logger="ddr_pipeline.routing.muskingum_cunge"):
         assert choose_backend("auto", torch.device("cuda")) == "numba"
     assert "numba engine on the CPU" in caplog.text

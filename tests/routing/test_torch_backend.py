@@ -42,8 +42,8 @@ def test_torch_backend_matches_numba(leakance: bool, time_varying: bool) -> None
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("backend", ["auto", "torch"])
 def test_cuda_tensors_match_cpu(backend: str) -> None:
-    """``auto`` routes CUDA tensors with the numba engine on the CPU (device policy) and returns
-    CUDA tensors; ``torch`` runs the level-scheduled path on the GPU."""
+    """``auto`` routes CUDA tensors with the CUDA kernels (device policy) and returns CUDA
+    tensors; ``torch`` runs the level-scheduled path on the GPU."""
     net = random_network(40, seed=2)
     qlat, channel, params = make_inputs(40, 24, seed=3, dtype=torch.float64)
     cpu = muskingum_cunge(net, qlat, channel, params, leakance=True)

@@ -111,7 +111,9 @@ def _launch(kernel, dplan: _DevicePlan, device: torch.device, *args) -> None:
         if isinstance(a, tuple):
             return tuple(conv(x) for x in a)
         if isinstance(a, torch.Tensor):
+            # saved inputs can still require grad inside backward; the kernels never record them.
             # sync=False: the launch is ordered on the same (torch's current) stream
+            a = a.detach()
             return a.numpy() if simulator else cuda.as_cuda_array(a, sync=False)
         return a
 

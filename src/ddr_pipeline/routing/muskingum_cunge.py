@@ -494,8 +494,8 @@ def choose_backend(backend: str, device: torch.device) -> str:
     """The routing backend that runs for ``backend`` and tensors on ``device``.
 
     Device policy of ``"auto"``: never a path slower than the CPU engine. The CUDA kernels are
-    picked for CUDA tensors only once ``constants.CUDA_KERNEL_VERIFIED`` (verified on a real GPU);
-    until then CUDA tensors are routed by the numba engine on the CPU (inputs moved once per
+    picked for CUDA tensors when ``constants.CUDA_KERNEL_VERIFIED`` (verified on a real GPU);
+    otherwise CUDA tensors are routed by the numba engine on the CPU (inputs moved once per
     call, networks and loss stay on the GPU). The level-scheduled torch path only runs when
     requested. The choice is logged (INFO once per backend and device type, then DEBUG).
     """
