@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.routing._jit import njit
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class BlockPlan:
         return {name: getattr(self, name) for name in names}
 
 
-@numba.njit(cache=True)
+@njit()
 def _cut(  # noqa: PLR0912 (one bottom-up pass)
     down: np.ndarray, up_ptr: np.ndarray, up_idx: np.ndarray, max_reaches: int, max_levels: int
 ) -> np.ndarray:
@@ -102,7 +102,7 @@ def _cut(  # noqa: PLR0912 (one bottom-up pass)
     return root
 
 
-@numba.njit(cache=True)
+@njit()
 def _pieces(down: np.ndarray, root: np.ndarray, up_ptr: np.ndarray, up_idx: np.ndarray):
     """Piece id (by root position), local level and size of every reach / piece."""
     n = down.size
@@ -118,7 +118,7 @@ def _pieces(down: np.ndarray, root: np.ndarray, up_ptr: np.ndarray, up_idx: np.n
     return piece, level
 
 
-@numba.njit(cache=True)
+@njit()
 def _pack(closed: np.ndarray, sizes: np.ndarray, max_reaches: int) -> tuple[np.ndarray, int]:
     """Block of every piece (in root order): closed basins first-fit into the open block,
     every other piece alone. Numbers grow with the root position (upstream first)."""

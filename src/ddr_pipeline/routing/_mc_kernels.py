@@ -35,6 +35,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ddr_pipeline.routing._jit import njit
 from ddr_pipeline.routing._physics import (
     LIM_QMIN,
     N_CB,
@@ -47,7 +48,7 @@ from ddr_pipeline.routing._physics import (
 )
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@njit(error_model="numpy", inline="always")
 def _unfloored_update(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     c1: float, c2: float, c3: float, c4: float, zr: float, qt: float, ql: float, usum: float,
     vsum: float, leak: bool,
@@ -63,7 +64,7 @@ def _unfloored_update(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     return y, zeta, f
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def hot_start(qlat0: np.ndarray, order: np.ndarray, down: np.ndarray) -> np.ndarray:
     """Σ of ``qlat0`` (user columns) over each reach and everything upstream, by topological
     position (float64, not floored). ``down`` holds downstream positions."""
@@ -76,7 +77,7 @@ def hot_start(qlat0: np.ndarray, order: np.ndarray, down: np.ndarray) -> np.ndar
     return acc
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _initial_row(  # noqa: PLR0917 (compiled kernel / autograd signature)
     qlat: np.ndarray, q0: np.ndarray, hot: bool, qmin: float, order: np.ndarray, down: np.ndarray,
     row: np.ndarray,
@@ -90,7 +91,7 @@ def _initial_row(  # noqa: PLR0917 (compiled kernel / autograd signature)
             row[k] = max(q0[order[k]], qmin)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _refresh_mode(loaded: int, t: int, prow: np.ndarray) -> int:
     """How to bring a constant buffer holding step ``loaded`` (−1 = nothing) to step t:
     0 = keep, 1 = refresh the time-varying columns, 2 = fill everything."""
@@ -99,7 +100,7 @@ def _refresh_mode(loaded: int, t: int, prow: np.ndarray) -> int:
     return 1 if rows_change(prow, loaded, t) else 0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _forward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     cb: np.ndarray, coef: np.ndarray, cur: np.ndarray, t: int, mode: int, params: tuple,
     prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, order: np.ndarray, lo: int, hi: int,
@@ -113,7 +114,7 @@ def _forward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = c1, c2, c3, c4, zr
 
 
-@numba.njit(cache=True, error_model="numpy", parallel=True)
+@njit(error_model="numpy", parallel=True)
 def _forward_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     t: int, cur: np.ndarray, nxt: np.ndarray, cb: np.ndarray, coef: np.ndarray, loaded: int,
     qlat: np.ndarray, substeps: int, params: tuple, prow: np.ndarray, dt: float, leak: bool,
@@ -150,7 +151,7 @@ def _forward_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
             dst[dst_row, i] = nxt[k]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _traj_row(t: int, n_t: int, every: int) -> int:
     """Row of ``traj`` that holds the state at step t, or −1 when it is not stored."""
     if t == n_t:
@@ -158,13 +159,13 @@ def _traj_row(t: int, n_t: int, every: int) -> int:
     return t // every if t % every == 0 else -1
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def traj_rows(n_t: int, every: int) -> int:
     """Rows of the stored trajectory: states 0, every, 2·every, … below T, then the state T."""
     return (n_t - 1) // every + 2
 
 
-@numba.njit(cache=True, error_model="numpy", parallel=True)
+@njit(error_model="numpy", parallel=True)
 def mc_forward(  # noqa: PLR0913, PLR0917 (compiled kernel / autograd signature)
     qlat: np.ndarray,
     substeps: int,
@@ -217,7 +218,7 @@ def mc_forward(  # noqa: PLR0913, PLR0917 (compiled kernel / autograd signature)
                 macc[j] = 0.0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     t: int, r: int, want_ql: bool, cur: np.ndarray, nxt: np.ndarray, qlat: np.ndarray,
     coef: np.ndarray, lam: np.ndarray, lam_next: np.ndarray, gcoef: np.ndarray, c1nu: np.ndarray,
@@ -267,7 +268,7 @@ def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         gcoef[k, 4] = gzr
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _backward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     cb: np.ndarray, coef: np.ndarray, inter: np.ndarray, cur: np.ndarray, lam: np.ndarray,
     states: np.ndarray, srow: int, gdense: np.ndarray, t: int, mode: int, params: tuple,
@@ -290,7 +291,7 @@ def _backward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         inter[k, 8], inter[k, 9] = ph[13], ph[14]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _backward_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     cb: np.ndarray, coef: np.ndarray, inter: np.ndarray, gcoef: np.ndarray, cur: np.ndarray,
     lam: np.ndarray, gacc: np.ndarray, gparams: tuple, t: int, prow: np.ndarray, dt: float,
@@ -329,7 +330,7 @@ def _backward_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
                 gacc[k, p] = 0.0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _recompute_segment(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     s0: int, s1: int, traj: np.ndarray, every: int, seg: np.ndarray, cur: np.ndarray,
     nxt: np.ndarray, cb: np.ndarray, coef: np.ndarray, qlat: np.ndarray, substeps: int,
@@ -354,7 +355,7 @@ def _recompute_segment(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         cur, nxt = nxt, cur
 
 
-@numba.njit(cache=True, error_model="numpy", parallel=True)
+@njit(error_model="numpy", parallel=True)
 def mc_backward(  # noqa: PLR0913, PLR0915, PLR0917 (compiled kernel / autograd signature)
     gdense: np.ndarray,
     gmeans: np.ndarray,

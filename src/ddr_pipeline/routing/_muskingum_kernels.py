@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ddr_pipeline.routing._jit import njit
 from ddr_pipeline.routing._physics import upstream_sums
 
 
-@numba.njit(cache=True)
+@njit()
 def coefficients(k: np.ndarray, x: np.ndarray, dt: float) -> np.ndarray:
     """(N, 4) C1..C4 (float64) from K (s) and X per reach."""
     c = np.empty((k.size, 4), np.float64)
@@ -23,7 +23,7 @@ def coefficients(k: np.ndarray, x: np.ndarray, dt: float) -> np.ndarray:
     return c
 
 
-@numba.njit(cache=True)
+@njit()
 def fixed_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     qext: np.ndarray,
     q0: np.ndarray,
@@ -50,7 +50,7 @@ def fixed_forward(  # noqa: PLR0917 (compiled kernel / autograd signature)
             )  # fmt: skip
 
 
-@numba.njit(cache=True)
+@njit()
 def fixed_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     gout: np.ndarray,
     out: np.ndarray,
@@ -93,7 +93,7 @@ def fixed_backward(  # noqa: PLR0917 (compiled kernel / autograd signature)
     return lam_next
 
 
-@numba.njit(cache=True)
+@njit()
 def coefficients_vjp(
     k: np.ndarray, x: np.ndarray, dt: float, gcoef: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from ddr_pipeline.routing._jit import njit
 
 # columns of the per-reach constant buffer
 CB_L, CB_X, CB_N, CB_W, CB_Z, CB_S, CB_E, CB_LOGC, CB_R, CB_HB, CB_KD, CB_DGW = range(12)
@@ -97,21 +98,21 @@ def cunge_x_vjp(
     return g, -g, -g, -g, -g
 
 
-_jit = numba.njit(cache=True, error_model="numpy", inline="always")
+_jit = njit(error_model="numpy", inline="always")
 _celerity_factor = _jit(celerity_factor)
 _celerity_factor_vjp = _jit(celerity_factor_vjp)
 _cunge_x = _jit(cunge_x)
 _cunge_x_vjp = _jit(cunge_x_vjp)
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@njit(error_model="numpy", inline="always")
 def row_of(prow: np.ndarray, k: int, t: int) -> int:
     """Row of parameter k (PARAM_NAMES order) that drives step t: ``t // prow[k]`` for a
     time-varying parameter (``prow[k]`` steps per row), 0 for a static one (``prow[k] == 0``)."""
     return t // prow[k] if prow[k] > 0 else 0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def rows_change(prow: np.ndarray, t_a: int, t_b: int) -> bool:
     """Whether some time-varying parameter uses a different row at step ``t_a`` than at ``t_b``."""
     for k in range(prow.size):  # noqa: SIM110 (numba: no generator expressions)
@@ -120,7 +121,7 @@ def rows_change(prow: np.ndarray, t_a: int, t_b: int) -> bool:
     return False
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@njit(error_model="numpy", inline="always")
 def upstream_sums(
     prev: np.ndarray, new: np.ndarray, up_ptr: np.ndarray, up_idx: np.ndarray, k: int
 ) -> tuple[float, float]:
@@ -135,7 +136,7 @@ def upstream_sums(
     return usum, vsum
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def fill_constants(  # noqa: PLR0917 (compiled kernel signature)
     cb: np.ndarray, t: int, params: tuple, prow: np.ndarray, lim: np.ndarray,
     order: np.ndarray, full: bool, lo: int, hi: int,
@@ -196,7 +197,7 @@ def fill_constants(  # noqa: PLR0917 (compiled kernel signature)
             cb[k, CB_DGW] = pg[rg, i]
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@njit(error_model="numpy", inline="always")
 def reach_physics(  # noqa: PLR0917 (compiled kernel signature)
     cb: np.ndarray, k: int, qt: float, dt: float, leak: bool, lim: np.ndarray
 ) -> tuple:
@@ -235,7 +236,7 @@ def reach_physics(  # noqa: PLR0917 (compiled kernel signature)
     return c1, c2, c3, c4, zr, d, dcl, lb, b, bcl, perim, rad, v, vcl, cel
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@njit(error_model="numpy", inline="always")
 def reach_coefs(  # noqa: PLR0917 (compiled kernel signature)
     cb: np.ndarray, k: int, qt: float, dt: float, leak: bool, lim: np.ndarray
 ) -> tuple[float, float, float, float, float]:
@@ -244,7 +245,7 @@ def reach_coefs(  # noqa: PLR0917 (compiled kernel signature)
     return r[0], r[1], r[2], r[3], r[4]
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@njit(error_model="numpy", inline="always")
 def reach_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     cb: np.ndarray,
     k: int,
