@@ -22,6 +22,9 @@ CUDA the stage times are wall seconds after ``torch.cuda.synchronize`` and the G
 seconds on a CPU) defaults the cases to ``drb`` and ``2k-demo`` and shortens every window to
 ``--days`` (30 unless given).
 
+``--nan-fill`` turns deterministic mode's NaN fill of new buffers back on (the code's default
+before issue 11) to measure what switching it off saved.
+
 ``--engine lean`` (default) runs the current training path (daily inputs, means at the gauge
 reaches, the memory plan of ``--budget-gb``); ``--engine legacy`` runs the previous one (hourly
 expansion of Q′ and of the daily parameters, dense (T+1, N) states, ``daily_mean``; deterministic
@@ -228,6 +231,7 @@ def one_step(  # noqa: PLR0913, PLR0915 (one stage after the other, on purpose)
     root: Path,
     *,
     device: str = "cpu",
+    nan_fill: bool = False,
 ):
     import numpy as np
     import torch
@@ -241,6 +245,8 @@ def one_step(  # noqa: PLR0913, PLR0915 (one stage after the other, on purpose)
 
     config = training_config(case, budget_gb, threads, root, device)
     seed_everything(0)
+    if nan_fill:  # deterministic mode's NaN fill of new buffers (off since issue 11)
+        torch.utils.deterministic.fill_uninitialized_memory = True
     if threads is not None:
         torch.set_num_threads(threads)
     on_gpu = device == "cuda"
@@ -337,8 +343,9 @@ def _child(args: argparse.Namespace) -> None:
     case = parse_case(args.child, args.days)
     warm_up = {**case, "name": "warm-up", "reaches": 300, "gauges": 4, "days": 12}
     run = (args.engine, args.budget_gb, args.threads, root)
-    one_step(warm_up, *run, device=args.device)  # JIT, first calls
-    result = one_step(case, *run, device=args.device)
+    options = {"device": args.device, "nan_fill": args.nan_fill}
+    one_step(warm_up, *run, **options)  # JIT, first calls
+    result = one_step(case, *run, **options)
     print("RESULT " + json.dumps(result))
 
 
@@ -347,6 +354,8 @@ def _run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd += ["--device", args.device]
     if args.days is not None:
         cmd += ["--days", str(args.days)]
+    if args.nan_fill:
+        cmd += ["--nan-fill"]
     if args.budget_gb is not None:
         cmd += ["--budget-gb", str(args.budget_gb)]
     if args.threads is not None:
@@ -388,7 +397,8 @@ def _table(results: list[dict[str, Any]]) -> str:
         device = r.get("device", "cpu")
         times = r["wall_s"] if device == "cuda" else r["cpu_s"]  # CUDA: wall after sync
         gpu = r.get("peak_gpu_mb")
-        cells = [r["case"], r["engine"], f"{device} ({r.get('routing_backend', 'numba')})",
+        engine = r["engine"] + (" +NaN fill" if r.get("fill_uninitialized_memory") else "")
+        cells = [r["case"], engine, f"{device} ({r.get('routing_backend', 'numba')})",
                  f"{r['reaches']:,}", str(r["days"]), str(r["checkpoint_every"] or "-"),
                  str(r["lstm_chunk"] or "-")]  # fmt: skip
         cells += [f"{times.get(s, 0.0):.1f}" for s in STAGES]
@@ -419,6 +429,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="drb + 2k-demo, 30-day windows")
     parser.add_argument("--days", type=int, default=None, help="window length of every case")
+    parser.add_argument(
+        "--nan-fill", action="store_true", help="NaN-fill new buffers (the pre-issue-11 default)"
+    )
     parser.add_argument("--json", default=None, help="append the results to this JSON file")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -134,6 +134,9 @@ def test_device_resolution(monkeypatch):
 def test_training_is_deterministic(make_trainer, tmp_path):
     params = with_changes(full_training_params(), epochs=1)
     a = make_trainer(params, models_dir=tmp_path / "a").fit()
+    # deterministic algorithms without NaN-filling new buffers (memory; rng.seed_everything)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.utils.deterministic.fill_uninitialized_memory
     b = make_trainer(params, models_dir=tmp_path / "b").fit()
     assert a.history["loss"].tolist() == b.history["loss"].tolist()
     config = load_training_config(params)
