@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -57,3 +59,26 @@ def test_gradients_flow() -> None:
 def test_bad_shapes(forcings, attributes, match) -> None:
     with pytest.raises(ValueError, match=match):
         _lstm()(torch.randn(*forcings), torch.randn(*attributes))
+
+
+def test_cudnn_limit_splits_a_continental_batch() -> None:
+    """cuDNN's 32-bit gate indexing: one year of 50,000 reaches (hidden 64) must be split."""
+    model = DailyParameterLSTM(3, 2, ["n"], hidden_size=64)
+    year = SimpleNamespace(is_cuda=True, shape=(365, 50_000, 3))
+    limit = model._library_limit(year)
+    assert limit < 50_000 and limit * 365 * 4 * 64 <= 2**30
+    assert model._library_limit(torch.zeros(365, 50_000, 3)) is None  # CPU: one call
+
+
+def test_split_sequences_match_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _lstm(dropout=0.0)
+    forcings, attributes = torch.randn(7, 10, 3), torch.randn(10, 2)
+    whole, (h, c) = model(forcings, attributes)
+    grads = torch.autograd.grad(whole["n"].sum(), list(model.parameters()))
+    monkeypatch.setattr(DailyParameterLSTM, "_library_limit", lambda self, f: 3)
+    for chunk in (None, 4):  # the library's split alone, and within memory chunks
+        split, (hs, cs) = model(forcings, attributes, chunk_reaches=chunk)
+        torch.testing.assert_close(split["n"], whole["n"], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close((hs, cs), (h, c), rtol=1e-6, atol=1e-7)
+        split_grads = torch.autograd.grad(split["n"].sum(), list(model.parameters()))
+        torch.testing.assert_close(split_grads, grads, rtol=1e-5, atol=1e-6)

@@ -10,6 +10,9 @@ from ddr_pipeline.models._rng import isolated_rng
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
+_CUDNN_MAX_ELEMENTS = 2**30
+"""Gate activations (T x N x 4H) per cuDNN LSTM call: half the int32 range, for margin."""
+
 
 class DailyParameterLSTM(nn.Module):
     """``Linear(A+F -> H)`` -> ReLU -> ``LSTM(H, H, layers)`` -> Dropout -> ``Linear(H -> P)`` -> sigmoid.
@@ -83,21 +86,52 @@ class DailyParameterLSTM(nn.Module):
         n_reaches = forcings.shape[1]
         if chunk_reaches is not None and chunk_reaches < 1:
             raise ValueError(f"chunk_reaches must be a positive integer, got {chunk_reaches}")
-        if chunk_reaches is None or chunk_reaches >= n_reaches or not torch.is_grad_enabled():
-            out, new_state = self._sequences(forcings, attributes, state)
+        limit = self._library_limit(forcings)
+        if chunk_reaches is not None and chunk_reaches < n_reaches and torch.is_grad_enabled():
+            size = chunk_reaches if limit is None else min(chunk_reaches, limit)
+            out, new_state = self._in_chunks(forcings, attributes, state, size, checkpointed=True)
+        elif limit is not None and limit < n_reaches:
+            out, new_state = self._in_chunks(forcings, attributes, state, limit, checkpointed=False)
         else:
-            outs, hs, cs = [], [], []
-            for lo in range(0, n_reaches, chunk_reaches):
-                sl = slice(lo, lo + chunk_reaches)
-                part = None if state is None else (state[0][:, sl], state[1][:, sl])
-                o, (h, c) = checkpoint(
-                    self._sequences, forcings[:, sl], attributes[sl], part, use_reentrant=False
-                )
-                outs.append(o)
-                hs.append(h)
-                cs.append(c)
-            out, new_state = torch.cat(outs, dim=1), (torch.cat(hs, dim=1), torch.cat(cs, dim=1))
+            out, new_state = self._sequences(forcings, attributes, state)
         return {name: out[..., j] for j, name in enumerate(self.parameter_names)}, new_state
+
+    def _library_limit(self, forcings: torch.Tensor) -> int | None:
+        """Most sequences one cuDNN LSTM call takes (None: no limit, off CUDA).
+
+        cuDNN indexes the gate activations (T x N x 4H) with 32-bit integers: a continental
+        batch (365 days x 50,000 reaches x 4·64) overflows it and fails with an illegal memory
+        access (seen on an H200), so larger batches run as several calls (same values).
+        """
+        if not forcings.is_cuda:
+            return None
+        per_sequence = forcings.shape[0] * 4 * self.lstm.hidden_size
+        return max(1, _CUDNN_MAX_ELEMENTS // per_sequence)
+
+    def _in_chunks(  # noqa: PLR0913 (the sequences, their state and how to split them)
+        self,
+        forcings: torch.Tensor,
+        attributes: torch.Tensor,
+        state: LSTMState | None,
+        size: int,
+        *,
+        checkpointed: bool,
+    ) -> tuple[torch.Tensor, LSTMState]:
+        """:meth:`_sequences` over chunks of ``size`` reaches (under activation checkpointing
+        when ``checkpointed``), concatenated."""
+        outs, hs, cs = [], [], []
+        for lo in range(0, forcings.shape[1], size):
+            sl = slice(lo, lo + size)
+            part = None if state is None else (state[0][:, sl], state[1][:, sl])
+            args = (forcings[:, sl], attributes[sl], part)
+            if checkpointed:
+                o, (h, c) = checkpoint(self._sequences, *args, use_reentrant=False)
+            else:
+                o, (h, c) = self._sequences(*args)
+            outs.append(o)
+            hs.append(h)
+            cs.append(c)
+        return torch.cat(outs, dim=1), (torch.cat(hs, dim=1), torch.cat(cs, dim=1))
 
     def _sequences(
         self, forcings: torch.Tensor, attributes: torch.Tensor, state: LSTMState | None
