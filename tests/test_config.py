@@ -76,7 +76,9 @@ def test_overlap_between_networks(base: dict) -> None:
     ("ranges", "expected"),
     [
         ({"top_width": [10.0, 5.0]}, "training.params.parameter_ranges.top_width: range needs lo"),
-        ({"top_width": [0.0, 5.0]}, "training.params.parameter_ranges.top_width: log-space"),
+        ({"d_gw": [0.0, 5.0]}, "training.params.parameter_ranges.d_gw: log-space"),
+        ({"top_width": [0.0, 5.0]}, "top_width: range [0.0, 5.0] leaves the physical domain (0.0, inf)"),
+        ({"q_spatial": [0.2, 1.5]}, "q_spatial: range [0.2, 1.5] leaves the physical domain [0.0, 1.0]"),
         ({"bogus": [0.0, 1.0]}, "unknown parameter names ['bogus']"),
     ],
 )

@@ -3,8 +3,8 @@
 ``model_store.load_model`` from an MLflow model URI, logged exactly as the training node does.
 
 A tiny model is trained by :func:`ddr_pipeline.pipelines.training.nodes.train_model` inside an
-MLflow run on a temporary sqlite store (it logs ``model_checkpoint/`` and the PyTorch ``model``
-through :class:`~ddr_pipeline.training.MlflowMonitor`); the model loaded back through
+MLflow run on a temporary sqlite store (it logs ``model_checkpoint/`` and the ``model``
+through :class:`~ddr_pipeline.training.MlflowMonitor`, weights only); the model loaded back through
 ``runs:/<id>/model``, ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` must predict exactly what the final
 checkpoint predicts, without any local checkpoint.
 """
@@ -12,7 +12,7 @@ checkpoint predicts, without any local checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,16 @@ import torch
 from pipelines.evaluation import synthetic as syn
 
 from ddr_pipeline import evaluation, model_store, simulation
-from ddr_pipeline.checkpoints import CheckpointError, LoadedCheckpoint, load_checkpoint
+from ddr_pipeline.checkpoints import (
+    FINAL_MODEL_FILE,
+    CheckpointError,
+    LoadedCheckpoint,
+    checkpoint_path,
+    claim_run_folder,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batching import ModelInputs
 from ddr_pipeline.pipelines.training.nodes import plan_batches, prepare_data, train_model
@@ -132,51 +141,91 @@ def test_trained_weights_differ_from_initial(logged: dict[str, Any], inputs: Mod
     assert not np.array_equal(_predict(trained, inputs), _predict(untrained, inputs))
 
 
-def test_run_without_checkpoint_artifact_names_what_is_missing(tmp_path: Path) -> None:
-    """A bare PyTorch model (no ``model_checkpoint/``, no local checkpoint) fails clearly."""
-    from ddr_pipeline.models import build_models
-    from ddr_pipeline.training.monitoring import log_pytorch_model
+class _Exploit(torch.nn.Module):
+    """A module whose unpickling runs a shell command (creates ``marker``)."""
 
+    def __init__(self, marker: Path) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_pickled_mlflow_model_runs_no_code(tmp_path: Path) -> None:
+    """A pickled PyTorch model (no weights-only checkpoint anywhere) is refused, never loaded."""
+    import mlflow.pytorch
+
+    marker = tmp_path / "pwned"
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
-        experiment = mlflow.create_experiment("bare", artifact_location=str(tmp_path / "a"))
-        model = build_models(load_training_config(syn.training_params()))
+        experiment = mlflow.create_experiment("crafted", artifact_location=str(tmp_path / "a"))
         with mlflow.start_run(experiment_id=experiment) as run:
-            log_pytorch_model(model, "model")
+            mlflow.pytorch.log_model(_Exploit(marker), name="model", serialization_format="pickle")
+        marker.unlink(missing_ok=True)  # logging may unpickle it (signature checks): not ours
         uri = f"runs:/{run.info.run_id}/model"
-        with pytest.raises(CheckpointError, match=r"model_checkpoint.*" + run.info.run_id):
+        with pytest.raises(CheckpointError, match=r"never loaded.*could run code"):
             model_store.load_model(mlflow_model_uri=uri, models_dir=tmp_path / "none")
+        with pytest.raises(CheckpointError, match="never loaded"):
+            model_store.load_trained_model(uri, models_dir=tmp_path / "none")
     finally:
         mlflow.set_tracking_uri(previous)
+    assert not marker.exists()
 
 
-def test_local_checkpoint_of_the_run_is_the_fallback(
+def test_the_logged_model_holds_no_pickle_and_predicts(
     logged: dict[str, Any], inputs: ModelInputs, tmp_path: Path
 ) -> None:
-    """Without the run's artifact, the latest local checkpoint of ``run_name`` gives the context."""
-    from ddr_pipeline.training.monitoring import log_pytorch_model
+    """The MLflow model is code + weights-only checkpoint; its pyfunc predict routes a store."""
+    from ddr_pipeline.data.io import write_zarr
 
-    expected = load_checkpoint(logged["checkpoint"])
-    models_dir = tmp_path / "models"
-    local = models_dir / logged["run_name"] / "saved_models" / logged["checkpoint"].name
-    local.parent.mkdir(parents=True)
-    shutil.copyfile(logged["checkpoint"], local)
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{logged['models_dir'].parent / 'mlflow.db'}")
     try:
-        experiment = mlflow.create_experiment("bare", artifact_location=str(tmp_path / "a"))
-        with mlflow.start_run(experiment_id=experiment) as run:
-            log_pytorch_model(expected.model, "model")
-        got = model_store.load_model(
-            run_name=logged["run_name"],
-            mlflow_model_uri=f"runs:/{run.info.run_id}/model",
-            models_dir=models_dir,
-        )
+        uri = f"runs:/{logged['run_id']}/model"
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp_path))
+        assert not [f for f in folder.rglob("*") if f.suffix in {".pkl", ".pickle"}]
+        store = tmp_path / "model_inputs.zarr"
+        write_zarr(syn.model_inputs(), store)
+        request = {"model_inputs": str(store), "start": "1980-01-01", "end": "1980-01-30"}
+        got = mlflow.pyfunc.load_model(uri).predict([{**request, "warmup_days": 31}])
     finally:
         mlflow.set_tracking_uri(previous)
-    _same_context(got, expected)
-    np.testing.assert_array_equal(_predict(got, inputs), _predict(expected, inputs))
+    expected = evaluation.route_reaches(
+        load_checkpoint(logged["checkpoint"]),
+        inputs,
+        ("1980-01-01", "1980-01-30"),
+        evaluation.PredictionSettings(warmup_days=31, chunk_days=365),
+        None,
+        "x",
+    )["discharge"]
+    assert list(got.columns) == ["reach_id", "time", "discharge"]
+    np.testing.assert_array_equal(
+        got["discharge"].to_numpy(), expected.to_dataframe()["discharge"].to_numpy()
+    )
+
+
+def test_a_run_name_loads_its_final_model_and_refuses_another_attempts_files(
+    tmp_path: Path,
+) -> None:
+    """``trained_model.pt`` wins over higher-numbered checkpoints; other attempts are refused."""
+    path = syn.write_checkpoint(tmp_path)
+    final = path.parent.parent / FINAL_MODEL_FILE
+    payload = read_checkpoint(path)
+    save_checkpoint({**payload, "attempt": {"id": "mine", "mlflow_run_id": None}}, final)
+    claim_run_folder(tmp_path, "synthetic-run", "mine", resuming=True)
+    foreign = dict(payload, attempt={"id": "another-attempt", "mlflow_run_id": None})
+    foreign["model_state_dict"] = {
+        k: v + 1 if v.is_floating_point() else v for k, v in payload["model_state_dict"].items()
+    }
+    save_checkpoint(foreign, checkpoint_path(tmp_path, "synthetic-run", 9, 0))
+    loaded = model_store.load_trained_model("synthetic-run", models_dir=tmp_path)
+    for key, value in payload["model_state_dict"].items():
+        assert torch.equal(loaded.model.state_dict()[key], value), key
+    final.unlink()
+    with pytest.raises(CheckpointError, match="written by training attempt another-attempt"):
+        model_store.load_model(run_name="synthetic-run", models_dir=tmp_path)
 
 
 def test_load_trained_model_from_a_checkpoint_file_or_a_run_name(tmp_path: Path) -> None:

@@ -25,21 +25,33 @@ key                         content
 ``attribute_names``         attribute order of the model inputs
 ``forcing_names``           forcing order of the model inputs
 ``history``                 list of per-mini-batch records so far (loss, lr, ...)
+``attempt``                 ``{"id": ..., "mlflow_run_id": ...}`` of the training attempt that
+                            wrote it (absent in checkpoints written before attempts existed)
 ==========================  ==============================================================
+
+One run folder holds one training attempt: :func:`run_folder_lock` keeps a second training out
+while one runs, :func:`claim_run_folder` refuses a folder holding another attempt's model files
+unless that attempt is being resumed, and :func:`check_attempt` refuses to load a file of another
+attempt than the folder's (recorded in ``<run>/attempt.json``). The final model of a run is
+``<run>/trained_model.pt`` (:data:`FINAL_MODEL_FILE`, written by the training pipeline).
 
 Public API: :func:`checkpoint_path`, :func:`save_checkpoint` (atomic), :func:`read_checkpoint`,
 :func:`load_checkpoint` (-> :class:`LoadedCheckpoint` with a ready :class:`RoutingModel`),
-:func:`check_compatible`, :func:`latest_checkpoint`.
+:func:`check_compatible`, :func:`latest_checkpoint`, :func:`run_folder_lock`,
+:func:`claim_run_folder`, :func:`folder_attempt`, :func:`check_attempt`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +113,90 @@ class CheckpointError(ValueError):
     """A checkpoint is unreadable or does not match the configuration / data."""
 
 
+#: Files of a run folder: its attempt id, the training lock, the final model.
+ATTEMPT_FILE = "attempt.json"
+LOCK_FILE = ".training.lock"
+FINAL_MODEL_FILE = "trained_model.pt"
+
+
+@contextmanager
+def run_folder_lock(models_dir: str | Path, run_name: str) -> Iterator[None]:
+    """Hold the run folder's lock (``flock``; released when the process dies) or fail at once."""
+    folder = Path(models_dir) / run_name
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointError(
+                f"run folder {folder} is in use by another training; wait for it or pick "
+                "another run_name"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def folder_attempt(models_dir: str | Path, run_name: str) -> str | None:
+    """The attempt id recorded in ``<models_dir>/<run_name>/attempt.json`` (None if absent)."""
+    marker = Path(models_dir) / run_name / ATTEMPT_FILE
+    if not marker.is_file():
+        return None
+    try:
+        return str(json.loads(marker.read_text())["id"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{marker} cannot be read: {error}") from error
+
+
+def _model_files(models_dir: str | Path, run_name: str) -> list[Path]:
+    final = Path(models_dir) / run_name / FINAL_MODEL_FILE
+    found = sorted(checkpoint_dir(models_dir, run_name).glob("ddr_*.pt"))
+    return found + ([final] if final.is_file() else [])
+
+
+def claim_run_folder(
+    models_dir: str | Path, run_name: str, attempt_id: str, *, resuming: bool
+) -> None:
+    """Record ``attempt_id`` as the folder's attempt, refusing another attempt's folder.
+
+    A folder holding checkpoints or a final model of another attempt is refused; one whose files
+    predate attempt records is accepted only when resuming. A folder whose attempt left no model
+    file (killed before its first checkpoint) is taken over.
+    """
+    folder = Path(models_dir) / run_name
+    current = folder_attempt(models_dir, run_name)
+    if current == attempt_id:
+        return
+    files = _model_files(models_dir, run_name)
+    if files and (current is not None or not resuming):
+        latest = latest_checkpoint(models_dir, run_name)
+        raise CheckpointError(
+            f"run folder {folder} holds another training attempt ({current or 'unrecorded'}; "
+            f"{len(files)} model files). Resume it with experiment.checkpoint="
+            f"{latest or '<checkpoint>'}, pick another run_name, or delete the folder"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{ATTEMPT_FILE}.tmp-{os.getpid()}-", dir=folder)
+    with os.fdopen(handle, "w") as stream:
+        json.dump({"id": attempt_id}, stream)
+    os.replace(tmp, folder / ATTEMPT_FILE)
+
+
+def check_attempt(
+    payload: Mapping[str, Any], models_dir: str | Path, run_name: str, path: str | Path
+) -> None:
+    """Raise :class:`CheckpointError` when ``path`` belongs to another attempt than its run's."""
+    recorded = folder_attempt(models_dir, run_name)
+    written = payload.get("attempt", {}).get("id")
+    if recorded is not None and written != recorded:
+        raise CheckpointError(
+            f"{path} was written by training attempt {written or '(unrecorded)'}, but run folder "
+            f"{Path(models_dir) / run_name} belongs to attempt {recorded}: not loading a model "
+            "of another training"
+        )
+
+
 def checkpoint_dir(models_dir: str | Path, run_name: str) -> Path:
     """``<models_dir>/<run_name>/saved_models``."""
     return Path(models_dir) / run_name / "saved_models"
@@ -119,7 +215,9 @@ def save_checkpoint(payload: Mapping[str, Any], path: str | Path) -> Path:
         raise CheckpointError(f"checkpoint payload lacks keys {missing}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    handle, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent
+    )
     try:
         with os.fdopen(handle, "wb") as stream:
             torch.save(dict(payload), stream)
@@ -138,7 +236,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     source = Path(path)
     if not source.is_file():
         raise CheckpointError(f"checkpoint {source} does not exist")
-    payload = torch.load(source, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, corrupt, or holding pickled code
+        raise CheckpointError(f"checkpoint {source} cannot be read: {error}") from error
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {source} holds {type(payload).__name__}, not a dict")
     missing = [key for key in REQUIRED_KEYS if key not in payload]

@@ -26,6 +26,7 @@ from ddr_pipeline.parameter_registry import (
     default_log_space,
     default_ranges,
     default_values,
+    outside_domain,
 )
 
 logger = logging.getLogger(__name__)
@@ -289,6 +290,9 @@ class ParamsConfig(_Strict):
                 raise ValueError(f"{name}: range bounds must be finite, got [{lo}, {hi}]")
             if not lo < hi:
                 raise ValueError(f"{name}: range needs lo < hi, got [{lo}, {hi}]")
+            problem = outside_domain(name, lo, hi)
+            if problem:
+                raise ValueError(problem)
         return ranges
 
     @field_validator("log_space_parameters")

@@ -7,28 +7,32 @@ Everything that runs a trained model (the evaluation and routing pipelines throu
 
     model = load_trained_model("data/06_models/run/trained_model.pt")  # a checkpoint file
     model = load_trained_model("runs:/<run_id>/model")                 # an MLflow model URI
-    model = load_trained_model("ddr-drb-training")                     # a run's latest checkpoint
+    model = load_trained_model("ddr-drb-training")                     # a run's final model
     model.model, model.config, model.normalization_stats, model.attribute_names
 
 The result is a :data:`TrainedModel` (the networks in eval mode on CPU plus the configuration
 and data context they were trained with). :func:`load_model` is the keyword form the pipelines
 use. The checkpoint format itself is :mod:`ddr_pipeline.checkpoints`.
+
+Only weights are ever read (``torch.load(weights_only=True)``), never a pickle: a run name loads
+``<run>/trained_model.pt`` (else its latest checkpoint) and refuses a file of another training
+attempt than the run folder's; an MLflow URI loads the checkpoint inside the logged model
+(:mod:`ddr_pipeline.mlflow_model`), or for models logged as pickles by earlier versions the
+checkpoint its run logged under ``model_checkpoint/``; the pickled model itself is never loaded.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
-import torch
-
 from ddr_pipeline.checkpoints import (
+    FINAL_MODEL_FILE,
     CheckpointError,
     LoadedCheckpoint,
+    check_attempt,
     latest_checkpoint,
     load_checkpoint,
 )
@@ -64,7 +68,8 @@ def load_trained_model(
 def resolve_checkpoint(
     checkpoint: str | None, run_name: str | None, models_dir: str | Path
 ) -> Path:
-    """The checkpoint file to load: ``checkpoint`` if given, else the latest one of ``run_name``.
+    """The checkpoint file to load: ``checkpoint`` if given, else the final model of ``run_name``
+    (``<run>/trained_model.pt``), else the latest checkpoint of that run.
 
     Raises ``FileNotFoundError`` naming the path or run folder searched.
     """
@@ -75,6 +80,9 @@ def resolve_checkpoint(
         return path
     if not run_name:
         raise ValueError("give a checkpoint path, a training run name or an MLflow model URI")
+    final = Path(models_dir) / run_name / FINAL_MODEL_FILE
+    if final.is_file():
+        return final
     latest = latest_checkpoint(models_dir, run_name)
     if latest is None:
         folder = Path(models_dir) / run_name / "saved_models"
@@ -95,77 +103,52 @@ def load_model(
     mlflow_model_uri: str | None = None,
     models_dir: str | Path = MODELS_DIR,
 ) -> LoadedCheckpoint:
-    """Load a trained model from a checkpoint path, a run's latest checkpoint or an MLflow URI.
+    """Load a trained model from a checkpoint path, a run's final model or an MLflow URI.
 
-    Priority: ``checkpoint`` > ``mlflow_model_uri`` > latest checkpoint of ``run_name``. For an
-    MLflow URI (``runs:/<id>/model``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``)
-    the weights come from the MLflow PyTorch model and the configuration / normalisation
-    statistics from the checkpoint its training run logged as ``model_checkpoint/`` (read from
-    the tracking store set by ``MLFLOW_TRACKING_URI`` / ``mlflow.set_tracking_uri``). Only when
-    that run has no such artifact is the latest local checkpoint of ``run_name`` used instead
-    (with a warning); its architecture (state-dict keys) must match. Raises
-    :class:`CheckpointError` naming the run and the folder searched when neither exists.
+    Priority: ``checkpoint`` > ``mlflow_model_uri`` > final model (else latest checkpoint) of
+    ``run_name``, which must belong to the attempt recorded in the run folder. An MLflow URI
+    (``runs:/<id>/model``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``) is read
+    from the tracking store set by ``MLFLOW_TRACKING_URI`` / ``mlflow.set_tracking_uri``: the
+    model's weights-only checkpoint, else the one its run logged as ``model_checkpoint/``; a
+    pickled MLflow model is never unpickled (it could run code). Raises
+    :class:`CheckpointError` naming the model and run when neither exists.
     """
     if checkpoint or not mlflow_model_uri:
         path = resolve_checkpoint(checkpoint, run_name, models_dir)
         logger.info("loading checkpoint %s", path)
-        return load_checkpoint(path)
-    import mlflow.pytorch
-
-    base, origin = _mlflow_context(mlflow_model_uri, run_name, models_dir)
-    model = mlflow.pytorch.load_model(mlflow_model_uri, map_location="cpu")
-    state = _matching_state(model.state_dict(), base, mlflow_model_uri, origin)
-    logger.info("loaded weights from MLflow model %s (context: %s)", mlflow_model_uri, origin)
-    return dataclasses.replace(base, payload={**base.payload, "model_state_dict": state})
-
-
-def _matching_state(
-    state: Mapping[str, torch.Tensor], base: LoadedCheckpoint, uri: str, origin: str
-) -> dict[str, torch.Tensor]:
-    """Load ``state`` into ``base.model`` (eval mode); fail naming both sources on a mismatch."""
-    ours, theirs = set(base.model.state_dict()), set(state)
-    if ours != theirs:
-        raise CheckpointError(
-            f"MLflow model {uri} does not match the architecture of {origin}: keys only in "
-            f"MLflow {sorted(theirs - ours)[:10]}, only in checkpoint {sorted(ours - theirs)[:10]}"
-        )
-    try:
-        base.model.load_state_dict(state)
-    except RuntimeError as error:
-        raise CheckpointError(f"MLflow model {uri} does not fit {origin}: {error}") from error
-    base.model.eval()
-    return dict(base.model.state_dict())
-
-
-def _mlflow_context(
-    uri: str, run_name: str | None, models_dir: str | Path
-) -> tuple[LoadedCheckpoint, str]:
-    """The checkpoint giving an MLflow model's configuration and statistics, and its origin."""
+        loaded = load_checkpoint(path)
+        if not checkpoint and run_name:
+            check_attempt(loaded.payload, models_dir, run_name, path)
+        return loaded
+    with tempfile.TemporaryDirectory(prefix="ddr_mlflow_model_") as folder:
+        loaded = _model_checkpoint(mlflow_model_uri, folder)
+        if loaded is not None:
+            return loaded
     from mlflow.models import get_model_info
 
-    run_id = get_model_info(uri).run_id
-    if run_id:
-        ckpt = _run_checkpoint(run_id)
-        if ckpt is not None:
-            return ckpt, f"artifact {CHECKPOINT_ARTIFACT}/ of MLflow run {run_id}"
-    local = latest_checkpoint(models_dir, run_name) if run_name else None
-    if local is not None:
-        logger.warning(
-            "MLflow model %s: its run %s has no %s/ artifact; using the configuration and "
-            "normalisation statistics of the local checkpoint %s",
-            uri,
-            run_id,
-            CHECKPOINT_ARTIFACT,
-            local,
+    run_id = get_model_info(mlflow_model_uri).run_id  # reads the MLmodel YAML only
+    loaded = _run_checkpoint(run_id) if run_id else None
+    if loaded is None:
+        raise CheckpointError(
+            f"MLflow model {mlflow_model_uri} holds no weights-only checkpoint, nor does its "
+            f"training run {run_id or '(none recorded)'} under {CHECKPOINT_ARTIFACT}/; a "
+            "pickled MLflow model is never loaded (it could run code)"
         )
-        return load_checkpoint(local), f"local checkpoint {local}"
-    folder = Path(models_dir) / (run_name or "<run_name>") / "saved_models"
-    raise CheckpointError(
-        f"MLflow model {uri} holds only the network weights; its configuration and "
-        f"normalisation statistics come from the {CHECKPOINT_ARTIFACT}/ artifact of its training "
-        f"run ({run_id or 'no source run recorded'}), which has none, or from a local checkpoint "
-        f"of run {run_name!r} in {folder}, which does not exist"
-    )
+    logger.info("loaded MLflow model %s from its run's %s/", mlflow_model_uri, CHECKPOINT_ARTIFACT)
+    return loaded
+
+
+def _model_checkpoint(uri: str, folder: str) -> LoadedCheckpoint | None:
+    """The checkpoint inside the MLflow model ``uri`` (downloaded to ``folder``), or None."""
+    from mlflow.artifacts import download_artifacts
+
+    from ddr_pipeline.mlflow_model import checkpoint_in_model
+
+    path = checkpoint_in_model(download_artifacts(artifact_uri=uri, dst_path=folder))
+    if path is None:
+        return None
+    logger.info("loading the checkpoint of MLflow model %s", uri)
+    return load_checkpoint(path)
 
 
 def _run_checkpoint(run_id: str) -> LoadedCheckpoint | None:

@@ -23,7 +23,9 @@ class ParameterSpec:
     replace the learned ones (``params.observed_geometry``), or ``None``.
     ``default_range``: physical ``(lo, hi)`` a network output in (0, 1) maps into (``None``: the
     parameter is never learned). ``default``: value when not learned (``None``: must be learned
-    or configured). ``leakance``: needed only with ``params.use_leakance``.
+    or configured). ``leakance``: needed only with ``params.use_leakance``. ``domain``: the
+    physical ``(lo, hi, lo_open)`` the routing engine accepts for the routed value (``None``
+    bound: unbounded), so a configured range outside it fails at validation, not in training.
     """
 
     name: str
@@ -36,6 +38,7 @@ class ParameterSpec:
     channel_column: str | None = None
     leakance: bool = False
     ddr_alias: str | None = None
+    domain: tuple[float | None, float | None, bool] = (None, None, False)
 
     @property
     def learnable(self) -> bool:
@@ -51,9 +54,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "Manning's roughness",
         default_range=(0.015, 0.25),
         channel_column="mann_n",
+        domain=(0.0, None, True),
     ),
     ParameterSpec(
-        "q_spatial", "q_spatial", "-", "channel shape factor (0 = rectangle)", (0.0, 1.0)
+        "q_spatial",
+        "q_spatial",
+        "-",
+        "channel shape factor (0 = rectangle)",
+        (0.0, 1.0),
+        domain=(0.0, 1.0, False),
     ),
     ParameterSpec(
         "p_spatial",
@@ -63,6 +72,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         (1.0, 200.0),
         log_space=True,
         default=21.0,
+        domain=(0.0, None, True),
     ),
     ParameterSpec(
         "top_width",
@@ -72,6 +82,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         (1.0, 5000.0),
         log_space=True,
         channel_column="top_width",
+        domain=(0.0, None, True),
     ),
     ParameterSpec(
         "side_slope",
@@ -81,6 +92,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         (0.5, 50.0),
         log_space=True,
         channel_column="side_slope",
+        domain=(0.0, None, True),
     ),
     ParameterSpec(
         "K_D_delta",
@@ -116,6 +128,22 @@ ROUTING_PARAMETERS: tuple[str, ...] = tuple(
     s.name for s in PARAMETERS if s.learnable and not s.leakance
 )
 LEAKANCE_PARAMETERS: tuple[str, ...] = tuple(s.name for s in PARAMETERS if s.leakance)
+
+
+def routing_domains() -> dict[str, tuple[float | None, float | None, bool]]:
+    """``{routing key: (lo, hi, lo_open)}``: the engine's input checks of learned parameters."""
+    return {s.routing_key: s.domain for s in PARAMETERS if s.learnable and s.routing_key}
+
+
+def outside_domain(name: str, lo: float, hi: float) -> str | None:
+    """Why the range ``[lo, hi]`` of parameter ``name`` leaves its physical domain, or None."""
+    low, high, open_low = spec(name).domain
+    below = low is not None and (lo < low or (open_low and lo == low))
+    if below or (high is not None and hi > high):
+        shown = f"{'(' if open_low else '['}{low if low is not None else '-inf'}, "
+        shown += f"{high}]" if high is not None else "inf)"
+        return f"{name}: range [{lo}, {hi}] leaves the physical domain {shown}"
+    return None
 
 
 def spec(name: str) -> ParameterSpec:

@@ -111,8 +111,12 @@ def test_two_ranks_match_one_rank_and_resume_in_one_rank(drb):
     assert round(nse[0], 3) == round(nse[1], 3)
 
     mid = tmp / "data" / "models" / RUN / "saved_models" / f"ddr_{RUN}_epoch_1_mb_1.pt"
+    # Its own run folder: one_rank/ holds the attempt trained above (one attempt per folder).
     resumed_config = config.model_copy(
-        update={"experiment": config.experiment.model_copy(update={"checkpoint": str(mid)})}
+        update={
+            "experiment": config.experiment.model_copy(update={"checkpoint": str(mid)}),
+            "monitoring": config.monitoring.model_copy(update={"models_dir": str(tmp / "resumed")}),
+        }
     )
     resumed = train_in_process(resumed_config, data, stats, plan, NullMonitor())
     assert len(resumed.history) == 3 and resumed.history["mini_batch"].tolist() == [0, 1, 2]

@@ -1,18 +1,16 @@
-"""MLflow monitoring: metrics with steps and a PyTorch model that loads back for inference."""
+"""MLflow monitoring: metrics with steps and a weights-only model that loads back for inference."""
 
 from __future__ import annotations
 
 import math
 
 import mlflow
-import mlflow.pytorch
 import pytest
 import torch
 from training_synthetic import full_training_params
 
-from ddr_pipeline.config import load_training_config
-from ddr_pipeline.models import build_models
-from ddr_pipeline.training import MlflowMonitor
+from ddr_pipeline import model_store
+from ddr_pipeline.training import MlflowMonitor, Trainer
 
 
 @pytest.fixture
@@ -24,17 +22,18 @@ def tracking(tmp_path):
     mlflow.set_tracking_uri(previous)
 
 
-def test_metrics_artifacts_and_pytorch_model_round_trip(tracking, tmp_path):
-    model = build_models(load_training_config(full_training_params()))
-    file = tmp_path / "ckpt.pt"
-    file.write_bytes(b"x")
+def test_metrics_artifacts_and_weights_only_model_round_trip(tracking, tmp_path, make_trainer):
+    params = full_training_params()
+    trainer: Trainer = make_trainer(params, models_dir=tmp_path / "models")
+    model = trainer.model
+    file = trainer.save(epoch=1, mini_batch=0, epoch_complete=False)
     monitor = MlflowMonitor(log_checkpoints=False)
     with mlflow.start_run(experiment_id=tracking) as run:
         monitor.log_metrics({"loss": 2.0, "skip": math.nan}, step=0)
         monitor.log_metrics({"loss": 1.0}, step=1)
         monitor.log_artifact(file, "checkpoints")  # disabled: not uploaded
         monitor.log_artifact(file, "model_checkpoint")
-        monitor.log_model(model, "model")
+        monitor.log_model(file, "model")
     client = mlflow.MlflowClient()
     history = client.get_metric_history(run.info.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 2.0), (1, 1.0)]
@@ -42,9 +41,10 @@ def test_metrics_artifacts_and_pytorch_model_round_trip(tracking, tmp_path):
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert "model_checkpoint" in names and "checkpoints" not in names
 
-    loaded = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    loaded = model_store.load_model(mlflow_model_uri=f"runs:/{run.info.run_id}/model").model
     attributes = torch.randn(7, 2)
     forcings = torch.randn(5, 7, 3)
+    model.eval()
     with torch.no_grad():
         expected = model(attributes, forcings, attributes)
         got = loaded(attributes, forcings, attributes)

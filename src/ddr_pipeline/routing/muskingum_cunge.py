@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.parameter_registry import routing_domains
 from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing._inputs import check_values, lateral_inflow_tensor, per_reach
 from ddr_pipeline.routing._mc_kernels import mc_backward, mc_forward, traj_rows
@@ -34,17 +35,13 @@ from ddr_pipeline.routing._threads import kernel_chunks, torch_threads_kept
 logger = logging.getLogger(__name__)
 
 # valid range of each per-reach input: (lo, hi, lo_open)
+# (learned parameters: the registry's domains, which configuration validation also checks)
 _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "length": (0.0, None, True),
     "slope": (0.0, None, False),
     "x": (0.0, 0.5, False),
-    "n": (0.0, None, True),
-    "q_spatial": (0.0, 1.0, False),
-    "p": (0.0, None, True),
-    "top_width": (0.0, None, True),
-    "side_slope": (0.0, None, True),
     "K_D": (0.0, None, False),
-    "d_gw": (None, None, False),
+    **routing_domains(),
 }
 
 

@@ -12,9 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import torch
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +26,8 @@ class TrainingMonitor(Protocol):
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """A file produced by the run (checkpoint, history, ...)."""
 
-    def log_model(self, model: torch.nn.Module, name: str) -> None:
-        """The final model, for inference."""
+    def log_model(self, checkpoint: Path, name: str) -> None:
+        """The final model (its weights-only checkpoint), for inference."""
 
 
 class NullMonitor:
@@ -41,7 +39,7 @@ class NullMonitor:
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """Ignore artifacts."""
 
-    def log_model(self, model: torch.nn.Module, name: str) -> None:
+    def log_model(self, checkpoint: Path, name: str) -> None:
         """Ignore the model."""
 
 
@@ -61,7 +59,7 @@ class RecordingMonitor:
         """Record the artifact path."""
         self.artifacts.append((Path(path), artifact_path))
 
-    def log_model(self, model: torch.nn.Module, name: str) -> None:
+    def log_model(self, checkpoint: Path, name: str) -> None:
         """Record the model name."""
         self.models.append(name)
 
@@ -83,6 +81,12 @@ class MlflowMonitor:
         self._mlflow = mlflow
         self.log_checkpoints = log_checkpoints
 
+    @property
+    def run_id(self) -> str | None:
+        """Id of the active MLflow run (recorded in every checkpoint), or None."""
+        run = self._mlflow.active_run()
+        return run.info.run_id if run is not None else None
+
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """``mlflow.log_metrics`` with ``step``; drops NaN/Inf values."""
         finite = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
@@ -95,13 +99,28 @@ class MlflowMonitor:
             return
         self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
-    def log_model(self, model: torch.nn.Module, name: str) -> None:
-        """``mlflow.pytorch.log_model`` of the whole container (loadable with ``load_model``)."""
-        log_pytorch_model(model, name)
+    def log_model(self, checkpoint: Path, name: str) -> None:
+        """Log ``checkpoint`` as the weights-only MLflow model ``name`` (no pickle).
+
+        The model is :mod:`ddr_pipeline.mlflow_model` (a pyfunc model from code).
+        """
+        from ddr_pipeline.mlflow_model import log_trained_model
+
+        log_trained_model(checkpoint, name, model_requirements())
 
 
 #: Packages the logged model needs at load time (besides ``ddr_pipeline`` itself).
-MODEL_REQUIREMENTS = ("torch", "pykan", "numpy", "pydantic", "scipy")
+MODEL_REQUIREMENTS = (
+    "torch",
+    "pykan",
+    "numpy",
+    "pydantic",
+    "scipy",
+    "mlflow",
+    "pandas",
+    "xarray",
+    "zarr",
+)
 
 
 def model_requirements() -> list[str]:
@@ -115,20 +134,3 @@ def model_requirements() -> list[str]:
         except PackageNotFoundError:
             continue
     return pins
-
-
-def log_pytorch_model(model: torch.nn.Module, name: str) -> Any:
-    """Log ``model`` as an MLflow PyTorch model under ``name`` in the active run.
-
-    Load it back with ``mlflow.pytorch.load_model("runs:/<run_id>/<name>")`` in an environment
-    where ``ddr_pipeline`` is importable (the module classes are pickled by reference).
-    """
-    import mlflow.pytorch
-
-    cpu_model = model.to("cpu").eval()
-    return mlflow.pytorch.log_model(
-        cpu_model,
-        name=name,
-        pip_requirements=model_requirements(),
-        serialization_format="pickle",
-    )

@@ -19,10 +19,12 @@ rank 0 writes checkpoints and reports to the monitor.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +39,9 @@ from ddr_pipeline.checkpoints import (
     CheckpointError,
     check_compatible,
     checkpoint_path,
+    claim_run_folder,
     read_checkpoint,
+    run_folder_lock,
     save_checkpoint,
 )
 from ddr_pipeline.config import TrainingConfig
@@ -184,6 +188,8 @@ class Trainer:
         # to when the weights that step produced turn out to give non-finite parameters.
         self._before_last_step: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._warned: set[tuple[str, int]] = set()
+        #: This training attempt; resuming a checkpoint continues that checkpoint's attempt.
+        self.attempt = {"id": uuid.uuid4().hex, "mlflow_run_id": getattr(monitor, "run_id", None)}
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, epoch: int, mini_batch: int, epoch_complete: bool) -> dict[str, Any]:
@@ -212,6 +218,7 @@ class Trainer:
             "attribute_names": list(self.inputs.attribute_names),
             "forcing_names": list(self.inputs.forcing_names),
             "history": [dict(record) for record in self.history],
+            "attempt": dict(self.attempt),
         }
 
     def save(self, epoch: int, mini_batch: int, epoch_complete: bool) -> Path:
@@ -266,6 +273,8 @@ class Trainer:
         )
         self.history = [dict(record) for record in payload["history"]]
         self._check_plan_matches_history(Path(path))
+        if "attempt" in payload:
+            self.attempt["id"] = str(payload["attempt"]["id"])
         self._resumed_from = Path(path)
         logger.info(
             "Resumed from %s (trained on %d ranks, now %d): continuing at epoch %d, mini-batch %d",
@@ -595,10 +604,23 @@ class Trainer:
         return every is not None and self.position.global_step % every == 0
 
     def fit(self) -> TrainingResult:
-        """Train until ``experiment.epochs`` (or ``max_steps``); return model and history."""
-        if self.exp.checkpoint:
-            self.resume(self.exp.checkpoint)
-        self.ranks.broadcast_parameters(self.model)
+        """Train until ``experiment.epochs`` (or ``max_steps``); return model and history.
+
+        Rank 0 holds the run folder's lock throughout and refuses a folder that holds another
+        training attempt unless it resumes that attempt (:func:`claim_run_folder`).
+        """
+        run_name = str(self.config.run_name)
+        writer = self.ranks.is_writer
+        with run_folder_lock(self.models_dir, run_name) if writer else contextlib.nullcontext():
+            if self.exp.checkpoint:
+                self.resume(self.exp.checkpoint)
+            if writer:
+                resuming = bool(self.exp.checkpoint)
+                claim_run_folder(self.models_dir, run_name, self.attempt["id"], resuming=resuming)
+            self.ranks.broadcast_parameters(self.model)
+            return self._fit()
+
+    def _fit(self) -> TrainingResult:
         self._steps_done = 0
         start_epoch, start_mb = self.position.epoch, self.position.mini_batch
         epochs = range(start_epoch, self.exp.epochs + 1)
@@ -621,7 +643,11 @@ class Trainer:
             checkpoints=list(self.checkpoints),
             final_checkpoint=self.checkpoints[-1] if self.checkpoints else self._resumed_from,
             stopped_early=stopped,
-            summary={**_summary(history, self.position), "world_size": self.ranks.world_size},
+            summary={
+                **_summary(history, self.position),
+                "world_size": self.ranks.world_size,
+                "attempt": self.attempt["id"],
+            },
         )
 
 

@@ -99,8 +99,15 @@ def train_model(
     )
     if result.final_checkpoint is None:
         raise RuntimeError("training produced no checkpoint (zero mini-batches?)")
+    payload = read_checkpoint(result.final_checkpoint)
+    attempt = result.summary.get("attempt")
+    if payload.get("attempt", {}).get("id") != attempt:
+        raise RuntimeError(
+            f"{result.final_checkpoint} was written by another training attempt than this one "
+            f"({attempt}); not logging or saving it"
+        )
     monitor.log_artifact(result.final_checkpoint, "model_checkpoint")
-    monitor.log_model(result.model, "model")
+    monitor.log_model(result.final_checkpoint, "model")
     summary = {
         **result.summary,
         "run_name": config.run_name,
@@ -109,7 +116,7 @@ def train_model(
     }
     logger.info("Training finished: %s", summary)
     history = result.history.astype({"gauges": "string", "status": "string"})
-    return read_checkpoint(result.final_checkpoint), history, summary
+    return payload, history, summary
 
 
 def loss_figure(history: pd.DataFrame, config: TrainingConfig) -> Figure:
