@@ -24,11 +24,17 @@ def twin():
 
 @pytest.fixture
 def make_trainer(twin, tmp_path: Path) -> Callable[..., Trainer]:
-    """Build a :class:`Trainer` on the twin from a ``training`` params dict."""
+    """Build a :class:`Trainer` on the twin from a ``training`` params dict.
+
+    Without ``models_dir`` every trainer gets its own folder (one training attempt per run folder).
+    """
     inputs, gauges, stats, _ = twin
+    built = []
 
     def factory(params: dict[str, Any], models_dir: Path | None = None, **kwargs: Any) -> Trainer:
         config = load_training_config(params)
+        built.append(config)
+        own_folder = tmp_path / ("models" if len(built) == 1 else f"models-{len(built)}")
         validation = None
         if config.experiment.validation_every is not None:
             start, stop = inputs.day_range(*TEST_PERIOD)
@@ -42,7 +48,7 @@ def make_trainer(twin, tmp_path: Path) -> Callable[..., Trainer]:
             train_gauges=GaugeSet.from_table(gauges, inputs, "train"),
             period=inputs.day_range(*TRAIN_PERIOD),
             normalization_stats=stats,
-            models_dir=models_dir or tmp_path / "models",
+            models_dir=models_dir or own_folder,
             validation=validation,
             progress=False,
             **kwargs,
