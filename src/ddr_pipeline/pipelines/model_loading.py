@@ -17,6 +17,7 @@ from ddr_pipeline import model_store
 from ddr_pipeline.checkpoints import CheckpointError, check_compatible
 from ddr_pipeline.config import load_training_config
 from ddr_pipeline.data.batching import ModelInputs
+from ddr_pipeline.data.provenance import STATS_FINGERPRINT, check_same_stats
 from ddr_pipeline.model_store import TrainedModel
 from ddr_pipeline.pipelines.geodataset import geodataset_check
 
@@ -41,10 +42,11 @@ def check_model_against_data(  # noqa: PLR0917 (Kedro passes node inputs positio
 ) -> ModelInputs:
     """Fail with every difference between the trained model and the data; return the inputs.
 
-    Checked: geodataset, attribute / forcing names and order, normalisation statistics and (with
+    Checked: that the inputs and statistics come from one ``data_processing`` run, geodataset, attribute / forcing names and order, normalisation statistics and (with
     ``check_training_parameters``) the model-defining keys of the current ``training``
     parameters (resume-only keys such as epochs are ignored).
     """
+    check_same_stats(model_inputs.attrs.get(STATS_FINGERPRINT), normalization_stats)
     inputs = ModelInputs.from_dataset(model_inputs)
     if ckpt.config.geodataset != geodataset:
         raise CheckpointError(

@@ -14,6 +14,7 @@ from ddr_pipeline import scoring
 from ddr_pipeline.config import TrainingConfig
 from ddr_pipeline.data.batch_plan import BatchPlan, plan_experiment
 from ddr_pipeline.data.batching import GaugeSet, ModelInputs
+from ddr_pipeline.data.provenance import STATS_FINGERPRINT
 from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.models import RoutingModel, build_models
 from ddr_pipeline.simulation import (
@@ -42,6 +43,8 @@ class TrainingData:
     train_gauges: GaugeSet
     period: tuple[int, int]
     validation: ValidationSpec | None
+    #: Fingerprint of the statistics the inputs were normalised with (None: not recorded).
+    stats_fingerprint: str | None = None
 
 
 def prepare_training_data(
@@ -69,6 +72,7 @@ def prepare_training_data(
         train_gauges=GaugeSet.from_table(gauges, inputs, TRAIN_SPLIT),
         period=inputs.period("train"),
         validation=validation,
+        stats_fingerprint=model_inputs.attrs.get(STATS_FINGERPRINT),
     )
     logger.info(
         "Training on %d gauges over %s..%s (%d days); %d validation gauges",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
+from ddr_pipeline.data.provenance import SPLIT_FINGERPRINT, STATS_FINGERPRINT, stats_fingerprint
 from ddr_pipeline.pipelines.data_processing import create_pipeline
 
 NAMESPACE = "syn"
@@ -57,6 +59,10 @@ def test_pipeline_runs_end_to_end(raw, params, caplog):
     assert ds.sizes == {"reach_id": 6, "gage_id": 5, "time": 20, "attribute": 2, "forcing": 3}
     stats = result[f"{NAMESPACE}.normalization_stats_artifact"].load()
     assert stats["computed_on"]["n_reaches"] == 4
+    # the outputs record the run that wrote them (ddr_pipeline.data.provenance)
+    assert ds.attrs[STATS_FINGERPRINT] == stats_fingerprint(json.loads(json.dumps(stats)))
+    assert len(ds.attrs[SPLIT_FINGERPRINT]) == 64
+    assert ds.attrs[SPLIT_FINGERPRINT] == stats["computed_on"][SPLIT_FINGERPRINT]
     metrics = result[f"{NAMESPACE}.data_processing_metrics"].load()
     assert metrics["n_reaches"]["value"] == 6.0
     assert metrics["n_gauges_validation"]["value"] == 1.0

@@ -18,6 +18,12 @@ from ddr_pipeline import __version__
 from ddr_pipeline.data import schema
 from ddr_pipeline.data.model_inputs import build_model_inputs
 from ddr_pipeline.data.normalization import attribute_statistics, forcing_statistics
+from ddr_pipeline.data.provenance import (
+    SPLIT_FINGERPRINT,
+    STATS_FINGERPRINT,
+    split_fingerprint,
+    stats_fingerprint,
+)
 from ddr_pipeline.data.splits import (
     TRAIN,
     VALIDATION,
@@ -215,6 +221,7 @@ def compute_normalization_stats(  # noqa: PLR0913
             "n_reaches": int(mask.sum()),
             "n_train_gauges": int(is_train.sum()),
             "period": train.as_strings(),
+            SPLIT_FINGERPRINT: split_fingerprint(gauges),
         },
     }
     logger.info(
@@ -241,6 +248,8 @@ def assemble_model_inputs(  # noqa: PLR0913
         "title": "ddr_pipeline model inputs",
         "ddr_pipeline_version": __version__,
         **{f"{name}_period": p.as_strings() for name, p in periods.items()},
+        SPLIT_FINGERPRINT: stats["computed_on"][SPLIT_FINGERPRINT],
+        STATS_FINGERPRINT: stats_fingerprint(stats),
     }
     return build_model_inputs(
         reaches=reaches,

@@ -13,6 +13,12 @@ from matplotlib.figure import Figure
 
 from ddr_pipeline import plots
 from ddr_pipeline.config import TrainingConfig, load_training_config
+from ddr_pipeline.data.provenance import (
+    SPLIT_FINGERPRINT,
+    check_same_split,
+    check_same_stats,
+    recorded_split,
+)
 from ddr_pipeline.distributed import env_has_process_group
 from ddr_pipeline.models import build_models
 from ddr_pipeline.training import (
@@ -47,7 +53,11 @@ def resolve_training_config(params: dict[str, Any], geodataset: str) -> Training
 def prepare_data(
     model_inputs: xr.Dataset, gauges: pd.DataFrame, config: TrainingConfig
 ) -> TrainingData:
-    """Model inputs, training/validation gauges and periods as the trainer needs them."""
+    """Model inputs, training/validation gauges and periods as the trainer needs them.
+
+    Refuses model inputs built with another gauge split than ``gauges`` (:mod:`ddr_pipeline.data.provenance`).
+    """
+    check_same_split(model_inputs.attrs.get(SPLIT_FINGERPRINT), gauges, "model_inputs.zarr")
     return prepare_training_data(model_inputs, gauges, config)
 
 
@@ -90,6 +100,8 @@ def train_model(
             "training.distributed.nproc_per_node / nnodes instead; other nodes join with "
             "`torchrun ... -m ddr_pipeline.distributed` (docs/distributed.md)"
         )
+    check_same_split(recorded_split(normalization_stats), data.gauges, "normalization_stats.json")
+    check_same_stats(data.stats_fingerprint, normalization_stats)
     monitor = _monitor(config)
     if mlflow.active_run() is not None:
         mlflow.log_param("world_size", config.distributed.world_size)
