@@ -11,6 +11,7 @@ from ddr_pipeline.config import load_training_config
 from ddr_pipeline.models import build_models
 from ddr_pipeline.training.resources import (
     GIB,
+    MIN_LSTM_CHUNK,
     ActivationCost,
     BatchSize,
     MemoryBudgetError,
@@ -37,10 +38,16 @@ def test_plan_prefers_no_recomputation_then_checkpointing_then_chunks() -> None:
     lean = plan_step(CONTINENTAL, COST, no_lstm_room / GIB)
     assert (lean.checkpoint_every, lean.lstm_chunk) == (k, None)
     assert lean.parts["routing"] < full.parts["routing"] / 10
-    chunked = plan_step(CONTINENTAL, COST, 16)
-    assert chunked.checkpoint_every == k
-    assert chunked.lstm_chunk is not None and 1 <= chunked.lstm_chunk < CONTINENTAL.reaches
+    chunked = plan_step(CONTINENTAL, COST, 16)  # large chunks fit beside every routing state
+    assert chunked.checkpoint_every == 1
+    assert chunked.lstm_chunk is not None and MIN_LSTM_CHUNK <= chunked.lstm_chunk < 50_000
     assert chunked.estimate_bytes <= 16 * GIB
+    lstm_per_reach = chunked.parts["LSTM"] / chunked.lstm_chunk
+    tight = (chunked.estimate_bytes - chunked.parts["LSTM"] + 500 * lstm_per_reach) / GIB
+    both = plan_step(CONTINENTAL, COST, tight)  # 500-reach chunks: checkpoint the routing too
+    assert both.checkpoint_every == k
+    assert both.lstm_chunk is not None and both.lstm_chunk > 1000
+    assert both.estimate_bytes <= tight * GIB
 
 
 def test_plan_names_the_batch_and_estimate_when_nothing_fits() -> None:

@@ -28,6 +28,9 @@ RUNTIME_BYTES = int(0.7 * GIB)
 ASSEMBLY_BYTES_PER_PARAM_DAY = 24
 #: Headroom on the measured activation bytes (gradient buffers live during the backward).
 ACTIVATION_HEADROOM = 1.3
+#: Smallest LSTM chunk (reaches) worth keeping every routing state for: below it the chunks'
+#: small matrix products cost more than the routing's recomputation saves.
+MIN_LSTM_CHUNK = 1024
 #: Probe sizes: reaches (two, the difference removes the weights) and days.
 _PROBE_REACHES = (16, 48)
 _PROBE_DAYS = 8
@@ -138,9 +141,10 @@ def best_checkpoint_interval(steps: int) -> int:
 
 def plan_step(size: BatchSize, cost: ActivationCost, budget_gb: float | None) -> StepPlan:
     """The fastest plan whose estimate fits ``budget_gb`` (``None``: no limit, no recomputation):
-    first no recomputation, then routing checkpointing (≈ +1 routing forward), then LSTM chunks
-    as large as fit (≈ +1 LSTM forward). Raises :class:`MemoryBudgetError` naming the batch
-    and the leanest estimate when nothing fits."""
+    first no recomputation, then routing checkpointing (≈ +1 routing forward); when the LSTM
+    must be chunked (≈ +1 LSTM forward), chunks as large as fit beside every routing state
+    (if at least :data:`MIN_LSTM_CHUNK` reaches), else beside the checkpointed routing. Raises
+    :class:`MemoryBudgetError` naming the batch and the leanest estimate when nothing fits."""
     n, d, b = size.reaches, size.days, size.dtype_bytes
     base = {
         "runtime": RUNTIME_BYTES,
@@ -169,10 +173,13 @@ def plan_step(size: BatchSize, cost: ActivationCost, budget_gb: float | None) ->
     lean = plan(every, None)
     if lean.estimate_bytes <= budget:
         return lean
-    if lstm_per_reach > 0:
-        chunk = int((budget - (lean.estimate_bytes - lean.parts["LSTM"])) // lstm_per_reach)
-        if chunk >= 1:
-            return plan(every, chunk)
+    if lstm_per_reach > 0:  # the LSTM is chunked: is the routing's recomputation needed too?
+        for interval, smallest in ((1, MIN_LSTM_CHUNK), (every, 1)):
+            others = plan(interval, 1)
+            room = budget - (others.estimate_bytes - others.parts["LSTM"])
+            chunk = int(room // lstm_per_reach)
+            if chunk >= smallest:
+                return plan(interval, chunk)
     leanest = plan(every, 1 if lstm_per_reach else None)
     raise MemoryBudgetError(
         f"a mini-batch of {size.describe()} needs an estimated {leanest.describe()} at its "
