@@ -48,3 +48,23 @@ def test_env_overrides_merge_softly(project_root, tmp_path):
 def test_default_environment_is_local():
     assert CONFIG_LOADER_ARGS["base_env"] == "base"
     assert CONFIG_LOADER_ARGS["default_run_env"] == "local"
+
+
+def test_params_replace_the_learning_rate_table(project_root):
+    """``--params`` give the whole LR table (not merged into conf/base's); other keys merge."""
+    from ddr_pipeline import settings
+
+    runtime = {"training": {"experiment": {"learning_rate": {1: 0.1}, "epochs": 2}}}
+    args = {**CONFIG_LOADER_ARGS, "default_run_env": "base"}
+    conf = str(project_root / "conf")
+    kedro_merged = OmegaConfigLoader(conf, runtime_params=runtime, **args)["parameters"]
+    assert len(kedro_merged["training"]["experiment"]["learning_rate"]) > 1  # what Kedro does
+    params = settings.CONFIG_LOADER_CLASS(conf, runtime_params=runtime, **args)["parameters"]
+    experiment = params["training"]["experiment"]
+    assert experiment["learning_rate"] == {1: 0.1}
+    assert experiment["epochs"] == 2
+    assert experiment["batch_size"] == kedro_merged["training"]["experiment"]["batch_size"]
+    scalar = {"training": {"experiment": {"learning_rate": 0.05}}}
+    params = settings.CONFIG_LOADER_CLASS(conf, runtime_params=scalar, **args)["parameters"]
+    assert params["training"]["experiment"]["learning_rate"] == 0.05
+

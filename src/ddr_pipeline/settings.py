@@ -5,8 +5,6 @@ https://docs.kedro.org/en/stable/kedro_project_setup/settings.html
 
 import os
 
-from kedro.config import OmegaConfigLoader
-
 from ddr_pipeline.console import apply_verbosity, filter_known_warnings
 
 # First: known third-party warnings (some are emitted while the rest is imported); DDR_VERBOSE=1
@@ -14,6 +12,7 @@ from ddr_pipeline.console import apply_verbosity, filter_known_warnings
 filter_known_warnings()
 apply_verbosity()
 
+from ddr_pipeline.config_loader import ProjectConfigLoader  # noqa: E402
 from ddr_pipeline.hooks import (  # noqa: E402
     MlflowRunHooks,
     ParameterValidationHooks,
@@ -31,7 +30,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # orphaned runs (docs/guarantees.md).
 HOOKS = (PreflightHooks(), ParameterValidationHooks(), MlflowRunHooks(), ProjectGuardHooks())
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# OmegaConfigLoader, except that `--params` replace tables such as the learning-rate schedule.
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 
 # ``conf/base`` holds the committed defaults; ``conf/local`` (git-ignored) is the default overlay;
 # ``--env test`` overlays ``conf/test``. Parameters, globals and kedro-mlflow settings merge
