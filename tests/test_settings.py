@@ -68,3 +68,22 @@ def test_params_replace_the_learning_rate_table(project_root):
     params = settings.CONFIG_LOADER_CLASS(conf, runtime_params=scalar, **args)["parameters"]
     assert params["training"]["experiment"]["learning_rate"] == 0.05
 
+
+
+def test_an_environment_table_replaces_the_base_table(project_root, tmp_path):
+    """``--env`` overlays merge parameters key by key, but a learning-rate table is one value."""
+    from ddr_pipeline import settings
+
+    table = {"training": {"experiment": {"learning_rate": {2: 0.03}}}}
+    conf = tmp_path / "conf"
+    shutil.copytree(project_root / "conf" / "base", conf / "base")
+    (conf / "over").mkdir()
+    (conf / "over" / "parameters_lr.yml").write_text(yaml.safe_dump(table))
+    loader = settings.CONFIG_LOADER_CLASS(str(conf), env="over", **CONFIG_LOADER_ARGS)
+    experiment = loader["parameters"]["training"]["experiment"]
+    assert experiment["learning_rate"] == {2: 0.03}
+    assert experiment["epochs"] > 0  # the rest of the block still comes from conf/base
+    runtime = {"training": {"experiment": {"learning_rate": {1: 0.1}}}}
+    args = {**CONFIG_LOADER_ARGS, "runtime_params": runtime}
+    loader = settings.CONFIG_LOADER_CLASS(str(conf), env="over", **args)
+    assert loader["parameters"]["training"]["experiment"]["learning_rate"] == {1: 0.1}
