@@ -180,6 +180,8 @@ def claim_run_folder(
     handle, tmp = tempfile.mkstemp(prefix=f".{ATTEMPT_FILE}.tmp-{os.getpid()}-", dir=folder)
     with os.fdopen(handle, "w") as stream:
         json.dump({"id": attempt_id}, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
     os.replace(tmp, folder / ATTEMPT_FILE)
 
 

@@ -53,8 +53,8 @@ def load_trained_model(
     """Load a trained model from one ``source``: a checkpoint file, an MLflow URI or a run name.
 
     ``runs:/...`` and ``models:/...`` are MLflow model URIs; an existing file (or any ``.pt``
-    path) is a checkpoint; anything else names a training run whose latest checkpoint under
-    ``models_dir`` is loaded. Raises ``FileNotFoundError`` / :class:`CheckpointError` naming
+    path) is a checkpoint; anything else names a training run whose final model (else latest
+    checkpoint) under ``models_dir`` is loaded. Raises ``FileNotFoundError`` / :class:`CheckpointError` naming
     what was searched.
     """
     text = str(source)

@@ -2,7 +2,7 @@
 
 Inputs: the model-ready data of one geodataset (``<geodataset>.model_inputs``,
 ``.model_gauges``, ``.normalization_stats``, ``.reaches``) and a trained model named by
-``params:evaluation.model`` (checkpoint path, MLflow model URI or the latest checkpoint of the
+``params:evaluation.model`` (checkpoint path, MLflow model URI or the final model of the
 training run ``params:evaluation.run_name``). Outputs: ``evaluation.model_test``
 (``data/07_model_output/<run>/model_test.zarr``), per-gauge metrics, the comparison table,
 MLflow metrics and figures (see docs/pipelines.md).
