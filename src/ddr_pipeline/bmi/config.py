@@ -32,7 +32,9 @@ class ModelSource(_Strict):
     mlflow_model_uri: str | None = Field(
         None, description="runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>"
     )
-    run_name: str | None = Field(None, description="Training run: its final model (else latest checkpoint).")
+    run_name: str | None = Field(
+        None, description="Training run: its final model (else latest checkpoint)."
+    )
     models_dir: str = Field("data/06_models", description="Folder of the training runs.")
 
     @model_validator(mode="after")
