@@ -31,7 +31,7 @@ key                         content
 
 One run folder holds one training attempt: :func:`run_folder_lock` keeps a second training out
 while one runs, :func:`claim_run_folder` refuses a folder holding another attempt's model files
-unless that attempt is being resumed, and :func:`check_attempt` refuses to load a file of another
+unless that attempt is being resumed (or discards them when asked to replace the run), and :func:`check_attempt` refuses to load a file of another
 attempt than the folder's (recorded in ``<run>/attempt.json``). The final model of a run is
 ``<run>/trained_model.pt`` (:data:`FINAL_MODEL_FILE`, written by the training pipeline).
 
@@ -49,7 +49,9 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,6 +100,7 @@ RESUMABLE_KEYS = (
     "monitoring.validation_warmup_days",
     "monitoring.log_checkpoints",
     "monitoring.progress_bar",
+    "monitoring.replace_run",
     "distributed.nproc_per_node",
     "distributed.nnodes",
     "distributed.master_addr",
@@ -113,18 +116,22 @@ class CheckpointError(ValueError):
     """A checkpoint is unreadable or does not match the configuration / data."""
 
 
-#: Files of a run folder: its attempt id, the training lock, the final model.
+#: Files of a run folder: its attempt id and the final model.
 ATTEMPT_FILE = "attempt.json"
-LOCK_FILE = ".training.lock"
 FINAL_MODEL_FILE = "trained_model.pt"
+
+
+def lock_path(models_dir: str | Path, run_name: str) -> Path:
+    """``<models_dir>/.<run_name>.training.lock``: beside the run folder, which may be replaced."""
+    return Path(models_dir) / f".{run_name}.training.lock"
 
 
 @contextmanager
 def run_folder_lock(models_dir: str | Path, run_name: str) -> Iterator[None]:
     """Hold the run folder's lock (``flock``; released when the process dies) or fail at once."""
     folder = Path(models_dir) / run_name
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_FILE, "a") as handle:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path(models_dir, run_name), "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -156,13 +163,14 @@ def _model_files(models_dir: str | Path, run_name: str) -> list[Path]:
 
 
 def claim_run_folder(
-    models_dir: str | Path, run_name: str, attempt_id: str, *, resuming: bool
+    models_dir: str | Path, run_name: str, attempt_id: str, *, resuming: bool, replace: bool = False
 ) -> None:
     """Record ``attempt_id`` as the folder's attempt, refusing another attempt's folder.
 
-    A folder holding checkpoints or a final model of another attempt is refused; one whose files
-    predate attempt records is accepted only when resuming. A folder whose attempt left no model
-    file (killed before its first checkpoint) is taken over.
+    A folder holding checkpoints or a final model of another attempt is refused (with
+    ``replace``: moved aside and deleted); one whose files predate attempt records is accepted
+    only when resuming. A folder whose attempt left no model file (killed before its first
+    checkpoint) is taken over. Call it holding :func:`run_folder_lock`.
     """
     folder = Path(models_dir) / run_name
     current = folder_attempt(models_dir, run_name)
@@ -170,12 +178,16 @@ def claim_run_folder(
         return
     files = _model_files(models_dir, run_name)
     if files and (current is not None or not resuming):
-        latest = latest_checkpoint(models_dir, run_name)
-        raise CheckpointError(
-            f"run folder {folder} holds another training attempt ({current or 'unrecorded'}; "
-            f"{len(files)} model files). Resume it with experiment.checkpoint="
-            f"{latest or '<checkpoint>'}, pick another run_name, or delete the folder"
-        )
+        if replace and not resuming:
+            _discard(folder)
+        else:
+            latest = latest_checkpoint(models_dir, run_name)
+            raise CheckpointError(
+                f"run folder {folder} holds another training attempt ({current or 'unrecorded'};"
+                f" {len(files)} model files). Resume it with experiment.checkpoint="
+                f"{latest or '<checkpoint>'}, pick another run_name, discard it with "
+                "training.monitoring.replace_run=true, or delete the folder"
+            )
     folder.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{ATTEMPT_FILE}.tmp-{os.getpid()}-", dir=folder)
     with os.fdopen(handle, "w") as stream:
@@ -183,6 +195,15 @@ def claim_run_folder(
         stream.flush()
         os.fsync(stream.fileno())
     os.replace(tmp, folder / ATTEMPT_FILE)
+
+
+def _discard(folder: Path) -> None:
+    """Move ``folder`` aside in one rename, then delete it (a kill leaves a dead writer's
+    temporary, which the next ``kedro run`` removes)."""
+    aside = folder.with_name(f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    folder.rename(aside)
+    logger.warning("Replacing run folder %s: the earlier training attempt is deleted", folder)
+    shutil.rmtree(aside)
 
 
 def check_attempt(

@@ -387,6 +387,14 @@ class MonitoringConfig(_Strict):
         True, description="Upload every checkpoint to MLflow (the final model always is)."
     )
     progress_bar: bool = Field(True, description="Show a progress bar while training (log lines print above it).")
+    replace_run: bool = Field(
+        False,
+        description=(
+            "Discard the run folder's earlier training attempt (its checkpoints and final model) "
+            "instead of refusing to train under a used run_name; a folder in use by a running "
+            "training is never touched."
+        ),
+    )
 
     @field_validator("validation_period")
     @classmethod

@@ -48,3 +48,19 @@ def test_an_attempt_killed_before_its_first_checkpoint_is_taken_over(tmp_path):
     claim_run_folder(tmp_path, "full", "killed", resuming=False)
     claim_run_folder(tmp_path, "full", "retry", resuming=False)  # no model files: nothing lost
     assert folder_attempt(tmp_path, "full") == "retry"
+
+
+def test_replace_run_discards_the_earlier_attempt_but_never_a_running_one(make_trainer, tmp_path):
+    first = make_trainer(_params(), models_dir=tmp_path, max_steps=1)
+    first.fit()
+    replacing = _params()
+    replacing["monitoring"] = {"replace_run": True, "progress_bar": False}
+    with run_folder_lock(tmp_path, "full"), pytest.raises(CheckpointError, match="in use"):
+        make_trainer(replacing, models_dir=tmp_path, max_steps=1).fit()
+    second = make_trainer(replacing, models_dir=tmp_path, max_steps=1)
+    result = second.fit()
+    assert folder_attempt(tmp_path, "full") == second.attempt["id"] != first.attempt["id"]
+    files = sorted((tmp_path / "full" / "saved_models").iterdir())
+    assert files == result.checkpoints
+    assert {read_checkpoint(f)["attempt"]["id"] for f in files} == {second.attempt["id"]}
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

@@ -615,8 +615,13 @@ class Trainer:
             if self.exp.checkpoint:
                 self.resume(self.exp.checkpoint)
             if writer:
-                resuming = bool(self.exp.checkpoint)
-                claim_run_folder(self.models_dir, run_name, self.attempt["id"], resuming=resuming)
+                claim_run_folder(
+                    self.models_dir,
+                    run_name,
+                    self.attempt["id"],
+                    resuming=bool(self.exp.checkpoint),
+                    replace=self.config.monitoring.replace_run,
+                )
             self.ranks.broadcast_parameters(self.model)
             return self._fit()
 
