@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 from training_synthetic import full_training_params, with_changes
 
@@ -64,3 +68,29 @@ def test_replace_run_discards_the_earlier_attempt_but_never_a_running_one(make_t
     assert files == result.checkpoints
     assert {read_checkpoint(f)["attempt"]["id"] for f in files} == {second.attempt["id"]}
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_the_lock_holds_across_processes_and_dies_with_its_holder(make_trainer, tmp_path):
+    """A training in another process keeps this one out; once it is killed, training proceeds."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from ddr_pipeline.checkpoints import run_folder_lock\n"
+            "with run_folder_lock(sys.argv[1], 'full'):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(120)\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(CheckpointError, match="in use by another training"):
+            make_trainer(_params(), models_dir=tmp_path, max_steps=1).fit()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert make_trainer(_params(), models_dir=tmp_path, max_steps=1).fit().checkpoints
