@@ -12,7 +12,8 @@ Cases (``--case``, repeatable; default: every case below but ``2k-demo``):
 * ``<N>k-demo`` / ``<N>k-ddr`` (N in 10, 20, 50): a synthetic dendritic network of N thousand
   reaches in 16 basins, 64 gauges (the 16 outlets + 48 inner reaches, whose upstream union is
   every reach), 365 days; ``demo`` = the demo networks (KAN grid 5 / k 3, LSTM 32), ``ddr`` =
-  DDR's sizes (KAN grid 50 / k 2, LSTM 64). Both: 10 attributes, 3 forcings, leakance on.
+  DDR's sizes (KAN grid 50 / k 2, LSTM 64). Both: 10 attributes, 3 forcings, the
+  routing options of conf/base (leakance off).
 
 ``--device cuda`` runs the KAN, the LSTM, the parameter assembly, the loss and the optimiser on
 the GPU; the routing follows :func:`ddr_pipeline.routing.muskingum_cunge.choose_backend` (the
