@@ -87,3 +87,16 @@ def test_an_environment_table_replaces_the_base_table(project_root, tmp_path):
     args = {**CONFIG_LOADER_ARGS, "runtime_params": runtime}
     loader = settings.CONFIG_LOADER_CLASS(str(conf), env="over", **args)
     assert loader["parameters"]["training"]["experiment"]["learning_rate"] == {1: 0.1}
+
+
+def test_an_environment_without_parameter_files_keeps_the_base(project_root, tmp_path):
+    """``conf/local`` holds only a ``.gitkeep`` in a fresh clone: the base parameters load."""
+    from ddr_pipeline import settings
+
+    conf = tmp_path / "conf"
+    shutil.copytree(project_root / "conf" / "base", conf / "base")
+    (conf / "local").mkdir()
+    (conf / "local" / ".gitkeep").write_text("")
+    base = OmegaConfigLoader(str(conf), **{**CONFIG_LOADER_ARGS, "default_run_env": "base"})
+    loader = settings.CONFIG_LOADER_CLASS(str(conf), **CONFIG_LOADER_ARGS)
+    assert loader["parameters"] == base["parameters"]

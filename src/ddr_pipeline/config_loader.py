@@ -69,5 +69,7 @@ class ProjectConfigLoader(OmegaConfigLoader):
             for file in folder.glob(pattern)
             if file.is_file() and file.suffix in _CONFIG_SUFFIXES
         }
+        if not files:  # e.g. conf/local with only its .gitkeep
+            return {}
         merged = OmegaConf.merge(*(OmegaConf.load(file) for file in sorted(files)))
-        return OmegaConf.to_container(merged, resolve=False) if files else {}
+        return OmegaConf.to_container(merged, resolve=False)
