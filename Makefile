@@ -2,7 +2,8 @@
 #   make demo      create .venv (if missing), install, run the demo pipelines
 #   make test      install, run the test suite
 # Variables: PYTHON (interpreter for the venv), TORCH_INDEX_URL (e.g. a PyTorch CPU/CUDA index),
-# DEMO_PIPELINES (pipelines run by `make demo`, in order), KEDRO_ENV (e.g. `test`).
+# DEMO_PIPELINES (pipelines run by `make demo`, in order), KEDRO_ENV (e.g. `test`),
+# DEMO_PARAMS (`--params` of the demo runs: a repeated `make demo` replaces its earlier training).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -14,6 +15,7 @@ TORCH_VERSION ?= 2.13.0
 TORCH_INDEX_URL ?=
 DEMO_PIPELINES ?= data_processing training evaluation routing
 KEDRO_ENV ?=
+DEMO_PARAMS ?= training.monitoring.replace_run=true
 MLFLOW_PORT ?= 5000
 
 STAMP := $(VENV)/.ddr_pipeline-installed
@@ -43,7 +45,7 @@ install: $(STAMP)  ## create .venv if missing and install the project (once)
 demo: $(STAMP)  ## run the demo pipelines (DEMO_PIPELINES, in order) on the committed DRB data
 	@set -e; for p in $(DEMO_PIPELINES); do \
 		echo "=== kedro run --pipelines $$p $(KEDRO_ENV_FLAG)"; \
-		$(BIN)/kedro run --pipelines $$p $(KEDRO_ENV_FLAG); \
+		$(BIN)/kedro run --pipelines $$p $(KEDRO_ENV_FLAG) $(if $(DEMO_PARAMS),--params "$(DEMO_PARAMS)",); \
 	done
 	@echo "Done. Browse the runs with: make mlflow-ui   (or: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db)"
 
