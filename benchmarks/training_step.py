@@ -23,6 +23,9 @@ CUDA the stage times are wall seconds after ``torch.cuda.synchronize`` and the G
 seconds on a CPU) defaults the cases to ``drb`` and ``2k-demo`` and shortens every window to
 ``--days`` (30 unless given).
 
+``--lstm-groups G`` runs the LSTM on at most G sequences (``cuda_lstm.sequence_groups``: reaches
+grouped by k-means on their static attributes; the LSTM stage then includes the grouping).
+
 ``--nan-fill`` turns deterministic mode's NaN fill of new buffers back on (the code's default
 before issue 11) to measure what switching it off saved.
 
@@ -152,6 +155,8 @@ def training_config(  # noqa: PLR0913 (the case and the run's options)
     threads: int | None,
     root: Path = ROOT,
     device: str = "cpu",
+    *,
+    lstm_groups: int | None = None,
 ):
     """The training configuration of the checkout at ``root`` with the case's network sizes."""
     import yaml
@@ -166,6 +171,8 @@ def training_config(  # noqa: PLR0913 (the case and the run's options)
     params["cuda_lstm"].update(
         hidden_size=nets["lstm"], input_var_names=ATTRIBUTES, forcing_var_names=FORCINGS
     )
+    if lstm_groups is not None:
+        params["cuda_lstm"]["sequence_groups"] = lstm_groups
     params["params"]["ptf_sand_var"] = None
     params["params"]["ptf_clay_var"] = None
     params["params"]["observed_geometry"] = []
@@ -233,6 +240,7 @@ def one_step(  # noqa: PLR0913, PLR0915 (one stage after the other, on purpose)
     *,
     device: str = "cpu",
     nan_fill: bool = False,
+    lstm_groups: int | None = None,
 ):
     import numpy as np
     import torch
@@ -244,7 +252,7 @@ def one_step(  # noqa: PLR0913, PLR0915 (one stage after the other, on purpose)
     from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
     from ddr_pipeline.training.rng import seed_everything
 
-    config = training_config(case, budget_gb, threads, root, device)
+    config = training_config(case, budget_gb, threads, root, device, lstm_groups=lstm_groups)
     seed_everything(0)
     if nan_fill:  # deterministic mode's NaN fill of new buffers (off since issue 11)
         torch.utils.deterministic.fill_uninitialized_memory = True
@@ -326,6 +334,7 @@ def one_step(  # noqa: PLR0913, PLR0915 (one stage after the other, on purpose)
         "gauges": len(gauges), "days": case["days"], "nets": case["nets"],
         "checkpoint_every": None if plan is None else plan.checkpoint_every,
         "lstm_chunk": None if plan is None else plan.lstm_chunk,
+        "lstm_groups": lstm_groups,
         "estimate_gib": None if plan is None else plan.estimate_bytes / 2**30,
         "device": device, "routing_backend": backend(settings, device),
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
@@ -344,7 +353,7 @@ def _child(args: argparse.Namespace) -> None:
     case = parse_case(args.child, args.days)
     warm_up = {**case, "name": "warm-up", "reaches": 300, "gauges": 4, "days": 12}
     run = (args.engine, args.budget_gb, args.threads, root)
-    options = {"device": args.device, "nan_fill": args.nan_fill}
+    options = {"device": args.device, "nan_fill": args.nan_fill, "lstm_groups": args.lstm_groups}
     one_step(warm_up, *run, **options)  # JIT, first calls
     result = one_step(case, *run, **options)
     print("RESULT " + json.dumps(result))
@@ -357,6 +366,8 @@ def _run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
         cmd += ["--days", str(args.days)]
     if args.nan_fill:
         cmd += ["--nan-fill"]
+    if args.lstm_groups is not None:
+        cmd += ["--lstm-groups", str(args.lstm_groups)]
     if args.budget_gb is not None:
         cmd += ["--budget-gb", str(args.budget_gb)]
     if args.threads is not None:
@@ -382,6 +393,7 @@ def _table(results: list[dict[str, Any]]) -> str:
         "days",
         "k",
         "LSTM chunk",
+        "LSTM groups",
         *STAGES,
         "step s",
         "peak RSS GiB",
@@ -401,7 +413,7 @@ def _table(results: list[dict[str, Any]]) -> str:
         engine = r["engine"] + (" +NaN fill" if r.get("fill_uninitialized_memory") else "")
         cells = [r["case"], engine, f"{device} ({r.get('routing_backend', 'numba')})",
                  f"{r['reaches']:,}", str(r["days"]), str(r["checkpoint_every"] or "-"),
-                 str(r["lstm_chunk"] or "-")]  # fmt: skip
+                 str(r["lstm_chunk"] or "-"), str(r.get("lstm_groups") or "-")]  # fmt: skip
         cells += [f"{times.get(s, 0.0):.1f}" for s in STAGES]
         cells += [
             f"{sum(v for k, v in times.items() if k != 'plan'):.1f}",
@@ -432,6 +444,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=None, help="window length of every case")
     parser.add_argument(
         "--nan-fill", action="store_true", help="NaN-fill new buffers (the pre-issue-11 default)"
+    )
+    parser.add_argument(
+        "--lstm-groups", type=int, default=None, help="cuda_lstm.sequence_groups (default: none)"
     )
     parser.add_argument("--json", default=None, help="append the results to this JSON file")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)

@@ -168,3 +168,14 @@ def test_demo_narrows_leakance_range_documented_deviation(base: dict) -> None:
     assert ParamsConfig().parameter_ranges["K_D_delta"] == (-3.0, 1.0)
     cfg = load_training_config(base)
     assert tuple(cfg.params.parameter_ranges["K_D_delta"]) == (-5.0, -1.0)
+
+
+def test_lstm_sequence_groups_validated(base: dict) -> None:
+    assert load_training_config(base).cuda_lstm.sequence_groups is None
+    params = copy.deepcopy(base)
+    params["cuda_lstm"]["sequence_groups"] = 0
+    assert "training.cuda_lstm.sequence_groups: Input should be greater than 0" in _error(params)
+    params["cuda_lstm"]["sequence_groups"] = 32
+    assert load_training_config(params).cuda_lstm.sequence_groups == 32
+    params["cuda_lstm"]["input_var_names"] = []
+    assert "cuda_lstm.sequence_groups=32 groups reaches" in _error(params)

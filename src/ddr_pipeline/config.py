@@ -220,6 +220,15 @@ class LSTMConfig(_Strict):
         default_factory=lambda: ["n", "d_gw"],
         description="Daily parameters predicted by the LSTM.",
     )
+    sequence_groups: PositiveInt | None = Field(
+        None,
+        description=(
+            "Run the LSTM on at most this many sequences per batch: reaches are grouped by "
+            "seeded k-means on their static LSTM attributes, each group is fed its mean "
+            "forcings and attributes and its reaches share its daily parameters. null: one "
+            "sequence per reach. See docs/training.md."
+        ),
+    )
 
     _unique_forcings = field_validator("forcing_var_names")(_check_unique)
     _unique_inputs = field_validator("input_var_names")(_check_unique)
@@ -228,6 +237,15 @@ class LSTMConfig(_Strict):
     @classmethod
     def _learnable(cls, names: list[str]) -> list[str]:
         return _check_known(_check_unique(names), LEARNABLE_PARAMETERS)
+
+    @model_validator(mode="after")
+    def _groups_need_attributes(self) -> LSTMConfig:
+        if self.sequence_groups is not None and not self.input_var_names:
+            raise ValueError(
+                f"cuda_lstm.sequence_groups={self.sequence_groups} groups reaches by their "
+                "static attributes, but cuda_lstm.input_var_names is empty"
+            )
+        return self
 
 
 class AttributeMinimums(_Strict):

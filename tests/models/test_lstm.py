@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ddr_pipeline.models import DailyParameterLSTM
+from ddr_pipeline.models.grouping import group_reaches
 
 
 def _lstm(**kwargs) -> DailyParameterLSTM:
@@ -82,3 +83,59 @@ def test_split_sequences_match_one_call(monkeypatch: pytest.MonkeyPatch) -> None
         torch.testing.assert_close((hs, cs), (h, c), rtol=1e-6, atol=1e-7)
         split_grads = torch.autograd.grad(split["n"].sum(), list(model.parameters()))
         torch.testing.assert_close(split_grads, grads, rtol=1e-5, atol=1e-6)
+
+
+def test_sequence_groups_none_and_n_reaches_match_per_reach_outputs() -> None:
+    forcings, attributes = torch.randn(9, 6, 3), torch.randn(6, 2)
+    expected, (h, c) = _lstm().eval()(forcings, attributes)
+    for groups in (None, 6, 50):
+        out, (h2, c2) = _lstm(sequence_groups=groups).eval()(forcings, attributes)
+        for name in expected:
+            assert torch.equal(out[name], expected[name])
+        assert torch.equal(h2, h) and torch.equal(c2, c)
+
+
+def test_grouped_run_of_duplicated_reaches_equals_per_reach_run() -> None:
+    """Pairs of reaches with equal inputs: three groups must give the per-reach values."""
+    forcings, attributes = torch.randn(9, 3, 3), torch.randn(3, 2)
+    order = torch.tensor([0, 1, 0, 2, 1, 2])
+    model = _lstm().eval()
+    expected, (h, _) = model(forcings, attributes)
+    model.sequence_groups = 3
+    out, (h2, _) = model(forcings[:, order], attributes[order])
+    for name in expected:
+        assert torch.allclose(out[name], expected[name][:, order], atol=1e-6)
+    assert torch.allclose(h2, h[:, order], atol=1e-6)
+
+
+def test_groups_share_parameters_and_gradients_flow() -> None:
+    generator = torch.Generator().manual_seed(3)
+    forcings, attributes = torch.randn(8, 40, 3, generator=generator), torch.randn(40, 2)
+    model = _lstm(sequence_groups=4, dropout=0.0)
+    out, _ = model(forcings, attributes)
+    labels = group_reaches(attributes, 4, seed=model.grouping_seed)
+    assert 1 < int(labels.max()) + 1 <= 4
+    for group in labels.unique():
+        members = out["n"][:, labels == group]
+        assert torch.equal(members, members[:, :1].expand_as(members))
+    out["n"].sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.lstm.parameters())
+    again, _ = _lstm(sequence_groups=4, dropout=0.0)(forcings, attributes)
+    assert torch.equal(again["n"], out["n"].detach())
+
+
+def test_grouping_is_deterministic_and_bounded() -> None:
+    features = torch.randn(500, 4, generator=torch.Generator().manual_seed(1))
+    labels = group_reaches(features, 16, seed=7)
+    assert torch.equal(labels, group_reaches(features.clone(), 16, seed=7))
+    assert labels.min() == 0 and int(labels.max()) < 16
+    assert torch.equal(labels[:1], torch.tensor([0]))  # numbered by first appearance
+    assert torch.equal(group_reaches(torch.zeros(5, 2), 3), torch.zeros(5, dtype=torch.long))
+
+
+@pytest.mark.parametrize("groups", [0, -2, True, 1.5])
+def test_bad_sequence_groups_rejected(groups) -> None:
+    with pytest.raises(ValueError, match="sequence_groups"):
+        _lstm(sequence_groups=groups)
+    with pytest.raises(ValueError, match="sequence_groups"):
+        DailyParameterLSTM(3, 0, ["n"], sequence_groups=4)

@@ -7,6 +7,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ddr_pipeline.models._rng import isolated_rng
+from ddr_pipeline.models.grouping import group_reaches
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
@@ -28,6 +29,14 @@ class DailyParameterLSTM(nn.Module):
     mask), so the saved activations are those of one chunk instead of all N reaches, for one
     extra LSTM forward. Chunking gives the same values as one pass without dropout; with
     dropout the masks are drawn per chunk (a different random stream, equally seeded).
+
+    ``sequence_groups`` (None: one sequence per reach) runs the LSTM on at most that many
+    sequences: the reaches of a call are grouped by seeded k-means on their static attributes
+    (:func:`group_reaches`, a deterministic function of the attributes alone, so every window
+    and every day of the same reaches gets the same groups), each group's sequence is fed the
+    group-mean forcings and attributes, and each reach gets its group's daily parameters. The
+    state stays per reach (members of a group carry their group's state; a group continues
+    from the state of its first reach).
     """
 
     def __init__(
@@ -40,6 +49,7 @@ class DailyParameterLSTM(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.5,
         seed: int = 0,
+        sequence_groups: int | None = None,
     ) -> None:
         super().__init__()
         if n_forcings < 1 or n_attributes < 0 or not parameter_names:
@@ -47,6 +57,16 @@ class DailyParameterLSTM(nn.Module):
                 f"DailyParameterLSTM needs >= 1 forcing and >= 1 parameter, got {n_forcings} "
                 f"forcings, {n_attributes} attributes, parameters {parameter_names}"
             )
+        if sequence_groups is not None and (
+            isinstance(sequence_groups, bool) or int(sequence_groups) != sequence_groups
+            or sequence_groups < 1 or n_attributes == 0
+        ):  # fmt: skip
+            raise ValueError(
+                f"sequence_groups must be a positive integer (or None) and needs static "
+                f"attributes to group by, got {sequence_groups!r} with {n_attributes} attributes"
+            )
+        self.sequence_groups = sequence_groups
+        self.grouping_seed = seed
         self.n_forcings = n_forcings
         self.n_attributes = n_attributes
         self.parameter_names = list(parameter_names)
@@ -83,9 +103,48 @@ class DailyParameterLSTM(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], LSTMState]:
         """Daily parameters ``{name: (T_days, N)}`` in (0, 1) and the final ``(h, c)`` state."""
         self._check(forcings, attributes)
-        n_reaches = forcings.shape[1]
         if chunk_reaches is not None and chunk_reaches < 1:
             raise ValueError(f"chunk_reaches must be a positive integer, got {chunk_reaches}")
+        if self.sequence_groups is None or self.sequence_groups >= forcings.shape[1]:
+            out, new_state = self._run(forcings, attributes, state, chunk_reaches)
+        else:
+            out, new_state = self._grouped(forcings, attributes, state, chunk_reaches)
+        return {name: out[..., j] for j, name in enumerate(self.parameter_names)}, new_state
+
+    def _grouped(
+        self,
+        forcings: torch.Tensor,
+        attributes: torch.Tensor,
+        state: LSTMState | None,
+        chunk_reaches: int | None,
+    ) -> tuple[torch.Tensor, LSTMState]:
+        """:meth:`_run` on one sequence per group of reaches, spread back to the reaches."""
+        labels = group_reaches(attributes, self.sequence_groups, seed=self.grouping_seed)
+        n_groups = int(labels.max()) + 1
+        counts = torch.bincount(labels, minlength=n_groups).to(forcings.dtype)
+        days, n_reaches, _ = forcings.shape
+        group_forcings = forcings.new_zeros(days, n_groups, forcings.shape[2])
+        group_forcings = group_forcings.index_add(1, labels, forcings) / counts[:, None]
+        group_attributes = attributes.new_zeros(n_groups, attributes.shape[1])
+        group_attributes = group_attributes.index_add(0, labels, attributes) / counts[:, None]
+        group_state = None
+        if state is not None:
+            first = torch.full((n_groups,), n_reaches, dtype=torch.long, device=labels.device)
+            first = first.scatter_reduce(0, labels, torch.arange(n_reaches, device=labels.device),
+                                         reduce="amin")  # fmt: skip
+            group_state = (state[0][:, first], state[1][:, first])
+        out, (h, c) = self._run(group_forcings, group_attributes, group_state, chunk_reaches)
+        return out[:, labels], (h[:, labels], c[:, labels])
+
+    def _run(
+        self,
+        forcings: torch.Tensor,
+        attributes: torch.Tensor,
+        state: LSTMState | None,
+        chunk_reaches: int | None,
+    ) -> tuple[torch.Tensor, LSTMState]:
+        """``(T_days, N, P)`` outputs and state of N sequences (chunked as configured)."""
+        n_reaches = forcings.shape[1]
         limit = self._library_limit(forcings)
         if chunk_reaches is not None and chunk_reaches < n_reaches and torch.is_grad_enabled():
             size = chunk_reaches if limit is None else min(chunk_reaches, limit)
@@ -94,7 +153,7 @@ class DailyParameterLSTM(nn.Module):
             out, new_state = self._in_chunks(forcings, attributes, state, limit, checkpointed=False)
         else:
             out, new_state = self._sequences(forcings, attributes, state)
-        return {name: out[..., j] for j, name in enumerate(self.parameter_names)}, new_state
+        return out, new_state
 
     def _library_limit(self, forcings: torch.Tensor) -> int | None:
         """Most sequences one cuDNN LSTM call takes (None: no limit, off CUDA).

@@ -124,5 +124,6 @@ def build_models(
             num_layers=cfg.cuda_lstm.num_layers,
             dropout=cfg.cuda_lstm.dropout,
             seed=seed + 1000,
+            sequence_groups=cfg.cuda_lstm.sequence_groups,
         )
     return RoutingModel(kan, lstm, cfg.params)
