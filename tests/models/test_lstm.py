@@ -24,8 +24,9 @@ def test_shapes_and_bounds() -> None:
     assert h.shape == c.shape == (2, 5, 8)
 
 
-def test_state_carry_matches_one_long_sequence() -> None:
-    model = _lstm(dropout=0.5).eval()
+@pytest.mark.parametrize("groups", [None, 2])
+def test_state_carry_matches_one_long_sequence(groups) -> None:
+    model = _lstm(dropout=0.5, sequence_groups=groups).eval()
     forcings, attributes = torch.randn(10, 4, 3), torch.randn(4, 2)
     full, _ = model(forcings, attributes)
     first, state = model(forcings[:6], attributes)
