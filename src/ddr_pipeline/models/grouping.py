@@ -33,9 +33,7 @@ def group_reaches(features: torch.Tensor, n_groups: int, *, seed: int = 0) -> to
         if torch.equal(new, labels):
             break
         labels = new
-    first = torch.full((centres.shape[0],), n, dtype=torch.long)
-    first.scatter_reduce_(0, labels, torch.arange(n), reduce="amin")
-    order = torch.argsort(first)
+    order = torch.argsort(first_members(labels, centres.shape[0], empty=n))
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel())
     return rank[labels].to(features.device)
@@ -59,3 +57,11 @@ def _nearest(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """Index of the nearest centre of each row (ties: the lowest index)."""
     distance = (centres**2).sum(dim=1) - 2.0 * x @ centres.T
     return distance.argmin(dim=1)
+
+
+def first_members(labels: torch.Tensor, n_groups: int, *, empty: int = -1) -> torch.Tensor:
+    """Index of the first reach of each group ``(n_groups,)`` (``empty`` for an empty group)."""
+    n = labels.shape[0]
+    first = torch.full((n_groups,), n, dtype=torch.long, device=labels.device)
+    first = first.scatter_reduce(0, labels, torch.arange(n, device=labels.device), reduce="amin")
+    return torch.where(first == n, empty, first)

@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ddr_pipeline.models._rng import isolated_rng
-from ddr_pipeline.models.grouping import group_reaches
+from ddr_pipeline.models.grouping import first_members, group_reaches
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
@@ -122,16 +122,14 @@ class DailyParameterLSTM(nn.Module):
         labels = group_reaches(attributes, self.sequence_groups, seed=self.grouping_seed)
         n_groups = int(labels.max()) + 1
         counts = torch.bincount(labels, minlength=n_groups).to(forcings.dtype)
-        days, n_reaches, _ = forcings.shape
+        days = forcings.shape[0]
         group_forcings = forcings.new_zeros(days, n_groups, forcings.shape[2])
         group_forcings = group_forcings.index_add(1, labels, forcings) / counts[:, None]
         group_attributes = attributes.new_zeros(n_groups, attributes.shape[1])
         group_attributes = group_attributes.index_add(0, labels, attributes) / counts[:, None]
         group_state = None
         if state is not None:
-            first = torch.full((n_groups,), n_reaches, dtype=torch.long, device=labels.device)
-            first = first.scatter_reduce(0, labels, torch.arange(n_reaches, device=labels.device),
-                                         reduce="amin")  # fmt: skip
+            first = first_members(labels, n_groups)
             group_state = (state[0][:, first], state[1][:, first])
         out, (h, c) = self._run(group_forcings, group_attributes, group_state, chunk_reaches)
         return out[:, labels], (h[:, labels], c[:, labels])
