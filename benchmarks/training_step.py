@@ -279,6 +279,7 @@ def one_step(  # noqa: PLR0913, PLR0915 (one stage after the other, on purpose)
             gauges=len(gauges), reaches=batch.network.n_reaches, days=case["days"],
             steps_per_day=24, forcings=len(FORCINGS), attributes=len(ATTRIBUTES),
             daily_parameters=len(config.cuda_lstm.learnable_parameters),
+            lstm_sequences=model.lstm.sequences(batch.network.n_reaches),
         )  # fmt: skip
         plan = clock.run("plan", lambda: plan_step(size, activation_cost(model), budget_gb))
     optimiser.zero_grad(set_to_none=True)

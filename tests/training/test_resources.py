@@ -102,3 +102,22 @@ def test_threads_policy_sets_torch_threads(make_trainer) -> None:
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_grouped_lstm_is_planned_per_sequence() -> None:
+    """``cuda_lstm.sequence_groups``: the probe still measures one sequence, and the plan counts
+    the G sequences the LSTM runs instead of one per reach."""
+    params = full_training_params()
+    plain = activation_cost(build_models(load_training_config(params)))
+    params["cuda_lstm"]["sequence_groups"] = 4
+    grouped_model = build_models(load_training_config(params))
+    assert grouped_model.lstm.sequences(50_000) == 4 and grouped_model.lstm.sequences(3) == 3
+    grouped = activation_cost(grouped_model)
+    assert grouped.lstm_per_reach_day == plain.lstm_per_reach_day > 0
+    assert grouped_model.lstm.sequence_groups == 4  # restored after the probe
+    per_reach = plan_step(CONTINENTAL, COST, None)
+    size = BatchSize(**{**CONTINENTAL.__dict__, "lstm_sequences": 32})
+    few = plan_step(size, COST, None)
+    assert few.parts["LSTM"] * 50_000 == pytest.approx(per_reach.parts["LSTM"] * 32, rel=1e-6)
+    lean = plan_step(size, COST, few.estimate_bytes / GIB)  # fits without any chunking
+    assert (lean.checkpoint_every, lean.lstm_chunk) == (1, None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -110,6 +113,22 @@ class DailyParameterLSTM(nn.Module):
         else:
             out, new_state = self._grouped(forcings, attributes, state, chunk_reaches)
         return {name: out[..., j] for j, name in enumerate(self.parameter_names)}, new_state
+
+    def sequences(self, n_reaches: int) -> int:
+        """How many LSTM sequences a call on ``n_reaches`` reaches runs (at most)."""
+        if self.sequence_groups is None:
+            return n_reaches
+        return min(self.sequence_groups, n_reaches)
+
+    @contextlib.contextmanager
+    def per_reach(self) -> Iterator[DailyParameterLSTM]:
+        """One sequence per reach inside the block (the memory planner measures what one
+        sequence costs; grouped calls then run :meth:`sequences` of them)."""
+        groups, self.sequence_groups = self.sequence_groups, None
+        try:
+            yield self
+        finally:
+            self.sequence_groups = groups
 
     def _grouped(
         self,

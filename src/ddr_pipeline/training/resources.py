@@ -48,7 +48,8 @@ def apply_threads(threads: int | None) -> None:
 
 @dataclass(frozen=True)
 class ActivationCost:
-    """Autograd-saved bytes of the model's networks: KAN per reach, LSTM per reach-day."""
+    """Autograd-saved bytes of the model's networks: KAN per reach, LSTM per sequence-day
+    (one sequence per reach unless ``cuda_lstm.sequence_groups`` groups them)."""
 
     kan_per_reach: float
     lstm_per_reach_day: float
@@ -80,7 +81,8 @@ def activation_cost(model: RoutingModel) -> ActivationCost:
     def lstm(n: int) -> int:
         f = torch.zeros(_PROBE_DAYS, n, model.lstm.n_forcings, dtype=dtype, device=device)
         a = torch.zeros(n, model.lstm.n_attributes, dtype=dtype, device=device)
-        return _saved_bytes(lambda: model.lstm(f, a))
+        with model.lstm.per_reach():  # the cost of one sequence, also when reaches are grouped
+            return _saved_bytes(lambda: model.lstm(f, a))
 
     lo, hi = _PROBE_REACHES
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
@@ -103,6 +105,8 @@ class BatchSize:
     attributes: int
     daily_parameters: int
     dtype_bytes: int = 4
+    lstm_sequences: int | None = None
+    """Sequences the LSTM runs (``None``: one per reach; fewer with ``sequence_groups``)."""
 
     def describe(self) -> str:
         return f"{self.gauges} gauges, {self.reaches:,} reaches, {self.days} days"
@@ -152,14 +156,15 @@ def plan_step(size: BatchSize, cost: ActivationCost, budget_gb: float | None) ->
         "KAN": int(ACTIVATION_HEADROOM * cost.kan_per_reach * n),
         "assembly": ASSEMBLY_BYTES_PER_PARAM_DAY * size.daily_parameters * n * d,
     }
-    lstm_per_reach = ACTIVATION_HEADROOM * cost.lstm_per_reach_day * d
+    lstm_per_reach = ACTIVATION_HEADROOM * cost.lstm_per_reach_day * d  # per sequence
+    sequences = n if size.lstm_sequences is None else min(size.lstm_sequences, n)
 
     def plan(every: int, chunk: int | None) -> StepPlan:
-        reaches = n if chunk is None else min(chunk, n)
+        chunked = sequences if chunk is None else min(chunk, sequences)
         parts = {
             **base,
             "routing": routing_bytes(size, every),
-            "LSTM": int(lstm_per_reach * reaches),
+            "LSTM": int(lstm_per_reach * chunked),
         }
         return StepPlan(every, chunk, sum(parts.values()), parts)
 

@@ -351,6 +351,11 @@ class Trainer:
             attributes=window.attributes.shape[-1],
             daily_parameters=len(lstm.learnable_parameters) if lstm is not None else 0,
             dtype_bytes=window.lateral_inflow.element_size(),
+            lstm_sequences=(
+                self.model.lstm.sequences(batch.network.n_reaches)
+                if self.model.lstm is not None
+                else None
+            ),
         )
         return plan_step(size, self._activation_cost, self.exp.memory_budget_gb)
 
