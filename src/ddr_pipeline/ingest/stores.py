@@ -290,6 +290,13 @@ def _reach_ids(store_ids: np.ndarray, divide_to_reach: pd.Series | None) -> np.n
     return mapped.astype("int64").to_numpy()
 
 
+def _warn_absent(store: str, wanted: np.ndarray, found: np.ndarray, what: str) -> None:
+    """Report the ``wanted`` ids not ``found`` in ``store`` (they are kept as missing)."""
+    if (~found).any():
+        missing = wanted[~found].tolist()
+        logger.warning("%s: %d %s: %s", store, len(missing), what, schema.format_values(missing))
+
+
 def _positions(store_ids: np.ndarray, wanted: np.ndarray, dim: str, store: str) -> np.ndarray:
     """Position in ``store_ids`` of each ``wanted`` id (-1 if absent); ``UNMAPPED`` is ignored.
 
@@ -407,13 +414,7 @@ def read_observations(
     store_ids = schema.normalize_staid(_as_text(da[id_dim].to_numpy())).to_numpy(str)
     wanted = schema.normalize_staid(pd.Series([str(g) for g in gage_ids])).to_numpy(str)
     values, found = _take(da, id_dim, store_ids, wanted, store)
-    if (~found).any():
-        logger.warning(
-            "%s: %d gauges absent (kept as missing observations): %s",
-            store,
-            int((~found).sum()),
-            schema.format_values(wanted[~found].tolist()),
-        )
+    _warn_absent(store, wanted, found, "gauges absent (kept as missing observations)")
     values = values * scale + offset
     return _dataset(
         schema.STREAMFLOW_VAR, schema.GAGE_DIM, wanted.astype(object), values, da, units=schema.UNITS[schema.STREAMFLOW_VAR]
@@ -515,13 +516,7 @@ def read_attributes(
     wanted = np.asarray(reach_ids, dtype=np.int64)
     position = _positions(store_ids, wanted, id_dim, store)
     found = position >= 0
-    if (~found).any():
-        logger.warning(
-            "%s: %d reaches absent (NaN attributes): %s",
-            store,
-            int((~found).sum()),
-            schema.format_values(wanted[~found].tolist()),
-        )
+    _warn_absent(store, wanted, found, "reaches absent (NaN attributes)")
     order = np.unique(position[found])
     out = pd.DataFrame({"id": wanted})
     for name in names:
