@@ -108,7 +108,7 @@ class DailyParameterLSTM(nn.Module):
         self._check(forcings, attributes)
         if chunk_reaches is not None and chunk_reaches < 1:
             raise ValueError(f"chunk_reaches must be a positive integer, got {chunk_reaches}")
-        if self.sequence_groups is None or self.sequence_groups >= forcings.shape[1]:
+        if self.sequences(forcings.shape[1]) == forcings.shape[1]:
             out, new_state = self._run(forcings, attributes, state, chunk_reaches)
         else:
             out, new_state = self._grouped(forcings, attributes, state, chunk_reaches)
@@ -165,12 +165,10 @@ class DailyParameterLSTM(nn.Module):
         limit = self._library_limit(forcings)
         if chunk_reaches is not None and chunk_reaches < n_reaches and torch.is_grad_enabled():
             size = chunk_reaches if limit is None else min(chunk_reaches, limit)
-            out, new_state = self._in_chunks(forcings, attributes, state, size, checkpointed=True)
-        elif limit is not None and limit < n_reaches:
-            out, new_state = self._in_chunks(forcings, attributes, state, limit, checkpointed=False)
-        else:
-            out, new_state = self._sequences(forcings, attributes, state)
-        return out, new_state
+            return self._in_chunks(forcings, attributes, state, size, checkpointed=True)
+        if limit is not None and limit < n_reaches:
+            return self._in_chunks(forcings, attributes, state, limit, checkpointed=False)
+        return self._sequences(forcings, attributes, state)
 
     def _library_limit(self, forcings: torch.Tensor) -> int | None:
         """Most sequences one cuDNN LSTM call takes (None: no limit, off CUDA).
