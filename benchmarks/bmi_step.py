@@ -39,10 +39,10 @@ def main() -> None:
 
     from ddr_pipeline.bmi import DdrRouting
     from ddr_pipeline.bmi.variables import INFLOW, REACH_ID
-    from ddr_pipeline.checkpoints import load_checkpoint
-    from ddr_pipeline.data.batching import ModelInputs
-    from ddr_pipeline.datasets import XarrayZarrDataset
+    from ddr_pipeline.data.containers import ModelInputs
+    from ddr_pipeline.model_store.checkpoints import load_checkpoint
     from ddr_pipeline.pipelines.routing.nodes import route_domain
+    from ddr_pipeline.project.datasets import XarrayZarrDataset
 
     processed = Path(args.inputs)
     inputs = ModelInputs.from_dataset(

@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from ddr_pipeline.config import load_training_config  # noqa: E402
+from ddr_pipeline.config.training import load_training_config  # noqa: E402
 from ddr_pipeline.distributed.launch import limit_threads  # noqa: E402
 from ddr_pipeline.training import NullMonitor  # noqa: E402
 from ddr_pipeline.training.parallel import run_training  # noqa: E402

@@ -115,7 +115,7 @@ def build_inputs(case: dict[str, Any], seed: int = 0):
     import numpy as np
     import pandas as pd
 
-    from ddr_pipeline.data.batching import GaugeSet, ModelInputs
+    from ddr_pipeline.data.containers import GaugeSet, ModelInputs
     from ddr_pipeline.network import RiverNetwork
 
     rng = np.random.default_rng(seed + 1)
@@ -161,7 +161,7 @@ def training_config(  # noqa: PLR0913 (the case and the run's options)
     """The training configuration of the checkout at ``root`` with the case's network sizes."""
     import yaml
 
-    from ddr_pipeline.config import load_training_config
+    from ddr_pipeline.config.training import load_training_config
 
     raw = yaml.safe_load((root / "conf" / "base" / "parameters_training.yml").read_text())
     params = raw["training"]
@@ -246,10 +246,10 @@ def one_step(  # noqa: PLR0913, PLR0915 (one stage after the other, on purpose)
     import torch
 
     from ddr_pipeline.data.batching import build_batch
-    from ddr_pipeline.losses import routing_loss
     from ddr_pipeline.models import NetworkOutputs, build_models
     from ddr_pipeline.routing import gather_gauges
     from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
+    from ddr_pipeline.training.losses import routing_loss
     from ddr_pipeline.training.rng import seed_everything
 
     config = training_config(case, budget_gb, threads, root, device, lstm_groups=lstm_groups)

@@ -6,7 +6,7 @@ Usage (from the project root, after ``kedro run --pipelines data_processing``)::
     python scripts/identifiability.py --noise 0.1 --out data/08_reporting/identifiability/noise10
 
 Plants realistic fields of n, q_spatial, top_width, side_slope, K_D_delta and d_gw
-(:func:`ddr_pipeline.identifiability.planted_parameters`), routes the 1979 lateral inflow with
+(:func:`ddr_pipeline.experiments.identifiability.planted_parameters`), routes the 1979 lateral inflow with
 them, samples the discharge at the real gauges on their observed days (``--noise``: multiplicative
 log-normal error, 0.1 ≈ 10 %), trains the default configuration (``conf/base``, plus
 ``--override key=value`` YAML values) from its default start on the training gauges, and writes
@@ -30,17 +30,17 @@ import xarray as xr
 import yaml
 from select_config import ROOT, _normalization_stats, _training_params
 
-from ddr_pipeline.config import load_training_config
-from ddr_pipeline.data.batching import GaugeSet
-from ddr_pipeline.ensemble import gauge_scores, predict_gauges, subset_medians
-from ddr_pipeline.identifiability import (
+from ddr_pipeline.config.training import load_training_config
+from ddr_pipeline.data.containers import GaugeSet
+from ddr_pipeline.experiments.ensemble import gauge_scores, predict_gauges, subset_medians
+from ddr_pipeline.experiments.identifiability import (
     learned_parameters,
     planted_parameters,
     recovery,
     synthetic_observations,
 )
+from ddr_pipeline.experiments.selection import train_on, training_period_inputs, with_overrides
 from ddr_pipeline.models import build_models
-from ddr_pipeline.selection import train_on, training_period_inputs, with_overrides
 
 logger = logging.getLogger("identifiability")
 

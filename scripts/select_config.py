@@ -6,7 +6,7 @@ Usage (from the project root, after ``kedro run --pipelines data_processing``)::
     python scripts/select_config.py --phase final    # chosen config: K members, 1980 report
 
 ``--phase select`` reads ``model_inputs.zarr`` through
-:func:`ddr_pipeline.selection.training_period_inputs` only (the test period is never loaded;
+:func:`ddr_pipeline.experiments.selection.training_period_inputs` only (the test period is never loaded;
 the log states the dates held in memory) and writes ``selection_runs.csv`` (one row per
 candidate and seed; rows already there are not re-run) and ``selection.json`` (the choice).
 ``--phase members --candidate C --member-ids K...`` trains ensemble members of a candidate on the
@@ -34,18 +34,17 @@ import xarray as xr
 import yaml
 from kedro.config import OmegaConfigLoader
 
-from ddr_pipeline import baselines, plots
-from ddr_pipeline.config import load_training_config
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs
-from ddr_pipeline.ensemble import (
+from ddr_pipeline.config.training import load_training_config
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
+from ddr_pipeline.evaluation import baselines, plots
+from ddr_pipeline.experiments.ensemble import (
     ensemble_report,
     gauge_scores,
     member_config,
     predict_gauges,
     subset_medians,
 )
-from ddr_pipeline.models import build_models
-from ddr_pipeline.selection import (
+from ddr_pipeline.experiments.selection import (
     Split,
     choose,
     evaluate_candidate,
@@ -53,6 +52,7 @@ from ddr_pipeline.selection import (
     training_period_inputs,
     with_overrides,
 )
+from ddr_pipeline.models import build_models
 
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("select_config")

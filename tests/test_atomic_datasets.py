@@ -19,7 +19,7 @@ from kedro_datasets.json import json_dataset
 from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_mlflow.io.artifacts import MlflowArtifactDataset
 
-from ddr_pipeline.datasets import (
+from ddr_pipeline.project.datasets import (
     AtomicCSVDataset,
     AtomicJSONDataset,
     AtomicMatplotlibDataset,
@@ -196,7 +196,7 @@ def test_remote_protocol_uses_parent_save() -> None:
 def test_mlflow_artifact_wrapper_saves_atomically(tmp_path: Path) -> None:
     ds = MlflowArtifactDataset(
         dataset={
-            "type": "ddr_pipeline.datasets.AtomicJSONDataset",
+            "type": "ddr_pipeline.project.datasets.AtomicJSONDataset",
             "filepath": str(tmp_path / "s.json"),
         }
     )

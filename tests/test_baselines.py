@@ -1,4 +1,4 @@
-"""Tests for ddr_pipeline.baselines."""
+"""Tests for ddr_pipeline.evaluation.baselines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from ddr_pipeline import baselines
+from ddr_pipeline.evaluation import baselines
 from ddr_pipeline.network import RiverNetwork
 
 #  10 -> 30 <- 20 ; 30 -> 50 <- 40 ; 50 outlet

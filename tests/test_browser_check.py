@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from ddr_pipeline import tracking
+from ddr_pipeline.project import tracking
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "browser_check.py"
 spec = importlib.util.spec_from_file_location("browser_check", SCRIPT)

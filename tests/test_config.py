@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from ddr_pipeline.config import ConfigError, TrainingConfig, load_training_config
+from ddr_pipeline.config.training import ConfigError, TrainingConfig, load_training_config
 from ddr_pipeline.settings import CONFIG_LOADER_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +163,7 @@ def test_demo_narrows_leakance_range_documented_deviation(base: dict) -> None:
     With [-3, 1] the initial riverbed exchange is of the order of small streams' flow and training
     never undoes it (docs/results.md, "Leakance range"), so the DRB config starts at [-5, -1].
     """
-    from ddr_pipeline.config import ParamsConfig
+    from ddr_pipeline.config.training import ParamsConfig
 
     assert ParamsConfig().parameter_ranges["K_D_delta"] == (-3.0, 1.0)
     cfg = load_training_config(base)

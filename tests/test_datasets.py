@@ -11,7 +11,7 @@ import xarray as xr
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError, Version, generate_timestamp
 
-from ddr_pipeline.datasets import XarrayZarrDataset
+from ddr_pipeline.project.datasets import XarrayZarrDataset
 
 
 def _dataset(scale: float = 1.0) -> xr.Dataset:
@@ -96,7 +96,7 @@ def test_catalog_entry_and_describe(tmp_path: Path):
     catalog = DataCatalog.from_config(
         {
             "store": {
-                "type": "ddr_pipeline.datasets.XarrayZarrDataset",
+                "type": "ddr_pipeline.project.datasets.XarrayZarrDataset",
                 "filepath": str(tmp_path / "s.zarr"),
                 "save_args": {"zarr_format": 2},
                 "metadata": {"kedro-viz": {"layer": "raw"}},

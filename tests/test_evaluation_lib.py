@@ -10,32 +10,50 @@ import pytest
 import xarray as xr
 from pipelines.evaluation import synthetic as syn
 
-from ddr_pipeline import evaluation, model_store
-from ddr_pipeline.data.batching import ModelInputs
+from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.evaluation.predictions import predict_period
+from ddr_pipeline.evaluation.report import (
+    SUBSETS,
+    comparison_table,
+    gauge_subset,
+    model_names,
+    observation_report,
+    scored_window,
+    tables_by_model,
+)
+from ddr_pipeline.inference.gauges import PredictionSettings, gauge_array
+from ddr_pipeline.inference.periods import (
+    evaluation_period,
+    resolve_period,
+    routed_days,
+    routing_period,
+)
+from ddr_pipeline.inference.reaches import route_reaches
+from ddr_pipeline.model_store.loader import load_model
 
 
 def test_resolve_period_prefers_period_then_default() -> None:
-    assert evaluation.resolve_period(
+    assert resolve_period(
         ["1980-01-05T12:00", "1980-02-01"], ["1979-01-01", "1979-12-31"], missing="x"
     ) == ("1980-01-05", "1980-02-01")
-    assert evaluation.resolve_period(None, ["1979-01-01", "1979-12-31"], missing="x") == (
+    assert resolve_period(None, ["1979-01-01", "1979-12-31"], missing="x") == (
         "1979-01-01",
         "1979-12-31",
     )
     with pytest.raises(ValueError, match="no period here"):
-        evaluation.resolve_period(None, None, missing="no period here")
+        resolve_period(None, None, missing="no period here")
     with pytest.raises(ValueError, match="no period here"):
-        evaluation.resolve_period(["1980-01-01"], None, missing="no period here")
+        resolve_period(["1980-01-01"], None, missing="no period here")
 
 
 def test_evaluation_and_routing_periods() -> None:
     data = xr.Dataset(attrs={"test_period": ["1980-01-01", "1980-01-31"]})
-    assert evaluation.evaluation_period(None, data) == ("1980-01-01", "1980-01-31")
+    assert evaluation_period(None, data) == ("1980-01-01", "1980-01-31")
     with pytest.raises(ValueError, match="test_period attribute"):
-        evaluation.evaluation_period(None, xr.Dataset())
+        evaluation_period(None, xr.Dataset())
     dates = pd.date_range("1979-11-01", periods=10, freq="D")
-    assert evaluation.routing_period(None, dates) == ("1979-11-01", "1979-11-10")
-    assert evaluation.routing_period(["1979-11-02", "1979-11-03"], dates) == (
+    assert routing_period(None, dates) == ("1979-11-01", "1979-11-10")
+    assert routing_period(["1979-11-02", "1979-11-03"], dates) == (
         "1979-11-02",
         "1979-11-03",
     )
@@ -43,10 +61,10 @@ def test_evaluation_and_routing_periods() -> None:
 
 def test_routed_days_with_and_without_full_warmup() -> None:
     inputs = ModelInputs.from_dataset(syn.model_inputs())  # 1979-11-01 + 91 days
-    full = evaluation.routed_days(inputs, ("1980-01-01", "1980-01-10"), warmup_days=30)
+    full = routed_days(inputs, ("1980-01-01", "1980-01-10"), warmup_days=30)
     assert (full.route_from, full.start, full.stop, full.shortfall) == (31, 61, 71, 0)
     assert full.keep == slice(30, None) and full.days == slice(31, 71)
-    short = evaluation.routed_days(inputs, ("1979-11-05", "1979-11-10"), warmup_days=10)
+    short = routed_days(inputs, ("1979-11-05", "1979-11-10"), warmup_days=10)
     assert (short.route_from, short.start, short.shortfall) == (0, 4, 6)
 
 
@@ -76,21 +94,21 @@ def per_gauge_table() -> pd.DataFrame:
 )
 def test_gauge_subset_keeps_observed_gauges_of_the_subset(subset: str, expected: list) -> None:
     table = per_gauge_table()
-    assert list(evaluation.gauge_subset(table[table["model"] == "model"], subset)["gage_id"]) == (
+    assert list(gauge_subset(table[table["model"] == "model"], subset)["gage_id"]) == (
         expected
     )
 
 
 def test_gauge_subset_names_unknown_subset() -> None:
     with pytest.raises(KeyError, match="'east'"):
-        evaluation.gauge_subset(per_gauge_table(), "east")
+        gauge_subset(per_gauge_table(), "east")
 
 
 def test_tables_by_model_and_comparison_table() -> None:
-    tables = evaluation.tables_by_model(per_gauge_table(), "train")
+    tables = tables_by_model(per_gauge_table(), "train")
     assert list(tables) == ["model", "untrained"]
     assert list(tables["untrained"].index) == ["a", "b"]
-    comparison = evaluation.comparison_table(per_gauge_table())
+    comparison = comparison_table(per_gauge_table())
     row = comparison[
         (comparison["model"] == "model")
         & (comparison["subset"] == "train")
@@ -98,12 +116,12 @@ def test_tables_by_model_and_comparison_table() -> None:
     ]
     assert row["n_gauges"].item() == 2
     assert row["median"].item() == pytest.approx(0.7)
-    assert set(comparison["subset"]) == set(evaluation.SUBSETS)
+    assert set(comparison["subset"]) == set(SUBSETS)
 
 
 def obs_dataset(values: np.ndarray) -> xr.Dataset:
     dates = pd.date_range("1980-01-01", periods=values.shape[1], freq="D")
-    obs = evaluation.gauge_array(values.T, ["g1", "g2"], dates, "m3 s-1")
+    obs = gauge_array(values.T, ["g1", "g2"], dates, "m3 s-1")
     return xr.Dataset({"observations": obs, "predictions": obs + 1.0})
 
 
@@ -112,13 +130,13 @@ def test_observation_report_and_gauge_array() -> None:
     ds = obs_dataset(values)
     assert ds["observations"].dims == ("gage_id", "time")
     assert ds["observations"].dtype == np.float32
-    report = evaluation.observation_report(ds, pd.Timestamp("1980-01-01"))
+    report = observation_report(ds, pd.Timestamp("1980-01-01"))
     assert report == {
         "gauges_without_observations": ["g2"],
         "days_without_observations": ["1980-01-02"],
     }
     with pytest.raises(ValueError, match="1980-01-01..1980-01-04"):
-        evaluation.observation_report(
+        observation_report(
             obs_dataset(np.full((2, 4), np.nan)), pd.Timestamp("1980-01-01")
         )
 
@@ -126,29 +144,29 @@ def test_observation_report_and_gauge_array() -> None:
 def test_scored_window_and_model_names() -> None:
     ds = obs_dataset(np.arange(8.0).reshape(2, 4)).assign_attrs(scored_from="1980-01-03")
     ds["baseline_untrained"] = ds["observations"] * 2
-    predicted, observed = evaluation.scored_window(ds, "predictions")
+    predicted, observed = scored_window(ds, "predictions")
     np.testing.assert_array_equal(observed, [[2.0, 3.0], [6.0, 7.0]])
     np.testing.assert_array_equal(predicted, observed + 1.0)
-    assert evaluation.model_names(ds) == {
+    assert model_names(ds) == {
         "model": "predictions",
         "untrained": "baseline_untrained",
     }
 
 
 def test_predict_period_matches_direct_routing(tmp_path: Path) -> None:
-    ckpt = model_store.load_model(
+    ckpt = load_model(
         checkpoint=str(syn.write_checkpoint(tmp_path)), run_name="r", models_dir=str(tmp_path)
     )
     inputs = ModelInputs.from_dataset(syn.model_inputs())
-    settings = evaluation.PredictionSettings(
+    settings = PredictionSettings(
         warmup_days=5, chunk_days=7, baselines={"untrained": {"enabled": False}}
     )
     period = ("1980-01-01", "1980-01-20")
-    ds = evaluation.predict_period(ckpt, inputs, syn.gauges_table(), period, settings, "r")
+    ds = predict_period(ckpt, inputs, syn.gauges_table(), period, settings, "r")
     assert set(ds.data_vars) == {"predictions", "observations", "baseline_summed_lateral_inflow"}
     assert ds.attrs["period"] == list(period) and ds.attrs["scored_from"] == "1980-01-01"
     assert ds.attrs["gauges_without_observations"] == ["01000005"]
-    routed = evaluation.route_reaches(ckpt, inputs, period, settings, None, "r")
+    routed = route_reaches(ckpt, inputs, period, settings, None, "r")
     gauges = syn.gauges_table().set_index("STAID")["reach_ids"]
     outlet = routed["discharge"].sel(reach_id=gauges["01000003"][0])
     np.testing.assert_allclose(ds["predictions"].sel(gage_id="01000003"), outlet, rtol=1e-4)

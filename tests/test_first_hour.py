@@ -19,8 +19,9 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from ddr_pipeline import console, evaluation, preflight, tracking
+from ddr_pipeline.evaluation.geometry import reach_lines
 from ddr_pipeline.pipeline_registry import UnknownPipelineError, pipeline_folders
+from ddr_pipeline.project import console, preflight, tracking
 
 # ---------------------------------------------------------------- library pieces
 
@@ -133,11 +134,11 @@ def test_reach_lines_follow_multi_part_geometry() -> None:
             shapely.LineString([(5, 5), (6, 6), (7, 6)]),
         ],
     )
-    lines = evaluation.reach_lines(reaches, np.array([1, 3]))
+    lines = reach_lines(reaches, np.array([1, 3]))
     assert [len(s) for s in lines.segments] == [2, 2, 3] or [len(s) for s in lines.segments] == [3, 2, 2]
     assert sorted(lines.owner.tolist()) == [0, 1, 1]
     points = gpd.GeoDataFrame({"id": [1]}, geometry=gpd.points_from_xy([0.0], [0.0]))
-    assert evaluation.reach_lines(points, np.array([1])) is None
+    assert reach_lines(points, np.array([1])) is None
 
 
 def test_pipeline_folders_in_run_order() -> None:

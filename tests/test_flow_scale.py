@@ -11,11 +11,13 @@ import torch
 import xarray as xr
 from pipelines.evaluation import synthetic as syn
 
-from ddr_pipeline import baselines, simulation
-from ddr_pipeline.config import load_training_config
+from ddr_pipeline import simulation
+from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data import schema
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs, build_batch
+from ddr_pipeline.data.batching import build_batch
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.data.splits import parse_periods
+from ddr_pipeline.evaluation import baselines
 from ddr_pipeline.pipelines.data_processing import nodes as dp_nodes
 from ddr_pipeline.simulation import RoutingSettings, reach_flow_scale
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ddr_pipeline.losses import NoValidObservationsError, routing_loss
+from ddr_pipeline.training.losses import NoValidObservationsError, routing_loss
 
 NAN = float("nan")
 

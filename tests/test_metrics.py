@@ -1,4 +1,4 @@
-"""Tests for ddr_pipeline.metrics: known values, NaN handling, vectorisation."""
+"""Tests for ddr_pipeline.evaluation.metrics: known values, NaN handling, vectorisation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from ddr_pipeline import metrics as m
+from ddr_pipeline.evaluation import metrics as m
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The model store: checkpoint files, run names and MLflow model URIs -> trained model.
 
-``model_store.load_model`` from an MLflow model URI, logged exactly as the training node does.
+``load_model`` from an MLflow model URI, logged exactly as the training node does.
 
 A tiny model is trained by :func:`ddr_pipeline.pipelines.training.nodes.train_model` inside an
 MLflow run on a temporary sqlite store (it logs ``model_checkpoint/`` and the ``model``
@@ -23,8 +23,12 @@ import pytest
 import torch
 from pipelines.evaluation import synthetic as syn
 
-from ddr_pipeline import evaluation, model_store, simulation
-from ddr_pipeline.checkpoints import (
+from ddr_pipeline import simulation
+from ddr_pipeline.config.training import load_training_config
+from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.inference.gauges import PredictionSettings, trained_source
+from ddr_pipeline.inference.reaches import route_reaches
+from ddr_pipeline.model_store.checkpoints import (
     FINAL_MODEL_FILE,
     CheckpointError,
     LoadedCheckpoint,
@@ -34,8 +38,7 @@ from ddr_pipeline.checkpoints import (
     read_checkpoint,
     save_checkpoint,
 )
-from ddr_pipeline.config import load_training_config
-from ddr_pipeline.data.batching import ModelInputs
+from ddr_pipeline.model_store.loader import load_model, load_trained_model
 from ddr_pipeline.pipelines.training.nodes import plan_batches, prepare_data, train_model
 
 REGISTERED = "ddr-synthetic"
@@ -87,7 +90,7 @@ def inputs() -> ModelInputs:
 
 
 def _predict(ckpt: LoadedCheckpoint, inputs: ModelInputs) -> np.ndarray:
-    source = evaluation.trained_source(ckpt, inputs)
+    source = trained_source(ckpt, inputs)
     settings = simulation.RoutingSettings.from_config(ckpt.config)
     problem = simulation.reach_problem(inputs)
     return simulation.rollout(inputs, problem, source, settings, 0, 60, chunk_days=30).daily
@@ -116,9 +119,9 @@ def test_mlflow_uri_needs_no_local_checkpoint(
     mlflow.set_tracking_uri(f"sqlite:///{logged['models_dir'].parent / 'mlflow.db'}")
     try:
         if kind == "alias":  # the one-argument form dispatches MLflow URIs
-            got = model_store.load_trained_model(uri, models_dir=tmp_path / "empty")
+            got = load_trained_model(uri, models_dir=tmp_path / "empty")
         else:
-            got = model_store.load_model(
+            got = load_model(
                 run_name="some-other-run", mlflow_model_uri=uri, models_dir=tmp_path / "empty"
             )
     finally:
@@ -166,9 +169,9 @@ def test_a_crafted_pickled_mlflow_model_runs_no_code(tmp_path: Path) -> None:
         marker.unlink(missing_ok=True)  # logging may unpickle it (signature checks): not ours
         uri = f"runs:/{run.info.run_id}/model"
         with pytest.raises(CheckpointError, match=r"never loaded.*could run code"):
-            model_store.load_model(mlflow_model_uri=uri, models_dir=tmp_path / "none")
+            load_model(mlflow_model_uri=uri, models_dir=tmp_path / "none")
         with pytest.raises(CheckpointError, match="never loaded"):
-            model_store.load_trained_model(uri, models_dir=tmp_path / "none")
+            load_trained_model(uri, models_dir=tmp_path / "none")
     finally:
         mlflow.set_tracking_uri(previous)
     assert not marker.exists()
@@ -192,11 +195,11 @@ def test_the_logged_model_holds_no_pickle_and_predicts(
         got = mlflow.pyfunc.load_model(uri).predict([{**request, "warmup_days": 31}])
     finally:
         mlflow.set_tracking_uri(previous)
-    expected = evaluation.route_reaches(
+    expected = route_reaches(
         load_checkpoint(logged["checkpoint"]),
         inputs,
         ("1980-01-01", "1980-01-30"),
-        evaluation.PredictionSettings(warmup_days=31, chunk_days=365),
+        PredictionSettings(warmup_days=31, chunk_days=365),
         None,
         "x",
     )["discharge"]
@@ -220,24 +223,24 @@ def test_a_run_name_loads_its_final_model_and_refuses_another_attempts_files(
         k: v + 1 if v.is_floating_point() else v for k, v in payload["model_state_dict"].items()
     }
     save_checkpoint(foreign, checkpoint_path(tmp_path, "synthetic-run", 9, 0))
-    loaded = model_store.load_trained_model("synthetic-run", models_dir=tmp_path)
+    loaded = load_trained_model("synthetic-run", models_dir=tmp_path)
     for key, value in payload["model_state_dict"].items():
         assert torch.equal(loaded.model.state_dict()[key], value), key
     final.unlink()
     with pytest.raises(CheckpointError, match="written by training attempt another-attempt"):
-        model_store.load_model(run_name="synthetic-run", models_dir=tmp_path)
+        load_model(run_name="synthetic-run", models_dir=tmp_path)
 
 
 def test_load_trained_model_from_a_checkpoint_file_or_a_run_name(tmp_path: Path) -> None:
     path = syn.write_checkpoint(tmp_path)
-    by_path = model_store.load_trained_model(path)
-    by_run = model_store.load_trained_model("synthetic-run", models_dir=tmp_path)
+    by_path = load_trained_model(path)
+    by_run = load_trained_model("synthetic-run", models_dir=tmp_path)
     assert by_path.epoch == by_run.epoch == 1 and not by_run.model.training
     weights = zip(
         by_path.model.state_dict().values(), by_run.model.state_dict().values(), strict=True
     )
     assert all(torch.equal(a, b) for a, b in weights)
     with pytest.raises(FileNotFoundError, match="no-such-run"):
-        model_store.load_trained_model("no-such-run", models_dir=tmp_path)
+        load_trained_model("no-such-run", models_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
-        model_store.load_trained_model(tmp_path / "missing.pt")
+        load_trained_model(tmp_path / "missing.pt")

@@ -20,8 +20,8 @@ from kedro.runner import SequentialRunner
 from test_continental_end_to_end import PERIODS, _merge, _relocate, _without_mlflow, make_merit
 
 from ddr_pipeline import settings
+from ddr_pipeline.config.pipelines import validate_parameters
 from ddr_pipeline.data import io
-from ddr_pipeline.pipeline_configs import validate_parameters
 from ddr_pipeline.pipelines import data_processing, training
 from ddr_pipeline.pipelines.geodataset import ENV_VAR
 

@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 from pipelines.evaluation import synthetic as syn
 from pipelines.evaluation import test_pipeline as runner
 
-from ddr_pipeline.datasets import XarrayZarrDataset
+from ddr_pipeline.project.datasets import XarrayZarrDataset
 
 ROOT = Path(__file__).parents[1]
 RUN = "synthetic-run"

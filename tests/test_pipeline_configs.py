@@ -9,9 +9,9 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.pipeline import Node, Pipeline
 
-from ddr_pipeline.config import ConfigError
-from ddr_pipeline.hooks import ParameterValidationHooks, parameter_sections
-from ddr_pipeline.pipeline_configs import SECTIONS, validate_parameters
+from ddr_pipeline.config.pipelines import SECTIONS, validate_parameters
+from ddr_pipeline.config.training import ConfigError
+from ddr_pipeline.project.hooks import ParameterValidationHooks, parameter_sections
 from ddr_pipeline.settings import CONFIG_LOADER_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]

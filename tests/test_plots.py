@@ -1,4 +1,4 @@
-"""Tests for ddr_pipeline.plots: every figure builds, has the expected content and saves."""
+"""Tests for ddr_pipeline.evaluation.plots: every figure builds, has the expected content and saves."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ddr_pipeline import plots
-from ddr_pipeline.metrics import metrics_table
+from ddr_pipeline.evaluation import plots
+from ddr_pipeline.evaluation.metrics import metrics_table
 
 GAUGES = ["01000001", "01000002", "01000003", "01000004"]
 

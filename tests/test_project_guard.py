@@ -12,8 +12,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from ddr_pipeline.config import check_run_name
-from ddr_pipeline.project_guard import (
+from ddr_pipeline.config.training import check_run_name
+from ddr_pipeline.project.guard import (
     HOST_TAG,
     PID_TAG,
     check_artifact_location,
@@ -38,7 +38,7 @@ def test_plain_run_names_pass(name):
 def test_training_config_rejects_dot_names():
     from training.training_synthetic import twin_training_params
 
-    from ddr_pipeline.config import load_training_config
+    from ddr_pipeline.config.training import load_training_config
 
     for name in (".", ".."):
         with pytest.raises(ValueError, match="run_name"):
@@ -89,7 +89,7 @@ def test_the_guard_hook_is_registered_and_checks_run_names():
     from types import SimpleNamespace
 
     from ddr_pipeline import settings
-    from ddr_pipeline.hooks import ProjectGuardHooks
+    from ddr_pipeline.project.hooks import ProjectGuardHooks
 
     hooks = [hook for hook in settings.HOOKS if isinstance(hook, ProjectGuardHooks)]
     assert hooks
@@ -99,7 +99,7 @@ def test_the_guard_hook_is_registered_and_checks_run_names():
 
 
 def test_the_tracking_database_is_private(tmp_path):
-    from ddr_pipeline.project_guard import restrict_tracking_db
+    from ddr_pipeline.project.guard import restrict_tracking_db
 
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"")

@@ -12,7 +12,7 @@ import json
 import mlflow
 import pandas as pd
 
-from ddr_pipeline.datasets import XarrayZarrDataset
+from ddr_pipeline.project.datasets import XarrayZarrDataset
 
 GEODATASET = "drb"
 

@@ -10,9 +10,13 @@ import pytest
 import torch
 from pipelines.evaluation import synthetic as syn
 
-from ddr_pipeline import evaluation, model_store, simulation
-from ddr_pipeline.config import load_training_config
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs, build_batch
+from ddr_pipeline import simulation
+from ddr_pipeline.config.training import load_training_config
+from ddr_pipeline.data.batching import build_batch
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
+from ddr_pipeline.inference.gauges import PredictionSettings, route_trained
+from ddr_pipeline.inference.periods import RoutedDays, spinup_start
+from ddr_pipeline.model_store.loader import load_model
 from ddr_pipeline.models import build_models
 from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
 
@@ -120,7 +124,7 @@ def test_evaluation_forward_equals_training_forward_bitwise(
     x = inputs.channel["x"].copy()
     x[2] = np.nan
     inputs = dataclasses.replace(inputs, channel={**inputs.channel, "x": x})
-    ckpt = model_store.load_model(checkpoint=str(syn.write_checkpoint(tmp_path, params)))
+    ckpt = load_model(checkpoint=str(syn.write_checkpoint(tmp_path, params)))
     gauges = _gauges(inputs)
     start, stop = 3, 33
 
@@ -132,9 +136,9 @@ def test_evaluation_forward_equals_training_forward_bitwise(
 
     # evaluation: the routing of predict_period over the same window, one chunk
     problem = simulation.gauge_problem(inputs, gauges.reach_index, gauges.flow_scale)
-    days = evaluation.RoutedDays(route_from=start, start=start, stop=stop, warmup_days=0)
-    settings = evaluation.PredictionSettings(warmup_days=0, chunk_days=stop - start)
-    routed = evaluation.route_trained(ckpt, inputs, problem, days, settings)
+    days = RoutedDays(route_from=start, start=start, stop=stop, warmup_days=0)
+    settings = PredictionSettings(warmup_days=0, chunk_days=stop - start)
+    routed = route_trained(ckpt, inputs, problem, days, settings)
 
     assert np.isfinite(routed.daily).all()
     np.testing.assert_array_equal(routed.daily, training.daily.numpy())
@@ -190,8 +194,8 @@ def test_missing_attribute_is_named(inputs: ModelInputs) -> None:
 
 
 def test_spinup_start(inputs: ModelInputs, caplog) -> None:
-    assert evaluation.spinup_start(inputs.dates, "1980-01-01", 30) == (31, 61)
-    assert evaluation.spinup_start(inputs.dates, "1979-11-11", 30) == (0, 10)
+    assert spinup_start(inputs.dates, "1980-01-01", 30) == (31, 61)
+    assert spinup_start(inputs.dates, "1979-11-11", 30) == (0, 10)
     assert "only 10 of 30 warm-up days" in caplog.text
 
 
@@ -202,7 +206,7 @@ def test_bad_settings(inputs: ModelInputs, trained) -> None:
     with pytest.raises(ValueError, match="divide one day"):
         RoutingSettings(dt=7000.0)
     with pytest.raises(ValueError, match="chunk_days"):
-        evaluation.PredictionSettings(warmup_days=0, chunk_days=0)
+        PredictionSettings(warmup_days=0, chunk_days=0)
 
 
 def test_settings_from_config_carry_the_configured_physics() -> None:

@@ -8,7 +8,7 @@ instead of a library traceback. ``DDR_VERBOSE=1`` restores the traceback.
 
 from __future__ import annotations
 
-from ddr_pipeline.console import VERBOSE_ENV, filter_known_warnings, verbose
+from ddr_pipeline.project.console import VERBOSE_ENV, filter_known_warnings, verbose
 
 # First (Kedro imports this module when the CLI starts): the imports below pull MLflow in.
 filter_known_warnings()
@@ -21,10 +21,10 @@ from typing import Any  # noqa: E402
 import click  # noqa: E402
 from kedro.framework.cli.project import run as kedro_run  # noqa: E402
 
-from ddr_pipeline.checkpoints import CheckpointError  # noqa: E402
-from ddr_pipeline.config import ConfigError  # noqa: E402
+from ddr_pipeline.config.training import ConfigError  # noqa: E402
+from ddr_pipeline.model_store.checkpoints import CheckpointError  # noqa: E402
 from ddr_pipeline.pipeline_registry import UnknownPipelineError  # noqa: E402
-from ddr_pipeline.preflight import UserError  # noqa: E402
+from ddr_pipeline.project.preflight import UserError  # noqa: E402
 
 #: Errors whose message is written for the user (what is wrong and what to do).
 USER_ERRORS: tuple[type[BaseException], ...] = (

@@ -1,6 +1,6 @@
 """The one table of routing parameters: name, routing key, channel column, range, space, unit.
 
-Configuration validation (:mod:`ddr_pipeline.config`), the parameter mapping of the models
+Configuration validation (:mod:`ddr_pipeline.config.training`), the parameter mapping of the models
 (:mod:`ddr_pipeline.models.parameters`), the model inputs (observed channel geometry), the
 evaluation plots (units, colour scale) and the configuration docs all read this table, so a
 parameter is added or renamed here and nowhere else. Names are DDR's (training guide); a

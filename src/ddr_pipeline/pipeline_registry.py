@@ -14,7 +14,7 @@ from importlib import resources
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Node, Pipeline
 
-from ddr_pipeline.preflight import did_you_mean
+from ddr_pipeline.project.preflight import did_you_mean
 
 #: The order of the pipelines in a full run (``kedro run``); others follow alphabetically.
 RUN_ORDER = ("data_processing", "training", "evaluation", "routing")

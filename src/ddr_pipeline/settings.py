@@ -5,15 +5,15 @@ https://docs.kedro.org/en/stable/kedro_project_setup/settings.html
 
 import os
 
-from ddr_pipeline.console import apply_verbosity, filter_known_warnings
+from ddr_pipeline.project.console import apply_verbosity, filter_known_warnings
 
 # First: known third-party warnings (some are emitted while the rest is imported); DDR_VERBOSE=1
 # keeps them and Kedro's per-dataset load/save lines.
 filter_known_warnings()
 apply_verbosity()
 
-from ddr_pipeline.config_loader import ProjectConfigLoader  # noqa: E402
-from ddr_pipeline.hooks import (  # noqa: E402
+from ddr_pipeline.project.config_loader import ProjectConfigLoader  # noqa: E402
+from ddr_pipeline.project.hooks import (  # noqa: E402
     MlflowRunHooks,
     ParameterValidationHooks,
     PreflightHooks,

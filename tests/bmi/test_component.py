@@ -12,10 +12,10 @@ from bmi.helpers import CHECKPOINT, config_dict, write_config
 from ddr_pipeline import simulation
 from ddr_pipeline.bmi import DdrRouting, RestartError
 from ddr_pipeline.bmi.variables import DISCHARGE, INFLOW, PARAMETERS, REACH_ID
-from ddr_pipeline.checkpoints import load_checkpoint
-from ddr_pipeline.config import ConfigError
-from ddr_pipeline.data.batching import ModelInputs
-from ddr_pipeline.datasets import XarrayZarrDataset
+from ddr_pipeline.config.training import ConfigError
+from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.model_store.checkpoints import load_checkpoint
+from ddr_pipeline.project.datasets import XarrayZarrDataset
 from ddr_pipeline.routing import muskingum_cunge, repeat_daily
 
 START, END, DAYS = "1980-03-01", "1980-03-04", 4

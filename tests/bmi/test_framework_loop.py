@@ -9,10 +9,10 @@ import numpy as np
 from bmi.helpers import CHECKPOINT, config_dict, write_config
 from ddr_pipeline.bmi import DdrRouting
 from ddr_pipeline.bmi.variables import DISCHARGE, INFLOW, REACH_ID
-from ddr_pipeline.checkpoints import load_checkpoint
-from ddr_pipeline.data.batching import ModelInputs
-from ddr_pipeline.datasets import XarrayZarrDataset
+from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.model_store.checkpoints import load_checkpoint
 from ddr_pipeline.pipelines.routing.nodes import route_domain
+from ddr_pipeline.project.datasets import XarrayZarrDataset
 
 
 def test_hourly_loop_matches_the_routing_pipeline(tmp_path: Path, drb_processed: Path) -> None:

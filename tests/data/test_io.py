@@ -199,7 +199,7 @@ def test_damaged_chunk_fails_naming_store_variable_and_chunk(tmp_path: Path, how
 def test_dataset_store_is_checksummed(tmp_path: Path) -> None:
     from kedro.io.core import DatasetError
 
-    from ddr_pipeline.datasets import XarrayZarrDataset
+    from ddr_pipeline.project.datasets import XarrayZarrDataset
 
     path = tmp_path / "model_inputs.zarr"
     dataset = XarrayZarrDataset(filepath=str(path))

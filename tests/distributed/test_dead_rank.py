@@ -14,8 +14,8 @@ for folder in (HERE, HERE.parent / "training"):
 from rank_faults import EXIT_CODE, kill_rank_one_in_second_step  # noqa: E402
 from training_synthetic import TRAIN_PERIOD, full_training_params, make_twin  # noqa: E402
 
-from ddr_pipeline.config import load_training_config  # noqa: E402
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs  # noqa: E402
+from ddr_pipeline.config.training import load_training_config  # noqa: E402
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs  # noqa: E402
 from ddr_pipeline.distributed.launch import DistributedRunError  # noqa: E402
 from ddr_pipeline.training import NullMonitor, checkpoint_path, load_checkpoint  # noqa: E402
 from ddr_pipeline.training.parallel import run_training  # noqa: E402

@@ -18,9 +18,10 @@ import pandas as pd
 import pytest
 from kedro_sessions import kedro_session_factory
 
-from ddr_pipeline import evaluation
-from ddr_pipeline.config import load_training_config
-from ddr_pipeline.datasets import XarrayZarrDataset
+from ddr_pipeline.config.training import load_training_config
+from ddr_pipeline.inference.gauges import PredictionSettings
+from ddr_pipeline.inference.reaches import route_reaches
+from ddr_pipeline.project.datasets import XarrayZarrDataset
 from ddr_pipeline.training import NullMonitor, load_checkpoint, read_checkpoint
 from ddr_pipeline.training.parallel import train_in_process
 from ddr_pipeline.training.setup import batch_plan, prepare_training_data, score_period
@@ -129,10 +130,10 @@ def test_two_rank_routing_equals_one_rank(drb):
     period = ("1980-01-01", "1980-01-31")
     routed = {}
     for ranks in (1, 2):
-        settings = evaluation.PredictionSettings(
+        settings = PredictionSettings(
             warmup_days=5, chunk_days=10, device="cpu", nproc_per_node=ranks
         )
-        routed[ranks] = evaluation.route_reaches(ckpt, data.inputs, period, settings, None, RUN)
+        routed[ranks] = route_reaches(ckpt, data.inputs, period, settings, None, RUN)
     one, two = (routed[r]["discharge"] for r in (1, 2))
     assert one.sizes == two.sizes == {"reach_id": 456, "time": 31}
     np.testing.assert_array_equal(one["reach_id"], two["reach_id"])

@@ -13,18 +13,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from training_synthetic import TRAIN_PERIOD, full_training_params, make_twin  # noqa: E402
 
-from ddr_pipeline.config import load_training_config  # noqa: E402
+from ddr_pipeline.config.training import load_training_config  # noqa: E402
 from ddr_pipeline.data.batch_plan import (  # noqa: E402
     BatchPlan,
     BatchPlanError,
     plan_batches,
     plan_experiment,
 )
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs  # noqa: E402
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs  # noqa: E402
 from ddr_pipeline.distributed import RankContext, ShardedBatchSampler  # noqa: E402
-from ddr_pipeline.losses import routing_loss, routing_loss_terms  # noqa: E402
 from ddr_pipeline.models import build_models  # noqa: E402
 from ddr_pipeline.training import RecordingMonitor, Trainer  # noqa: E402
+from ddr_pipeline.training.losses import routing_loss, routing_loss_terms  # noqa: E402
 
 
 @pytest.fixture(scope="module")

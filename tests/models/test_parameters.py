@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from ddr_pipeline.config import ParamsConfig, load_training_config
+from ddr_pipeline.config.training import ParamsConfig, load_training_config
 from ddr_pipeline.models import (
     RoutingModel,
     build_models,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from training_synthetic import TEST_PERIOD, TRAIN_PERIOD, make_twin
 
-from ddr_pipeline.config import load_training_config
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs
+from ddr_pipeline.config.training import load_training_config
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.models import build_models
 from ddr_pipeline.training import Trainer, ValidationSpec
 

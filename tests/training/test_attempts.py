@@ -9,7 +9,7 @@ import sys
 import pytest
 from training_synthetic import full_training_params, with_changes
 
-from ddr_pipeline.checkpoints import claim_run_folder, folder_attempt, run_folder_lock
+from ddr_pipeline.model_store.checkpoints import claim_run_folder, folder_attempt, run_folder_lock
 from ddr_pipeline.training import CheckpointError, read_checkpoint
 
 
@@ -77,7 +77,7 @@ def test_the_lock_holds_across_processes_and_dies_with_its_holder(make_trainer, 
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from ddr_pipeline.checkpoints import run_folder_lock\n"
+            "from ddr_pipeline.model_store.checkpoints import run_folder_lock\n"
             "with run_folder_lock(sys.argv[1], 'full'):\n"
             "    print('locked', flush=True)\n"
             "    time.sleep(120)\n",

@@ -8,9 +8,10 @@ import pytest
 import torch
 from training_synthetic import TRAIN_PERIOD, full_training_params, make_twin
 
-from ddr_pipeline.config import load_training_config
+from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.batch_plan import BatchPlan, plan_batches
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs, build_batch
+from ddr_pipeline.data.batching import build_batch
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.simulation import RoutingSettings
 
 

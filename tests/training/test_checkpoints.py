@@ -6,8 +6,9 @@ import pytest
 import torch
 from training_synthetic import full_training_params, with_changes
 
-from ddr_pipeline.checkpoints import REQUIRED_KEYS, RNG_KEYS
-from ddr_pipeline.data.batching import GaugeSet, build_batch
+from ddr_pipeline.data.batching import build_batch
+from ddr_pipeline.data.containers import GaugeSet
+from ddr_pipeline.model_store.checkpoints import REQUIRED_KEYS, RNG_KEYS
 from ddr_pipeline.training import (
     CheckpointError,
     checkpoint_path,
@@ -91,7 +92,7 @@ def test_read_checkpoint_errors(tmp_path):
 def test_checkpoint_dataset_round_trip(trained, tmp_path):
     from kedro.io import DatasetError
 
-    from ddr_pipeline.datasets.checkpoint import CheckpointDataset
+    from ddr_pipeline.project.datasets.checkpoint import CheckpointDataset
 
     _, result = trained
     payload = read_checkpoint(result.final_checkpoint)

@@ -16,8 +16,8 @@ import hashlib, sys, tempfile
 import torch
 sys.path.insert(0, sys.argv[1])
 from training_synthetic import TRAIN_PERIOD, full_training_params, make_twin
-from ddr_pipeline.config import load_training_config
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs
+from ddr_pipeline.config.training import load_training_config
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.models import build_models
 from ddr_pipeline.training import Trainer
 

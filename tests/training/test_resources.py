@@ -7,7 +7,7 @@ import torch
 from training_synthetic import full_training_params, with_changes
 
 import ddr_pipeline.training.trainer as trainer_module
-from ddr_pipeline.config import load_training_config
+from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.models import build_models
 from ddr_pipeline.training.resources import (
     GIB,

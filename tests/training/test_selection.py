@@ -10,11 +10,11 @@ import pytest
 import torch
 from training_synthetic import TRUE_PARAMS, make_twin, true_n, twin_training_params
 
-from ddr_pipeline.config import ConfigError, load_training_config
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs
-from ddr_pipeline.ensemble import PeriodPrediction, ensemble_report, member_config
-from ddr_pipeline.identifiability import recovery, synthetic_observations
-from ddr_pipeline.selection import (
+from ddr_pipeline.config.training import ConfigError, load_training_config
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
+from ddr_pipeline.experiments.ensemble import PeriodPrediction, ensemble_report, member_config
+from ddr_pipeline.experiments.identifiability import recovery, synthetic_observations
+from ddr_pipeline.experiments.selection import (
     Split,
     choose,
     evaluate_candidate,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from training_synthetic import twin_training_params
 
-from ddr_pipeline.config import load_training_config
+from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.parameter_registry import default_ranges, outside_domain
 from ddr_pipeline.training import CheckpointError, load_checkpoint
 

@@ -35,7 +35,7 @@ from ddr_pipeline.bmi.variables import (
     Variable,
 )
 from ddr_pipeline.data.schema import format_values
-from ddr_pipeline.evaluation import reach_points
+from ddr_pipeline.evaluation.geometry import reach_points
 from ddr_pipeline.models import LSTMState
 
 logger = logging.getLogger(__name__)

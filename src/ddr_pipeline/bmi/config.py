@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ddr_pipeline.config import ConfigError, format_validation_error
+from ddr_pipeline.config.training import ConfigError, format_validation_error
 
 SECONDS_PER_DAY = 86400
 _DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+)$")

@@ -20,14 +20,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ddr_pipeline import model_store, simulation
+from ddr_pipeline import simulation
 from ddr_pipeline.bmi.config import ModelSource, NetworkSource
 from ddr_pipeline.bmi.variables import LEAKANCE_PARAMETERS, ROUTING_PARAMETERS
-from ddr_pipeline.checkpoints import LoadedCheckpoint, check_compatible
-from ddr_pipeline.data.batching import ModelInputs
-from ddr_pipeline.datasets import XarrayZarrDataset
+from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint, check_compatible
+from ddr_pipeline.model_store.loader import load_model
 from ddr_pipeline.models import LSTMState
 from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.project.datasets import XarrayZarrDataset
 from ddr_pipeline.routing import muskingum_cunge
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class TrainedRouter:
         cls, model: ModelSource, network: NetworkSource, dt: float, device: str = "cpu"
     ) -> TrainedRouter:
         """Load the model and the network inputs; fail on any mismatch between them."""
-        ckpt = model_store.load_model(
+        ckpt = load_model(
             checkpoint=model.checkpoint,
             run_name=model.run_name,
             mlflow_model_uri=model.mlflow_model_uri,

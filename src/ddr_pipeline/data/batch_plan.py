@@ -21,8 +21,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
-from ddr_pipeline.config import ExperimentConfig
-from ddr_pipeline.data.batching import GaugeDataset, GaugeSet, ModelInputs
+from ddr_pipeline.config.training import ExperimentConfig
+from ddr_pipeline.data.batching import GaugeDataset
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.network import RiverNetwork
 
 #: Seed offset of the window generator (the gauge order uses the seed itself).

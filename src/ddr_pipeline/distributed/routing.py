@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from ddr_pipeline import simulation
-from ddr_pipeline.checkpoints import LoadedCheckpoint
-from ddr_pipeline.data.batching import ModelInputs
+from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.distributed.launch import LaunchSettings, launch
+from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
 
 
 def basin_shards(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ddr_pipeline.data.batching import GaugeSet
+from ddr_pipeline.data.containers import GaugeSet
 from ddr_pipeline.network import RiverNetwork
 
 

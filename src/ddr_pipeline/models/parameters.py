@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ddr_pipeline.config import ParamsConfig
+from ddr_pipeline.config.training import ParamsConfig
 from ddr_pipeline.parameter_registry import (
     LEAKANCE_PARAMETERS,
     OBSERVABLE_PARAMETERS,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ddr_pipeline.config import ParamsConfig, TrainingConfig
+from ddr_pipeline.config.training import ParamsConfig, TrainingConfig
 from ddr_pipeline.models.kan import StaticParameterKAN
 from ddr_pipeline.models.lstm import DailyParameterLSTM, LSTMState
 from ddr_pipeline.models.parameters import (

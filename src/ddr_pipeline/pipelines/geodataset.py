@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Callable
 
-from ddr_pipeline.config import GEODATASET_PATTERN
+from ddr_pipeline.config.training import GEODATASET_PATTERN
 
 #: Environment variable that selects the geodataset.
 ENV_VAR = "DDR_GEODATASET"

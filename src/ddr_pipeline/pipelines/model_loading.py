@@ -2,7 +2,7 @@
 
 Three nodes under a prefix (``evaluation`` or ``routing``): check that the parameters name the
 geodataset the pipeline was built for, load the trained model named by ``params:<prefix>.model``
-through :mod:`ddr_pipeline.model_store`, and check it against the model-ready data. Outputs:
+through :mod:`ddr_pipeline.model_store.loader`, and check it against the model-ready data. Outputs:
 ``<prefix>.geodataset``, ``<prefix>.checkpoint`` (the trained model) and ``<prefix>.inputs``.
 """
 
@@ -13,18 +13,17 @@ from typing import Any
 import xarray as xr
 from kedro.pipeline import Node, Pipeline
 
-from ddr_pipeline import model_store
-from ddr_pipeline.checkpoints import CheckpointError, check_compatible
-from ddr_pipeline.config import load_training_config
-from ddr_pipeline.data.batching import ModelInputs
+from ddr_pipeline.config.training import load_training_config
+from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.data.provenance import STATS_FINGERPRINT, check_same_stats
-from ddr_pipeline.model_store import TrainedModel
+from ddr_pipeline.model_store.checkpoints import CheckpointError, check_compatible
+from ddr_pipeline.model_store.loader import TrainedModel, load_model
 from ddr_pipeline.pipelines.geodataset import geodataset_check
 
 
 def load_trained_model(model_params: dict[str, Any], run_name: str) -> TrainedModel:
     """Load the model named by ``<prefix>.model`` (checkpoint / MLflow URI / run's latest)."""
-    return model_store.load_model(
+    return load_model(
         checkpoint=model_params.get("checkpoint"),
         run_name=run_name,
         mlflow_model_uri=model_params.get("mlflow_model_uri"),

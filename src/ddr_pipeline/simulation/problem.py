@@ -19,7 +19,7 @@ import torch
 from ddr_pipeline.network import RiverNetwork
 
 if TYPE_CHECKING:
-    from ddr_pipeline.data.batching import ModelInputs
+    from ddr_pipeline.data.containers import ModelInputs
 
 
 @dataclass(frozen=True)

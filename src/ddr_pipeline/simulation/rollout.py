@@ -35,7 +35,8 @@ from ddr_pipeline.simulation.settings import RoutingSettings
 from ddr_pipeline.simulation.sources import FeatureIndex, ParameterSource, TrainedParameters
 
 if TYPE_CHECKING:
-    from ddr_pipeline.data.batching import ModelInputs, RoutingBatch
+    from ddr_pipeline.data.batching import RoutingBatch
+    from ddr_pipeline.data.containers import ModelInputs
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ddr_pipeline.config import TrainingConfig
+from ddr_pipeline.config.training import TrainingConfig
 from ddr_pipeline.routing import constants as K
 
 SECONDS_PER_DAY = 86400.0

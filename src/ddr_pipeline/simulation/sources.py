@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ddr_pipeline.config import ParamsConfig, TrainingConfig
+from ddr_pipeline.config.training import ParamsConfig, TrainingConfig
 from ddr_pipeline.models import (
     LSTMState,
     NetworkOutputs,

@@ -1,10 +1,10 @@
 """Training: the loop (:class:`Trainer`), validation, monitoring callbacks.
 
-Checkpoints are :mod:`ddr_pipeline.checkpoints` (re-exported here); code that only runs a trained
-model loads it through :mod:`ddr_pipeline.model_store` and never imports this package.
+Checkpoints are :mod:`ddr_pipeline.model_store.checkpoints` (re-exported here); code that only runs a trained
+model loads it through :mod:`ddr_pipeline.model_store.loader` and never imports this package.
 """
 
-from ddr_pipeline.checkpoints import (
+from ddr_pipeline.model_store.checkpoints import (
     CheckpointError,
     LoadedCheckpoint,
     check_compatible,

@@ -102,9 +102,9 @@ class MlflowMonitor:
     def log_model(self, checkpoint: Path, name: str) -> None:
         """Log ``checkpoint`` as the weights-only MLflow model ``name`` (no pickle).
 
-        The model is :mod:`ddr_pipeline.mlflow_model` (a pyfunc model from code).
+        The model is :mod:`ddr_pipeline.model_store.mlflow_model` (a pyfunc model from code).
         """
-        from ddr_pipeline.mlflow_model import log_trained_model
+        from ddr_pipeline.model_store.mlflow_model import log_trained_model
 
         log_trained_model(checkpoint, name, model_requirements())
 

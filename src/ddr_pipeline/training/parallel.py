@@ -17,11 +17,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ddr_pipeline.checkpoints import latest_checkpoint
-from ddr_pipeline.config import TrainingConfig
+from ddr_pipeline.config.training import TrainingConfig
 from ddr_pipeline.data.batch_plan import BatchPlan
 from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.distributed.launch import DistributedRunError, LaunchSettings, launch
+from ddr_pipeline.model_store.checkpoints import latest_checkpoint
 from ddr_pipeline.training.monitoring import MlflowMonitor, NullMonitor, TrainingMonitor
 from ddr_pipeline.training.setup import TrainingData, build_trainer
 from ddr_pipeline.training.trainer import TrainingResult, resolve_device

@@ -10,12 +10,12 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from ddr_pipeline import scoring
-from ddr_pipeline.config import TrainingConfig
+from ddr_pipeline.config.training import TrainingConfig
 from ddr_pipeline.data.batch_plan import BatchPlan, plan_experiment
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.data.provenance import STATS_FINGERPRINT
 from ddr_pipeline.distributed.context import RankContext
+from ddr_pipeline.evaluation import scoring
 from ddr_pipeline.models import RoutingModel, build_models
 from ddr_pipeline.simulation import (
     FeatureIndex,
@@ -127,7 +127,7 @@ def score_period(
     data: TrainingData,
     period: str | tuple[str, str] = "test",
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Per-gauge scores over ``period`` (:func:`ddr_pipeline.scoring.score_gauges`) and medians
+    """Per-gauge scores over ``period`` (:func:`ddr_pipeline.evaluation.scoring.score_gauges`) and medians
     at the well-observed gauges (``monitoring.well_observed_fraction``), all and per split.
 
     All gauges are routed in one window (:func:`ddr_pipeline.simulation.rollout`, eval mode)

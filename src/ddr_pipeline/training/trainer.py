@@ -34,7 +34,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ddr_pipeline.checkpoints import (
+from ddr_pipeline.config.training import TrainingConfig
+from ddr_pipeline.data.batch_plan import BatchPlan, PlannedBatch, plan_experiment
+from ddr_pipeline.data.batching import RoutingBatch, build_batch
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
+from ddr_pipeline.distributed.context import RankContext
+from ddr_pipeline.distributed.sampler import ShardedBatchSampler
+from ddr_pipeline.model_store.checkpoints import (
     FORMAT_VERSION,
     CheckpointError,
     check_compatible,
@@ -44,13 +50,6 @@ from ddr_pipeline.checkpoints import (
     run_folder_lock,
     save_checkpoint,
 )
-from ddr_pipeline.config import TrainingConfig
-from ddr_pipeline.console import ProgressBar
-from ddr_pipeline.data.batch_plan import BatchPlan, PlannedBatch, plan_experiment
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs, RoutingBatch, build_batch
-from ddr_pipeline.distributed.context import RankContext
-from ddr_pipeline.distributed.sampler import ShardedBatchSampler
-from ddr_pipeline.losses import routing_loss_terms
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.simulation import (
     FeatureIndex,
@@ -60,7 +59,9 @@ from ddr_pipeline.simulation import (
     physical_parameters,
     simulate,
 )
+from ddr_pipeline.training.losses import routing_loss_terms
 from ddr_pipeline.training.monitoring import NullMonitor, TrainingMonitor
+from ddr_pipeline.training.progress import ProgressBar
 from ddr_pipeline.training.resources import (
     ActivationCost,
     BatchSize,

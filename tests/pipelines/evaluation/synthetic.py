@@ -151,8 +151,8 @@ def training_params(leakance: bool = False) -> dict[str, Any]:
 
 def write_checkpoint(folder: Path, params: dict[str, Any] | None = None) -> Path:
     """Save an (untrained) checkpoint in the training helper's format; return its path."""
-    from ddr_pipeline.checkpoints import checkpoint_path, save_checkpoint
-    from ddr_pipeline.config import load_training_config
+    from ddr_pipeline.config.training import load_training_config
+    from ddr_pipeline.model_store.checkpoints import checkpoint_path, save_checkpoint
     from ddr_pipeline.models import build_models
 
     config = load_training_config(params or training_params())

@@ -11,8 +11,9 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
-from ddr_pipeline import evaluation, metrics
-from ddr_pipeline.checkpoints import CheckpointError, load_checkpoint
+from ddr_pipeline.evaluation import metrics
+from ddr_pipeline.evaluation.geometry import reach_points
+from ddr_pipeline.model_store.checkpoints import CheckpointError, load_checkpoint
 from ddr_pipeline.pipelines import model_loading
 from ddr_pipeline.pipelines.evaluation import nodes
 from ddr_pipeline.pipelines.evaluation.pipeline import create_pipeline
@@ -236,7 +237,7 @@ def test_metrics_module_agrees_with_table(outputs: dict) -> None:
 
 def test_reach_points_follow_ids_and_name_missing_reaches() -> None:
     reaches = syn.reaches_table().iloc[::-1]  # order must not matter
-    points = evaluation.reach_points(reaches, np.array([3, 1], dtype=np.int64))
+    points = reach_points(reaches, np.array([3, 1], dtype=np.int64))
     np.testing.assert_allclose(points, [[-75.1, 40.1], [-75.0, 40.0]])
     with pytest.raises(KeyError, match=r"lacks reach ids \[99\]"):
-        evaluation.reach_points(reaches, np.array([1, 99], dtype=np.int64))
+        reach_points(reaches, np.array([1, 99], dtype=np.int64))

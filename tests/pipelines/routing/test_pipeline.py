@@ -10,8 +10,8 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
-from ddr_pipeline.datasets import XarrayZarrDataset
 from ddr_pipeline.pipelines.routing.pipeline import create_pipeline
+from ddr_pipeline.project.datasets import XarrayZarrDataset
 from pipelines.evaluation import synthetic as syn
 
 

@@ -15,13 +15,17 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ddr_pipeline import evaluation, parameter_registry, plots, tracking
-from ddr_pipeline.data.batching import ModelInputs
-from ddr_pipeline.model_store import TrainedModel
-
-MODEL = evaluation.MODEL
-#: Subsets of gauges every model is summarised on.
-SUBSETS = evaluation.SUBSETS
+from ddr_pipeline import parameter_registry
+from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.evaluation import plots
+from ddr_pipeline.evaluation.fields import parameter_fields
+from ddr_pipeline.evaluation.geometry import reach_lines, reach_points
+from ddr_pipeline.evaluation.predictions import predict_period
+from ddr_pipeline.evaluation.report import MODEL, model_names, tables_by_model
+from ddr_pipeline.inference.gauges import PredictionSettings
+from ddr_pipeline.inference.periods import evaluation_period
+from ddr_pipeline.model_store.loader import TrainedModel
+from ddr_pipeline.project import tracking
 
 
 def predict_test_period(  # noqa: PLR0917 (Kedro passes node inputs positionally)
@@ -33,13 +37,13 @@ def predict_test_period(  # noqa: PLR0917 (Kedro passes node inputs positionally
     model_inputs: xr.Dataset,
 ) -> xr.Dataset:
     """The ``model_test.zarr`` dataset: model + baselines at all gauges over the test period."""
-    period = evaluation.evaluation_period(params.get("period"), model_inputs)
-    settings = evaluation.PredictionSettings.from_params(params)
-    return evaluation.predict_period(ckpt, inputs, gauges, period, settings, run_name)
+    period = evaluation_period(params.get("period"), model_inputs)
+    settings = PredictionSettings.from_params(params)
+    return predict_period(ckpt, inputs, gauges, period, settings, run_name)
 
 
 def headline_metrics(comparison: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """The headline metrics (:func:`ddr_pipeline.tracking.headline_metrics`) for MLflow.
+    """The headline metrics (:func:`ddr_pipeline.project.tracking.headline_metrics`) for MLflow.
 
     ``{"headline/<model>.<all|heldout>.<nse|kge>_median": {value, step}}``: a few comparable
     numbers per run; the full table is the ``comparison.csv`` / ``metrics_per_gauge`` artifact.
@@ -54,7 +58,7 @@ def comparison_figures(
     per_gauge: pd.DataFrame, subset: str, labels: dict[str, str] | None = None
 ) -> tuple[Figure, Figure, Figure]:
     """NSE CDF, KGE CDF and metric boxplots of the model vs the baselines on ``subset`` gauges."""
-    tables = evaluation.tables_by_model(per_gauge, subset)
+    tables = tables_by_model(per_gauge, subset)
     return (
         plots.plot_metric_cdf(tables, "nse", labels=labels),
         plots.plot_metric_cdf(tables, "kge", labels=labels),
@@ -69,9 +73,9 @@ def hydrograph_figure(
     labels: dict[str, str] | None = None,
 ) -> Figure:
     """Hydrographs (linear and log) at the chosen, best, median and worst (NSE) gauges."""
-    model_table = evaluation.tables_by_model(per_gauge, "all")[MODEL]
+    model_table = tables_by_model(per_gauge, "all")[MODEL]
     picks = plots.select_gauges(model_table, "nse", chosen=[str(c) for c in chosen])
-    names = evaluation.model_names(ds)
+    names = model_names(ds)
     simulations = {name: ds[variable] for name, variable in names.items()}
     return plots.plot_hydrographs(ds["observations"], simulations, picks, model_table, labels=labels)
 
@@ -85,7 +89,7 @@ def gauge_map_figure(
     table = table.loc[[g for g in model_table.index if g in table.index]]
     lines = None
     if reaches is not None:
-        lines = evaluation.reach_lines(reaches, reaches["id"].to_numpy(np.int64))
+        lines = reach_lines(reaches, reaches["id"].to_numpy(np.int64))
     return plots.plot_gauge_map(table, model_table["nse"], label="NSE (-)", lines=lines)
 
 
@@ -97,10 +101,10 @@ def parameter_figure(
     model_inputs: xr.Dataset,
 ) -> Figure:
     """Maps of the learned parameters per reach (static values, daily ones averaged), with units."""
-    period = evaluation.evaluation_period(params.get("period"), model_inputs)
-    fields = evaluation.parameter_fields(ckpt, inputs, period, params["chunk_days"])
-    points = evaluation.reach_points(reaches, inputs.reach_ids)
-    lines = evaluation.reach_lines(reaches, inputs.reach_ids)
+    period = evaluation_period(params.get("period"), model_inputs)
+    fields = parameter_fields(ckpt, inputs, period, params["chunk_days"])
+    points = reach_points(reaches, inputs.reach_ids)
+    lines = reach_lines(reaches, inputs.reach_ids)
     log_names = [f for f in fields if parameter_registry.log_scale(f)]
     return plots.plot_reach_maps(
         points[:, 0], points[:, 1], fields, log_scale=log_names, lines=lines

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from ddr_pipeline import evaluation
+from ddr_pipeline.evaluation.report import comparison_table, score_gauges
 from ddr_pipeline.pipelines import model_loading
 from ddr_pipeline.pipelines.evaluation import nodes
 from ddr_pipeline.pipelines.geodataset import active_geodataset
@@ -47,7 +47,7 @@ def create_pipeline(geodataset: str | None = None, **kwargs: object) -> Pipeline
                 model_loading.tag_mlflow_run, "evaluation.model_test", None, name="tag_mlflow_run"
             ),
             Node(
-                evaluation.score_gauges,
+                score_gauges,
                 [
                     "evaluation.model_test",
                     _data("model_gauges"),
@@ -57,7 +57,7 @@ def create_pipeline(geodataset: str | None = None, **kwargs: object) -> Pipeline
                 name="score_gauges",
             ),
             Node(
-                evaluation.comparison_table,
+                comparison_table,
                 "evaluation.metrics_per_gauge",
                 "evaluation.comparison",
                 name="comparison_table",

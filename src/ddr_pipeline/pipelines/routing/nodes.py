@@ -2,7 +2,7 @@
 
 The domain is every reach of the geodataset or the upstream closure of ``target_reach_ids``.
 Routing runs in time chunks carrying the routing and LSTM states
-(:func:`ddr_pipeline.evaluation.route_reaches`), so the hourly working set is one chunk; the
+(:func:`ddr_pipeline.inference.reaches.route_reaches`), so the hourly working set is one chunk; the
 output holds daily means only.
 """
 
@@ -13,9 +13,12 @@ from typing import Any
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ddr_pipeline import evaluation, plots
-from ddr_pipeline.data.batching import ModelInputs
-from ddr_pipeline.model_store import TrainedModel
+from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.evaluation import plots
+from ddr_pipeline.inference.gauges import PredictionSettings
+from ddr_pipeline.inference.periods import routing_period
+from ddr_pipeline.inference.reaches import route_reaches
+from ddr_pipeline.model_store.loader import TrainedModel
 
 
 def route_domain(
@@ -26,15 +29,15 @@ def route_domain(
     Routing starts ``warmup_days`` before the period when the inputs allow (the spin-up days
     are not part of the output).
     """
-    period = evaluation.routing_period(params.get("period"), inputs.dates)
-    settings = evaluation.PredictionSettings(
+    period = routing_period(params.get("period"), inputs.dates)
+    settings = PredictionSettings(
         warmup_days=params["warmup_days"],
         chunk_days=params["chunk_days"],
         device=params["device"],
         nproc_per_node=params.get("nproc_per_node", 1),
     )
     targets = params.get("target_reach_ids")
-    return evaluation.route_reaches(ckpt, inputs, period, settings, targets, run_name)
+    return route_reaches(ckpt, inputs, period, settings, targets, run_name)
 
 
 def summary_figure(routed: xr.Dataset, reach_ids: list[int]) -> Figure:

@@ -11,8 +11,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ddr_pipeline import plots
-from ddr_pipeline.config import TrainingConfig, load_training_config
+from ddr_pipeline.config.training import TrainingConfig, load_training_config
 from ddr_pipeline.data.provenance import (
     SPLIT_FINGERPRINT,
     check_same_split,
@@ -20,6 +19,7 @@ from ddr_pipeline.data.provenance import (
     recorded_split,
 )
 from ddr_pipeline.distributed import env_has_process_group
+from ddr_pipeline.evaluation import plots
 from ddr_pipeline.models import build_models
 from ddr_pipeline.training import (
     LoadedCheckpoint,

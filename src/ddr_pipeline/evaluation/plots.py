@@ -2,14 +2,13 @@
 
 Every function builds and returns a :class:`matplotlib.figure.Figure` created without pyplot (no
 global figure registry, no GUI backend, safe in pipelines and tests); save it with
-``fig.savefig(path)`` or through the Kedro dataset ``ddr_pipeline.datasets.AtomicMatplotlibDataset``.
+``fig.savefig(path)`` or through the Kedro dataset ``ddr_pipeline.project.datasets.AtomicMatplotlibDataset``.
 """
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from ddr_pipeline import parameter_registry
+from ddr_pipeline.evaluation.geometry import ReachLines
 
 #: Metrics shown in the default boxplot panel and their axis labels.
 BOXPLOT_METRICS: dict[str, str] = {
@@ -41,20 +41,6 @@ MODEL_LABELS: dict[str, str] = {
 
 #: Units of the learned / derived routing parameters (the parameter registry).
 PARAMETER_UNITS: dict[str, str] = parameter_registry.units()
-
-
-@dataclass(frozen=True)
-class ReachLines:
-    """Reach geometries as line parts: ``segments[i]`` (``(k, 2)`` x/y) belongs to reach ``owner[i]``.
-
-    ``owner`` indexes the per-reach value arrays (a multi-part reach has several segments).
-    """
-
-    segments: Sequence[np.ndarray]
-    owner: np.ndarray
-
-
-Lines = ReachLines
 
 
 #: Loss axis label per ``training.loss.name``.
@@ -253,7 +239,7 @@ def plot_ensemble_hydrographs(  # noqa: PLR0917 (one argument per array)
     return fig
 
 
-def _draw_network(ax: Axes, lines: Lines | None, **style: object) -> None:
+def _draw_network(ax: Axes, lines: ReachLines | None, **style: object) -> None:
     """Draw reach lines (grey by default) under the map's data."""
     if lines is not None and len(lines.segments):
         kwargs = {"colors": "0.75", "linewidths": 0.6, "zorder": 0} | style
@@ -271,7 +257,7 @@ def _scatter_map(
     vlim: tuple[float, float] | None = None,
     cmap: str = "viridis",
     size: float = 20.0,
-    lines: Lines | None = None,
+    lines: ReachLines | None = None,
 ) -> None:
     _draw_network(ax, lines)
     finite = np.isfinite(values)
@@ -292,13 +278,13 @@ def plot_gauge_map(
     values: pd.Series,
     label: str = "NSE (-)",
     vlim: tuple[float, float] = (-1.0, 1.0),
-    lines: Lines | None = None,
+    lines: ReachLines | None = None,
 ) -> Figure:
     """Gauges at their ``lon``/``lat`` coloured by a per-gauge value, over the river network.
 
     ``gauges`` is indexed by gage id with ``lat`` and ``lon`` columns; ``values`` is indexed by gage
     id. Gauges without a finite value are drawn as grey crosses; ``lines`` (reach geometries,
-    e.g. :func:`ddr_pipeline.evaluation.reach_lines`) are drawn in grey underneath.
+    e.g. :func:`ddr_pipeline.evaluation.geometry.reach_lines`) are drawn in grey underneath.
     """
     aligned = values.reindex(gauges.index).astype(np.float64)
     fig = Figure(figsize=(6, 6), layout="constrained")
@@ -323,7 +309,7 @@ def plot_reach_maps(
     lat: np.ndarray,
     fields: Mapping[str, np.ndarray],
     log_scale: Sequence[str] = (),
-    lines: Lines | None = None,
+    lines: ReachLines | None = None,
 ) -> Figure:
     """One map per per-reach field (e.g. learned parameters, mean Manning n), with units.
 
@@ -352,7 +338,7 @@ def plot_reach_maps(
     return fig
 
 
-def _line_map(ax: Axes, lines: Lines, values: np.ndarray, label: str) -> None:
+def _line_map(ax: Axes, lines: ReachLines, values: np.ndarray, label: str) -> None:
     """Reach lines coloured by ``values`` (reaches without a finite value in light grey)."""
     part_values = values[lines.owner]
     finite = np.isfinite(part_values)

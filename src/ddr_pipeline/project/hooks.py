@@ -1,8 +1,8 @@
 """Kedro hooks: checks before a run (parameters, inputs), MLflow run names / links / headline
 metrics, failure reasons.
 
-Registered in ``settings.py``. The logic lives in :mod:`ddr_pipeline.preflight` and
-:mod:`ddr_pipeline.tracking`; these hooks only feed them what Kedro knows about the run.
+Registered in ``settings.py``. The logic lives in :mod:`ddr_pipeline.project.preflight` and
+:mod:`ddr_pipeline.project.tracking`; these hooks only feed them what Kedro knows about the run.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 from kedro.pipeline import Pipeline
 
-from ddr_pipeline import preflight, project_guard, tracking
-from ddr_pipeline.checkpoints import LoadedCheckpoint
+from ddr_pipeline.config.pipelines import SECTIONS, validate_parameters
 from ddr_pipeline.data.io import clean_stale_temporaries
-from ddr_pipeline.pipeline_configs import SECTIONS, validate_parameters
+from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
 from ddr_pipeline.pipeline_registry import pipeline_folders
+from ddr_pipeline.project import guard as project_guard
+from ddr_pipeline.project import preflight, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class MlflowRunHooks:
 
 
 class ProjectGuardHooks:
-    """Keep runs inside the project (:mod:`ddr_pipeline.project_guard`): run names, MLflow
+    """Keep runs inside the project (:mod:`ddr_pipeline.project.guard`): run names, MLflow
     artifact location, orphaned runs and temporaries of killed writers."""
 
     @hook_impl(trylast=True)  # after kedro-mlflow has set up the tracking URI and experiment

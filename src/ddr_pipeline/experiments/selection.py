@@ -26,9 +26,9 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from ddr_pipeline.config import TrainingConfig, load_training_config
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs
-from ddr_pipeline.ensemble import gauge_scores, predict_gauges, subset_medians
+from ddr_pipeline.config.training import TrainingConfig, load_training_config
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
+from ddr_pipeline.experiments.ensemble import gauge_scores, predict_gauges, subset_medians
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.training.setup import TRAIN_SPLIT, VALIDATION_SPLIT, TrainingData, build_trainer
 

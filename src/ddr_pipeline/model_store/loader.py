@@ -3,7 +3,7 @@
 Everything that runs a trained model (the evaluation and routing pipelines through
 :mod:`ddr_pipeline.pipelines.model_loading`, notebooks, couplers) loads it here::
 
-    from ddr_pipeline.model_store import load_trained_model
+    from ddr_pipeline.model_store.loader import load_trained_model
 
     model = load_trained_model("data/06_models/run/trained_model.pt")  # a checkpoint file
     model = load_trained_model("runs:/<run_id>/model")                 # an MLflow model URI
@@ -12,12 +12,12 @@ Everything that runs a trained model (the evaluation and routing pipelines throu
 
 The result is a :data:`TrainedModel` (the networks in eval mode on CPU plus the configuration
 and data context they were trained with). :func:`load_model` is the keyword form the pipelines
-use. The checkpoint format itself is :mod:`ddr_pipeline.checkpoints`.
+use. The checkpoint format itself is :mod:`ddr_pipeline.model_store.checkpoints`.
 
 Only weights are ever read (``torch.load(weights_only=True)``), never a pickle: a run name loads
 ``<run>/trained_model.pt`` (else its latest checkpoint) and refuses a file of another training
 attempt than the run folder's; an MLflow URI loads the checkpoint inside the logged model
-(:mod:`ddr_pipeline.mlflow_model`), or for models logged as pickles by earlier versions the
+(:mod:`ddr_pipeline.model_store.mlflow_model`), or for models logged as pickles by earlier versions the
 checkpoint its run logged under ``model_checkpoint/``; the pickled model itself is never loaded.
 """
 
@@ -28,7 +28,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ddr_pipeline.checkpoints import (
+from ddr_pipeline.model_store.checkpoints import (
     FINAL_MODEL_FILE,
     CheckpointError,
     LoadedCheckpoint,
@@ -142,7 +142,7 @@ def _model_checkpoint(uri: str, folder: str) -> LoadedCheckpoint | None:
     """The checkpoint inside the MLflow model ``uri`` (downloaded to ``folder``), or None."""
     from mlflow.artifacts import download_artifacts
 
-    from ddr_pipeline.mlflow_model import checkpoint_in_model
+    from ddr_pipeline.model_store.mlflow_model import checkpoint_in_model
 
     path = checkpoint_in_model(download_artifacts(artifact_uri=uri, dst_path=folder))
     if path is None:

@@ -35,7 +35,7 @@ class XarrayZarrDataset(AbstractVersionedDataset[xr.Dataset, xr.Dataset]):
     Example (``catalog.yml``)::
 
         drb.lateral_inflow:
-          type: ddr_pipeline.datasets.XarrayZarrDataset
+          type: ddr_pipeline.project.datasets.XarrayZarrDataset
           filepath: data/01_raw/drb/lateral_inflow.zarr
           versioned: false
 

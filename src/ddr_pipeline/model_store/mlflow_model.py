@@ -1,11 +1,11 @@
 """The MLflow model a training run logs: its weights-only checkpoint plus code, no pickle.
 
 The training pipeline logs the final checkpoint (state dict, configuration, normalisation
-statistics, input names; :mod:`ddr_pipeline.checkpoints`) as the artifact ``checkpoint`` of an
+statistics, input names; :mod:`ddr_pipeline.model_store.checkpoints`) as the artifact ``checkpoint`` of an
 MLflow pyfunc "model from code" whose code is this file (:func:`log_trained_model`). Nothing
 is pickled: the network is rebuilt from the configuration and the weights are read with
 ``torch.load(weights_only=True)``, so a crafted model file cannot run code when the project
-loads it (:func:`ddr_pipeline.model_store.load_model` reads the checkpoint artifact directly and
+loads it (:func:`ddr_pipeline.model_store.loader.load_model` reads the checkpoint artifact directly and
 never calls ``mlflow.pyfunc.load_model``).
 
 ``mlflow.pyfunc.load_model("runs:/<id>/model").predict([request])`` routes a model-ready store:
@@ -41,15 +41,16 @@ class TrainedRoutingModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Rebuild the networks from the checkpoint artifact (weights only)."""
-        from ddr_pipeline.checkpoints import load_checkpoint
+        from ddr_pipeline.model_store.checkpoints import load_checkpoint
 
         self.trained = load_checkpoint(context.artifacts[CHECKPOINT_KEY])
 
     def predict(self, model_input: list[RoutingRequest], params=None) -> pd.DataFrame:  # noqa: ANN001
         """Daily mean discharge per reach of the store and period of the (first) request."""
-        from ddr_pipeline.data.batching import ModelInputs
+        from ddr_pipeline.data.containers import ModelInputs
         from ddr_pipeline.data.io import read_zarr
-        from ddr_pipeline.evaluation import PredictionSettings, route_reaches
+        from ddr_pipeline.inference.gauges import PredictionSettings
+        from ddr_pipeline.inference.reaches import route_reaches
 
         request = model_input[0]
         settings = PredictionSettings(request.warmup_days, request.chunk_days)

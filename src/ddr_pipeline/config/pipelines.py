@@ -1,9 +1,9 @@
 """Typed parameters of the data_processing, evaluation and routing pipelines (pydantic v2).
 
-Like :class:`ddr_pipeline.config.TrainingConfig` for ``training``: every section forbids unknown
+Like :class:`ddr_pipeline.config.training.TrainingConfig` for ``training``: every section forbids unknown
 keys (with a did-you-mean), and :func:`validate_parameters` raises
-:class:`~ddr_pipeline.config.ConfigError` with one ``section.key.path: problem`` line per error.
-The project hook (:mod:`ddr_pipeline.hooks`) validates the sections of the pipelines being run
+:class:`~ddr_pipeline.config.training.ConfigError` with one ``section.key.path: problem`` line per error.
+The project hook (:mod:`ddr_pipeline.project.hooks`) validates the sections of the pipelines being run
 before any node starts.
 """
 
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from ddr_pipeline.config import (
+from ddr_pipeline.config.training import (
     DEVICE_PATTERN,
     GEODATASET_PATTERN,
     ConfigError,
@@ -25,13 +25,13 @@ from ddr_pipeline.config import (
     TrainingConfig,
     validate_section,
 )
+from ddr_pipeline.evaluation.scoring import WELL_OBSERVED_FRACTION
 from ddr_pipeline.parameter_registry import LEARNABLE_PARAMETERS
-from ddr_pipeline.scoring import WELL_OBSERVED_FRACTION
 
 Geodataset = Annotated[str, Field(pattern=GEODATASET_PATTERN)]
 Device = Annotated[str, Field(pattern=DEVICE_PATTERN)]
 DateRange = tuple[datetime.date, datetime.date]
-#: Gauge subsets the evaluation summarises (:data:`ddr_pipeline.evaluation.SUBSETS`).
+#: Gauge subsets the evaluation summarises (:data:`ddr_pipeline.evaluation.report.SUBSETS`).
 GaugeSubset = Literal[
     "all", "well_observed", "train", "validation", "train_well", "validation_well"
 ]
@@ -103,7 +103,7 @@ class DataProcessingConfig(StrictModel):
 
 
 class ModelSourceConfig(StrictModel):
-    """Which trained model to load (:mod:`ddr_pipeline.model_store`)."""
+    """Which trained model to load (:mod:`ddr_pipeline.model_store.loader`)."""
 
     models_dir: str = Field("data/06_models", description="Folder of the training runs.")
     checkpoint: str | None = Field(None, description="Checkpoint file (wins over the others).")

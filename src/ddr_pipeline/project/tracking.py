@@ -37,7 +37,7 @@ FAILURE_TAG = "ddr.failure_reason"
 
 #: Prefix of the headline metrics (one section in the MLflow UI's chart view).
 HEADLINE_PREFIX = "headline/"
-#: Gauge sets of the headline metrics -> evaluation subsets (ddr_pipeline.evaluation.SUBSETS).
+#: Gauge sets of the headline metrics -> evaluation subsets (ddr_pipeline.evaluation.report.SUBSETS).
 HEADLINE_GAUGES: dict[str, str] = {"all": "all", "heldout": "validation"}
 #: Metrics of the headline (their test-period median over the gauges).
 HEADLINE_METRICS: tuple[str, ...] = ("nse", "kge")
@@ -65,7 +65,7 @@ def headline_metrics(comparison: pd.DataFrame) -> dict[str, float]:
     """Headline metrics from the evaluation comparison table (finite values only).
 
     ``comparison`` has columns ``model``, ``subset``, ``metric``, ``median`` and ``n_gauges``
-    (:func:`ddr_pipeline.evaluation.comparison_table`). Returns
+    (:func:`ddr_pipeline.evaluation.report.comparison_table`). Returns
     ``{"headline/<model>.<all|heldout>.<nse|kge>_median": value}`` plus
     ``headline/n_gauges.<all|heldout>`` (gauges scored, the model's count).
     """

@@ -1,7 +1,7 @@
 """Keep every run inside the project and leave no run marked as running (:class:`ProjectGuardHooks`).
 
 * every ``run_name`` parameter (``--params run_name=...`` and the pipelines' ``*.run_name``) is
-  checked once, before any node runs, with :func:`ddr_pipeline.config.check_run_name`;
+  checked once, before any node runs, with :func:`ddr_pipeline.config.training.check_run_name`;
 * the MLflow experiment must store its artifacts under this project's root (a copied or moved
   project still points at the original checkout: the run stops and says how to fix it);
 * a local SQLite tracking database (``mlflow.db``) is made readable by its owner only;
@@ -25,7 +25,7 @@ from urllib.request import url2pathname
 import mlflow
 from mlflow.entities import RunStatus
 
-from ddr_pipeline.config import check_run_name
+from ddr_pipeline.config.training import check_run_name
 from ddr_pipeline.data.io import process_alive
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ddr_pipeline import metrics
+from ddr_pipeline.evaluation import metrics
 
 #: Default share of valid days that makes a gauge "well observed".
 WELL_OBSERVED_FRACTION = 0.9
@@ -24,7 +24,7 @@ def score_gauges(
 
     Columns: ``gage_id``, ``split`` (``"None"`` when not given), ``observed`` (any valid day),
     ``well_observed`` (valid-day share >= ``well_observed_fraction``), ``n_valid``, ``n_days``
-    and every metric of :data:`ddr_pipeline.metrics.METRICS`.
+    and every metric of :data:`ddr_pipeline.evaluation.metrics.METRICS`.
     """
     if not 0.0 <= well_observed_fraction <= 1.0:
         raise ValueError(f"well_observed_fraction must be in [0, 1], got {well_observed_fraction}")

@@ -1,13 +1,13 @@
 """Custom Kedro datasets for ``ddr_pipeline`` (referenced from the catalog by full path)."""
 
-from ddr_pipeline.datasets.atomic import (
+from ddr_pipeline.project.datasets.atomic import (
     AtomicCSVDataset,
     AtomicJSONDataset,
     AtomicMatplotlibDataset,
     AtomicParquetDataset,
 )
-from ddr_pipeline.datasets.checkpoint import CheckpointDataset
-from ddr_pipeline.datasets.zarr_dataset import XarrayZarrDataset
+from ddr_pipeline.project.datasets.checkpoint import CheckpointDataset
+from ddr_pipeline.project.datasets.zarr_dataset import XarrayZarrDataset
 
 __all__ = [
     "AtomicCSVDataset",

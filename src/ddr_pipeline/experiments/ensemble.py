@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ddr_pipeline import metrics
-from ddr_pipeline.config import TrainingConfig, load_training_config
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs, build_batch
+from ddr_pipeline.config.training import TrainingConfig, load_training_config
+from ddr_pipeline.data.batching import build_batch
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
+from ddr_pipeline.evaluation import metrics
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
 from ddr_pipeline.training.validation import predict

@@ -1,6 +1,6 @@
 """``CheckpointDataset``: a training checkpoint ``.pt`` file (local filesystem, atomic save).
 
-``save`` takes the checkpoint payload dict (``ddr_pipeline.checkpoints``) and writes it
+``save`` takes the checkpoint payload dict (``ddr_pipeline.model_store.checkpoints``) and writes it
 atomically; ``load`` returns a :class:`~ddr_pipeline.training.LoadedCheckpoint` (the rebuilt
 ``RoutingModel`` in eval mode with its config, normalisation statistics and input names), or
 the raw payload dict with ``load_args: {as_model: false}``. Loading uses ``weights_only=True``.
@@ -8,7 +8,7 @@ the raw payload dict with ``load_args: {as_model: false}``. Loading uses ``weigh
 Example (``catalog.yml``)::
 
     training.trained_model:
-      type: ddr_pipeline.datasets.checkpoint.CheckpointDataset
+      type: ddr_pipeline.project.datasets.checkpoint.CheckpointDataset
       filepath: data/06_models/ddr-drb-training/trained_model.pt
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from kedro.io.core import AbstractDataset, DatasetError
 
-from ddr_pipeline.checkpoints import (
+from ddr_pipeline.model_store.checkpoints import (
     CheckpointError,
     LoadedCheckpoint,
     load_checkpoint,

@@ -20,7 +20,7 @@ key                         content
                             ``ranks``: every rank's torch generator state (dropout); the gauge
                             order and windows come from the batch plan, not from a generator
 ``nonfinite``               ``{"consecutive": k, "total": m}`` NaN-guard counters
-``config``                  resolved :class:`~ddr_pipeline.config.TrainingConfig` as JSON dict
+``config``                  resolved :class:`~ddr_pipeline.config.training.TrainingConfig` as JSON dict
 ``normalization_stats``     the ``normalization_stats.json`` content used for training
 ``attribute_names``         attribute order of the model inputs
 ``forcing_names``           forcing order of the model inputs
@@ -60,7 +60,7 @@ from typing import Any
 
 import torch
 
-from ddr_pipeline.config import TrainingConfig, flatten_dict, load_training_config
+from ddr_pipeline.config.training import TrainingConfig, flatten_dict, load_training_config
 
 logger = logging.getLogger(__name__)
 

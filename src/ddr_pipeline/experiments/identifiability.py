@@ -19,8 +19,9 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from ddr_pipeline.config import TrainingConfig
-from ddr_pipeline.data.batching import GaugeSet, ModelInputs, build_batch
+from ddr_pipeline.config.training import TrainingConfig
+from ddr_pipeline.data.batching import build_batch
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.models.parameters import riverbed_conductance
 from ddr_pipeline.routing import daily_mean, gather_gauges, muskingum_cunge, repeat_daily

@@ -5,7 +5,7 @@
 * :func:`missing_inputs_message`: inputs of the requested pipelines that are not on disk, with the
   pipeline (or converter) that makes them.
 
-Kedro-free: :mod:`ddr_pipeline.hooks` feeds them the run's pipeline, catalog and parameters.
+Kedro-free: :mod:`ddr_pipeline.project.hooks` feeds them the run's pipeline, catalog and parameters.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ddr_pipeline.config import flatten_dict
+from ddr_pipeline.config.training import flatten_dict
 
 #: Converter command (``[project.scripts]``) and its docs page per geodataset.
 CONVERTERS: dict[str, tuple[str, str]] = {

@@ -1,0 +1,1 @@
+"""Typed, validated configuration: training (:mod:`.training`) and the other pipelines (:mod:`.pipelines`)."""

@@ -1,0 +1,109 @@
+"""Routing a trained model over a period: its parameter source, rollouts, gauge arrays.
+
+The one "route the gauges over a period" path of evaluation, ensembles and selection; built on
+:func:`ddr_pipeline.simulation.rollout`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ddr_pipeline import simulation
+from ddr_pipeline.data.containers import GaugeSet, ModelInputs
+from ddr_pipeline.inference.periods import RoutedDays
+from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictionSettings:
+    """Settings of :func:`predict_period` (the ``evaluation`` parameters)."""
+
+    warmup_days: int
+    chunk_days: int
+    device: str = "cpu"
+    baselines: Mapping[str, Any] = field(default_factory=dict)
+    nproc_per_node: int = 1  # routing: ranks that route independent basins in parallel
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> PredictionSettings:
+        """Settings from the ``evaluation`` parameters (``KeyError`` names a missing key)."""
+        return cls(
+            warmup_days=params["warmup_days"],
+            chunk_days=params["chunk_days"],
+            device=params["device"],
+            baselines=params["baselines"],
+        )
+
+    def __post_init__(self) -> None:
+        if self.chunk_days < 1:
+            raise ValueError(f"chunk_days must be >= 1, got {self.chunk_days}")
+
+
+def trained_source(ckpt: LoadedCheckpoint, inputs: ModelInputs) -> simulation.TrainedParameters:
+    """Parameter source of the checkpoint's trained networks (eval mode) on ``inputs``."""
+    features = simulation.FeatureIndex.from_names(
+        ckpt.config, inputs.attribute_names, inputs.forcing_names
+    )
+    return simulation.TrainedParameters(ckpt.model.eval(), features)
+
+
+def route_trained(
+    ckpt: LoadedCheckpoint,
+    inputs: ModelInputs,
+    problem: simulation.RoutingProblem,
+    days: RoutedDays,
+    settings: PredictionSettings,
+) -> simulation.RolloutResult:
+    """Route ``problem`` with the checkpoint's trained networks from the spin-up start to the end."""
+    return run_rollout(ckpt, inputs, problem, trained_source(ckpt, inputs), days.days, settings)
+
+
+def run_rollout(  # noqa: PLR0917 (the rollout's inputs)
+    ckpt: LoadedCheckpoint,
+    inputs: ModelInputs,
+    problem: simulation.RoutingProblem,
+    source: simulation.ParameterSource,
+    days: slice,
+    settings: PredictionSettings,
+) -> simulation.RolloutResult:
+    """:func:`ddr_pipeline.simulation.rollout` of ``days`` with the checkpoint's routing physics."""
+    return simulation.rollout(
+        inputs,
+        problem,
+        source,
+        simulation.RoutingSettings.from_config(ckpt.config),
+        days.start,
+        days.stop,
+        chunk_days=settings.chunk_days,
+        device=settings.device,
+    )
+
+
+def known_gauges(inputs: ModelInputs, gauges: pd.DataFrame) -> GaugeSet:
+    """Gauges of ``gauges`` with an observation series in ``inputs`` (others logged, dropped)."""
+    known = gauges[gauges["STAID"].astype(str).isin(inputs.gage_ids)]
+    dropped = sorted(set(gauges["STAID"].astype(str)) - set(known["STAID"].astype(str)))
+    if dropped:
+        logger.warning("gauges without an observation series are not evaluated: %s", dropped)
+    return GaugeSet.from_table(known.reset_index(drop=True), inputs, split=None)
+
+
+def gauge_array(
+    values: np.ndarray, staids: Sequence[str], dates: pd.DatetimeIndex, units: str
+) -> xr.DataArray:
+    """``(gage_id, time)`` float32 array from ``(time, gauges)`` values."""
+    return xr.DataArray(
+        np.asarray(values, dtype=np.float32).T,
+        dims=("gage_id", "time"),
+        coords={"gage_id": np.asarray(staids, dtype=str), "time": dates},
+        attrs={"units": units},
+    )
