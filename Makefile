@@ -52,8 +52,9 @@ demo: $(STAMP)  ## run the demo pipelines (DEMO_PIPELINES, in order) on the comm
 test: $(STAMP)  ## run the test suite
 	$(BIN)/pytest
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff and the layering contract (import-linter, [tool.importlinter] in pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 viz: $(STAMP)  ## build the static Kedro-Viz site into build/ (serve: python -m http.server -d build)
 	$(BIN)/kedro viz build

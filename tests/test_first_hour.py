@@ -19,9 +19,10 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from ddr_pipeline.evaluation.geometry import reach_lines
-from ddr_pipeline.pipeline_registry import UnknownPipelineError, pipeline_folders
+from ddr_pipeline.data.geometry import reach_lines
+from ddr_pipeline.pipeline_registry import UnknownPipelineError
 from ddr_pipeline.project import console, preflight, tracking
+from ddr_pipeline.project.pipeline_folders import pipeline_folders
 
 # ---------------------------------------------------------------- library pieces
 

@@ -14,12 +14,12 @@ from pipelines.evaluation import synthetic as syn
 from ddr_pipeline import simulation
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data import schema
-from ddr_pipeline.data.batching import build_batch
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.data.splits import parse_periods
 from ddr_pipeline.evaluation import baselines
 from ddr_pipeline.pipelines.data_processing import nodes as dp_nodes
 from ddr_pipeline.simulation import RoutingSettings, reach_flow_scale
+from ddr_pipeline.simulation.batches import build_batch
 
 HEADWATER_GAUGE = "01000004"  # sits on reach 6, a headwater draining to the outlet reach 7
 HEADWATER_REACH = 6

@@ -12,13 +12,13 @@ from pipelines.evaluation import synthetic as syn
 
 from ddr_pipeline import simulation
 from ddr_pipeline.config.training import load_training_config
-from ddr_pipeline.data.batching import build_batch
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.inference.gauges import PredictionSettings, route_trained
 from ddr_pipeline.inference.periods import RoutedDays, spinup_start
 from ddr_pipeline.model_store.loader import load_model
 from ddr_pipeline.models import build_models
 from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
+from ddr_pipeline.simulation.batches import build_batch
 
 
 @pytest.fixture(scope="module")

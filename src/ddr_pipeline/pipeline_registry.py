@@ -9,15 +9,13 @@ disk, so Kedro orders them after training and a fresh clone runs end to end.
 from __future__ import annotations
 
 import re
-from importlib import resources
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Node, Pipeline
 
+from ddr_pipeline.project.pipeline_folders import pipeline_folders
 from ddr_pipeline.project.preflight import did_you_mean
 
-#: The order of the pipelines in a full run (``kedro run``); others follow alphabetically.
-RUN_ORDER = ("data_processing", "training", "evaluation", "routing")
 #: The training pipeline's final model (catalog dataset) and the pipelines that load a model.
 TRAINED_MODEL = "training.trained_model"
 MODEL_USERS = ("evaluation", "routing")
@@ -30,20 +28,6 @@ class UnknownPipelineError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def pipeline_folders() -> list[str]:
-    """Names of the pipeline packages under ``ddr_pipeline/pipelines``, in :data:`RUN_ORDER`."""
-    root = resources.files("ddr_pipeline.pipelines")
-    names = [
-        entry.name
-        for entry in root.iterdir()
-        if entry.is_dir()
-        and not entry.name.startswith(("_", "."))
-        and entry.joinpath("pipeline.py").is_file()
-    ]
-    order = {name: position for position, name in enumerate(RUN_ORDER)}
-    return sorted(names, key=lambda name: (order.get(name, len(order)), name))
 
 
 def use_trained_model(trained_model: object) -> object:

@@ -10,9 +10,9 @@ from training_synthetic import TRAIN_PERIOD, full_training_params, make_twin
 
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.batch_plan import BatchPlan, plan_batches
-from ddr_pipeline.data.batching import build_batch
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.simulation import RoutingSettings
+from ddr_pipeline.simulation.batches import build_batch
 
 
 def test_batch_is_the_union_of_upstream_networks(twin):

@@ -6,9 +6,9 @@ import pytest
 import torch
 from training_synthetic import full_training_params, with_changes
 
-from ddr_pipeline.data.batching import build_batch
 from ddr_pipeline.data.containers import GaugeSet
 from ddr_pipeline.model_store.checkpoints import REQUIRED_KEYS, RNG_KEYS
+from ddr_pipeline.simulation.batches import build_batch
 from ddr_pipeline.training import (
     CheckpointError,
     checkpoint_path,

@@ -17,10 +17,10 @@ from training_synthetic import (
 
 import ddr_pipeline.training.trainer as trainer_module
 from ddr_pipeline.config.training import load_training_config
-from ddr_pipeline.data.batching import build_batch
 from ddr_pipeline.data.containers import GaugeSet
 from ddr_pipeline.models import build_models
 from ddr_pipeline.simulation import FeatureIndex, network_outputs
+from ddr_pipeline.simulation.batches import build_batch
 from ddr_pipeline.training import NonFiniteLossError, RecordingMonitor, predict, resolve_device
 
 

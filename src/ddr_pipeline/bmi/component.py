@@ -34,8 +34,8 @@ from ddr_pipeline.bmi.variables import (
     ROUTING_PARAMETERS,
     Variable,
 )
+from ddr_pipeline.data.geometry import reach_points
 from ddr_pipeline.data.schema import format_values
-from ddr_pipeline.evaluation.geometry import reach_points
 from ddr_pipeline.models import LSTMState
 
 logger = logging.getLogger(__name__)

@@ -24,12 +24,11 @@ from ddr_pipeline import simulation
 from ddr_pipeline.bmi.config import ModelSource, NetworkSource
 from ddr_pipeline.bmi.variables import LEAKANCE_PARAMETERS, ROUTING_PARAMETERS
 from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.data.io import read_zarr
 from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint, check_compatible
 from ddr_pipeline.model_store.loader import load_model
 from ddr_pipeline.models import LSTMState
 from ddr_pipeline.network import RiverNetwork
-from ddr_pipeline.project.datasets import XarrayZarrDataset
-from ddr_pipeline.routing import muskingum_cunge
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class TrainedRouter:
         )
         if not Path(network.model_inputs).exists():
             raise FileNotFoundError(f"model inputs {network.model_inputs} do not exist")
-        inputs = ModelInputs.from_dataset(XarrayZarrDataset(filepath=network.model_inputs).load())
+        inputs = ModelInputs.from_dataset(read_zarr(network.model_inputs))
         stats = read_normalization_stats(network.normalization_stats)
         # Only the data is checked against the checkpoint: its configuration is the one the
         # model was built from (a re-dump with today's defaults, so keys added since it was
@@ -172,12 +171,12 @@ class TrainedRouter:
         start of a routing-pipeline run.
         """
         with torch.no_grad():
-            return muskingum_cunge(
+            return simulation.route_steps(
                 self.network,
-                inflow.reshape(1, -1),
-                channel=self.settings.channel(self._channel),
-                params=params,
-                substeps=steps,
+                inflow,
+                self._channel,
+                params,
+                self.settings,
+                steps=steps,
                 initial_state=initial_state,
-                **self.settings.engine_options(),
             )

@@ -25,8 +25,10 @@ from ddr_pipeline.config.training import (
     TrainingConfig,
     validate_section,
 )
-from ddr_pipeline.evaluation.scoring import WELL_OBSERVED_FRACTION
 from ddr_pipeline.parameter_registry import LEARNABLE_PARAMETERS
+
+#: Default share of valid days in a scored period that makes a gauge "well observed".
+WELL_OBSERVED_FRACTION = 0.9
 
 Geodataset = Annotated[str, Field(pattern=GEODATASET_PATTERN)]
 Device = Annotated[str, Field(pattern=DEVICE_PATTERN)]

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from ddr_pipeline.config.training import ExperimentConfig
-from ddr_pipeline.data.batching import GaugeDataset
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.network import RiverNetwork
 
@@ -40,6 +39,21 @@ PLAN_COLUMNS = (
     "n_reaches",
 )
 GAUGE_SEPARATOR = ","
+
+
+class GaugeDataset(Dataset[int]):
+    """Map-style dataset over the gauges of a :class:`GaugeSet`; an item is a gauge position."""
+
+    def __init__(self, gauges: GaugeSet) -> None:
+        self.gauges = gauges
+
+    def __len__(self) -> int:
+        return len(self.gauges)
+
+    def __getitem__(self, index: int) -> int:
+        if not 0 <= index < len(self.gauges):
+            raise IndexError(f"gauge position {index} outside 0..{len(self.gauges) - 1}")
+        return int(index)
 
 
 class BatchPlanError(ValueError):

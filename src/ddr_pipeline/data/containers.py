@@ -2,7 +2,7 @@
 
 ``model_inputs.zarr`` (architecture.md §4) is held as numpy arrays aligned on reach ids and dates;
 batches and rollouts slice it by integer index. Containers only: building routing problems from
-them is :mod:`ddr_pipeline.data.batching` and :mod:`ddr_pipeline.simulation`.
+them is :mod:`ddr_pipeline.simulation.batches` and :mod:`ddr_pipeline.simulation`.
 """
 
 from __future__ import annotations

@@ -1,2 +1,2 @@
 """Evaluation of routed discharge: metrics, the one per-gauge scorer, baselines, the evaluation
-dataset, score tables, parameter fields, map geometry and plots."""
+dataset, score tables, parameter fields and plots."""

@@ -18,7 +18,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from ddr_pipeline import parameter_registry
-from ddr_pipeline.evaluation.geometry import ReachLines
+from ddr_pipeline.data.geometry import ReachLines
 
 #: Metrics shown in the default boxplot panel and their axis labels.
 BOXPLOT_METRICS: dict[str, str] = {
@@ -284,7 +284,7 @@ def plot_gauge_map(
 
     ``gauges`` is indexed by gage id with ``lat`` and ``lon`` columns; ``values`` is indexed by gage
     id. Gauges without a finite value are drawn as grey crosses; ``lines`` (reach geometries,
-    e.g. :func:`ddr_pipeline.evaluation.geometry.reach_lines`) are drawn in grey underneath.
+    e.g. :func:`ddr_pipeline.data.geometry.reach_lines`) are drawn in grey underneath.
     """
     aligned = values.reindex(gauges.index).astype(np.float64)
     fig = Figure(figsize=(6, 6), layout="constrained")

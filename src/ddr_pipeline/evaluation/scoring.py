@@ -7,10 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ddr_pipeline.config.pipelines import WELL_OBSERVED_FRACTION
 from ddr_pipeline.evaluation import metrics
-
-#: Default share of valid days that makes a gauge "well observed".
-WELL_OBSERVED_FRACTION = 0.9
 
 
 def score_gauges(

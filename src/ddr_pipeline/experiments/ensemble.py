@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from ddr_pipeline.config.training import TrainingConfig, load_training_config
-from ddr_pipeline.data.batching import build_batch
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.evaluation import metrics
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
+from ddr_pipeline.simulation.batches import build_batch
 from ddr_pipeline.training.validation import predict
 
 logger = logging.getLogger(__name__)

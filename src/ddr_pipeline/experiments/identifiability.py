@@ -20,12 +20,21 @@ import torch
 from scipy import stats
 
 from ddr_pipeline.config.training import TrainingConfig
-from ddr_pipeline.data.batching import build_batch
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.models.parameters import riverbed_conductance
-from ddr_pipeline.routing import daily_mean, gather_gauges, muskingum_cunge, repeat_daily
-from ddr_pipeline.simulation import FeatureIndex, RoutingSettings, simulate
+from ddr_pipeline.parameter_registry import spec
+from ddr_pipeline.simulation import (
+    FeatureIndex,
+    ParameterStep,
+    RoutingSettings,
+    WindowInputs,
+    gauge_problem,
+    rollout_window,
+    simulate,
+    window_inputs,
+)
+from ddr_pipeline.simulation.batches import build_batch
 
 #: Parameters of a planted experiment and whether they are compared in log space.
 PLANTED: dict[str, bool] = {
@@ -72,6 +81,31 @@ def _log10_ks(config: TrainingConfig) -> float:
     return config.params.prior_log10_ks
 
 
+class PlantedParameters:
+    """Parameter source of a planted experiment: fixed physical fields on the problem's reaches."""
+
+    def __init__(
+        self, planted: Mapping[str, np.ndarray], reach_index: np.ndarray, config: TrainingConfig
+    ) -> None:
+        fields = {
+            k: torch.as_tensor(np.asarray(v)[reach_index], dtype=torch.float64)
+            for k, v in planted.items()
+        }
+        self.physical = {
+            "n": fields["n"],
+            "q_spatial": fields["q_spatial"],
+            "top_width": fields["top_width"],
+            "side_slope": fields["side_slope"],
+            "p": torch.full_like(fields["n"], config.params.defaults.get("p_spatial", spec("p_spatial").default)),
+            "K_D": riverbed_conductance(fields["K_D_delta"], _log10_ks(config)),
+            "d_gw": fields["d_gw"],
+        }
+
+    def __call__(self, window: WindowInputs, state: object) -> ParameterStep:
+        """The planted fields for every window (no network state)."""
+        return ParameterStep(self.physical)
+
+
 def synthetic_observations(
     inputs: ModelInputs,
     gauges: GaugeSet,
@@ -84,27 +118,15 @@ def synthetic_observations(
     """``(T, G_all)`` observations: the discharge routed with ``planted`` (leakance on) at
     ``gauges`` on the days their real series has a value (NaN elsewhere, other gauges NaN),
     times ``exp(noise·ε − noise²/2)`` with ε ~ N(0, 1) when ``noise`` > 0."""
-    torch_f64 = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in planted.items()}
-    params = {
-        "n": torch_f64["n"],
-        "q_spatial": torch_f64["q_spatial"],
-        "top_width": torch_f64["top_width"],
-        "side_slope": torch_f64["side_slope"],
-        "p": torch.full_like(torch_f64["n"], config.params.defaults.get("p_spatial", 21.0)),
-        "K_D": riverbed_conductance(torch_f64["K_D_delta"], _log10_ks(config)),
-        "d_gw": torch_f64["d_gw"],
-    }
+    problem = gauge_problem(inputs, gauges.reach_index)
+    window = window_inputs(inputs, problem, 0, len(inputs.dates)).to("cpu", torch.float64)
     # Planted fields include the leakance pair, so the synthetic truth always routes with it.
     settings = dataclasses.replace(RoutingSettings.from_config(config), leakance=True)
-    channel = settings.channel(
-        {k: torch.as_tensor(v, dtype=torch.float64) for k, v in inputs.channel.items()}
-    )
-    qlat = repeat_daily(
-        torch.as_tensor(inputs.lateral_inflow, dtype=torch.float64), settings.steps_per_day
-    )
+    source = PlantedParameters(planted, problem.reach_index, config)
     with torch.no_grad():
-        routed = muskingum_cunge(inputs.network, qlat, channel, params, **settings.engine_options())
-        daily = daily_mean(gather_gauges(routed, list(gauges.reach_index)), settings.steps_per_day)
+        daily = rollout_window(
+            problem.network, window, source, settings, outputs=problem.outputs
+        ).daily
     values = daily.numpy()
     if noise > 0:
         rng = np.random.default_rng(seed)

@@ -21,9 +21,9 @@ from kedro.pipeline import Pipeline
 from ddr_pipeline.config.pipelines import SECTIONS, validate_parameters
 from ddr_pipeline.data.io import clean_stale_temporaries
 from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
-from ddr_pipeline.pipeline_registry import pipeline_folders
 from ddr_pipeline.project import guard as project_guard
 from ddr_pipeline.project import preflight, tracking
+from ddr_pipeline.project.pipeline_folders import pipeline_folders
 
 logger = logging.getLogger(__name__)
 

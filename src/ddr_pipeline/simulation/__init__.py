@@ -22,6 +22,7 @@ from ddr_pipeline.simulation.rollout import (
     physical_parameters,
     rollout,
     rollout_window,
+    route_steps,
     simulate,
 )
 from ddr_pipeline.simulation.settings import RoutingSettings
@@ -56,6 +57,7 @@ __all__ = [
     "reach_problem",
     "rollout",
     "rollout_window",
+    "route_steps",
     "simulate",
     "window_inputs",
 ]

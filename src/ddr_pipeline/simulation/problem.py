@@ -127,20 +127,22 @@ class WindowInputs:
         """Days of the window."""
         return int(self.lateral_inflow.shape[0])
 
-    def to(self, device: torch.device | str) -> WindowInputs:
-        """A copy with every tensor on ``device``."""
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> WindowInputs:
+        """A copy with every tensor on ``device`` (and in floating ``dtype`` when given)."""
         return WindowInputs(
-            lateral_inflow=self.lateral_inflow.to(device),
-            forcings=self.forcings.to(device),
-            attributes=self.attributes.to(device),
-            attributes_raw=self.attributes_raw.to(device),
-            channel=_moved(self.channel, device),
-            observed_geometry=_moved(self.observed_geometry, device),
+            lateral_inflow=self.lateral_inflow.to(device, dtype),
+            forcings=self.forcings.to(device, dtype),
+            attributes=self.attributes.to(device, dtype),
+            attributes_raw=self.attributes_raw.to(device, dtype),
+            channel=_moved(self.channel, device, dtype),
+            observed_geometry=_moved(self.observed_geometry, device, dtype),
         )
 
 
-def _moved(tensors: Mapping[str, torch.Tensor], device: torch.device | str) -> dict:
-    return {key: value.to(device) for key, value in tensors.items()}
+def _moved(
+    tensors: Mapping[str, torch.Tensor], device: torch.device | str, dtype: torch.dtype | None
+) -> dict:
+    return {key: value.to(device, dtype) for key, value in tensors.items()}
 
 
 def window_inputs(

@@ -29,14 +29,14 @@ import torch
 
 from ddr_pipeline.models import LSTMState, NetworkOutputs, RoutingModel
 from ddr_pipeline.network import RiverNetwork
-from ddr_pipeline.routing import gather_gauges, muskingum_cunge_means
+from ddr_pipeline.routing import gather_gauges, muskingum_cunge, muskingum_cunge_means
 from ddr_pipeline.simulation.problem import RoutingProblem, WindowInputs, window_inputs
 from ddr_pipeline.simulation.settings import RoutingSettings
 from ddr_pipeline.simulation.sources import FeatureIndex, ParameterSource, TrainedParameters
 
 if TYPE_CHECKING:
-    from ddr_pipeline.data.batching import RoutingBatch
     from ddr_pipeline.data.containers import ModelInputs
+    from ddr_pipeline.simulation.batches import RoutingBatch
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,32 @@ class NonFiniteOutputsError(FloatingPointError):
 PINNED_EPS = 1e-6
 
 
+def route_steps(  # noqa: PLR0913 (one routing call of a coupled model)
+    network: RiverNetwork,
+    inflow: torch.Tensor,
+    channel: Mapping[str, torch.Tensor],
+    params: Mapping[str, torch.Tensor],
+    settings: RoutingSettings,
+    *,
+    steps: int = 1,
+    initial_state: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``(steps+1, N)`` states of ``steps`` routing steps of one lateral inflow row ``(N,)``.
+
+    The stepping path of a coupled model (BMI ``update``): the same engine, floors, leakance and
+    Cunge options as :func:`rollout_window`; ``initial_state`` ``None`` is the hot start.
+    """
+    return muskingum_cunge(
+        network,
+        inflow.reshape(1, -1),
+        channel=settings.channel(channel),
+        params=dict(params),
+        substeps=steps,
+        initial_state=initial_state,
+        **settings.engine_options(),
+    )
+
+
 def output_health(outputs: NetworkOutputs) -> tuple[bool, float]:
     """``(all finite, fraction of values pinned at a range bound)`` of the network outputs."""
     values = torch.cat(
@@ -164,7 +190,7 @@ def simulate(  # noqa: PLR0913 (the batch and its memory options)
     checkpoint_every: int = 1,
     lstm_chunk: int | None = None,
 ) -> WindowResult:
-    """Route a training batch (:class:`~ddr_pipeline.data.batching.RoutingBatch`) with ``model``.
+    """Route a training batch (:class:`~ddr_pipeline.simulation.batches.RoutingBatch`) with ``model``.
 
     The model runs in its current mode (train: dropout on, gradients flow). ``checkpoint_every``
     and ``lstm_chunk`` (LSTM in checkpointed chunks of that many reaches) trade recomputation

@@ -36,7 +36,6 @@ import torch
 
 from ddr_pipeline.config.training import TrainingConfig
 from ddr_pipeline.data.batch_plan import BatchPlan, PlannedBatch, plan_experiment
-from ddr_pipeline.data.batching import RoutingBatch, build_batch
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.distributed.sampler import ShardedBatchSampler
@@ -59,6 +58,7 @@ from ddr_pipeline.simulation import (
     physical_parameters,
     simulate,
 )
+from ddr_pipeline.simulation.batches import RoutingBatch, build_batch
 from ddr_pipeline.training.losses import routing_loss_terms
 from ddr_pipeline.training.monitoring import NullMonitor, TrainingMonitor
 from ddr_pipeline.training.progress import ProgressBar

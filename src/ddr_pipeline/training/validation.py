@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ddr_pipeline.data.batching import RoutingBatch, build_batch
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.evaluation import metrics
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.simulation import FeatureIndex, RoutingSettings, simulate
+from ddr_pipeline.simulation.batches import RoutingBatch, build_batch
 
 
 def batch_metrics(prediction: np.ndarray, observation: np.ndarray) -> dict[str, float]:

@@ -11,8 +11,9 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
+from ddr_pipeline.data.geometry import reach_points
 from ddr_pipeline.evaluation import metrics
-from ddr_pipeline.evaluation.geometry import reach_points
+from ddr_pipeline.evaluation.report import SUBSETS
 from ddr_pipeline.model_store.checkpoints import CheckpointError, load_checkpoint
 from ddr_pipeline.pipelines import model_loading
 from ddr_pipeline.pipelines.evaluation import nodes
@@ -126,7 +127,7 @@ def test_gauges_without_observations_are_flagged_not_scored(outputs: dict) -> No
 def test_comparison_and_mlflow_metrics(outputs: dict) -> None:
     comparison = outputs["evaluation.comparison"]
     assert set(comparison["model"]) == {"model", "summed_lateral_inflow", "untrained", "reference"}
-    assert set(comparison["subset"]) == set(nodes.SUBSETS)
+    assert set(comparison["subset"]) == set(SUBSETS)
     table = outputs["evaluation.metrics_per_gauge"]
     sub = table[(table["model"] == "untrained") & table["observed"] & (table["split"] == "train")]
     row = comparison[

@@ -17,9 +17,9 @@ from matplotlib.figure import Figure
 
 from ddr_pipeline import parameter_registry
 from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.data.geometry import reach_lines, reach_points
 from ddr_pipeline.evaluation import plots
 from ddr_pipeline.evaluation.fields import parameter_fields
-from ddr_pipeline.evaluation.geometry import reach_lines, reach_points
 from ddr_pipeline.evaluation.predictions import predict_period
 from ddr_pipeline.evaluation.report import MODEL, model_names, tables_by_model
 from ddr_pipeline.inference.gauges import PredictionSettings

@@ -1,4 +1,4 @@
-"""Batches of gauges -> one routing problem (torch ``Dataset`` / ``DataLoader`` / collate).
+"""Training batches: a set of gauges and a window -> one routing problem with its observations.
 
 A training mini-batch is a set of gauges and a window (from the batch plan,
 :mod:`ddr_pipeline.data.batch_plan`). :func:`build_batch` turns it into ONE routing problem
@@ -7,7 +7,8 @@ output per gauge) and its window inputs (:func:`ddr_pipeline.simulation.window_i
 the observations.
 
 The model-ready dataset in memory (:class:`~ddr_pipeline.data.containers.ModelInputs`) is
-sliced by integer index; this module is the only part of ``data`` that builds routing problems.
+sliced by integer index; batches are routing problems, so this module lives in ``simulation``
+(``data`` holds containers only and never imports the simulation).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.network import RiverNetwork
@@ -69,21 +69,6 @@ class RoutingBatch:
         return dataclasses.replace(
             self, window=self.window.to(device), observations=self.observations.to(device)
         )
-
-
-class GaugeDataset(Dataset[int]):
-    """Map-style dataset over the gauges of a :class:`GaugeSet`; an item is a gauge position."""
-
-    def __init__(self, gauges: GaugeSet) -> None:
-        self.gauges = gauges
-
-    def __len__(self) -> int:
-        return len(self.gauges)
-
-    def __getitem__(self, index: int) -> int:
-        if not 0 <= index < len(self.gauges):
-            raise IndexError(f"gauge position {index} outside 0..{len(self.gauges) - 1}")
-        return int(index)
 
 
 def build_batch(

@@ -1,0 +1,1 @@
+"""Kedro pipelines: one folder each, thin nodes over the library."""
