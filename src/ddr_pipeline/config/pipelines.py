@@ -19,7 +19,6 @@ from ddr_pipeline.config.training import (
     DEVICE_PATTERN,
     GEODATASET_PATTERN,
     ConfigError,
-    NonEmptyNames,
     PositiveInt,
     StrictModel,
     TrainingConfig,
@@ -87,8 +86,9 @@ class DataProcessingConfig(StrictModel):
     attributes: list[str] | None = Field(
         None, description="Static attribute columns (null = every column but `id`)."
     )
-    forcings: NonEmptyNames = Field(
-        default_factory=lambda: ["P", "PET", "Temp"], description="Forcing variables."
+    forcings: list[str] = Field(
+        default_factory=lambda: ["P", "PET", "Temp"],
+        description="Forcing variables ([] = none: no forcings store needed, no LSTM).",
     )
 
     @field_validator("periods")

@@ -78,7 +78,16 @@ def forcing_variable(
     dates: pd.DatetimeIndex,
     reach_dim: str = DIVIDE_DIM,
 ) -> xr.DataArray:
-    """Z-scored ``(time, reach_id, forcing)`` array over ``dates``."""
+    """Z-scored ``(time, reach_id, forcing)`` array over ``dates`` (an empty ``forcing`` axis
+    when ``names`` is empty: no LSTM)."""
+    if not names:
+        reach_ids = forcings[reach_dim].to_numpy()
+        return xr.DataArray(
+            np.zeros((len(dates), reach_ids.size, 0), np.float32),
+            dims=(TIME_DIM, REACH_DIM, FORCING_DIM),
+            coords={TIME_DIM: dates, REACH_DIM: reach_ids, FORCING_DIM: np.array([], str)},
+            attrs={"description": "no forcings (no LSTM)", "units": "1"},
+        )
     stacked = xr.concat([forcings[n] for n in names], dim=FORCING_DIM)
     stacked = stacked.sel({TIME_DIM: dates}).transpose(TIME_DIM, reach_dim, FORCING_DIM)
     scaled = zscore(stacked.to_numpy(), stats, names).astype(np.float32)

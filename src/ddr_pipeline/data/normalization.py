@@ -58,7 +58,10 @@ def forcing_statistics(
     *,
     reach_dim: str = "divide_id",
 ) -> Stats:
-    """Statistics of each forcing over the given reaches and the inclusive ``[start, end]``."""
+    """Statistics of each forcing over the given reaches and the inclusive ``[start, end]``
+    (``{}`` for no forcings)."""
+    if not names:
+        return {}
     missing = [n for n in names if n not in forcings.data_vars]
     if missing:
         raise KeyError(f"normalisation: forcing variable(s) {missing} not in the forcings store")

@@ -34,6 +34,8 @@ StoreKind = Literal["auto", "zarr", "icechunk", "netcdf"]
 DEFAULT_REGION = "us-east-2"
 DDR_FILL_M3S = 0.001
 FT3_TO_M3 = 0.3048**3
+#: mm/day over 1 km2 in m3/s: 1e-3 m * 1e6 m2 / 86400 s.
+MM_DAY_KM2_TO_M3S = 1e3 / 86400.0
 
 # Canonical unit -> {synonym: (scale, offset)}; value_out = value_in * scale + offset.
 _UNITS: dict[str, dict[str, tuple[float, float]]] = {
@@ -126,17 +128,116 @@ def _icechunk_storage(location: str | Path, region: str):
     return icechunk.local_filesystem_storage(str(location))
 
 
-def _detect_kind(location: str | Path, region: str) -> StoreKind:
-    if str(location).endswith((".nc", ".nc4", ".netcdf")):
-        return "netcdf"
-    if not _is_s3(location):
-        root = Path(location)
-        if not root.exists():
-            raise FileNotFoundError(f"store not found: {location}")
-        return "icechunk" if (root / "refs").is_dir() and (root / "snapshots").is_dir() else "zarr"
-    import icechunk
+#: First bytes of every Icechunk metadata file (the ``repo`` file of a format-2 repository).
+ICECHUNK_MAGIC = "ICE🧊CHUNK".encode()
+_NETCDF_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
+_EXPECTED = (
+    "expected an Icechunk repository (format 1: refs/ and snapshots/ folders; format 2: a "
+    "`repo` file), a zarr store (zarr v3: zarr.json; zarr v2: .zgroup/.zarray/.zmetadata) or a "
+    "netCDF file (classic or netCDF-4/HDF5)"
+)
 
-    return "icechunk" if icechunk.Repository.exists(_icechunk_storage(location, region)) else "zarr"
+
+@dataclass(frozen=True)
+class IcechunkHeader:
+    """What the header of an Icechunk format-2 ``repo`` file says."""
+
+    spec_version: int  # Icechunk on-disk format (2 for icechunk 2.x)
+    writer: str  # implementation that wrote it, e.g. ``ic-2.0.3``
+
+
+def read_icechunk_header(path: str | Path) -> IcechunkHeader:
+    """Parse the fixed header of an Icechunk metadata file (magic, writer, spec version).
+
+    Raises:
+        StoreError: the file does not start with the Icechunk magic bytes.
+    """
+    head = Path(path).read_bytes()[:40]
+    if not head.startswith(ICECHUNK_MAGIC):
+        raise StoreError(f"{path}: not an Icechunk file (no ICE🧊CHUNK magic bytes); {_EXPECTED}")
+    start = len(ICECHUNK_MAGIC)
+    writer = head[start : start + 24].decode("ascii", errors="replace").strip()
+    return IcechunkHeader(spec_version=head[start + 24], writer=writer)
+
+
+def _local_kind(root: Path) -> StoreKind:
+    """Kind of a local store, by what it is (never by its name alone)."""
+    if root.is_file():
+        with root.open("rb") as handle:
+            head = handle.read(8)
+        if head.startswith(_NETCDF_MAGICS):
+            return "netcdf"
+        raise StoreError(f"{root}: a file that is not netCDF (starts with {head!r}); {_EXPECTED}")
+    if (root / "repo").is_file():
+        read_icechunk_header(root / "repo")  # a `repo` file without the magic is an error
+        return "icechunk"
+    if (root / "refs").is_dir() and (root / "snapshots").is_dir():
+        return "icechunk"
+    if any((root / name).is_file() for name in ("zarr.json", ".zgroup", ".zarray", ".zmetadata")):
+        return "zarr"
+    entries = sorted(p.name for p in root.iterdir())[:10]
+    raise StoreError(f"{root}: unrecognised store (holds {entries or 'nothing'}); {_EXPECTED}")
+
+
+def _s3_kind(location: str) -> StoreKind:
+    """Kind of an ``s3://`` store from the objects at its prefix (read anonymously)."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3", anon=True)
+    base = location.rstrip("/")
+    if fs.exists(f"{base}/repo") or fs.exists(f"{base}/refs"):
+        return "icechunk"
+    if any(fs.exists(f"{base}/{name}") for name in ("zarr.json", ".zgroup", ".zmetadata")):
+        return "zarr"
+    raise StoreError(f"{location}: unrecognised store; {_EXPECTED}")
+
+
+def detect_kind(location: str | Path) -> StoreKind:
+    """``icechunk``, ``zarr`` or ``netcdf``: what the store at ``location`` is.
+
+    Icechunk format 1 is recognised by its ``refs/`` and ``snapshots/`` folders, format 2 by its
+    ``repo`` file (checked for Icechunk's magic bytes); zarr v3 by ``zarr.json``, zarr v2 by
+    ``.zgroup`` / ``.zarray`` / ``.zmetadata``; netCDF by the file's magic bytes.
+
+    Raises:
+        FileNotFoundError: nothing at a local ``location``.
+        StoreError: anything else, naming the path and what was expected.
+    """
+    if _is_s3(location):
+        return _s3_kind(str(location))
+    root = Path(location)
+    if not root.exists():
+        raise FileNotFoundError(f"store not found: {location}")
+    return _local_kind(root)
+
+
+def icechunk_format(location: str | Path) -> IcechunkHeader | None:
+    """The header of a local format-2 repository, or None (format 1, or a remote repository)."""
+    repo = Path(location) / "repo"
+    return None if _is_s3(location) or not repo.is_file() else read_icechunk_header(repo)
+
+
+def _import_icechunk(location: str | Path):
+    """``icechunk``, checked to read this repository's format; else a StoreError saying what to
+    install."""
+    header = icechunk_format(location)
+    needed = "icechunk>=2 (Python>=3.12)" if header and header.spec_version >= 2 else "icechunk"
+    try:
+        import icechunk
+    except ImportError as error:
+        raise StoreError(
+            f"{location}: an Icechunk repository, but icechunk is not installed; install "
+            f"{needed} (e.g. pip install '{needed.split(maxsplit=1)[0]}')"
+        ) from error
+    installed = int(str(icechunk.__version__).split(".")[0])
+    if header is not None and header.spec_version > installed:
+        raise StoreError(
+            f"{location}: an Icechunk format-{header.spec_version} repository (written by "
+            f"{header.writer}); the installed icechunk {icechunk.__version__} reads format 1 "
+            f"only. Install {needed}: pip install 'icechunk>=2' in a Python 3.12 environment "
+            "(docs/coming_from_ddr.md)"
+        )
+    return icechunk
 
 
 def open_store(
@@ -150,18 +251,17 @@ def open_store(
 
     Args:
         location: local path or ``s3://bucket/prefix`` (read anonymously).
-        kind: ``zarr``, ``icechunk``, ``netcdf`` or ``auto`` (``.nc`` suffix -> netcdf; an Icechunk
-            repository at the location -> icechunk; otherwise zarr).
+        kind: ``zarr``, ``icechunk``, ``netcdf`` or ``auto`` (:func:`detect_kind`: what the
+            store is, never its name alone).
         region: AWS region of an ``s3://`` Icechunk repository.
         branch: Icechunk branch.
     """
-    kind = _detect_kind(location, region) if kind == "auto" else kind
+    kind = detect_kind(location) if kind == "auto" else kind
     logger.info("opening %s store %s", kind, location)
     if kind == "netcdf":
         return xr.open_dataset(location, chunks=None)
     if kind == "icechunk":
-        import icechunk
-
+        icechunk = _import_icechunk(location)
         repo = icechunk.Repository.open(_icechunk_storage(location, region))
         session = repo.readonly_session(branch=branch)
         return xr.open_zarr(session.store, consolidated=False, chunks=None)
@@ -370,23 +470,31 @@ def read_lateral_inflow(
     id_dim: str = schema.DIVIDE_DIM,
     missing: MissingRule = MissingRule(),
     divide_to_reach: pd.Series | None = None,
+    area_km2: pd.Series | None = None,
     store: str = "lateral inflow store",
 ) -> xr.Dataset:
     """Schema ``Qr(divide_id, time)`` (float32, m3/s) for ``reach_ids`` from a store.
 
     Args:
         ds: opened store (``open_store``); ``variable`` with dims ``(id_dim, time)``; units m3/s
-            (synonyms) or ft3/s (converted).
+            (synonyms), ft3/s (converted) or a daily depth (mm/day, in/day: converted with
+            ``area_km2``).
         reach_ids: the domain's reach ids; output rows follow this order.
         period: optional inclusive ``(start, end)`` dates.
         missing: rule for reach ids the store lacks (reported with ids and count).
         divide_to_reach: optional map from divide number (``cat-N`` -> N) to reach id; default
             identity.
+        area_km2: unit-catchment area (km2) by reach id; needed when ``variable`` is a depth.
     """
     da = _select_period(_variable(ds, variable, (id_dim, schema.TIME_DIM), store), period, store)
-    scale, offset = unit_conversion(da, "m3 s-1", store)
-    store_ids = _reach_ids(normalize_divide_ids(da[id_dim].to_numpy()), divide_to_reach)
     wanted = np.asarray(reach_ids, dtype=np.int64)
+    depth = _depth_scale(da)
+    if depth is None:
+        scale, offset = unit_conversion(da, "m3 s-1", store)
+    else:
+        areas = _unit_areas(area_km2, wanted, da, store)
+        scale, offset = (depth * MM_DAY_KM2_TO_M3S * areas)[:, None], 0.0
+    store_ids = _reach_ids(normalize_divide_ids(da[id_dim].to_numpy()), divide_to_reach)
     values, found = _take(da, id_dim, store_ids, wanted, store)
     _report_missing(wanted[~found], "divides", store, missing)
     values = values * scale + offset
@@ -394,6 +502,43 @@ def read_lateral_inflow(
     return _dataset(
         schema.LATERAL_INFLOW_VAR, schema.DIVIDE_DIM, wanted, values, da, units=schema.UNITS[schema.STREAMFLOW_VAR]
     )
+
+
+def _depth_scale(da: xr.DataArray) -> float | None:
+    """mm/day per unit of ``da`` when its ``units`` are a daily depth (mm/day, in/day), else None."""
+    units = da.attrs.get("units")
+    if units is None:
+        return None
+    table = {_clean_units(k): v for k, v in _UNITS["mm day-1"].items()}
+    found = table.get(_clean_units(str(units)))
+    return None if found is None else found[0]
+
+
+def _unit_areas(
+    area_km2: pd.Series | None, reach_ids: np.ndarray, da: xr.DataArray, store: str
+) -> np.ndarray:
+    """Unit-catchment areas (km2) of ``reach_ids`` for a depth -> discharge conversion.
+
+    Raises:
+        StoreError: no areas given, or reaches without a positive finite area (ids named).
+    """
+    units = da.attrs.get("units")
+    if area_km2 is None:
+        raise StoreError(
+            f"{store}: variable {da.name!r} is a depth ({units!r}); converting it to m3 s-1 needs "
+            "the unit-catchment area of every reach (e.g. --unit-area <attribute variable, km2>)"
+        )
+    areas = pd.Series(area_km2, dtype="float64").reindex(reach_ids).to_numpy()
+    bad = ~(np.isfinite(areas) & (areas > 0))
+    if bad.any():
+        raise StoreError(
+            f"{store}: no positive unit-catchment area to convert {da.name!r} ({units!r}) for "
+            f"reach id {schema.format_values(reach_ids[bad].tolist())}"
+        )
+    logger.info(
+        "%s: converting %r from %s to m3 s-1 with unit-catchment areas", store, da.name, units
+    )
+    return areas
 
 
 def read_observations(

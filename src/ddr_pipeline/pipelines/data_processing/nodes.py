@@ -114,8 +114,22 @@ def validate_lateral_inflow(
 def validate_forcings(
     forcings: xr.Dataset, reaches: pd.DataFrame, params: dict[str, Any]
 ) -> xr.Dataset:
-    """Validate the configured forcing variables for every reach."""
-    return schema.validate_forcings(forcings, _reach_ids(reaches), params["forcings"])
+    """Validate the configured forcing variables for every reach.
+
+    ``forcings: []`` (no LSTM) needs no store: the result then holds only the reach ids. An absent
+    store with forcings configured fails naming the store and the variables.
+    """
+    names = list(params["forcings"] or [])
+    ids = _reach_ids(reaches)
+    if not names:
+        return xr.Dataset(coords={schema.DIVIDE_DIM: ids})
+    if "absent" in forcings.attrs:
+        raise FileNotFoundError(
+            f"{forcings.attrs['absent']}: no forcings store, but data_processing.forcings lists "
+            f"{', '.join(names)}; convert forcings, or set data_processing.forcings: [] "
+            "(only for models without an LSTM: training.cuda_lstm: null)"
+        )
+    return schema.validate_forcings(forcings, ids, names)
 
 
 def validate_observations(observations: xr.Dataset, gauges: pd.DataFrame) -> xr.Dataset:
@@ -129,13 +143,14 @@ def check_periods(
     observations: xr.Dataset,
     params: dict[str, Any],
 ) -> dict[str, Period]:
-    """Parse the periods and require lateral inflow and forcings to cover every day of them."""
+    """Parse the periods and require lateral inflow and forcings (when configured) to cover
+    every day of them."""
     periods = parse_periods(params["periods"])
+    stores = [(schema.LATERAL_INFLOW_STORE, lateral_inflow)]
+    if forcings.data_vars:
+        stores.append((schema.FORCINGS_STORE, forcings))
     for period in periods.values():
-        for name, ds in (
-            (schema.LATERAL_INFLOW_STORE, lateral_inflow),
-            (schema.FORCINGS_STORE, forcings),
-        ):
+        for name, ds in stores:
             schema.check_period(ds, period.start, period.end, f"{name} ({period.name} period)")
         _warn_sparse_observations(observations, period)
     return periods
@@ -214,7 +229,7 @@ def compute_normalization_stats(  # noqa: PLR0913
     stats = {
         "attributes": attribute_statistics(attributes, attribute_names(attributes, params), mask),
         "forcings": forcing_statistics(
-            forcings, params["forcings"], reach_ids, train.start, train.end
+            forcings, list(params["forcings"] or []), reach_ids, train.start, train.end
         ),
         "computed_on": {
             "reaches": "upstream of training gauges observed in the training period",
@@ -260,7 +275,7 @@ def assemble_model_inputs(  # noqa: PLR0913
         stats=stats,
         dates=covering_dates(periods),
         attribute_names=attribute_names(attributes, params),
-        forcing_names=params["forcings"],
+        forcing_names=list(params["forcings"] or []),
         attrs=attrs,
     )
 

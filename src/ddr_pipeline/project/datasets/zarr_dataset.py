@@ -61,6 +61,7 @@ class XarrayZarrDataset(AbstractVersionedDataset[xr.Dataset, xr.Dataset]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         lazy: bool = False,
+        optional: bool = False,
     ) -> None:
         """Create the dataset.
 
@@ -74,6 +75,9 @@ class XarrayZarrDataset(AbstractVersionedDataset[xr.Dataset, xr.Dataset]):
             fs_args: Extra fsspec filesystem arguments.
             metadata: Free-form metadata (ignored by Kedro, used by kedro-viz).
             lazy: Return the store lazily (variables read on access) instead of in memory.
+            optional: A store that does not exist loads as an empty Dataset (attribute
+                ``absent`` = its path) instead of failing; its consumer decides whether it is
+                needed (e.g. forcings without an LSTM).
         """
         protocol, path = get_protocol_and_path(filepath, version)
         self._protocol = protocol
@@ -84,6 +88,7 @@ class XarrayZarrDataset(AbstractVersionedDataset[xr.Dataset, xr.Dataset]):
         self._fs = fsspec.filesystem(protocol, **fs_kwargs)
         self.metadata = metadata
         self._lazy = lazy
+        self._optional = optional
         super().__init__(
             filepath=PurePosixPath(path),
             version=version,
@@ -107,6 +112,8 @@ class XarrayZarrDataset(AbstractVersionedDataset[xr.Dataset, xr.Dataset]):
     def load(self) -> xr.Dataset:
         """Open the store; read it into memory unless ``lazy=True``."""
         url = self._url(self._get_load_path())
+        if self._optional and not self._fs.exists(url):
+            return xr.Dataset(attrs={"absent": url})
         try:
             ds = xr.open_zarr(url, **self._xr_storage_options(), **self._load_args)
         except FileNotFoundError as exc:
@@ -134,6 +141,8 @@ class XarrayZarrDataset(AbstractVersionedDataset[xr.Dataset, xr.Dataset]):
         self._fs.invalidate_cache(url)
 
     def _exists(self) -> bool:
+        if self._optional:  # loadable either way: an absent store loads empty
+            return True
         try:
             load_path = self._get_load_path()
         except DatasetError:
@@ -148,6 +157,7 @@ class XarrayZarrDataset(AbstractVersionedDataset[xr.Dataset, xr.Dataset]):
             "load_args": self._load_args,
             "save_args": self._save_args,
             "lazy": self._lazy,
+            "optional": self._optional,
         }
 
     def _release(self) -> None:
