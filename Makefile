@@ -1,6 +1,7 @@
 # ddr_pipeline: one-command demo, tests, lint and viewers.
 #   make demo      create .venv (if missing), install, run the demo pipelines
 #   make test      install, run the test suite
+#   make juniata   DDR's Juniata sample (data/01_raw/juniata): train + evaluate with DDR's protocol
 # Variables: PYTHON (interpreter for the venv), TORCH_INDEX_URL (e.g. a PyTorch CPU/CUDA index),
 # DEMO_PIPELINES (pipelines run by `make demo`, in order), KEDRO_ENV (e.g. `test`),
 # DEMO_PARAMS (`--params` of the demo runs: a repeated `make demo` replaces its earlier training).
@@ -17,6 +18,8 @@ DEMO_PIPELINES ?= data_processing training evaluation routing
 KEDRO_ENV ?=
 DEMO_PARAMS ?= training.monitoring.replace_run=true
 MLFLOW_PORT ?= 5000
+JUNIATA_PIPELINES ?= data_processing training evaluation
+JUNIATA_PARAMS ?= run_name=ddr-juniata-training,training.monitoring.replace_run=true
 
 STAMP := $(VENV)/.ddr_pipeline-installed
 # torch is installed (and pinned) on its own, so CPU and CUDA builds of it both satisfy the rest.
@@ -25,7 +28,7 @@ KEDRO_ENV_FLAG := $(if $(KEDRO_ENV),--env $(KEDRO_ENV),)
 
 export KEDRO_DISABLE_TELEMETRY := true
 
-.PHONY: help install demo test lint viz mlflow-ui clean-outputs
+.PHONY: help install demo juniata test lint viz mlflow-ui clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,6 +51,13 @@ demo: $(STAMP)  ## run the demo pipelines (DEMO_PIPELINES, in order) on the comm
 		$(BIN)/kedro run --pipelines $$p $(KEDRO_ENV_FLAG) $(if $(DEMO_PARAMS),--params "$(DEMO_PARAMS)",); \
 	done
 	@echo "Done. Browse the runs with: make mlflow-ui   (or: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db)"
+
+juniata: $(STAMP)  ## DDR's Juniata sample with DDR's protocol (conf/juniata; about 5 min on 2 cores)
+	@set -e; for p in $(JUNIATA_PIPELINES); do \
+		echo "=== DDR_GEODATASET=juniata kedro run --pipelines $$p --env juniata"; \
+		DDR_GEODATASET=juniata $(BIN)/kedro run --pipelines $$p --env juniata --params "$(JUNIATA_PARAMS)"; \
+	done
+	@echo "Scores: data/08_reporting/juniata/ddr-juniata-training/evaluation/comparison.csv"
 
 test: $(STAMP)  ## run the test suite
 	$(BIN)/pytest

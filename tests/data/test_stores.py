@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,8 @@ from ddr_pipeline.ingest.stores import (
     MissingRule,
     StoreError,
     StoreSource,
+    detect_kind,
+    icechunk_format,
     normalize_divide_ids,
     open_store,
     read_attributes,
@@ -74,9 +77,12 @@ def test_icechunk_repository_and_cfs_conversion(tmp_path):
 
 
 def test_wrong_units_and_dims_are_named(tmp_path):
-    bad_units = daily_store("Qr", "divide_id", CATS, "1981-01-01", 3, units="mm/day")
-    with pytest.raises(StoreError, match=r"'Qr' has units 'mm/day'"):
+    bad_units = daily_store("Qr", "divide_id", CATS, "1981-01-01", 3, units="m3/day")
+    with pytest.raises(StoreError, match=r"'Qr' has units 'm3/day'"):
         read_lateral_inflow(bad_units, [5])
+    depth = daily_store("Qr", "divide_id", CATS, "1981-01-01", 3, units="mm/day")
+    with pytest.raises(StoreError, match=r"'Qr' is a depth \('mm/day'\).*unit-catchment area"):
+        read_lateral_inflow(depth, [5])
     bad_dims = daily_store("Qr", "divide_id", CATS, "1981-01-01", 3, extra_dims=True)
     with pytest.raises(StoreError, match=r"'Qr' has dims \('divide_id', 'time', 'member'\)"):
         read_lateral_inflow(bad_dims, [5])
@@ -203,3 +209,42 @@ def test_attribute_store_duplicate_ids_named():
     attrs = xr.Dataset({"a": ("divide_id", [1.0, 2.0])}, coords={"divide_id": ["cat-4", "cat-4"]})
     with pytest.raises(StoreError, match=r"duplicated divide_id values \[4\]"):
         read_attributes(attrs, [4], ["a"])
+
+
+# ----------------------------------------------------------------------------- store kinds
+
+BUNDLE_OBS = (
+    Path(__file__).parent / "ddr_juniata" / "examples" / "juniata" / "data" / "juniata_obs.ic"
+)
+
+
+def test_store_kinds_are_detected_by_what_they_are(tmp_path):
+    ds = daily_store("Qr", "divide_id", np.array([1, 2]), "2000-01-01", 3, units="m3 s-1")
+    assert detect_kind(write_icechunk_store(ds, tmp_path / "v1")) == "icechunk"  # refs/ folder
+    assert detect_kind(BUNDLE_OBS) == "icechunk"  # format 2: a `repo` file
+    header = icechunk_format(BUNDLE_OBS)
+    assert (header.spec_version, header.writer) == (2, "ic-2.0.3")
+    assert icechunk_format(tmp_path / "v1") is None
+    ds.to_zarr(tmp_path / "v3.store", zarr_format=3, consolidated=False)
+    ds.to_zarr(tmp_path / "v2.store", zarr_format=2, consolidated=False)
+    assert detect_kind(tmp_path / "v3.store") == detect_kind(tmp_path / "v2.store") == "zarr"
+    ds.to_netcdf(tmp_path / "named-anything.bin", engine="h5netcdf")
+    assert detect_kind(tmp_path / "named-anything.bin") == "netcdf"
+
+
+def test_unrecognised_stores_name_the_path_and_what_was_expected(tmp_path):
+    (tmp_path / "fake.nc").write_text("STAID,COMID\n")
+    with pytest.raises(
+        StoreError, match=r"fake.nc: a file that is not netCDF.*expected an Icechunk"
+    ):
+        open_store(tmp_path / "fake.nc")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "data.csv").write_text("x\n")
+    with pytest.raises(StoreError, match=r"folder: unrecognised store \(holds \['data.csv'\]\)"):
+        open_store(tmp_path / "folder")
+    (tmp_path / "badrepo").mkdir()
+    (tmp_path / "badrepo" / "repo").write_bytes(b"not icechunk")
+    with pytest.raises(StoreError, match=r"repo: not an Icechunk file"):
+        detect_kind(tmp_path / "badrepo")
+    with pytest.raises(FileNotFoundError, match="store not found"):
+        detect_kind(tmp_path / "absent.zarr")

@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--unit-area", help="attribute variable (km2) for a mm/day Qr")
     parser.add_argument("--x", type=float, default=DEFAULT_X, help="Muskingum X (default 0.3)")
     parser.add_argument("--max-area-diff", type=float, help="ABS_DIFF limit (km2) without DA_VALID")
+    parser.add_argument(
+        "--license", default="as the DDR bundle", help="`license` attribute of the stores"
+    )
     parser.add_argument("--start", help="first day (YYYY-MM-DD) of the stores to write")
     parser.add_argument("--end", help="last day (YYYY-MM-DD) of the stores to write")
     args = parser.parse_args(argv)
@@ -106,7 +109,13 @@ def main(argv: list[str] | None = None) -> None:
     gage_ids = tables.gauges["STAID"].astype(str).tolist()
     try:
         written = write_ddr_stores(
-            sources, out, reach_ids, gage_ids, period=period, unit_area=args.unit_area
+            sources,
+            out,
+            reach_ids,
+            gage_ids,
+            period=period,
+            unit_area=args.unit_area,
+            license=args.license,
         )
     except stores.StoreError as error:
         raise SystemExit(f"ddr-convert-ddr: {error}") from error

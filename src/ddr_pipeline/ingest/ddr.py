@@ -32,9 +32,10 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import xarray as xr
 import zarr
 
-from ddr_pipeline.data import schema
+from ddr_pipeline.data import io, schema
 from ddr_pipeline.ingest import stores
 from ddr_pipeline.ingest.adjacency import Adjacency, AdjacencyError, read_adjacency
 from ddr_pipeline.ingest.hydrofabric import FabricTables, check_network
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 #: Name of DDR's attribute statistics JSON in a converted folder (not read by the pipelines).
 STATISTICS_FILE = "ddr_attribute_statistics.json"
+CONVERTER_VERSION = "1.0.0"
 STATISTICS_KEYS = ("min", "max", "mean", "std", "p10", "p90")
 
 
@@ -400,11 +402,13 @@ def write_ddr_stores(  # noqa: PLR0913
     period: tuple[str, str] | None = None,
     missing_inflow: stores.MissingRule | None = None,
     unit_area: str | None = None,
+    license: str = "as the DDR bundle",
 ) -> list[Path]:
     """Write ``lateral_inflow.zarr`` (from DDR's ``streamflow``) and ``observations.zarr``.
 
     Args:
         unit_area: attribute variable (km2) converting a depth ``Qr`` (mm/day) to m3/s.
+        license: the ``license`` attribute of the written stores.
     """
     root = Path(folder)
     written: list[Path] = []
@@ -423,7 +427,9 @@ def write_ddr_stores(  # noqa: PLR0913
             store=sources.streamflow,
         )
         ds, _ = schema.validate_lateral_inflow(ds, reach_ids, nan_fill=None)
-        written.append(_write_store(ds, root / schema.LATERAL_INFLOW_STORE))
+        written.append(
+            _write_store(ds, root / schema.LATERAL_INFLOW_STORE, sources.streamflow, license)
+        )
     if sources.observations:
         ds = stores.read_observations(
             stores.open_store(sources.observations),
@@ -432,14 +438,21 @@ def write_ddr_stores(  # noqa: PLR0913
             store=sources.observations,
         )
         ds = schema.validate_observations(ds, list(ds[schema.GAGE_DIM].to_numpy()))
-        written.append(_write_store(ds, root / schema.OBSERVATIONS_STORE))
+        written.append(
+            _write_store(ds, root / schema.OBSERVATIONS_STORE, sources.observations, license)
+        )
     return written
 
 
-def _write_store(ds: Any, path: Path) -> Path:
-    from ddr_pipeline.data import io
-
-    ds.attrs.update({"converter": "ddr-convert-ddr", "source": "DDR bundle"})
+def _write_store(ds: xr.Dataset, path: Path, source: str, license: str) -> Path:
+    ds.attrs.update(
+        {
+            "source": f"DDR bundle store {Path(source).name}",
+            "license": license,
+            "converter": "ddr-convert-ddr",
+            "converter_version": CONVERTER_VERSION,
+        }
+    )
     io.write_zarr(ds, path)
     return path
 

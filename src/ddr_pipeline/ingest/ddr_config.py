@@ -170,11 +170,15 @@ def _add_geometry(training: dict[str, Any], kan_key: str, unmapped: dict[str, st
     geometry = _learn_missing_geometry(training["kan"])
     if not geometry:
         return
-    log_space = training["params"].setdefault("log_space_parameters", [])
+    params = training["params"]
+    log_space = params.setdefault("log_space_parameters", [])
     log_space.extend(g for g in geometry if BY_NAME[g].log_space and g not in log_space)
+    ranges = params.setdefault("parameter_ranges", {})
+    for name in geometry:
+        ranges.setdefault(name, [float(v) for v in BY_NAME[name].default_range])
     unmapped[f"{kan_key}.learnable_parameters"] = (
         f"the project does not derive {' / '.join(geometry)} from p_spatial yet (issue 22): "
-        "learned as well (ranges from conf/base)"
+        "learned as well (the registry's ranges, log space)"
     )
 
 

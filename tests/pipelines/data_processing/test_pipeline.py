@@ -81,3 +81,30 @@ def test_negative_lateral_inflow_stops_the_run(raw, params):
     raw["lateral_inflow"]["Qr"][1, 1] = -np.float32(2.0)
     with pytest.raises(ValueError, match="negative Qr"):
         SequentialRunner().run(create_pipeline(geodatasets=(NAMESPACE,)), _catalog(raw, params))
+
+
+def test_pipeline_without_forcings_store(raw, params, tmp_path):
+    """No LSTM: `forcings: []` needs no store (the optional catalog entry loads empty)."""
+    from ddr_pipeline.datasets import XarrayZarrDataset
+
+    raw = {**raw, "forcings": XarrayZarrDataset(filepath=str(tmp_path / "f.zarr"), optional=True)}
+    raw["forcings"] = raw["forcings"].load()
+    assert raw["forcings"].attrs["absent"].endswith("f.zarr") and not raw["forcings"].data_vars
+    result = SequentialRunner().run(
+        create_pipeline(geodatasets=(NAMESPACE,)), _catalog(raw, {**params, "forcings": []})
+    )
+    ds = result[f"{NAMESPACE}.model_inputs"].load()
+    assert ds["forcings"].dims == ("time", "reach_id", "forcing")
+    assert ds.sizes["forcing"] == 0 and ds.sizes["time"] == 20
+    stats = result[f"{NAMESPACE}.normalization_stats_artifact"].load()
+    assert stats["forcings"] == {}
+
+
+def test_absent_forcings_with_forcings_configured_fail_clearly(raw, params, tmp_path):
+    from ddr_pipeline.datasets import XarrayZarrDataset
+
+    absent = XarrayZarrDataset(filepath=str(tmp_path / "f.zarr"), optional=True)
+    assert absent.exists()  # loadable either way: the run's preflight does not stop on it
+    raw = {**raw, "forcings": absent.load()}
+    with pytest.raises(Exception, match=r"f.zarr: no forcings store, but data_processing.forcings"):
+        SequentialRunner().run(create_pipeline(geodatasets=(NAMESPACE,)), _catalog(raw, params))
