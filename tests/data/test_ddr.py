@@ -18,9 +18,9 @@ import xarray as xr
 import yaml
 import zarr
 
-from ddr_pipeline import metrics
-from ddr_pipeline.baselines import summed_lateral_inflow
 from ddr_pipeline.data import io
+from ddr_pipeline.evaluation import metrics
+from ddr_pipeline.evaluation.baselines import summed_lateral_inflow
 from ddr_pipeline.ingest import convert_ddr as cli
 from ddr_pipeline.ingest.ddr import (
     DdrError,
@@ -216,7 +216,7 @@ def test_config_mapping(bundle):
 
 
 def test_converted_parameters_validate(bundle, tmp_path):
-    from ddr_pipeline.config import TrainingConfig
+    from ddr_pipeline.config.training import TrainingConfig
 
     _, config, _ = bundle
     converted = convert_ddr_config(config, "juniata")

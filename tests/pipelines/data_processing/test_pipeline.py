@@ -85,7 +85,7 @@ def test_negative_lateral_inflow_stops_the_run(raw, params):
 
 def test_pipeline_without_forcings_store(raw, params, tmp_path):
     """No LSTM: `forcings: []` needs no store (the optional catalog entry loads empty)."""
-    from ddr_pipeline.datasets import XarrayZarrDataset
+    from ddr_pipeline.project.datasets import XarrayZarrDataset
 
     raw = {**raw, "forcings": XarrayZarrDataset(filepath=str(tmp_path / "f.zarr"), optional=True)}
     raw["forcings"] = raw["forcings"].load()
@@ -101,7 +101,7 @@ def test_pipeline_without_forcings_store(raw, params, tmp_path):
 
 
 def test_absent_forcings_with_forcings_configured_fail_clearly(raw, params, tmp_path):
-    from ddr_pipeline.datasets import XarrayZarrDataset
+    from ddr_pipeline.project.datasets import XarrayZarrDataset
 
     absent = XarrayZarrDataset(filepath=str(tmp_path / "f.zarr"), optional=True)
     assert absent.exists()  # loadable either way: the run's preflight does not stop on it
