@@ -26,6 +26,7 @@ from ddr_pipeline.ingest.ddr import (
     DdrSources,
     compare_statistics,
     convert_ddr,
+    inflow_source,
     keep_statistics,
     write_ddr_stores,
 )
@@ -47,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{option.replace('_', '-')}", dest=option, help=f"DDR {option}")
     parser.add_argument("--attribute-names", type=lambda s: s.split(","), help="comma-separated")
     parser.add_argument("--unit-area", help="attribute variable (km2) for a mm/day Qr")
+    parser.add_argument(
+        "--streamflow-format",
+        choices=("store", "nwm"),
+        default="store",
+        help="Qr store (DDR, default) or NWM output (qSfcLatRunoff + qBucket by feature_id)",
+    )
     parser.add_argument("--x", type=float, default=DEFAULT_X, help="Muskingum X (default 0.3)")
     parser.add_argument("--max-area-diff", type=float, help="ABS_DIFF limit (km2) without DA_VALID")
     parser.add_argument(
@@ -114,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
             reach_ids,
             gage_ids,
             period=period,
-            unit_area=args.unit_area,
+            inflow=inflow_source(
+                sources, reach_ids, kind=args.streamflow_format, unit_area=args.unit_area
+            ),
             license=args.license,
         )
     except stores.StoreError as error:

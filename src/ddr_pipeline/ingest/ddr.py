@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -39,6 +39,7 @@ from ddr_pipeline.data import io, schema
 from ddr_pipeline.ingest import stores
 from ddr_pipeline.ingest.adjacency import Adjacency, AdjacencyError, read_adjacency
 from ddr_pipeline.ingest.hydrofabric import FabricTables, check_network
+from ddr_pipeline.ingest.lateral_inflow import LateralInflowSource, NwmInflow, StoreInflow
 from ddr_pipeline.ingest.merit import DEFAULT_MAX_AREA_DIFF_SQKM, DEFAULT_X, merit_gauges
 from ddr_pipeline.network import RiverNetwork
 
@@ -393,6 +394,28 @@ def convert_ddr(
     )
 
 
+def inflow_source(
+    sources: DdrSources,
+    reach_ids: np.ndarray,
+    *,
+    kind: Literal["store", "nwm"] = "store",
+    unit_area: str | None = None,
+    missing: stores.MissingRule | None = None,
+) -> LateralInflowSource | None:
+    """The lateral-inflow source of a bundle: DDR's ``streamflow`` store (``Qr``; a depth is
+    converted with the ``unit_area`` attribute, km2) or an NWM-style output (``kind="nwm"``)."""
+    if not sources.streamflow:
+        return None
+    if kind == "nwm":
+        return NwmInflow(sources.streamflow)
+    areas = (
+        unit_areas(sources.attributes, unit_area, reach_ids)
+        if unit_area and sources.attributes
+        else None
+    )
+    return StoreInflow(sources.streamflow, area_km2=areas, missing=missing or stores.MissingRule())
+
+
 def write_ddr_stores(  # noqa: PLR0913
     sources: DdrSources,
     folder: str | Path,
@@ -400,35 +423,23 @@ def write_ddr_stores(  # noqa: PLR0913
     gage_ids: Sequence[str],
     *,
     period: tuple[str, str] | None = None,
-    missing_inflow: stores.MissingRule | None = None,
-    unit_area: str | None = None,
+    inflow: LateralInflowSource | None = None,
     license: str = "as the DDR bundle",
 ) -> list[Path]:
-    """Write ``lateral_inflow.zarr`` (from DDR's ``streamflow``) and ``observations.zarr``.
+    """Write ``lateral_inflow.zarr`` and ``observations.zarr`` (daily, validated).
 
     Args:
-        unit_area: attribute variable (km2) converting a depth ``Qr`` (mm/day) to m3/s.
+        inflow: the lateral-inflow source (default :func:`inflow_source` of ``sources``).
         license: the ``license`` attribute of the written stores.
     """
     root = Path(folder)
     written: list[Path] = []
-    if sources.streamflow:
-        areas = (
-            unit_areas(sources.attributes, unit_area, reach_ids)
-            if unit_area and sources.attributes
-            else None
-        )
-        ds = stores.read_lateral_inflow(
-            stores.open_store(sources.streamflow),
-            reach_ids,
-            period=period,
-            missing=missing_inflow or stores.MissingRule(),
-            area_km2=areas,
-            store=sources.streamflow,
-        )
+    inflow = inflow or inflow_source(sources, reach_ids)
+    if inflow is not None:
+        ds = inflow.read(reach_ids, period)
         ds, _ = schema.validate_lateral_inflow(ds, reach_ids, nan_fill=None)
         written.append(
-            _write_store(ds, root / schema.LATERAL_INFLOW_STORE, sources.streamflow, license)
+            _write_store(ds, root / schema.LATERAL_INFLOW_STORE, inflow.location, license)
         )
     if sources.observations:
         ds = stores.read_observations(
