@@ -1,8 +1,9 @@
 """DDR bundle reader (``ddr-convert-ddr``) on a committed copy of DDR's Juniata bundle.
 
-The bundle copy (tests/data/ddr_juniata, Apache-2.0) lacks its 8.7 MB Icechunk Q' store: a
-DDR-layout ``Qr(divide_id, time)`` zarr store is built from the committed conversion
-``data/01_raw/juniata/lateral_inflow.zarr`` (made from the original store with icechunk 2).
+The bundle copy (tests/data/ddr_juniata, Apache-2.0) keeps its Icechunk format-2 observation
+store (read by the built-in reader, or icechunk >= 2) but lacks its 8.7 MB Q' store (the same
+format): a DDR-layout ``Qr(divide_id, time)`` zarr store is built from the committed conversion
+``data/01_raw/juniata/lateral_inflow.zarr`` (made from the original store).
 """
 
 from __future__ import annotations
@@ -53,14 +54,11 @@ def _ddr_store(ds: xr.Dataset, path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    """The committed bundle plus DDR-layout Q' and observation zarr stores; returns sources."""
+    """The committed bundle plus a DDR-layout Q' zarr store (the bundle's own is left out)."""
     root = tmp_path_factory.mktemp("ddr")
     data = root / "examples" / "juniata" / "data"
     shutil.copytree(BUNDLE / "examples", root / "examples")
-    qr = io.read_zarr(CONVERTED / "lateral_inflow.zarr")
-    obs = io.read_zarr(CONVERTED / "observations.zarr")
-    _ddr_store(qr, data / "juniata_qprime.zarr")
-    _ddr_store(obs, data / "juniata_obs.zarr")
+    _ddr_store(io.read_zarr(CONVERTED / "lateral_inflow.zarr"), data / "juniata_qprime.zarr")
     config = load_ddr_config(root / "examples" / "juniata" / "ddrs.yaml")
     sources = DdrSources.from_config(config, root)
     return root, config, sources
@@ -72,7 +70,6 @@ def _with_zarr_stores(sources: DdrSources) -> DdrSources:
         **{
             **sources.__dict__,
             "streamflow": str(data / "juniata_qprime.zarr"),
-            "observations": str(data / "juniata_obs.zarr"),
         }
     )
 
@@ -114,6 +111,8 @@ def test_convert_matches_committed_juniata(bundle, tmp_path):
     np.testing.assert_array_equal(
         qr["Qr"].to_numpy(), io.read_zarr(CONVERTED / "lateral_inflow.zarr")["Qr"].to_numpy()
     )
+    for name in ("lateral_inflow.zarr", "observations.zarr"):  # obs: the format-2 original
+        xr.testing.assert_equal(io.read_zarr(tmp_path / name), io.read_zarr(CONVERTED / name))
 
 
 def test_ddr_statistics_kept_and_agree(bundle):
@@ -269,8 +268,6 @@ def test_command_converts_bundle_and_writes_parameters(bundle, tmp_path, capsys)
             str(tmp_path / "conf"),
             "--streamflow",
             str(data / "juniata_qprime.zarr"),
-            "--observations",
-            str(data / "juniata_obs.zarr"),
         ]
     )
     out = capsys.readouterr().out
@@ -282,19 +279,23 @@ def test_command_converts_bundle_and_writes_parameters(bundle, tmp_path, capsys)
     assert written["training"]["experiment"]["grad_clip_norm"] == 1.0
 
 
-@pytest.mark.skipif(HAS_ICECHUNK2, reason="icechunk >= 2 reads format-2 stores")
-def test_icechunk_format2_store_needs_icechunk2():
-    """The bundle's stores are Icechunk format 2; icechunk 1.x says what to install."""
-    with pytest.raises(StoreError, match=r"Icechunk format-2 repository \(written by ic-2.0.3\)"):
-        open_store(DATA / "juniata_obs.ic")
+def test_icechunk_format2_store_read_without_icechunk2(caplog):
+    """The bundle's Icechunk format-2 store, read by the built-in reader where icechunk < 2."""
+    obs = open_store(DATA / "juniata_obs.ic")
+    committed = io.read_zarr(CONVERTED / "observations.zarr")  # converted with icechunk 2.3.0
+    assert obs["streamflow"].dims == ("gage_id", "time") and obs.sizes["time"] == 11323
+    np.testing.assert_array_equal(
+        obs["streamflow"].to_numpy().astype(np.float32), committed["streamflow"].to_numpy()
+    )
+    assert str(obs["time"].to_numpy()[0])[:10] == "1980-01-01"
 
 
 @pytest.mark.skipif(
     not HAS_ICECHUNK2, reason="needs icechunk >= 2 (Python >= 3.12): pip install 'icechunk>=2'"
 )
-def test_icechunk_format2_observations_read_with_icechunk2():
-    obs = open_store(DATA / "juniata_obs.ic")
-    committed = io.read_zarr(CONVERTED / "observations.zarr")
-    np.testing.assert_array_equal(
-        obs["streamflow"].to_numpy().astype(np.float32), committed["streamflow"].to_numpy()
-    )
+def test_builtin_reader_equals_icechunk2():
+    from ddr_pipeline.ingest.icechunk_format import open_icechunk_v2
+
+    ours = open_icechunk_v2(DATA / "juniata_obs.ic")
+    theirs = open_store(DATA / "juniata_obs.ic")
+    xr.testing.assert_identical(ours.load(), theirs.load())

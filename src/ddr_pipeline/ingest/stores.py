@@ -27,6 +27,8 @@ import pandas as pd
 import xarray as xr
 
 from ddr_pipeline.data import io, schema
+from ddr_pipeline.ingest.errors import StoreError
+from ddr_pipeline.ingest.icechunk_format import ICECHUNK_MAGIC, open_icechunk_v2
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +108,6 @@ _UNITS: dict[str, dict[str, tuple[float, float]]] = {
 FORCING_UNITS = {name: schema.UNITS[name] for name in ("P", "PET", "Temp")}
 
 
-class StoreError(ValueError):
-    """A store that cannot be read as asked (names the store, variable, dims, units or ids)."""
-
-
 # ----------------------------------------------------------------------------- opening
 
 
@@ -128,8 +126,6 @@ def _icechunk_storage(location: str | Path, region: str):
     return icechunk.local_filesystem_storage(str(location))
 
 
-#: First bytes of every Icechunk metadata file (the ``repo`` file of a format-2 repository).
-ICECHUNK_MAGIC = "ICE🧊CHUNK".encode()
 _NETCDF_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
 _EXPECTED = (
     "expected an Icechunk repository (format 1: refs/ and snapshots/ folders; format 2: a "
@@ -181,13 +177,9 @@ def _local_kind(root: Path) -> StoreKind:
 
 def _s3_kind(location: str) -> StoreKind:
     """Kind of an ``s3://`` store from the objects at its prefix (read anonymously)."""
-    import fsspec
-
-    fs = fsspec.filesystem("s3", anon=True)
-    base = location.rstrip("/")
-    if fs.exists(f"{base}/repo") or fs.exists(f"{base}/refs"):
+    if _s3_has(location, "repo") or _s3_has(location, "refs"):
         return "icechunk"
-    if any(fs.exists(f"{base}/{name}") for name in ("zarr.json", ".zgroup", ".zmetadata")):
+    if any(_s3_has(location, name) for name in ("zarr.json", ".zgroup", ".zmetadata")):
         return "zarr"
     raise StoreError(f"{location}: unrecognised store; {_EXPECTED}")
 
@@ -217,27 +209,60 @@ def icechunk_format(location: str | Path) -> IcechunkHeader | None:
     return None if _is_s3(location) or not repo.is_file() else read_icechunk_header(repo)
 
 
-def _import_icechunk(location: str | Path):
-    """``icechunk``, checked to read this repository's format; else a StoreError saying what to
-    install."""
-    header = icechunk_format(location)
-    needed = "icechunk>=2 (Python>=3.12)" if header and header.spec_version >= 2 else "icechunk"
+NEEDS_ICECHUNK2 = "icechunk>=2 (Python>=3.12)"
+
+
+def _icechunk_major() -> int | None:
+    """Major version of the installed icechunk (None when it is not installed)."""
     try:
         import icechunk
-    except ImportError as error:
-        raise StoreError(
-            f"{location}: an Icechunk repository, but icechunk is not installed; install "
-            f"{needed} (e.g. pip install '{needed.split(maxsplit=1)[0]}')"
-        ) from error
-    installed = int(str(icechunk.__version__).split(".")[0])
-    if header is not None and header.spec_version > installed:
-        raise StoreError(
-            f"{location}: an Icechunk format-{header.spec_version} repository (written by "
-            f"{header.writer}); the installed icechunk {icechunk.__version__} reads format 1 "
-            f"only. Install {needed}: pip install 'icechunk>=2' in a Python 3.12 environment "
-            "(docs/coming_from_ddr.md)"
+    except ImportError:
+        return None
+    return int(str(icechunk.__version__).split(".", maxsplit=1)[0])
+
+
+def _open_icechunk(location: str | Path, region: str, branch: str) -> xr.Dataset:
+    """An Icechunk repository's ``branch``: through icechunk where it reads the repository's
+    format, else (a local format-2 repository, icechunk < 2) through the built-in reader.
+
+    Raises:
+        StoreError: icechunk missing, or a remote format-2 repository with icechunk < 2 (says
+            what to install).
+    """
+    header = icechunk_format(location)
+    major = _icechunk_major()
+    if header is not None and header.spec_version >= 2 and (major or 0) < 2:
+        logger.info(
+            "%s: Icechunk format-%d repository (written by %s) read with the built-in reader "
+            "(installed icechunk: %s)",
+            location,
+            header.spec_version,
+            header.writer,
+            "none" if major is None else major,
         )
-    return icechunk
+        return open_icechunk_v2(location, branch)
+    if major is None:
+        raise StoreError(
+            f"{location}: an Icechunk repository, but icechunk is not installed "
+            "(pip install -e '.[cloud]')"
+        )
+    if major < 2 and _is_s3(location) and _s3_has(str(location), "repo"):
+        raise StoreError(
+            f"{location}: an Icechunk format-2 repository on object storage; the installed "
+            f"icechunk reads format 1 only. Install {NEEDS_ICECHUNK2}, or copy the repository "
+            "to a local folder (read by the built-in reader; docs/coming_from_ddr.md)"
+        )
+    import icechunk
+
+    repo = icechunk.Repository.open(_icechunk_storage(location, region))
+    session = repo.readonly_session(branch=branch)
+    return xr.open_zarr(session.store, consolidated=False, chunks=None)
+
+
+def _s3_has(location: str, name: str) -> bool:
+    import fsspec
+
+    return bool(fsspec.filesystem("s3", anon=True).exists(f"{location.rstrip('/')}/{name}"))
 
 
 def open_store(
@@ -255,16 +280,16 @@ def open_store(
             store is, never its name alone).
         region: AWS region of an ``s3://`` Icechunk repository.
         branch: Icechunk branch.
+
+    Icechunk format-2 repositories (DDR's current stores) are read by icechunk >= 2 where it is
+    installed (Python >= 3.12), else, when local, by :mod:`~ddr_pipeline.ingest.icechunk_format`.
     """
     kind = detect_kind(location) if kind == "auto" else kind
     logger.info("opening %s store %s", kind, location)
     if kind == "netcdf":
         return xr.open_dataset(location, chunks=None)
     if kind == "icechunk":
-        icechunk = _import_icechunk(location)
-        repo = icechunk.Repository.open(_icechunk_storage(location, region))
-        session = repo.readonly_session(branch=branch)
-        return xr.open_zarr(session.store, consolidated=False, chunks=None)
+        return _open_icechunk(location, region, branch)
     options = {"anon": True} if _is_s3(location) else None
     with warnings.catch_warnings():  # consolidated metadata is used when present, silently
         warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated")
