@@ -246,11 +246,11 @@ def one_step(  # noqa: PLR0913, PLR0915 (one stage after the other, on purpose)
     import torch
 
     from ddr_pipeline.models import NetworkOutputs, build_models
+    from ddr_pipeline.models.rng import seed_everything
     from ddr_pipeline.routing import gather_gauges
     from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
     from ddr_pipeline.simulation.batches import build_batch
     from ddr_pipeline.training.losses import routing_loss
-    from ddr_pipeline.training.rng import seed_everything
 
     config = training_config(case, budget_gb, threads, root, device, lstm_groups=lstm_groups)
     seed_everything(0)

@@ -32,7 +32,7 @@ from select_config import ROOT, _normalization_stats, _training_params
 
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.containers import GaugeSet
-from ddr_pipeline.experiments.ensemble import gauge_scores, predict_gauges, subset_medians
+from ddr_pipeline.evaluation.scoring import score_gauges, well_observed_medians
 from ddr_pipeline.experiments.identifiability import (
     learned_parameters,
     planted_parameters,
@@ -40,6 +40,7 @@ from ddr_pipeline.experiments.identifiability import (
     synthetic_observations,
 )
 from ddr_pipeline.experiments.selection import train_on, training_period_inputs, with_overrides
+from ddr_pipeline.inference.gauges import route_gauges
 from ddr_pipeline.models import build_models
 
 logger = logging.getLogger("identifiability")
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     reaches, learned = learned_parameters(model, config, twin, train)
     after = recovery(planted, reaches, learned)
     table = after.join(before[["pearson", "spearman"]], rsuffix="_untrained")
-    fit = predict_gauges(model, config, twin, everyone, (30, len(twin.dates)), warmup_days=30)
+    fit = route_gauges(model, config, twin, everyone, (30, len(twin.dates)), warmup_days=30)
     labels = gauges["split"].astype(str).tolist()
     result = {
         "noise": args.noise,
@@ -91,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
         "overrides": overrides,
         "train_seconds": seconds,
         "reaches_compared": int(len(reaches)),
-        "fit_to_synthetic": subset_medians(gauge_scores(fit.simulated, fit.observed), labels),
+        "fit_to_synthetic": well_observed_medians(
+            score_gauges(fit.simulated, fit.observed, fit.staids, labels)
+        ),
         "recovery": json.loads(table.to_json(orient="index")),
     }
     logger.info("recovery (planted vs learned over %d reaches):\n%s", len(reaches), table)

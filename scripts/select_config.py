@@ -37,13 +37,8 @@ from kedro.config import OmegaConfigLoader
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.evaluation import baselines, plots
-from ddr_pipeline.experiments.ensemble import (
-    ensemble_report,
-    gauge_scores,
-    member_config,
-    predict_gauges,
-    subset_medians,
-)
+from ddr_pipeline.evaluation.scoring import score_gauges, well_observed_medians
+from ddr_pipeline.experiments.ensemble import ensemble_report, member_config
 from ddr_pipeline.experiments.selection import (
     Split,
     choose,
@@ -52,6 +47,7 @@ from ddr_pipeline.experiments.selection import (
     training_period_inputs,
     with_overrides,
 )
+from ddr_pipeline.inference.gauges import route_gauges
 from ddr_pipeline.models import build_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +127,7 @@ def _run_seed(grid, seed, params, stats, gauges, inputs, split, out) -> None:  #
                      "seconds": time.perf_counter() - started})  # fmt: skip
         logger.info(
             "candidate %s seed %d: score %.4f (time NSE %.4f, space NSE %.4f) in %.0f s",
-            name, seed, scores["score"], scores["time_all_nse"], scores["space_all_nse"],
+            name, seed, scores["score"], scores["time_all_nse_median"], scores["space_all_nse_median"],
             rows[-1]["seconds"],
         )  # fmt: skip
         pd.DataFrame(rows).to_csv(path, index=False)
@@ -181,7 +177,7 @@ def final(grid: dict[str, Any], data_dir: Path, out: Path, reference: Path) -> N
         inputs = ModelInputs.from_dataset(ds)
     everyone = GaugeSet.from_table(gauges, inputs, None)
     test = inputs.period("test")
-    preds = [predict_gauges(m, cfg, inputs, everyone, test, warmup_days=30) for cfg, m in trained]
+    preds = [route_gauges(m, cfg, inputs, everyone, test, warmup_days=30) for cfg, m in trained]
     split = dict(zip(everyone.staids, gauges["split"].astype(str), strict=True))
     report = ensemble_report(preds, split)
     labels = [split[s] for s in everyone.staids]
@@ -192,11 +188,13 @@ def final(grid: dict[str, Any], data_dir: Path, out: Path, reference: Path) -> N
         ref = baselines.reference_at_gauges(
             product, [inputs.reach_ids[i] for i in everyone.reach_index], preds[0].dates
         ).T.astype(np.float64)
-        result["nhm_reference"] = subset_medians(gauge_scores(ref, preds[0].observed), labels)
+        result["nhm_reference"] = well_observed_medians(
+            score_gauges(ref, preds[0].observed, preds[0].staids, labels)
+        )
     logger.info("test period report: %s", json.dumps(result, indent=1))
     (out / "final.json").write_text(json.dumps(result, indent=2))
     report.per_gauge.to_csv(out / "final_per_gauge.csv")
-    well = report.per_gauge[report.per_gauge["valid_fraction"] >= 0.9]
+    well = report.per_gauge[report.per_gauge["well_observed"]]
     picks = plots.select_gauges(well[well["split"] == "validation"])
     fig = plots.plot_ensemble_hydrographs(
         preds[0].dates, np.stack([p.simulated for p in preds]), preds[0].observed,

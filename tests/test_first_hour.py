@@ -20,6 +20,7 @@ import yaml
 from click.testing import CliRunner
 
 from ddr_pipeline.data.geometry import reach_lines
+from ddr_pipeline.model_store.checkpoints import model_fingerprint
 from ddr_pipeline.pipeline_registry import UnknownPipelineError
 from ddr_pipeline.project import console, preflight, tracking
 from ddr_pipeline.project.pipeline_folders import pipeline_folders
@@ -104,15 +105,15 @@ def test_headline_metrics_names_and_values() -> None:
 def test_model_fingerprint_depends_on_the_weights_only() -> None:
     state = {"a.weight": torch.ones(2, 3), "b.bias": torch.zeros(2)}
     same = {"b.bias": torch.zeros(2), "a.weight": torch.ones(2, 3).clone()}
-    assert tracking.model_fingerprint(state) == tracking.model_fingerprint(same)
+    assert model_fingerprint(state) == model_fingerprint(same)
     other = {"a.weight": torch.ones(2, 3), "b.bias": torch.tensor([0.0, 1e-7])}
-    assert tracking.model_fingerprint(state) != tracking.model_fingerprint(other)
+    assert model_fingerprint(state) != model_fingerprint(other)
 
 
 def test_evaluation_run_links_to_its_training_run(tmp_path) -> None:
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment("e", artifact_location=str(tmp_path / "mlruns"))
-    fingerprint = tracking.model_fingerprint({"w": torch.ones(3)})
+    fingerprint = model_fingerprint({"w": torch.ones(3)})
     training = client.create_run(experiment, run_name="training:r")
     client.set_tag(training.info.run_id, tracking.FINGERPRINT_TAG, fingerprint)
     client.create_run(experiment, run_name="training:other")  # another model: not picked

@@ -109,6 +109,16 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+#: Default floors of the routing step (``params.attribute_minimums`` keys): discharge m³/s,
+#: slope m/m, velocity m/s, depth m, bottom width m. The engine's defaults and the
+#: configuration's both read them here.
+FLOORS: dict[str, float] = {
+    "discharge": 1e-4,
+    "slope": 1e-4,
+    "velocity": 0.01,
+    "depth": 0.01,
+    "bottom_width": 0.01,
+}
 #: Parameters a network may learn (names used in ranges, defaults and learnable lists).
 LEARNABLE_PARAMETERS: tuple[str, ...] = tuple(s.name for s in PARAMETERS if s.learnable)
 #: Names accepted in ``params.defaults``: learnable parameters plus Muskingum ``x``.

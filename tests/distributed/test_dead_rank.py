@@ -17,7 +17,8 @@ from training_synthetic import TRAIN_PERIOD, full_training_params, make_twin  # 
 from ddr_pipeline.config.training import load_training_config  # noqa: E402
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs  # noqa: E402
 from ddr_pipeline.distributed.launch import DistributedRunError  # noqa: E402
-from ddr_pipeline.training import NullMonitor, checkpoint_path, load_checkpoint  # noqa: E402
+from ddr_pipeline.model_store.checkpoints import checkpoint_path, load_checkpoint  # noqa: E402
+from ddr_pipeline.training import NullMonitor  # noqa: E402
 from ddr_pipeline.training.parallel import run_training  # noqa: E402
 from ddr_pipeline.training.setup import TrainingData, batch_plan  # noqa: E402
 

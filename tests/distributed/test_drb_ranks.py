@@ -21,8 +21,9 @@ from kedro_sessions import kedro_session_factory
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.inference.gauges import PredictionSettings
 from ddr_pipeline.inference.reaches import route_reaches
+from ddr_pipeline.model_store.checkpoints import load_checkpoint, read_checkpoint
 from ddr_pipeline.project.datasets import XarrayZarrDataset
-from ddr_pipeline.training import NullMonitor, load_checkpoint, read_checkpoint
+from ddr_pipeline.training import NullMonitor
 from ddr_pipeline.training.parallel import train_in_process
 from ddr_pipeline.training.setup import batch_plan, prepare_training_data, score_period
 

@@ -9,8 +9,13 @@ import sys
 import pytest
 from training_synthetic import full_training_params, with_changes
 
-from ddr_pipeline.model_store.checkpoints import claim_run_folder, folder_attempt, run_folder_lock
-from ddr_pipeline.training import CheckpointError, read_checkpoint
+from ddr_pipeline.model_store.checkpoints import (
+    CheckpointError,
+    claim_run_folder,
+    folder_attempt,
+    read_checkpoint,
+    run_folder_lock,
+)
 
 
 def _params(**changes):

@@ -7,17 +7,18 @@ import torch
 from training_synthetic import full_training_params, with_changes
 
 from ddr_pipeline.data.containers import GaugeSet
-from ddr_pipeline.model_store.checkpoints import REQUIRED_KEYS, RNG_KEYS
-from ddr_pipeline.simulation.batches import build_batch
-from ddr_pipeline.training import (
+from ddr_pipeline.model_store.checkpoints import (
+    REQUIRED_KEYS,
+    RNG_KEYS,
     CheckpointError,
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
-    predict,
     read_checkpoint,
     save_checkpoint,
 )
+from ddr_pipeline.simulation.batches import build_batch
+from ddr_pipeline.training import predict
 
 
 @pytest.fixture

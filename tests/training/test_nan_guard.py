@@ -8,7 +8,8 @@ import pytest
 import torch
 from training_synthetic import full_training_params, with_changes
 
-from ddr_pipeline.training import NonFiniteLossError, read_checkpoint
+from ddr_pipeline.model_store.checkpoints import read_checkpoint
+from ddr_pipeline.training import NonFiniteLossError
 
 
 def _all_finite(state: dict) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from training_synthetic import full_training_params, with_changes
 
-from ddr_pipeline.training import checkpoint_path
+from ddr_pipeline.model_store.checkpoints import checkpoint_path
 
 
 def _assert_same_state(a: dict, b: dict) -> None:

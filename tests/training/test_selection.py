@@ -12,7 +12,7 @@ from training_synthetic import TRUE_PARAMS, make_twin, true_n, twin_training_par
 
 from ddr_pipeline.config.training import ConfigError, load_training_config
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
-from ddr_pipeline.experiments.ensemble import PeriodPrediction, ensemble_report, member_config
+from ddr_pipeline.experiments.ensemble import ensemble_report, member_config
 from ddr_pipeline.experiments.identifiability import recovery, synthetic_observations
 from ddr_pipeline.experiments.selection import (
     Split,
@@ -21,6 +21,7 @@ from ddr_pipeline.experiments.selection import (
     training_period_inputs,
     with_overrides,
 )
+from ddr_pipeline.inference.gauges import GaugePrediction
 
 SPLIT = Split(fit_end="2000-03-05", warmup_days=5)
 
@@ -98,7 +99,7 @@ def test_ensemble_report_scores_mean_members_and_spread() -> None:
     observed = rng.uniform(1.0, 5.0, (3, 50))
     observed[2, :10] = np.nan  # 80 % valid: not well observed
     sims = [observed + rng.normal(0, s, observed.shape) for s in (0.5, 0.5, 0.5)]
-    preds = [PeriodPrediction(("g1", "g2", "g3"), dates, np.nan_to_num(p, nan=1.0), observed)
+    preds = [GaugePrediction(("g1", "g2", "g3"), dates, np.nan_to_num(p, nan=1.0), observed)
              for p in sims]  # fmt: skip
     split = {"g1": "train", "g2": "validation", "g3": "train"}
     report = ensemble_report(preds, split)
@@ -107,10 +108,10 @@ def test_ensemble_report_scores_mean_members_and_spread() -> None:
     mean_sim = np.mean([p.simulated for p in preds], axis=0)
     ss = np.nansum((mean_sim[1] - observed[1]) ** 2)
     expected = 1 - ss / np.nansum((observed[1] - observed[1].mean()) ** 2)
-    assert report.mean["validation_nse"] == pytest.approx(expected, rel=1e-12)
+    assert report.mean["validation_nse_median"] == pytest.approx(expected, rel=1e-12)
     # averaging independent errors beats every member
-    assert report.mean["all_nse"] > report.members["all_nse"].max()
-    assert report.spread.loc["all_nse", "min"] == report.members["all_nse"].min()
+    assert report.mean["all_nse_median"] > report.members["all_nse_median"].max()
+    assert report.spread.loc["all_nse_median", "min"] == report.members["all_nse_median"].min()
     assert (
         (report.per_gauge["band_coverage"] > 0) & (report.per_gauge["band_coverage"] <= 1)
     ).all()

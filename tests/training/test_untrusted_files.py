@@ -10,8 +10,8 @@ import torch
 from training_synthetic import twin_training_params
 
 from ddr_pipeline.config.training import load_training_config
+from ddr_pipeline.model_store.checkpoints import CheckpointError, load_checkpoint
 from ddr_pipeline.parameter_registry import default_ranges, outside_domain
-from ddr_pipeline.training import CheckpointError, load_checkpoint
 
 
 class _Exploit:

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from bmipy import Bmi
 
-from ddr_pipeline.bmi.config import SECONDS_PER_DAY, BmiConfig, load_bmi_config
+from ddr_pipeline.bmi.config import BmiConfig, load_bmi_config
 from ddr_pipeline.bmi.model import TrainedRouter
 from ddr_pipeline.bmi.state import RoutingState, read_restart, write_restart
 from ddr_pipeline.bmi.variables import (
@@ -37,6 +37,7 @@ from ddr_pipeline.bmi.variables import (
 from ddr_pipeline.data.geometry import reach_points
 from ddr_pipeline.data.schema import format_values
 from ddr_pipeline.models import LSTMState
+from ddr_pipeline.simulation.settings import SECONDS_PER_DAY, steps_per_day
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class _Clock:
 
     @property
     def steps_per_day(self) -> int:
-        return int(SECONDS_PER_DAY / self.dt)
+        return steps_per_day(self.dt)
 
     def day_of(self, step: int) -> int:
         """Input day of step ``step``."""

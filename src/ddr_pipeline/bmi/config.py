@@ -16,8 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ddr_pipeline.config.training import ConfigError, format_validation_error
+from ddr_pipeline.simulation.settings import steps_per_day
 
-SECONDS_PER_DAY = 86400
 _DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
 
 
@@ -72,9 +72,7 @@ class TimeSettings(_Strict):
     @field_validator("dt")
     @classmethod
     def _divides_a_day(cls, dt: float) -> float:
-        steps = SECONDS_PER_DAY / dt
-        if steps != int(steps):
-            raise ValueError(f"dt={dt} s does not divide one day ({SECONDS_PER_DAY} s)")
+        steps_per_day(dt)
         return dt
 
 

@@ -10,7 +10,6 @@ steps from a carried discharge state with the routing settings of the training c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -25,7 +24,11 @@ from ddr_pipeline.bmi.config import ModelSource, NetworkSource
 from ddr_pipeline.bmi.variables import LEAKANCE_PARAMETERS, ROUTING_PARAMETERS
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.data.io import read_zarr
-from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint, check_compatible
+from ddr_pipeline.model_store.checkpoints import (
+    LoadedCheckpoint,
+    check_compatible,
+    model_fingerprint,
+)
 from ddr_pipeline.model_store.loader import load_model
 from ddr_pipeline.models import LSTMState
 from ddr_pipeline.network import RiverNetwork
@@ -44,16 +47,6 @@ def read_normalization_stats(path: str | Path) -> dict[str, Any]:
     if not source.is_file():
         raise FileNotFoundError(f"normalisation statistics {source} do not exist")
     return json.loads(source.read_text())
-
-
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """Short SHA-256 of the model weights (names, shapes and values): ties a restart to them."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 class TrainedRouter:
@@ -82,7 +75,7 @@ class TrainedRouter:
         self._attributes_raw = self._tensor(inputs.attributes_raw[idx])
         self._observed = {k: self._tensor(v[idx]) for k, v in inputs.observed_geometry.items()}
         self._channel = {k: self._tensor(v[idx]) for k, v in inputs.channel.items()}
-        self.fingerprint = model_fingerprint(ckpt.model)
+        self.fingerprint = model_fingerprint(ckpt.model.state_dict())
 
     @classmethod
     def load(

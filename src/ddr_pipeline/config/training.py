@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ddr_pipeline.parameter_registry import (
     DEFAULTABLE_PARAMETERS,
+    FLOORS,
     LEAKANCE_PARAMETERS,
     LEARNABLE_PARAMETERS,
     OBSERVABLE_PARAMETERS,
@@ -251,11 +252,11 @@ class LSTMConfig(_Strict):
 class AttributeMinimums(_Strict):
     """Lower bounds (floors) used by the routing step."""
 
-    discharge: float = Field(1e-4, gt=0, description="Q_min, m3/s.")
-    slope: float = Field(1e-4, gt=0, description="S_min, m/m.")
-    velocity: float = Field(0.01, gt=0, description="v_min, m/s.")
-    depth: float = Field(0.01, gt=0, description="d_min, m.")
-    bottom_width: float = Field(0.01, gt=0, description="B_min, m.")
+    discharge: float = Field(FLOORS["discharge"], gt=0, description="Q_min, m3/s.")
+    slope: float = Field(FLOORS["slope"], gt=0, description="S_min, m/m.")
+    velocity: float = Field(FLOORS["velocity"], gt=0, description="v_min, m/s.")
+    depth: float = Field(FLOORS["depth"], gt=0, description="d_min, m.")
+    bottom_width: float = Field(FLOORS["bottom_width"], gt=0, description="B_min, m.")
 
 
 # Cosby et al. (1984) log10 Ks (m/s) of a loam (40 % sand, 20 % clay).
@@ -472,16 +473,13 @@ class DistributedConfig(_Strict):
 class TrainingConfig(_Strict):
     """The whole ``training`` parameters section."""
 
-    mode: Literal["training", "testing", "routing"] = Field(
-        "training", description="What the run does."
-    )
     geodataset: str = Field(
         ...,
         pattern=GEODATASET_PATTERN,
         description="Geodataset (data/01_raw/<name>, conf/<name>) the inputs come from.",
     )
     run_name: str | None = Field(
-        None, description="Run name (null = ddr-{geodataset}-{mode}); letters, digits, . _ -."
+        None, description="Run name (null = ddr-{geodataset}-training); letters, digits, . _ -."
     )
     experiment: ExperimentConfig = Field(
         default_factory=ExperimentConfig, description="Training loop."
@@ -510,7 +508,7 @@ class TrainingConfig(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> TrainingConfig:
         if self.run_name is None:
-            self.run_name = f"ddr-{self.geodataset}-{self.mode}"
+            self.run_name = f"ddr-{self.geodataset}-training"
         lstm_learned = self.cuda_lstm.learnable_parameters if self.cuda_lstm else []
         overlap = sorted(set(self.kan.learnable_parameters) & set(lstm_learned))
         if overlap:

@@ -28,7 +28,8 @@ import xarray as xr
 
 from ddr_pipeline.config.training import TrainingConfig, load_training_config
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
-from ddr_pipeline.experiments.ensemble import gauge_scores, predict_gauges, subset_medians
+from ddr_pipeline.evaluation.scoring import score_gauges, well_observed_medians
+from ddr_pipeline.inference.gauges import route_gauges
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.training.setup import TRAIN_SPLIT, VALIDATION_SPLIT, TrainingData, build_trainer
 
@@ -125,7 +126,7 @@ def validation_scores(
     fit_stop = inputs.day_range(inputs.dates[0], split.fit_end)[1]
     labels = gauges["split"].astype(str).tolist()
     everyone = GaugeSet.from_table(gauges, inputs, None)
-    later = predict_gauges(
+    later = route_gauges(
         model,
         config,
         inputs,
@@ -133,9 +134,11 @@ def validation_scores(
         (fit_stop, len(inputs.dates)),
         warmup_days=split.warmup_days,
     )
-    time = subset_medians(gauge_scores(later.simulated, later.observed), labels)
+    time = well_observed_medians(
+        score_gauges(later.simulated, later.observed, later.staids, labels)
+    )
     held = gauges[gauges["split"].astype(str) == VALIDATION_SPLIT]
-    fit = predict_gauges(
+    fit = route_gauges(
         model,
         config,
         inputs,
@@ -143,12 +146,12 @@ def validation_scores(
         (split.warmup_days, fit_stop),
         warmup_days=split.warmup_days,
     )
-    space = subset_medians(
-        gauge_scores(fit.simulated, fit.observed), [VALIDATION_SPLIT] * len(held)
+    space = well_observed_medians(
+        score_gauges(fit.simulated, fit.observed, fit.staids, [VALIDATION_SPLIT] * len(held))
     )
     scores = {f"time_{k}": v for k, v in time.items()}
     scores.update({f"space_{k}": v for k, v in space.items() if k.startswith("all_")})
-    scores["score"] = 0.5 * (scores["time_all_nse"] + scores["space_all_nse"])
+    scores["score"] = 0.5 * (scores["time_all_nse_median"] + scores["space_all_nse_median"])
     return scores
 
 

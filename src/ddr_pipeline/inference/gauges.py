@@ -13,12 +13,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 
 from ddr_pipeline import simulation
+from ddr_pipeline.config.training import TrainingConfig
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.inference.periods import RoutedDays
 from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
+from ddr_pipeline.models import RoutingModel
 
 logger = logging.getLogger(__name__)
 
@@ -106,4 +109,56 @@ def gauge_array(
         dims=("gage_id", "time"),
         coords={"gage_id": np.asarray(staids, dtype=str), "time": dates},
         attrs={"units": units},
+    )
+
+
+@dataclass(frozen=True)
+class GaugePrediction:
+    """Daily discharge of gauges over the scored days: ``(gauges, days)`` float64 arrays."""
+
+    staids: tuple[str, ...]
+    dates: pd.DatetimeIndex
+    simulated: np.ndarray
+    observed: np.ndarray
+
+
+def route_gauges(  # noqa: PLR0913 (the model, its data and the period)
+    model: RoutingModel,
+    config: TrainingConfig,
+    inputs: ModelInputs,
+    gauges: GaugeSet,
+    scored: tuple[int, int],
+    *,
+    warmup_days: int,
+) -> GaugePrediction:
+    """THE "gauges over a period" path: route all ``gauges`` in one window starting
+    ``warmup_days`` before the day positions ``scored`` (hot start, eval mode, no gradients) and
+    return the scored days. Training's test scoring, ensembles and selection use it."""
+    first, stop = scored
+    start = max(first - int(warmup_days), 0)
+    problem = simulation.gauge_problem(inputs, gauges.reach_index, gauges.flow_scale)
+    features = simulation.FeatureIndex.from_names(
+        config, inputs.attribute_names, inputs.forcing_names
+    )
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            routed = simulation.rollout(
+                inputs,
+                problem,
+                simulation.TrainedParameters(model, features),
+                simulation.RoutingSettings.from_config(config),
+                start,
+                stop,
+                chunk_days=stop - start,
+            )
+    finally:
+        model.train(was_training)
+    observed = inputs.observations[first:stop][:, gauges.obs_column]
+    return GaugePrediction(
+        staids=tuple(gauges.staids),
+        dates=inputs.dates[first:stop],
+        simulated=routed.daily[first - start :].T.astype(np.float64),
+        observed=observed.T.astype(np.float64),
     )

@@ -44,6 +44,7 @@ Public API: :func:`checkpoint_path`, :func:`save_checkpoint` (atomic), :func:`re
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -65,6 +66,8 @@ from ddr_pipeline.config.training import TrainingConfig, flatten_dict, load_trai
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+#: Training-configuration keys that older format-1 checkpoints hold and today's config lacks.
+_REMOVED_CONFIG_KEYS = frozenset({"mode"})
 REQUIRED_KEYS = (
     "format_version",
     "epoch",
@@ -301,6 +304,26 @@ class LoadedCheckpoint:
     payload: dict[str, Any]
 
 
+def _current_keys(config: Mapping[str, object]) -> dict[str, object]:
+    """The saved training configuration without keys that format-1 checkpoints wrote before they
+    were removed (``mode`` only named the run)."""
+    return {key: value for key, value in config.items() if key not in _REMOVED_CONFIG_KEYS}
+
+
+def model_fingerprint(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 (first 16 hex digits) of a model's weights: names, dtypes, shapes and values.
+
+    The one fingerprint of a model: MLflow tags, evaluation and routing outputs and BMI restart
+    files all record it, so any consumer can tell which weights produced them.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Rebuild the trained :class:`RoutingModel` (eval mode, CPU) and its context from ``path``.
 
@@ -312,7 +335,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     from ddr_pipeline.models import build_models
 
     payload = read_checkpoint(path)
-    config = load_training_config(payload["config"])
+    config = load_training_config(_current_keys(payload["config"]))
     model = build_models(config)
     model.load_state_dict(payload["model_state_dict"])
     model.eval()

@@ -10,7 +10,7 @@ Everything that runs a trained model (the evaluation and routing pipelines throu
     model = load_trained_model("ddr-drb-training")                     # a run's final model
     model.model, model.config, model.normalization_stats, model.attribute_names
 
-The result is a :data:`TrainedModel` (the networks in eval mode on CPU plus the configuration
+The result is a :data:`LoadedCheckpoint` (the networks in eval mode on CPU plus the configuration
 and data context they were trained with). :func:`load_model` is the keyword form the pipelines
 use. The checkpoint format itself is :mod:`ddr_pipeline.model_store.checkpoints`.
 
@@ -39,8 +39,6 @@ from ddr_pipeline.model_store.checkpoints import (
 
 logger = logging.getLogger(__name__)
 
-#: A trained model ready to run: networks (eval mode, CPU), configuration, data context.
-TrainedModel = LoadedCheckpoint
 #: URI schemes read from MLflow by :func:`load_trained_model`.
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 #: Default folder of the training runs' checkpoints (``<models_dir>/<run>/saved_models``).
@@ -49,7 +47,7 @@ MODELS_DIR = "data/06_models"
 
 def load_trained_model(
     source: str | os.PathLike[str], *, models_dir: str | Path = MODELS_DIR
-) -> TrainedModel:
+) -> LoadedCheckpoint:
     """Load a trained model from one ``source``: a checkpoint file, an MLflow URI or a run name.
 
     ``runs:/...`` and ``models:/...`` are MLflow model URIs; an existing file (or any ``.pt``

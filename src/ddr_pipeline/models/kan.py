@@ -12,7 +12,7 @@ from unittest import mock
 import torch
 from torch import nn
 
-from ddr_pipeline.models._rng import isolated_rng
+from ddr_pipeline.models.rng import isolated_rng
 
 logger = logging.getLogger(__name__)
 

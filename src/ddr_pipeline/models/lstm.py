@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ddr_pipeline.models._rng import isolated_rng
 from ddr_pipeline.models.grouping import first_members, group_reaches
+from ddr_pipeline.models.rng import isolated_rng
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 

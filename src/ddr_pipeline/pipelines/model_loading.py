@@ -16,12 +16,12 @@ from kedro.pipeline import Node, Pipeline
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.data.provenance import STATS_FINGERPRINT, check_same_stats
-from ddr_pipeline.model_store.checkpoints import CheckpointError, check_compatible
-from ddr_pipeline.model_store.loader import TrainedModel, load_model
+from ddr_pipeline.model_store.checkpoints import CheckpointError, LoadedCheckpoint, check_compatible
+from ddr_pipeline.model_store.loader import load_model
 from ddr_pipeline.pipelines.geodataset import geodataset_check
 
 
-def load_trained_model(model_params: dict[str, Any], run_name: str) -> TrainedModel:
+def load_trained_model(model_params: dict[str, Any], run_name: str) -> LoadedCheckpoint:
     """Load the model named by ``<prefix>.model`` (checkpoint / MLflow URI / run's latest)."""
     return load_model(
         checkpoint=model_params.get("checkpoint"),
@@ -32,7 +32,7 @@ def load_trained_model(model_params: dict[str, Any], run_name: str) -> TrainedMo
 
 
 def check_model_against_data(  # noqa: PLR0917 (Kedro passes node inputs positionally)
-    ckpt: TrainedModel,
+    ckpt: LoadedCheckpoint,
     model_inputs: xr.Dataset,
     normalization_stats: dict[str, Any],
     geodataset: str,

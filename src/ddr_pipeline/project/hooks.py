@@ -20,7 +20,7 @@ from kedro.pipeline import Pipeline
 
 from ddr_pipeline.config.pipelines import SECTIONS, validate_parameters
 from ddr_pipeline.data.io import clean_stale_temporaries
-from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
+from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint, model_fingerprint
 from ddr_pipeline.project import guard as project_guard
 from ddr_pipeline.project import preflight, tracking
 from ddr_pipeline.project.pipeline_folders import pipeline_folders
@@ -182,7 +182,7 @@ class MlflowRunHooks:
         client = mlflow.MlflowClient()
         for name, value in outputs.items():
             if isinstance(value, Mapping) and "model_state_dict" in value:  # trained here
-                fingerprint = tracking.model_fingerprint(value["model_state_dict"])
+                fingerprint = model_fingerprint(value["model_state_dict"])
                 mlflow.set_tag(tracking.FINGERPRINT_TAG, fingerprint)
                 self._training_run_id = run.info.run_id
             elif isinstance(value, LoadedCheckpoint):  # a model loaded for evaluation/routing
@@ -194,7 +194,7 @@ class MlflowRunHooks:
     def _link(self, client: Any, run_id: str, ckpt: LoadedCheckpoint) -> None:
         import mlflow
 
-        fingerprint = tracking.model_fingerprint(ckpt.payload["model_state_dict"])
+        fingerprint = model_fingerprint(ckpt.payload["model_state_dict"])
         run = client.get_run(run_id)
         training = tracking.find_training_run(client, [run.info.experiment_id], fingerprint)
         if training is None:

@@ -3,8 +3,8 @@
 * Runs are named ``<pipeline>:<run name>`` (:func:`mlflow_run_name`), e.g.
   ``training:ddr-drb-training``, ``evaluation:ddr-drb-training``.
 * A training run is tagged with the fingerprint of its final model weights
-  (:func:`model_fingerprint`); a run that loads a model (evaluation, routing) finds the training
-  run with that fingerprint and records it: tag ``ddr.training_run_id``, ``mlflow.parentRunId``
+  (:func:`ddr_pipeline.model_store.checkpoints.model_fingerprint`); a run that loads a model
+  (evaluation, routing) finds the training run with that fingerprint and records it: tag ``ddr.training_run_id``, ``mlflow.parentRunId``
   (the MLflow UI nests it under the training run) and a link in its description.
 * Headline metrics (:func:`headline_metrics`): test-period median NSE / KGE of the trained model
   and of each baseline on all and on held-out gauges, named ``headline/<model>.<gauges>.<metric>``
@@ -13,14 +13,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +46,6 @@ def mlflow_run_name(pipelines: list[str] | None, run_name: str) -> str:
     """``<pipeline>:<run name>``; several pipelines join with ``+``, the default is ``default``."""
     names = [("default" if name == "__default__" else name) for name in (pipelines or [])]
     return f"{'+'.join(names) or 'default'}:{run_name}"
-
-
-def model_fingerprint(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """SHA-256 (first 16 hex digits) of a model's weights: names, dtypes, shapes and values."""
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        tensor = state_dict[name].detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()[:16]
 
 
 def headline_metrics(comparison: pd.DataFrame) -> dict[str, float]:

@@ -5,7 +5,8 @@ that defines it only. The kernels in ``_mc_kernels.py`` inline the physics of ``
 freeze the module constants of ``constants.py`` into their machine code, so after an upgrade that
 changes only those files an existing checkout would keep loading the old compiled physics. Every
 routing kernel is therefore cached in a directory named after a digest of all routing sources
-(:func:`cache_dir`): any change to any of them compiles afresh, in a new directory.
+and of the parameter registry, where the floors in ``constants.py`` come from (:func:`cache_dir`):
+any change to any of them compiles afresh, in a new directory.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 import numba
 
 ROUTING_SOURCES = Path(__file__).resolve().parent
+#: Sources outside the routing package whose values the kernels freeze (the default floors).
+FROZEN_SOURCES = (ROUTING_SOURCES.parent / "parameter_registry.py",)
 
 
 @functools.cache
@@ -27,7 +30,7 @@ def sources_digest(directory: Path = ROUTING_SOURCES) -> str:
     """Short SHA-256 of the names and contents of the ``*.py`` files in ``directory`` (read once
     per process: the code imported is the code read)."""
     digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.py")):
+    for path in [*sorted(directory.glob("*.py")), *FROZEN_SOURCES]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-Q_MIN: float = 1e-4
+from ddr_pipeline.parameter_registry import BY_NAME, FLOORS
+
+Q_MIN: float = FLOORS["discharge"]
 """Discharge floor (m³/s) applied after every Muskingum–Cunge step and to the initial state."""
-D_MIN: float = 0.01
+D_MIN: float = FLOORS["depth"]
 """Depth floor (m)."""
-B_MIN: float = 0.01
+B_MIN: float = FLOORS["bottom_width"]
 """Bottom-width floor (m)."""
-V_MIN: float = 0.01
+V_MIN: float = FLOORS["velocity"]
 """Velocity lower clamp (m/s) before the celerity factor 5/3."""
 V_MAX: float = 15.0
 """Velocity upper clamp (m/s)."""
-S_MIN: float = 1e-4
+S_MIN: float = FLOORS["slope"]
 """Bed-slope floor (m/m)."""
 H_BANK_MIN: float = 0.1
 """Lower clamp of the bank height W/(2z) used by leakance (m)."""
@@ -26,7 +28,7 @@ X_MODES: tuple[str, ...] = ("data", "cunge")
 """Muskingum X: from the channel data (``data``) or from the flow (``cunge``, docs/routing.md)."""
 CELERITIES: tuple[str, ...] = ("wide_rectangle", "exact")
 """Kinematic celerity: 5/3·v (``wide_rectangle``) or dQ/dA of the trapezoid (``exact``)."""
-P_DEFAULT: float = 21.0
+P_DEFAULT: float = float(BY_NAME["p_spatial"].default or 0.0)
 """Default width coefficient p of the power-law rating."""
 DT_DEFAULT: float = 3600.0
 """Default routing step (s)."""

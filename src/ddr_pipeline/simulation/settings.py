@@ -14,6 +14,14 @@ from ddr_pipeline.routing import constants as K
 SECONDS_PER_DAY = 86400.0
 
 
+def steps_per_day(dt: float) -> int:
+    """Routing steps of ``dt`` seconds in one day; ``ValueError`` unless ``dt`` divides a day."""
+    steps = SECONDS_PER_DAY / dt if dt > 0 else 0.0
+    if not (steps >= 1 and steps == int(steps)):
+        raise ValueError(f"dt={dt} s does not divide one day ({SECONDS_PER_DAY:.0f} s)")
+    return int(steps)
+
+
 @dataclass(frozen=True)
 class RoutingSettings:
     """Everything the Muskingum-Cunge engine needs besides the inputs and the parameters.
@@ -35,9 +43,7 @@ class RoutingSettings:
     celerity: str = "wide_rectangle"
 
     def __post_init__(self) -> None:
-        steps = SECONDS_PER_DAY / self.dt
-        if not (self.dt > 0 and steps == int(steps)):
-            raise ValueError(f"dt={self.dt} s does not divide one day")
+        steps_per_day(self.dt)
 
     @classmethod
     def from_config(cls, config: TrainingConfig, dt: float = K.DT_DEFAULT) -> RoutingSettings:
@@ -59,7 +65,7 @@ class RoutingSettings:
     @property
     def steps_per_day(self) -> int:
         """Routing steps per day."""
-        return int(SECONDS_PER_DAY / self.dt)
+        return steps_per_day(self.dt)
 
     def engine_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`ddr_pipeline.routing.muskingum_cunge`."""

@@ -16,14 +16,8 @@ from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.data.provenance import STATS_FINGERPRINT
 from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.evaluation import scoring
+from ddr_pipeline.inference.gauges import route_gauges
 from ddr_pipeline.models import RoutingModel, build_models
-from ddr_pipeline.simulation import (
-    FeatureIndex,
-    RoutingSettings,
-    TrainedParameters,
-    gauge_problem,
-    rollout,
-)
 from ddr_pipeline.training.monitoring import TrainingMonitor
 from ddr_pipeline.training.trainer import Trainer
 from ddr_pipeline.training.validation import ValidationSpec
@@ -130,33 +124,22 @@ def score_period(
     """Per-gauge scores over ``period`` (:func:`ddr_pipeline.evaluation.scoring.score_gauges`) and medians
     at the well-observed gauges (``monitoring.well_observed_fraction``), all and per split.
 
-    All gauges are routed in one window (:func:`ddr_pipeline.simulation.rollout`, eval mode)
+    All gauges are routed in one window (:func:`ddr_pipeline.inference.gauges.route_gauges`)
     starting ``monitoring.validation_warmup_days`` before the period; those days are not scored.
     """
     inputs = data.inputs
-    first, stop = inputs.period(period)
-    start = max(first - config.monitoring.validation_warmup_days, 0)
     everyone = GaugeSet.from_table(data.gauges, inputs, None)
-    problem = gauge_problem(inputs, everyone.reach_index, everyone.flow_scale)
-    features = FeatureIndex.from_names(config, inputs.attribute_names, inputs.forcing_names)
-    was_training = model.training
-    model.eval()
-    try:
-        routed = rollout(
-            inputs,
-            problem,
-            TrainedParameters(model, features),
-            RoutingSettings.from_config(config),
-            start,
-            stop,
-            chunk_days=stop - start,
-        )
-    finally:
-        model.train(was_training)
-    observed = inputs.observations[first:stop][:, everyone.obs_column]
+    routed = route_gauges(
+        model,
+        config,
+        inputs,
+        everyone,
+        inputs.period(period),
+        warmup_days=config.monitoring.validation_warmup_days,
+    )
     table = scoring.score_gauges(
-        routed.daily[first - start :].T,
-        observed.T,
+        routed.simulated,
+        routed.observed,
         everyone.staids,
         data.gauges["split"].astype(str).to_numpy(),
         config.monitoring.well_observed_fraction,

@@ -39,6 +39,7 @@ from ddr_pipeline.data.batch_plan import BatchPlan, PlannedBatch, plan_experimen
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.distributed.sampler import ShardedBatchSampler
+from ddr_pipeline.evaluation.scoring import median_scores
 from ddr_pipeline.model_store.checkpoints import (
     FORMAT_VERSION,
     CheckpointError,
@@ -50,6 +51,7 @@ from ddr_pipeline.model_store.checkpoints import (
     save_checkpoint,
 )
 from ddr_pipeline.models import RoutingModel
+from ddr_pipeline.models.rng import global_rng_state, seed_everything, set_global_rng_state
 from ddr_pipeline.simulation import (
     FeatureIndex,
     NonFiniteOutputsError,
@@ -70,8 +72,7 @@ from ddr_pipeline.training.resources import (
     apply_threads,
     plan_step,
 )
-from ddr_pipeline.training.rng import global_rng_state, seed_everything, set_global_rng_state
-from ddr_pipeline.training.validation import ValidationSpec, batch_metrics, validate
+from ddr_pipeline.training.validation import ValidationSpec, validate
 
 logger = logging.getLogger(__name__)
 
@@ -462,7 +463,7 @@ class Trainer:
         shards = [pair for pair in self.ranks.gather(local) if pair is not None]
         prediction = np.concatenate([p for p, _ in shards])
         target = np.concatenate([t for _, t in shards])
-        return {f"batch_{k}": v for k, v in batch_metrics(prediction, target).items()}
+        return {f"batch_{k}": v for k, v in median_scores(prediction, target).items()}
 
     def _warn_degenerate(self, record: dict[str, Any]) -> None:
         """Warn (once per epoch and kind) about pinned parameters or a collapsed gradient."""

@@ -8,23 +8,10 @@ import numpy as np
 import torch
 
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
-from ddr_pipeline.evaluation import metrics
+from ddr_pipeline.evaluation.scoring import median_scores
 from ddr_pipeline.models import RoutingModel
 from ddr_pipeline.simulation import FeatureIndex, RoutingSettings, simulate
 from ddr_pipeline.simulation.batches import RoutingBatch, build_batch
-
-
-def batch_metrics(prediction: np.ndarray, observation: np.ndarray) -> dict[str, float]:
-    """Median NSE, KGE and RMSE over gauges of ``(gauges, days)`` arrays (NaN-aware)."""
-    scores = {
-        "nse": metrics.nse(prediction, observation),
-        "kge": metrics.kge(prediction, observation),
-        "rmse": metrics.rmse(prediction, observation),
-    }
-    return {
-        f"{name}_median": float(np.nanmedian(values)) if np.isfinite(values).any() else np.nan
-        for name, values in scores.items()
-    }
 
 
 @dataclass
@@ -76,4 +63,4 @@ def validate(
     batch = spec.batch()
     prediction = predict(model, batch, features, settings, device)[spec.warmup :].T
     observation = batch.observations.numpy()[spec.warmup :].T
-    return {f"{spec.prefix}_{k}": v for k, v in batch_metrics(prediction, observation).items()}
+    return {f"{spec.prefix}_{k}": v for k, v in median_scores(prediction, observation).items()}

@@ -9,9 +9,9 @@ from kedro.runner import SequentialRunner
 from training_synthetic import full_training_params, make_twin
 
 from ddr_pipeline.config.training import ConfigError
+from ddr_pipeline.model_store.checkpoints import load_checkpoint
 from ddr_pipeline.pipelines.training import create_pipeline
 from ddr_pipeline.pipelines.training.nodes import resolve_training_config
-from ddr_pipeline.training import load_checkpoint
 from pipelines.evaluation.synthetic import KeptMemoryDataset
 
 

@@ -11,8 +11,8 @@ import mlflow
 import pandas as pd
 import torch
 
+from ddr_pipeline.model_store.checkpoints import latest_checkpoint, load_checkpoint
 from ddr_pipeline.model_store.loader import load_model
-from ddr_pipeline.training import latest_checkpoint, load_checkpoint
 
 RUN = "ddr-drb-training"
 

@@ -24,12 +24,12 @@ from ddr_pipeline.evaluation.predictions import predict_period
 from ddr_pipeline.evaluation.report import MODEL, model_names, tables_by_model
 from ddr_pipeline.inference.gauges import PredictionSettings
 from ddr_pipeline.inference.periods import evaluation_period
-from ddr_pipeline.model_store.loader import TrainedModel
+from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
 from ddr_pipeline.project import tracking
 
 
 def predict_test_period(  # noqa: PLR0917 (Kedro passes node inputs positionally)
-    ckpt: TrainedModel,
+    ckpt: LoadedCheckpoint,
     inputs: ModelInputs,
     gauges: pd.DataFrame,
     params: dict[str, Any],
@@ -94,7 +94,7 @@ def gauge_map_figure(
 
 
 def parameter_figure(
-    ckpt: TrainedModel,
+    ckpt: LoadedCheckpoint,
     inputs: ModelInputs,
     reaches: pd.DataFrame,
     params: dict[str, Any],
@@ -111,7 +111,7 @@ def parameter_figure(
     )
 
 
-def loss_figure(ckpt: TrainedModel) -> Figure:
+def loss_figure(ckpt: LoadedCheckpoint) -> Figure:
     """Training loss per mini-batch, epoch means and marks, held-out validation NSE."""
     history = pd.DataFrame(ckpt.payload["history"])
     return plots.plot_loss_curve(history, loss_label=plots.loss_label(ckpt.config.loss.name))

@@ -18,11 +18,11 @@ from ddr_pipeline.evaluation import plots
 from ddr_pipeline.inference.gauges import PredictionSettings
 from ddr_pipeline.inference.periods import routing_period
 from ddr_pipeline.inference.reaches import route_reaches
-from ddr_pipeline.model_store.loader import TrainedModel
+from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
 
 
 def route_domain(
-    ckpt: TrainedModel, inputs: ModelInputs, params: dict[str, Any], run_name: str
+    ckpt: LoadedCheckpoint, inputs: ModelInputs, params: dict[str, Any], run_name: str
 ) -> xr.Dataset:
     """Daily mean ``discharge(reach_id, time)`` (m³/s) of the domain over the period.
 

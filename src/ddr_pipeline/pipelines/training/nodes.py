@@ -20,14 +20,9 @@ from ddr_pipeline.data.provenance import (
 )
 from ddr_pipeline.distributed import env_has_process_group
 from ddr_pipeline.evaluation import plots
+from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint, read_checkpoint
 from ddr_pipeline.models import build_models
-from ddr_pipeline.training import (
-    LoadedCheckpoint,
-    MlflowMonitor,
-    NullMonitor,
-    TrainingMonitor,
-    read_checkpoint,
-)
+from ddr_pipeline.training import MlflowMonitor, NullMonitor, TrainingMonitor
 from ddr_pipeline.training.parallel import MlflowTarget, run_training
 from ddr_pipeline.training.setup import (
     TrainingData,

@@ -1,4 +1,4 @@
-"""Seeding and capture/restore of every random number generator the trainer uses.
+"""Seeding, capture/restore and isolation of every global random number generator.
 
 States are stored as plain types and tensors so checkpoints load with ``weights_only=True``.
 """
@@ -6,6 +6,8 @@ States are stored as plain types and tensors so checkpoints load with ``weights_
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -63,3 +65,20 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextmanager
+def isolated_rng(seed: int) -> Iterator[None]:
+    """Seed torch/numpy/python RNGs with ``seed`` inside the block; restore all states after.
+
+    pykan's constructor re-seeds every global RNG; wrapping construction in this context keeps
+    the caller's random streams unchanged and makes the built weights depend on ``seed`` only.
+    """
+    saved = global_rng_state()
+    try:
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        yield
+    finally:
+        set_global_rng_state(saved)
