@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from ddr_pipeline import parameter_registry
 from ddr_pipeline.config import pipelines as pipeline_configs
 from ddr_pipeline.config import training as config
+from ddr_pipeline.config.model_source import ModelSource
 
 DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
@@ -39,7 +40,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Gauge split", pipeline_configs.GaugeSplitConfig, "data_processing.gauges"),
     ("Lateral inflow", pipeline_configs.LateralInflowConfig, "data_processing.lateral_inflow"),
     ("evaluation", pipeline_configs.EvaluationConfig, "evaluation"),
-    ("Model source", pipeline_configs.ModelSourceConfig, "evaluation.model / routing.model"),
+    ("Model source", ModelSource, "evaluation.model / routing.model / BMI model"),
     ("Baselines", pipeline_configs.BaselinesConfig, "evaluation.baselines"),
     (
         "Untrained baseline",

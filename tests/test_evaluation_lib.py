@@ -10,6 +10,8 @@ import pytest
 import xarray as xr
 from pipelines.evaluation import synthetic as syn
 
+from ddr_pipeline.config.model_source import ModelSource
+from ddr_pipeline.config.pipelines import BaselinesConfig, UntrainedBaselineConfig
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.evaluation.predictions import predict_period
 from ddr_pipeline.evaluation.report import (
@@ -155,11 +157,15 @@ def test_scored_window_and_model_names() -> None:
 
 def test_predict_period_matches_direct_routing(tmp_path: Path) -> None:
     ckpt = load_model(
-        checkpoint=str(syn.write_checkpoint(tmp_path)), run_name="r", models_dir=str(tmp_path)
+        ModelSource(
+            checkpoint=str(syn.write_checkpoint(tmp_path)), run_name="r", models_dir=str(tmp_path)
+        )
     )
     inputs = ModelInputs.from_dataset(syn.model_inputs())
     settings = PredictionSettings(
-        warmup_days=5, chunk_days=7, baselines={"untrained": {"enabled": False}}
+        warmup_days=5,
+        chunk_days=7,
+        baselines=BaselinesConfig(untrained=UntrainedBaselineConfig(enabled=False)),
     )
     period = ("1980-01-01", "1980-01-20")
     ds = predict_period(ckpt, inputs, syn.gauges_table(), period, settings, "r")

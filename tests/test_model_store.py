@@ -24,6 +24,7 @@ import torch
 from pipelines.evaluation import synthetic as syn
 
 from ddr_pipeline import simulation
+from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.inference.gauges import PredictionSettings, trained_source
@@ -122,7 +123,9 @@ def test_mlflow_uri_needs_no_local_checkpoint(
             got = load_trained_model(uri, models_dir=tmp_path / "empty")
         else:
             got = load_model(
-                run_name="some-other-run", mlflow_model_uri=uri, models_dir=tmp_path / "empty"
+                ModelSource(
+                    run_name="some-other-run", mlflow_model_uri=uri, models_dir=str(tmp_path / "empty")
+                )
             )
     finally:
         mlflow.set_tracking_uri(previous)
@@ -169,7 +172,7 @@ def test_a_crafted_pickled_mlflow_model_runs_no_code(tmp_path: Path) -> None:
         marker.unlink(missing_ok=True)  # logging may unpickle it (signature checks): not ours
         uri = f"runs:/{run.info.run_id}/model"
         with pytest.raises(CheckpointError, match=r"never loaded.*could run code"):
-            load_model(mlflow_model_uri=uri, models_dir=tmp_path / "none")
+            load_model(ModelSource(mlflow_model_uri=uri, models_dir=str(tmp_path / "none")))
         with pytest.raises(CheckpointError, match="never loaded"):
             load_trained_model(uri, models_dir=tmp_path / "none")
     finally:
@@ -228,7 +231,7 @@ def test_a_run_name_loads_its_final_model_and_refuses_another_attempts_files(
         assert torch.equal(loaded.model.state_dict()[key], value), key
     final.unlink()
     with pytest.raises(CheckpointError, match="written by training attempt another-attempt"):
-        load_model(run_name="synthetic-run", models_dir=tmp_path)
+        load_model(ModelSource(run_name="synthetic-run", models_dir=str(tmp_path)))
 
 
 def test_load_trained_model_from_a_checkpoint_file_or_a_run_name(tmp_path: Path) -> None:

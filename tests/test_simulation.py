@@ -11,6 +11,7 @@ import torch
 from pipelines.evaluation import synthetic as syn
 
 from ddr_pipeline import simulation
+from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.inference.gauges import PredictionSettings, route_trained
@@ -124,7 +125,7 @@ def test_evaluation_forward_equals_training_forward_bitwise(
     x = inputs.channel["x"].copy()
     x[2] = np.nan
     inputs = dataclasses.replace(inputs, channel={**inputs.channel, "x": x})
-    ckpt = load_model(checkpoint=str(syn.write_checkpoint(tmp_path, params)))
+    ckpt = load_model(ModelSource(checkpoint=str(syn.write_checkpoint(tmp_path, params))))
     gauges = _gauges(inputs)
     start, stop = 3, 33
 

@@ -23,7 +23,14 @@ def test_hourly_loop_matches_the_routing_pipeline(tmp_path: Path, drb_processed:
     routed = route_domain(
         load_checkpoint(CHECKPOINT),
         inputs,
-        {"period": [start, end], "warmup_days": 0, "chunk_days": 73, "device": "cpu"},
+        {
+            "geodataset": "drb",
+            "run_name": "bmi-test",
+            "period": [start, end],
+            "warmup_days": 0,
+            "chunk_days": 73,
+            "device": "cpu",
+        },
         "bmi-test",
     )["discharge"]
 

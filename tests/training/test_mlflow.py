@@ -9,6 +9,7 @@ import pytest
 import torch
 from training_synthetic import full_training_params
 
+from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.model_store.loader import load_model
 from ddr_pipeline.training import MlflowMonitor, Trainer
 
@@ -41,7 +42,7 @@ def test_metrics_artifacts_and_weights_only_model_round_trip(tracking, tmp_path,
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert "model_checkpoint" in names and "checkpoints" not in names
 
-    loaded = load_model(mlflow_model_uri=f"runs:/{run.info.run_id}/model").model
+    loaded = load_model(ModelSource(mlflow_model_uri=f"runs:/{run.info.run_id}/model")).model
     attributes = torch.randn(7, 2)
     forcings = torch.randn(5, 7, 3)
     model.eval()

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.config.training import ConfigError, format_validation_error
 from ddr_pipeline.simulation.settings import steps_per_day
 
@@ -23,25 +24,6 @@ _DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-class ModelSource(_Strict):
-    """The trained model: a checkpoint file, an MLflow model URI or a training run's latest."""
-
-    checkpoint: str | None = Field(None, description="Checkpoint file (.pt); wins over the rest.")
-    mlflow_model_uri: str | None = Field(
-        None, description="runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>"
-    )
-    run_name: str | None = Field(
-        None, description="Training run: its final model (else latest checkpoint)."
-    )
-    models_dir: str = Field("data/06_models", description="Folder of the training runs.")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ModelSource:
-        if not (self.checkpoint or self.mlflow_model_uri or self.run_name):
-            raise ValueError("give model.checkpoint, model.mlflow_model_uri or model.run_name")
-        return self
 
 
 class NetworkSource(_Strict):
@@ -100,6 +82,13 @@ class BmiConfig(_Strict):
         if not _DEVICE.match(device):
             raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
         return device
+
+    @field_validator("model")
+    @classmethod
+    def _one_source(cls, model: ModelSource) -> ModelSource:
+        if not model.named:
+            raise ValueError("give model.checkpoint, model.mlflow_model_uri or model.run_name")
+        return model
 
 
 _PATH_KEYS = (

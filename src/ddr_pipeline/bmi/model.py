@@ -20,8 +20,9 @@ import pandas as pd
 import torch
 
 from ddr_pipeline import simulation
-from ddr_pipeline.bmi.config import ModelSource, NetworkSource
+from ddr_pipeline.bmi.config import NetworkSource
 from ddr_pipeline.bmi.variables import LEAKANCE_PARAMETERS, ROUTING_PARAMETERS
+from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.data.io import read_zarr
 from ddr_pipeline.model_store.checkpoints import (
@@ -82,12 +83,7 @@ class TrainedRouter:
         cls, model: ModelSource, network: NetworkSource, dt: float, device: str = "cpu"
     ) -> TrainedRouter:
         """Load the model and the network inputs; fail on any mismatch between them."""
-        ckpt = load_model(
-            checkpoint=model.checkpoint,
-            run_name=model.run_name,
-            mlflow_model_uri=model.mlflow_model_uri,
-            models_dir=model.models_dir,
-        )
+        ckpt = load_model(model)
         if not Path(network.model_inputs).exists():
             raise FileNotFoundError(f"model inputs {network.model_inputs} do not exist")
         inputs = ModelInputs.from_dataset(read_zarr(network.model_inputs))

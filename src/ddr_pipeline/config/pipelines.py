@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.config.training import (
     DEVICE_PATTERN,
     GEODATASET_PATTERN,
@@ -104,31 +105,13 @@ class DataProcessingConfig(StrictModel):
         return periods
 
 
-class ModelSourceConfig(StrictModel):
-    """Which trained model to load (:mod:`ddr_pipeline.model_store.loader`)."""
-
-    models_dir: str = Field("data/06_models", description="Folder of the training runs.")
-    checkpoint: str | None = Field(None, description="Checkpoint file (wins over the others).")
-    mlflow_model_uri: str | None = Field(
-        None,
-        description="runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>.",
-    )
-
-    @field_validator("mlflow_model_uri")
-    @classmethod
-    def _uri(cls, uri: str | None) -> str | None:
-        if uri is not None and not uri.startswith(("runs:/", "models:/")):
-            raise ValueError(f"must start with runs:/ or models:/, got {uri!r}")
-        return uri
-
-
 class _TrainedModelRun(StrictModel):
     """Keys shared by the pipelines that run a trained model."""
 
     geodataset: Geodataset = Field(..., description="Geodataset whose model inputs are used.")
     run_name: str = Field(..., description="Training run whose model is used.")
-    model: ModelSourceConfig = Field(
-        default_factory=ModelSourceConfig, description="Which trained model (model store)."
+    model: ModelSource = Field(
+        default_factory=ModelSource, description="Which trained model (model store)."
     )
     period: DateRange | None = Field(None, description="[start, end] (null = the default).")
     warmup_days: int = Field(0, ge=0, description="Days routed before the period, not output.")

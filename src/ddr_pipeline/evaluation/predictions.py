@@ -38,7 +38,7 @@ def baseline_predictions(
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(name, (days, gauges) daily values)`` of every enabled baseline."""
     cfg = settings.baselines
-    if cfg.get(SUMMED, True):
+    if cfg.summed_lateral_inflow:
         yield (
             SUMMED,
             baselines.summed_lateral_inflow(
@@ -48,16 +48,14 @@ def baseline_predictions(
                 gauge_set.flow_scale,
             ),
         )
-    untrained = cfg.get(UNTRAINED) or {}
-    if untrained.get("enabled", True):
+    if cfg.untrained.enabled:
         source = simulation.ConstantParameters(
-            ckpt.config, untrained.get("values"), inputs.attribute_names
+            ckpt.config, cfg.untrained.values, inputs.attribute_names
         )
         logger.info("untrained baseline parameters: %s", source.values)
         routed = run_rollout(ckpt, inputs, problem, source, days, settings)
         yield UNTRAINED, routed.daily
-    reference = cfg.get(REFERENCE) or {}
-    product = baselines.load_reference(reference.get("path"), reference.get("variable", "outflow"))
+    product = baselines.load_reference(cfg.reference.path, cfg.reference.variable)
     if product is not None:
         reach_ids = [inputs.reach_ids[idx] for idx in gauge_set.reach_index]
         yield REFERENCE, baselines.reference_at_gauges(product, reach_ids, inputs.dates[days])

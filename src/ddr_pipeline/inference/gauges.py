@@ -7,9 +7,8 @@ The one "route the gauges over a period" path of evaluation, ensembles and selec
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ import torch
 import xarray as xr
 
 from ddr_pipeline import simulation
+from ddr_pipeline.config.pipelines import BaselinesConfig
 from ddr_pipeline.config.training import TrainingConfig
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.inference.periods import RoutedDays
@@ -28,23 +28,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PredictionSettings:
-    """Settings of :func:`predict_period` (the ``evaluation`` parameters)."""
+    """How a trained model is run over a period (from the ``evaluation`` / ``routing`` sections)."""
 
     warmup_days: int
     chunk_days: int
     device: str = "cpu"
-    baselines: Mapping[str, Any] = field(default_factory=dict)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)  # evaluation
     nproc_per_node: int = 1  # routing: ranks that route independent basins in parallel
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> PredictionSettings:
-        """Settings from the ``evaluation`` parameters (``KeyError`` names a missing key)."""
-        return cls(
-            warmup_days=params["warmup_days"],
-            chunk_days=params["chunk_days"],
-            device=params["device"],
-            baselines=params["baselines"],
-        )
 
     def __post_init__(self) -> None:
         if self.chunk_days < 1:

@@ -28,6 +28,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ddr_pipeline.config.model_source import MLFLOW_SCHEMES, MODELS_DIR, ModelSource
 from ddr_pipeline.model_store.checkpoints import (
     FINAL_MODEL_FILE,
     CheckpointError,
@@ -39,10 +40,6 @@ from ddr_pipeline.model_store.checkpoints import (
 
 logger = logging.getLogger(__name__)
 
-#: URI schemes read from MLflow by :func:`load_trained_model`.
-MLFLOW_SCHEMES = ("runs:/", "models:/")
-#: Default folder of the training runs' checkpoints (``<models_dir>/<run>/saved_models``).
-MODELS_DIR = "data/06_models"
 
 
 def load_trained_model(
@@ -57,10 +54,10 @@ def load_trained_model(
     """
     text = str(source)
     if text.startswith(MLFLOW_SCHEMES):
-        return load_model(mlflow_model_uri=text, models_dir=models_dir)
+        return load_model(ModelSource(mlflow_model_uri=text, models_dir=str(models_dir)))
     if Path(text).suffix == ".pt" or Path(text).is_file():
-        return load_model(checkpoint=text)
-    return load_model(run_name=text, models_dir=models_dir)
+        return load_model(ModelSource(checkpoint=text))
+    return load_model(ModelSource(run_name=text, models_dir=str(models_dir)))
 
 
 def resolve_checkpoint(
@@ -95,12 +92,7 @@ def resolve_checkpoint(
 CHECKPOINT_ARTIFACT = "model_checkpoint"
 
 
-def load_model(
-    checkpoint: str | None = None,
-    run_name: str | None = None,
-    mlflow_model_uri: str | None = None,
-    models_dir: str | Path = MODELS_DIR,
-) -> LoadedCheckpoint:
+def load_model(source: ModelSource) -> LoadedCheckpoint:
     """Load a trained model from a checkpoint path, a run's final model or an MLflow URI.
 
     Priority: ``checkpoint`` > ``mlflow_model_uri`` > final model (else latest checkpoint) of
@@ -111,13 +103,18 @@ def load_model(
     pickled MLflow model is never unpickled (it could run code). Raises
     :class:`CheckpointError` naming the model and run when neither exists.
     """
-    if checkpoint or not mlflow_model_uri:
-        path = resolve_checkpoint(checkpoint, run_name, models_dir)
+    if source.checkpoint or not source.mlflow_model_uri:
+        path = resolve_checkpoint(source.checkpoint, source.run_name, source.models_dir)
         logger.info("loading checkpoint %s", path)
         loaded = load_checkpoint(path)
-        if not checkpoint and run_name:
-            check_attempt(loaded.payload, models_dir, run_name, path)
+        if not source.checkpoint and source.run_name:
+            check_attempt(loaded.payload, source.models_dir, source.run_name, path)
         return loaded
+    return _load_mlflow_model(source.mlflow_model_uri)
+
+
+def _load_mlflow_model(mlflow_model_uri: str) -> LoadedCheckpoint:
+    """The weights-only checkpoint of an MLflow model, else the one its training run logged."""
     with tempfile.TemporaryDirectory(prefix="ddr_mlflow_model_") as folder:
         loaded = _model_checkpoint(mlflow_model_uri, folder)
         if loaded is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import xarray as xr
 from kedro.pipeline import Node, Pipeline
 
+from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.data.provenance import STATS_FINGERPRINT, check_same_stats
@@ -23,12 +24,7 @@ from ddr_pipeline.pipelines.geodataset import geodataset_check
 
 def load_trained_model(model_params: dict[str, Any], run_name: str) -> LoadedCheckpoint:
     """Load the model named by ``<prefix>.model`` (checkpoint / MLflow URI / run's latest)."""
-    return load_model(
-        checkpoint=model_params.get("checkpoint"),
-        run_name=run_name,
-        mlflow_model_uri=model_params.get("mlflow_model_uri"),
-        models_dir=model_params["models_dir"],
-    )
+    return load_model(ModelSource.model_validate(model_params).for_run(run_name))
 
 
 def check_model_against_data(  # noqa: PLR0917 (Kedro passes node inputs positionally)

@@ -11,6 +11,7 @@ import mlflow
 import pandas as pd
 import torch
 
+from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.model_store.checkpoints import latest_checkpoint, load_checkpoint
 from ddr_pipeline.model_store.loader import load_model
 
@@ -45,6 +46,6 @@ def test_training_session_run(kedro_test_session, tmp_path):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model_checkpoint", "training"} <= artifacts
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    model = load_model(mlflow_model_uri=f"runs:/{run.info.run_id}/model").model
+    model = load_model(ModelSource(mlflow_model_uri=f"runs:/{run.info.run_id}/model")).model
     for name, value in loaded.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name

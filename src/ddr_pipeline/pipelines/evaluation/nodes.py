@@ -16,6 +16,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from ddr_pipeline import parameter_registry
+from ddr_pipeline.config.pipelines import EvaluationConfig
+from ddr_pipeline.config.training import validate_section
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.data.geometry import reach_lines, reach_points
 from ddr_pipeline.evaluation import plots
@@ -37,8 +39,14 @@ def predict_test_period(  # noqa: PLR0917 (Kedro passes node inputs positionally
     model_inputs: xr.Dataset,
 ) -> xr.Dataset:
     """The ``model_test.zarr`` dataset: model + baselines at all gauges over the test period."""
-    period = evaluation_period(params.get("period"), model_inputs)
-    settings = PredictionSettings.from_params(params)
+    config = validate_section(EvaluationConfig, params, "evaluation")
+    period = evaluation_period(config.period, model_inputs)
+    settings = PredictionSettings(
+        warmup_days=config.warmup_days,
+        chunk_days=config.chunk_days,
+        device=config.device,
+        baselines=config.baselines,
+    )
     return predict_period(ckpt, inputs, gauges, period, settings, run_name)
 
 
@@ -101,8 +109,9 @@ def parameter_figure(
     model_inputs: xr.Dataset,
 ) -> Figure:
     """Maps of the learned parameters per reach (static values, daily ones averaged), with units."""
-    period = evaluation_period(params.get("period"), model_inputs)
-    fields = parameter_fields(ckpt, inputs, period, params["chunk_days"])
+    config = validate_section(EvaluationConfig, params, "evaluation")
+    period = evaluation_period(config.period, model_inputs)
+    fields = parameter_fields(ckpt, inputs, period, config.chunk_days)
     points = reach_points(reaches, inputs.reach_ids)
     lines = reach_lines(reaches, inputs.reach_ids)
     log_names = [f for f in fields if parameter_registry.log_scale(f)]

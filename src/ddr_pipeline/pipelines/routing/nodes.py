@@ -13,6 +13,8 @@ from typing import Any
 import xarray as xr
 from matplotlib.figure import Figure
 
+from ddr_pipeline.config.pipelines import RoutingConfig
+from ddr_pipeline.config.training import validate_section
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.evaluation import plots
 from ddr_pipeline.inference.gauges import PredictionSettings
@@ -29,15 +31,15 @@ def route_domain(
     Routing starts ``warmup_days`` before the period when the inputs allow (the spin-up days
     are not part of the output).
     """
-    period = routing_period(params.get("period"), inputs.dates)
+    config = validate_section(RoutingConfig, params, "routing")
+    period = routing_period(config.period, inputs.dates)
     settings = PredictionSettings(
-        warmup_days=params["warmup_days"],
-        chunk_days=params["chunk_days"],
-        device=params["device"],
-        nproc_per_node=params.get("nproc_per_node", 1),
+        warmup_days=config.warmup_days,
+        chunk_days=config.chunk_days,
+        device=config.device,
+        nproc_per_node=config.nproc_per_node,
     )
-    targets = params.get("target_reach_ids")
-    return route_reaches(ckpt, inputs, period, settings, targets, run_name)
+    return route_reaches(ckpt, inputs, period, settings, config.target_reach_ids, run_name)
 
 
 def summary_figure(routed: xr.Dataset, reach_ids: list[int]) -> Figure:
