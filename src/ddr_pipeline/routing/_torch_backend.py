@@ -1,11 +1,12 @@
-"""Level-scheduled pure-torch Muskingum–Cunge (device-agnostic; used for CUDA tensors).
+"""Level-scheduled pure-torch Muskingum–Cunge: the device-agnostic reference (``backend="torch"``).
 
 Reaches are grouped by topological level (every upstream reach is on a lower level). Per step the
 coefficients of all reaches are computed in one vectorised pass; then one vectorised update per
 level solves the lower-triangular recurrence. Gradients come from torch autograd (one graph node per
-op per level per step), so this path trades memory for device independence; the numba path with its
-hand-written adjoint is the fast one on CPU. Numerics follow docs/routing.md (Numerics) exactly, in the
-input dtype.
+op per level per step), so this path trades memory for device independence. ``backend="auto"``
+never picks it: CPU tensors route with the numba engine and CUDA tensors with the CUDA kernels
+(:func:`~ddr_pipeline.routing.muskingum_cunge.choose_backend`); tests compare both against it.
+Numerics follow docs/routing.md (Numerics) exactly, in the input dtype.
 """
 
 from __future__ import annotations

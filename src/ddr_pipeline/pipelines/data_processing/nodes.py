@@ -15,6 +15,8 @@ import pandas as pd
 import xarray as xr
 
 from ddr_pipeline import __version__
+from ddr_pipeline.config.pipelines import DataProcessingConfig
+from ddr_pipeline.config.training import validate_section
 from ddr_pipeline.data import schema
 from ddr_pipeline.data.model_inputs import build_model_inputs
 from ddr_pipeline.data.normalization import attribute_statistics, forcing_statistics
@@ -37,6 +39,11 @@ from ddr_pipeline.data.splits import (
 from ddr_pipeline.network import RiverNetwork
 
 logger = logging.getLogger(__name__)
+
+
+def _config(params: dict[str, Any]) -> DataProcessingConfig:
+    """The typed ``data_processing`` section (validated before the run by the project hook)."""
+    return validate_section(DataProcessingConfig, params, "data_processing")
 
 GAUGE_COLUMNS: tuple[str, ...] = (
     "STAID",
@@ -82,7 +89,7 @@ def validate_gauges(gauges: pd.DataFrame, reaches: pd.DataFrame) -> pd.DataFrame
 
 def attribute_names(attributes: pd.DataFrame, params: dict[str, Any]) -> list[str]:
     """The configured attribute columns (``attributes: null`` = every column but ``id``)."""
-    names = params.get("attributes")
+    names = _config(params).attributes
     if names is None:
         return [str(c) for c in attributes.columns if c != schema.ID_COL]
     return [str(n) for n in names]
@@ -101,13 +108,13 @@ def validate_lateral_inflow(
 ) -> tuple[xr.Dataset, int]:
     """Validate ``Qr``: negative/infinite values fail; NaN is filled with ``lateral_inflow.nan_fill``
     up to the ``max_nan_fraction_per_reach`` / ``max_nan_fraction`` ceilings."""
-    rule = params["lateral_inflow"]
+    rule = _config(params).lateral_inflow
     return schema.validate_lateral_inflow(
         lateral_inflow,
         _reach_ids(reaches),
-        rule["nan_fill"],
-        max_nan_fraction_per_reach=float(rule.get("max_nan_fraction_per_reach", 1.0)),
-        max_nan_fraction=float(rule.get("max_nan_fraction", 1.0)),
+        rule.nan_fill,
+        max_nan_fraction_per_reach=rule.max_nan_fraction_per_reach,
+        max_nan_fraction=rule.max_nan_fraction,
     )
 
 
@@ -188,12 +195,12 @@ def split_gauges(
     An optional ``flow_scale`` column (validated by :func:`schema.validate_gauges`) is kept, as
     float64, right after the standard columns; it defaults to no scaling where absent.
     """
-    cfg = params["gauges"]
+    cfg = _config(params).gauges
     labels = assign_gauge_splits(
         gauges[schema.STAID_COL].tolist(),
-        validation_fraction=float(cfg["validation_fraction"]),
-        seed=int(cfg["seed"]),
-        validation_gauges=cfg.get("validation_staids"),
+        validation_fraction=cfg.validation_fraction,
+        seed=cfg.seed,
+        validation_gauges=cfg.validation_staids,
     )
     out = gauges.copy()
     out["split"] = pd.Series(labels, index=out.index, dtype="string").astype(str)
