@@ -1,4 +1,4 @@
-"""Compiled Muskingum–Cunge time loop (forward) and its adjoint (backward).
+"""Compiled Muskingum–Cunge time loop (forward) and its adjoint (backward), as block tasks.
 
 Kernel input contract (shared with any other backend of ``muskingum_cunge``):
 
@@ -24,21 +24,30 @@ Kernel input contract (shared with any other backend of ``muskingum_cunge``):
   ``gparams`` (rows, N) per parameter ((0, N) when not wanted), sums over the steps of a row
   accumulated in float64.
 
-The per-reach physics of a step is evaluated for every reach (independent per reach), then the
-sequential topological sweep runs. With ``n_chunks > 1`` (compiled with ``parallel=True``) the
-per-reach work of a step is split into ``n_chunks`` contiguous position ranges run by numba
-threads; the sweep stays sequential, so every value is bitwise identical to ``n_chunks == 1``.
+Tasks (``_cpu_plan``, ``_cpu_engine``): the positions are cut into contiguous blocks and the
+window into chunks of steps; :func:`forward_task` routes one block over one chunk,
+:func:`backward_task` runs the adjoint of one block over one chunk (reverse time). Inside a task
+a step is the per-reach physics of the block's reaches, then their topological sweep. Values
+cross blocks through per-step slot rows: ``bnd[t, s]`` (the forward state of source slot s, read
+as a ghost entry ``N + s`` of the state vector) and, in the adjoint, C1·ν, the gradient sent
+upstream and whether it was sent (``bc1``, ``bgu``, ``bfl``). Every reach does the same
+arithmetic in the same order whatever the cut (the upstream sums in CSR order, the adjoint's
+contributions to λ in the serial sweep's order), so values and gradients are bitwise
+independent of the number of blocks, chunks and threads. ``init_*`` / ``finish_*`` run once per
+call, before and after the tasks.
+
+Tuples passed to the tasks: ``topo = (order, down, up_ptr)``, ``plan =``
+``CpuPlan.kernel_arrays()``, ``obs = (obs_pos, obs_ptr, obs_idx)`` (the observed reaches of
+each block, ascending index).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ddr_pipeline.routing._jit import njit
 from ddr_pipeline.routing._physics import (
     LIM_QMIN,
-    N_CB,
     fill_constants,
     reach_coefs,
     reach_physics,
@@ -101,57 +110,6 @@ def _refresh_mode(loaded: int, t: int, prow: np.ndarray) -> int:
 
 
 @njit(error_model="numpy")
-def _forward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
-    cb: np.ndarray, coef: np.ndarray, cur: np.ndarray, t: int, mode: int, params: tuple,
-    prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, order: np.ndarray, lo: int, hi: int,
-) -> None:  # fmt: skip
-    """C1..C4, ζ_raw of positions ``lo:hi`` at step t into ``coef`` (constants refreshed first
-    per ``mode``, see :func:`_refresh_mode`)."""
-    if mode > 0:
-        fill_constants(cb, t, params, prow, lim, order, mode == 2, lo, hi)
-    for k in range(lo, hi):
-        c1, c2, c3, c4, zr = reach_coefs(cb, k, float(cur[k]), dt, leak, lim)
-        coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = c1, c2, c3, c4, zr
-
-
-@njit(error_model="numpy", parallel=True)
-def _forward_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
-    t: int, cur: np.ndarray, nxt: np.ndarray, cb: np.ndarray, coef: np.ndarray, loaded: int,
-    qlat: np.ndarray, substeps: int, params: tuple, prow: np.ndarray, dt: float, leak: bool,
-    lim: np.ndarray, order: np.ndarray, up_ptr: np.ndarray, up_idx: np.ndarray,
-    clamp_volume: np.ndarray, dst: np.ndarray, dst_row: int, n_chunks: int,
-) -> None:  # fmt: skip
-    """Step t: Q_t (``cur``, positions) -> Q_{t+1} (``nxt``); ``cb`` holds the constants of
-    step ``loaded``. Adds the floor volume to ``clamp_volume`` (user columns; pass an empty
-    array to skip) and stores Q_{t+1} in ``dst[dst_row]`` (user columns) when ``dst_row >= 0``."""
-    n_r = cur.size
-    qmin = lim[LIM_QMIN]
-    mode = _refresh_mode(loaded, t, prow)
-    if n_chunks == 1:
-        _forward_physics(cb, coef, cur, t, mode, params, prow, dt, leak, lim, order, 0, n_r)
-    else:
-        for c in numba.prange(n_chunks):
-            _forward_physics(cb, coef, cur, t, mode, params, prow, dt, leak, lim, order,
-                             c * n_r // n_chunks, (c + 1) * n_r // n_chunks)  # fmt: skip
-    track = clamp_volume.size > 0
-    store = dst_row >= 0
-    r = t // substeps
-    for k in range(n_r):
-        i = order[k]
-        qt = float(cur[k])
-        usum, vsum = upstream_sums(cur, nxt, up_ptr, up_idx, k)
-        y = _unfloored_update(coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4], qt,
-                              float(qlat[r, i]), usum, vsum, leak)[0]  # fmt: skip
-        if y < qmin:
-            if track:
-                clamp_volume[i] += (qmin - y) * dt
-            y = qmin
-        nxt[k] = y
-        if store:
-            dst[dst_row, i] = nxt[k]
-
-
-@njit(error_model="numpy")
 def _traj_row(t: int, n_t: int, every: int) -> int:
     """Row of ``traj`` that holds the state at step t, or −1 when it is not stored."""
     if t == n_t:
@@ -165,76 +123,197 @@ def traj_rows(n_t: int, every: int) -> int:
     return (n_t - 1) // every + 2
 
 
-@njit(error_model="numpy", parallel=True)
-def mc_forward(  # noqa: PLR0913, PLR0917 (compiled kernel / autograd signature)
-    qlat: np.ndarray,
-    substeps: int,
-    q0: np.ndarray,
-    hot: bool,
-    params: tuple,
-    prow: np.ndarray,
-    dt: float,
-    leak: bool,
-    lim: np.ndarray,
-    order: np.ndarray,
-    down: np.ndarray,
-    up_ptr: np.ndarray,
-    up_idx: np.ndarray,
-    traj: np.ndarray,
-    every: int,
-    obs_pos: np.ndarray,
-    means: np.ndarray,
-    clamp_volume: np.ndarray,
-    n_chunks: int,
-) -> None:
-    """Route ``qlat`` (R, N) over T = R·``substeps`` steps (module docstring: contract).
+@njit(error_model="numpy")
+def _forward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    cb: np.ndarray, coef: np.ndarray, cur: np.ndarray, t: int, mode: int, params: tuple,
+    prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, order: np.ndarray, lo: int, hi: int,
+) -> None:  # fmt: skip
+    """C1..C4, ζ_raw of positions ``lo:hi`` at step t into ``coef`` (constants refreshed first
+    per ``mode``, see :func:`_refresh_mode`)."""
+    if mode > 0:
+        fill_constants(cb, t, params, prow, lim, order, mode == 2, lo, hi)
+    for k in range(lo, hi):
+        c1, c2, c3, c4, zr = reach_coefs(cb, k, float(cur[k]), dt, leak, lim)
+        coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = c1, c2, c3, c4, zr
 
-    Writes the stored states into ``traj`` (:func:`traj_rows` rows, user columns), the interval
-    means at ``obs_pos`` into ``means`` ((R, M) float64; M = 0 for none) and the volume (m³)
-    added by the Q_min floor per reach into ``clamp_volume``. ``n_chunks``: number of threads for
-    the per-reach physics (1 = serial)."""
-    n_rows, n_r = qlat.shape
-    n_t = n_rows * substeps
+
+@njit(error_model="numpy")
+def _load_ghosts(  # noqa: PLR0917 (compiled kernel signature)
+    b: int, t: int, cur: np.ndarray, nxt: np.ndarray, bnd: np.ndarray, plan: tuple
+) -> None:
+    """Ghost entries of block b: the states Q_t, Q_{t+1} of the reaches of other blocks that
+    drain into it (``bnd`` rows t and t+1)."""
+    n = plan[4].size  # slot_of: one entry per position
+    ghost_ptr, ghost_slot = plan[5], plan[6]
+    for g in range(ghost_ptr[b], ghost_ptr[b + 1]):
+        s = ghost_slot[g]
+        cur[n + s] = bnd[t, s]
+        nxt[n + s] = bnd[t + 1, s]
+
+
+@njit(error_model="numpy")
+def _block_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    b: int, t: int, cur: np.ndarray, nxt: np.ndarray, cb: np.ndarray, coef: np.ndarray,
+    mode: int, qlat: np.ndarray, substeps: int, params: tuple, prow: np.ndarray, dt: float,
+    leak: bool, lim: np.ndarray, topo: tuple, plan: tuple, bnd: np.ndarray,
+    clamp_pos: np.ndarray, dst: np.ndarray, dst_row: int, dst_user: bool,
+) -> None:  # fmt: skip
+    """Step t of block b: Q_t (``cur``, positions + ghosts) -> Q_{t+1} (``nxt``); ``cb`` is
+    refreshed per ``mode``. Adds the floor volume to ``clamp_pos`` (by position; empty to
+    skip) and stores Q_{t+1} in ``dst[dst_row]`` when ``dst_row >= 0`` (user columns if
+    ``dst_user``, else positions)."""
+    order, up_ptr = topo[0], topo[2]
+    lo, hi = plan[0][b], plan[0][b + 1]
+    xup_idx = plan[1]
     qmin = lim[LIM_QMIN]
-    cur = np.empty(n_r, traj.dtype)
-    nxt = np.empty(n_r, traj.dtype)
-    _initial_row(qlat, q0, hot, qmin, order, down, cur)
-    for k in range(n_r):
-        traj[0, order[k]] = cur[k]
-    cb = np.empty((n_r, N_CB), np.float64)
-    coef = np.empty((n_r, 5), np.float64)
-    n_obs = obs_pos.size
-    macc = np.zeros(n_obs, np.float64)
-    for t in range(n_t):
-        _forward_step(t, cur, nxt, cb, coef, t - 1, qlat, substeps, params, prow, dt, leak, lim,
-                      order, up_ptr, up_idx, clamp_volume, traj, _traj_row(t + 1, n_t, every),
-                      n_chunks)  # fmt: skip
-        cur, nxt = nxt, cur
-        for j in range(n_obs):
-            macc[j] += cur[obs_pos[j]]
-        if n_obs and (t + 1) % substeps == 0:
-            for j in range(n_obs):
-                means[t // substeps, j] = macc[j] / substeps
-                macc[j] = 0.0
+    _forward_physics(cb, coef, cur, t, mode, params, prow, dt, leak, lim, order, lo, hi)
+    _load_ghosts(b, t, cur, nxt, bnd, plan)
+    track = clamp_pos.size > 0
+    r = t // substeps
+    for k in range(lo, hi):
+        i = order[k]
+        usum, vsum = upstream_sums(cur, nxt, up_ptr, xup_idx, k)
+        y = _unfloored_update(coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4],
+                              float(cur[k]), float(qlat[r, i]), usum, vsum, leak)[0]  # fmt: skip
+        if y < qmin:
+            if track:
+                clamp_pos[k] += (qmin - y) * dt
+            y = qmin
+        nxt[k] = y
+        if dst_row >= 0:
+            if dst_user:
+                dst[dst_row, i] = nxt[k]
+            else:
+                dst[dst_row, k] = nxt[k]
+
+
+@njit(error_model="numpy")
+def _block_means(  # noqa: PLR0917 (compiled kernel signature)
+    b: int, t: int, nxt: np.ndarray, obs: tuple, means: np.ndarray, macc: np.ndarray,
+    substeps: int,
+) -> None:  # fmt: skip
+    """Add Q_{t+1} of block b's observed reaches to their interval sums; store the means at
+    the end of an input row."""
+    obs_pos, obs_ptr, obs_idx = obs
+    for m in range(obs_ptr[b], obs_ptr[b + 1]):
+        j = obs_idx[m]
+        macc[j] += nxt[obs_pos[j]]
+    if (t + 1) % substeps == 0:
+        for m in range(obs_ptr[b], obs_ptr[b + 1]):
+            j = obs_idx[m]
+            means[t // substeps, j] = macc[j] / substeps
+            macc[j] = 0.0
+
+
+@njit(error_model="numpy")
+def init_forward(  # noqa: PLR0917 (compiled kernel signature)
+    qlat: np.ndarray, q0: np.ndarray, hot: bool, lim: np.ndarray, topo: tuple, plan: tuple,
+    state: np.ndarray, traj: np.ndarray, bnd: np.ndarray,
+) -> None:  # fmt: skip
+    """Initial state (given or hot start, floored) into ``state[0]``, ``traj[0]`` and ``bnd[0]``."""
+    order, down = topo[0], topo[1]
+    src_pos = plan[2]
+    row = state[0]
+    _initial_row(qlat, q0, hot, lim[LIM_QMIN], order, down, row)
+    for k in range(order.size):
+        traj[0, order[k]] = row[k]
+    for s in range(src_pos.size):
+        bnd[0, s] = row[src_pos[s]]
+
+
+@njit(error_model="numpy", nogil=True)
+def forward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    b: int, t0: int, t1: int, qlat: np.ndarray, substeps: int, params: tuple, prow: np.ndarray,
+    dt: float, leak: bool, lim: np.ndarray, topo: tuple, plan: tuple, obs: tuple,
+    state: np.ndarray, cb: np.ndarray, coef: np.ndarray, bnd: np.ndarray, traj: np.ndarray,
+    every: int, means: np.ndarray, macc: np.ndarray, clamp_pos: np.ndarray,
+) -> None:  # fmt: skip
+    """Route block b over steps ``t0 … t1 − 1`` (module docstring: contract). ``state`` (2, N+S)
+    holds Q_t of step t in row t mod 2; publishes the block's sources in ``bnd``, stores the
+    trajectory rows, the means of its observed reaches and its floor volume."""
+    n_t = qlat.shape[0] * substeps
+    src_pos, src_ptr = plan[2], plan[3]
+    for t in range(t0, t1):
+        cur, nxt = state[t & 1], state[(t + 1) & 1]
+        _block_step(b, t, cur, nxt, cb, coef, _refresh_mode(t - 1, t, prow), qlat, substeps,
+                    params, prow, dt, leak, lim, topo, plan, bnd, clamp_pos, traj,
+                    _traj_row(t + 1, n_t, every), True)  # fmt: skip
+        for s in range(src_ptr[b], src_ptr[b + 1]):
+            bnd[t + 1, s] = nxt[src_pos[s]]
+        _block_means(b, t, nxt, obs, means, macc, substeps)
+
+
+@njit(error_model="numpy")
+def _backward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    cb: np.ndarray, coef: np.ndarray, inter: np.ndarray, cur: np.ndarray, lam: np.ndarray,
+    states: np.ndarray, srow: int, user: bool, gdense: np.ndarray, t: int, mode: int,
+    params: tuple, prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, order: np.ndarray,
+    lo: int, hi: int,
+) -> None:  # fmt: skip
+    """Positions ``lo:hi`` at step t: load Q_t (``states[srow]``, user columns if ``user``,
+    else positions) and the dense output gradient of Q_t, recompute the physics (coefficients
+    into ``coef``, intermediates into ``inter``)."""
+    if mode > 0:
+        fill_constants(cb, t, params, prow, lim, order, mode == 2, lo, hi)
+    g_rows = gdense.shape[0]
+    tg = t if g_rows > 1 else 0
+    for k in range(lo, hi):
+        cur[k] = states[srow, order[k]] if user else states[srow, k]
+        lam[k] = gdense[tg, order[k]] if g_rows > 0 else 0.0
+        ph = reach_physics(cb, k, float(cur[k]), dt, leak, lim)
+        coef[k, 0], coef[k, 1], coef[k, 2] = ph[0], ph[1], ph[2]
+        coef[k, 3], coef[k, 4] = ph[3], ph[4]
+        inter[k, 0], inter[k, 1], inter[k, 2], inter[k, 3] = ph[5], ph[6], ph[7], ph[8]
+        inter[k, 4], inter[k, 5], inter[k, 6], inter[k, 7] = ph[9], ph[10], ph[11], ph[12]
+        inter[k, 8], inter[k, 9] = ph[13], ph[14]
+
+
+@njit(error_model="numpy", inline="always")
+def _send_up(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    k: int, t: int, c1nu: float, gu: float, sent: bool, up_ptr: np.ndarray, xup_idx: np.ndarray,
+    lam: np.ndarray, adj: tuple,
+) -> None:  # fmt: skip
+    """The adjoint's terms from reach k to its upstream reaches at step t: ``gu`` into their
+    λ (when ``sent``); for a reach of another block, C1·ν, ``gu`` and ``sent`` into its slot."""
+    n = lam.size
+    bc1, bgu, bfl = adj
+    for m in range(up_ptr[k], up_ptr[k + 1]):
+        j = xup_idx[m]
+        if j < n:
+            if sent:
+                lam[j] += gu
+        else:
+            bc1[t, j - n] = c1nu
+            bgu[t, j - n] = gu
+            bfl[t, j - n] = 1 if sent else 0
 
 
 @njit(error_model="numpy")
 def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
-    t: int, r: int, want_ql: bool, cur: np.ndarray, nxt: np.ndarray, qlat: np.ndarray,
-    coef: np.ndarray, lam: np.ndarray, lam_next: np.ndarray, gcoef: np.ndarray, c1nu: np.ndarray,
-    gql: np.ndarray, order: np.ndarray, down: np.ndarray, up_ptr: np.ndarray, up_idx: np.ndarray,
-    leak: bool, qmin: float,
+    b: int, t: int, want_ql: bool, cur: np.ndarray, nxt: np.ndarray, qlat: np.ndarray,
+    substeps: int, work: tuple, lam: np.ndarray, lam_next: np.ndarray, topo: tuple, plan: tuple,
+    adj: tuple, leak: bool, qmin: float,
 ) -> None:  # fmt: skip
-    """Reverse topological sweep of step t (Q′ row r): ν, dL/dQ′ added into ``gql`` (float64,
-    user columns, when ``want_ql``), dL/d(C1..C4, ζ_raw) into ``gcoef``, and the direct terms of
-    dL/dQ_t into ``lam``."""
-    for k in range(cur.size - 1, -1, -1):
+    """Reverse topological sweep of block b at step t: ν, dL/dQ′ added into ``gql`` (float64,
+    positions, when ``want_ql``), dL/d(C1..C4, ζ_raw) into ``gcoef``, and the direct terms of
+    dL/dQ_t into ``lam``. A reach draining into another block takes C1·ν and the gradient of
+    its downstream reach from its slot (``adj``)."""
+    order, down, up_ptr = topo
+    lo, hi, xup_idx, slot_of = plan[0][b], plan[0][b + 1], plan[1], plan[4]
+    coef, gcoef, c1nu, gql = work[1], work[3], work[4], work[6]
+    bc1, bgu, bfl = adj
+    r = t // substeps
+    for k in range(hi - 1, lo - 1, -1):
         i = order[k]
         mu = lam_next[k]
-        dn = down[k]
-        if dn >= 0:
-            mu += c1nu[dn]
-        usum, vsum = upstream_sums(cur, nxt, up_ptr, up_idx, k)
+        s = slot_of[k]
+        if s >= 0:
+            mu += bc1[t, s]
+            if bfl[t, s]:
+                lam[k] += bgu[t, s]
+        elif down[k] >= 0:
+            mu += c1nu[down[k]]
+        usum, vsum = upstream_sums(cur, nxt, up_ptr, xup_idx, k)
         qt = float(cur[k])
         ql = float(qlat[r, i])
         c1, c2, c3, c4, zr = coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4]
@@ -243,6 +322,7 @@ def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
             c1nu[k] = 0.0
             for c in range(5):
                 gcoef[k, c] = 0.0
+            _send_up(k, t, 0.0, 0.0, False, up_ptr, xup_idx, lam, adj)
             continue
         c1nu[k] = c1 * mu
         gzeta = -mu * c4
@@ -256,39 +336,14 @@ def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
             else:
                 gzr = gzeta
         if want_ql:
-            gql[i] += mu * c4 + g_f
+            gql[k] += mu * c4 + g_f
         lam[k] += mu * c3
-        gu = mu * c2 + g_f
-        for m in range(up_ptr[k], up_ptr[k + 1]):
-            lam[up_idx[m]] += gu
+        _send_up(k, t, c1nu[k], mu * c2 + g_f, True, up_ptr, xup_idx, lam, adj)
         gcoef[k, 0] = mu * vsum
         gcoef[k, 1] = mu * usum
         gcoef[k, 2] = mu * qt
         gcoef[k, 3] = mu * (ql - zeta)
         gcoef[k, 4] = gzr
-
-
-@njit(error_model="numpy")
-def _backward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
-    cb: np.ndarray, coef: np.ndarray, inter: np.ndarray, cur: np.ndarray, lam: np.ndarray,
-    states: np.ndarray, srow: int, gdense: np.ndarray, t: int, mode: int, params: tuple,
-    prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, order: np.ndarray, lo: int, hi: int,
-) -> None:  # fmt: skip
-    """Positions ``lo:hi`` at step t: load Q_t (``states[srow]``) and the dense output gradient
-    of Q_t, recompute the physics (coefficients into ``coef``, intermediates into ``inter``)."""
-    if mode > 0:
-        fill_constants(cb, t, params, prow, lim, order, mode == 2, lo, hi)
-    g_rows = gdense.shape[0]
-    tg = t if g_rows > 1 else 0
-    for k in range(lo, hi):
-        cur[k] = states[srow, order[k]]
-        lam[k] = gdense[tg, order[k]] if g_rows > 0 else 0.0
-        ph = reach_physics(cb, k, float(cur[k]), dt, leak, lim)
-        coef[k, 0], coef[k, 1], coef[k, 2] = ph[0], ph[1], ph[2]
-        coef[k, 3], coef[k, 4] = ph[3], ph[4]
-        inter[k, 0], inter[k, 1], inter[k, 2], inter[k, 3] = ph[5], ph[6], ph[7], ph[8]
-        inter[k, 4], inter[k, 5], inter[k, 6], inter[k, 7] = ph[9], ph[10], ph[11], ph[12]
-        inter[k, 8], inter[k, 9] = ph[13], ph[14]
 
 
 @njit(error_model="numpy")
@@ -331,158 +386,140 @@ def _backward_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
 
 
 @njit(error_model="numpy")
-def _recompute_segment(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
-    s0: int, s1: int, traj: np.ndarray, every: int, seg: np.ndarray, cur: np.ndarray,
-    nxt: np.ndarray, cb: np.ndarray, coef: np.ndarray, qlat: np.ndarray, substeps: int,
-    params: tuple, prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, order: np.ndarray,
-    up_ptr: np.ndarray, up_idx: np.ndarray, n_chunks: int,
+def _recompute(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    b: int, s0: int, s1: int, traj: np.ndarray, every: int, rec: tuple, qlat: np.ndarray,
+    substeps: int, params: tuple, prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray,
+    topo: tuple, plan: tuple, bnd: np.ndarray,
 ) -> None:  # fmt: skip
-    """States s0 … s1 into ``seg`` rows 0 … s1 − s0 (user columns), from the stored state s0,
-    by the forward's own steps (bitwise the forward's values)."""
-    n_r = cur.size
+    """States s0 … s1 of block b into ``seg`` rows 0 … s1 − s0 (positions), from the stored
+    state s0 (a multiple of ``every``) by the forward's own steps, the other blocks' states
+    from ``bnd``: bitwise the forward's values."""
+    seg, state, cb, coef = rec
+    order = topo[0]
+    lo, hi = plan[0][b], plan[0][b + 1]
     src = s0 // every
-    for k in range(n_r):
-        i = order[k]
-        seg[0, i] = traj[src, i]
-        cur[k] = traj[src, i]
+    row = state[s0 & 1]
+    for k in range(lo, hi):
+        v = traj[src, order[k]]
+        seg[0, k] = v
+        row[k] = v
     no_clamp = np.empty(0, np.float64)
     for t in range(s0, s1):
-        # constants are filled in full for the first step of a segment (they are not shared
-        # with the backward's buffer)
-        _forward_step(t, cur, nxt, cb, coef, -1 if t == s0 else t - 1, qlat, substeps, params,
-                      prow, dt, leak, lim, order, up_ptr, up_idx, no_clamp, seg, t + 1 - s0,
-                      n_chunks)  # fmt: skip
-        cur, nxt = nxt, cur
+        # constants are filled in full for the first step (not shared with the backward's)
+        _block_step(b, t, state[t & 1], state[(t + 1) & 1], cb, coef,
+                    2 if t == s0 else _refresh_mode(t - 1, t, prow), qlat, substeps, params,
+                    prow, dt, leak, lim, topo, plan, bnd, no_clamp, seg, t + 1 - s0,
+                    False)  # fmt: skip
 
 
-@njit(error_model="numpy", parallel=True)
-def mc_backward(  # noqa: PLR0913, PLR0915, PLR0917 (compiled kernel / autograd signature)
-    gdense: np.ndarray,
-    gmeans: np.ndarray,
-    obs_pos: np.ndarray,
-    gfinal: np.ndarray,
-    traj: np.ndarray,
-    every: int,
-    qlat: np.ndarray,
-    substeps: int,
-    q0: np.ndarray,
-    hot: bool,
-    params: tuple,
-    prow: np.ndarray,
-    dt: float,
-    leak: bool,
-    lim: np.ndarray,
-    order: np.ndarray,
-    down: np.ndarray,
-    up_ptr: np.ndarray,
-    up_idx: np.ndarray,
-    gqlat: np.ndarray,
-    gparams: tuple,
-    gq0: np.ndarray,
-    n_chunks: int,
+@njit(error_model="numpy")
+def _block_observed(  # noqa: PLR0917 (compiled kernel signature)
+    b: int, t: int, lam: np.ndarray, obs: tuple, gmeans: np.ndarray, substeps: int
 ) -> None:
-    """Adjoint of :func:`mc_forward` for the output gradients ``gdense``, ``gmeans`` (at
-    ``obs_pos``) and ``gfinal`` (module docstring: contract).
+    """Add the gradient of the interval means to λ of block b's observed reaches at step t."""
+    if t == 0:
+        return
+    obs_pos, obs_ptr, obs_idx = obs
+    for m in range(obs_ptr[b], obs_ptr[b + 1]):
+        j = obs_idx[m]
+        lam[obs_pos[j]] += gmeans[(t - 1) // substeps, j] / substeps
 
-    Writes dL/dqlat into ``gqlat`` ((R, N), every entry; (0, N) when not needed), the parameter
-    gradients into ``gparams`` (each (rows, N) like its parameter, or (0, N) when not needed;
-    accumulated in float64 by position, a time-varying row stored once its steps are done,
-    static rows at the end) and dL/dq0 into ``gq0`` (untouched when ``hot``). ``n_chunks``:
-    number of threads for the per-reach physics and its reverse mode (1 = serial).
-    """
-    n_rows, n_r = qlat.shape
-    n_t = n_rows * substeps
-    qmin = lim[LIM_QMIN]
+
+@njit(error_model="numpy", nogil=True)
+def backward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    b: int, t0: int, t1: int, gdense: np.ndarray, gmeans: np.ndarray, obs: tuple,
+    traj: np.ndarray, every: int, qlat: np.ndarray, substeps: int, params: tuple,
+    prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, topo: tuple, plan: tuple,
+    bnd: np.ndarray, state: np.ndarray, lam: np.ndarray, work: tuple, adj: tuple, rec: tuple,
+    gqlat: np.ndarray, gparams: tuple,
+) -> None:  # fmt: skip
+    """Adjoint of block b over steps ``t1 − 1 … t0`` (module docstring: contract).
+
+    ``state`` (2, N+S) and ``lam`` (2, N) hold Q_t and λ_t = dL/dQ_t in row t mod 2; ``work`` =
+    (cb, coef, inter, gcoef, c1nu, gacc, gql) by position. With ``every > 1`` the block's states
+    of the chunk are first recomputed (``rec`` = (seg, state, cb, coef) of the recomputation;
+    ``t0`` is then a multiple of ``every``)."""
+    order = topo[0]
+    cb, coef, inter, gcoef, gacc, gql = work[0], work[1], work[2], work[3], work[5], work[6]
+    lo, hi = plan[0][b], plan[0][b + 1]
+    n_t = qlat.shape[0] * substeps
     want_ql = gqlat.shape[0] > 0
-    n_obs = gmeans.shape[1] if gmeans.shape[0] > 0 else 0
-    cb = np.empty((n_r, N_CB), np.float64)
-    gacc = np.zeros((n_r, 10), np.float64)  # parameter gradients by position
-    gql = np.zeros(n_r if want_ql else 0, np.float64)  # dL/dqlat of the current row
-    c1nu = np.zeros(n_r, np.float64)  # C1_{t,k} ν_{t,k} by position
-    coef = np.empty((n_r, 5), np.float64)
-    inter = np.empty((n_r, 10), np.float64)
-    gcoef = np.empty((n_r, 5), np.float64)
-    cur = np.empty(n_r, traj.dtype)
-    nxt = np.empty(n_r, traj.dtype)
-    lam_next = np.zeros(n_r, np.float64)
-    lam = np.empty(n_r, np.float64)
-    # segment recomputation (every > 1): own buffers, so the backward's constants stay loaded
-    seg = np.empty((every if every > 1 else 0, n_r), traj.dtype)
-    cur_f = np.empty(n_r if every > 1 else 0, traj.dtype)
-    nxt_f = np.empty(n_r if every > 1 else 0, traj.dtype)
-    cb_f = np.empty((n_r if every > 1 else 0, N_CB), np.float64)
-    coef_f = np.empty((n_r if every > 1 else 0, 5), np.float64)
-    last = traj.shape[0] - 1
-    g_rows = gdense.shape[0]
-    for k in range(n_r):
-        i = order[k]
-        if g_rows > 0:
-            lam_next[k] = gdense[n_t if g_rows > 1 else 0, i]
-        if gfinal.size > 0:
-            lam_next[k] += gfinal[i]
-        nxt[k] = traj[last, i]
-    for j in range(n_obs):
-        lam_next[obs_pos[j]] += gmeans[n_rows - 1, j] / substeps
-    states = traj
-    base = 0
-    loaded = -1
-    for t in range(n_t - 1, -1, -1):
-        if every > 1 and (t == n_t - 1 or (t + 1) % every == 0):
-            s0 = t - t % every
-            _recompute_segment(s0, t, traj, every, seg, cur_f, nxt_f, cb_f, coef_f, qlat,
-                               substeps, params, prow, dt, leak, lim, order, up_ptr, up_idx,
-                               n_chunks)  # fmt: skip
-            states = seg
-            base = s0
-        mode = _refresh_mode(loaded, t, prow)
-        loaded = t
-        if n_chunks == 1:
-            _backward_physics(cb, coef, inter, cur, lam, states, t - base, gdense, t, mode,
-                              params, prow, dt, leak, lim, order, 0, n_r)  # fmt: skip
-        else:
-            for c in numba.prange(n_chunks):
-                _backward_physics(cb, coef, inter, cur, lam, states, t - base, gdense, t, mode,
-                                  params, prow, dt, leak, lim, order, c * n_r // n_chunks,
-                                  (c + 1) * n_r // n_chunks)  # fmt: skip
-        if t > 0:
-            for j in range(n_obs):
-                lam[obs_pos[j]] += gmeans[(t - 1) // substeps, j] / substeps
+    states, base, user = traj, 0, True
+    if every > 1:
+        _recompute(b, t0, t1 - 1, traj, every, rec, qlat, substeps, params, prow, dt, leak, lim,
+                   topo, plan, bnd)  # fmt: skip
+        states, base, user = rec[0], t0, False
+    for t in range(t1 - 1, t0 - 1, -1):
+        cur, nxt = state[t & 1], state[(t + 1) & 1]
+        lam_t, lam_next = lam[t & 1], lam[(t + 1) & 1]
+        mode = _refresh_mode(-1 if t == n_t - 1 else t + 1, t, prow)
+        _backward_physics(cb, coef, inter, cur, lam_t, states, t - base, user, gdense, t, mode,
+                          params, prow, dt, leak, lim, order, lo, hi)  # fmt: skip
+        _block_observed(b, t, lam_t, obs, gmeans, substeps)
+        _load_ghosts(b, t, cur, nxt, bnd, plan)
+        _adjoint_sweep(b, t, want_ql, cur, nxt, qlat, substeps, work, lam_t, lam_next, topo,
+                       plan, adj, leak, lim[LIM_QMIN])  # fmt: skip
+        _backward_vjp(cb, coef, inter, gcoef, cur, lam_t, gacc, gparams, t, prow, dt, leak, lim,
+                      order, lo, hi)  # fmt: skip
         r = t // substeps
-        _adjoint_sweep(t, r, want_ql, cur, nxt, qlat, coef, lam, lam_next, gcoef, c1nu, gql,
-                       order, down, up_ptr, up_idx, leak, qmin)  # fmt: skip
-        if n_chunks == 1:
-            _backward_vjp(cb, coef, inter, gcoef, cur, lam, gacc, gparams, t, prow, dt, leak,
-                          lim, order, 0, n_r)  # fmt: skip
-        else:
-            for c in numba.prange(n_chunks):
-                _backward_vjp(cb, coef, inter, gcoef, cur, lam, gacc, gparams, t, prow, dt,
-                              leak, lim, order, c * n_r // n_chunks,
-                              (c + 1) * n_r // n_chunks)  # fmt: skip
         if want_ql and r > 0 and t % substeps == 0:
-            for i in range(n_r):
-                gqlat[r, i] = gql[i]
-                gql[i] = 0.0
-        lam_next, lam = lam, lam_next
-        cur, nxt = nxt, cur
+            for k in range(lo, hi):
+                gqlat[r, order[k]] = gql[k]
+                gql[k] = 0.0
+
+
+@njit(error_model="numpy")
+def init_backward(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    gdense: np.ndarray, gmeans: np.ndarray, obs_pos: np.ndarray, gfinal: np.ndarray,
+    traj: np.ndarray, n_t: int, substeps: int, order: np.ndarray, state: np.ndarray,
+    lam: np.ndarray,
+) -> None:  # fmt: skip
+    """λ_T (the output gradients of the final state) and Q_T into row T mod 2 of ``lam`` and
+    ``state``."""
+    lam_t, row = lam[n_t & 1], state[n_t & 1]
+    g_rows = gdense.shape[0]
+    last = traj.shape[0] - 1
+    for k in range(order.size):
+        i = order[k]
+        lam_t[k] = 0.0
+        if g_rows > 0:
+            lam_t[k] = gdense[n_t if g_rows > 1 else 0, i]
+        if gfinal.size > 0:
+            lam_t[k] += gfinal[i]
+        row[k] = traj[last, i]
+    if gmeans.shape[0] > 0:
+        for j in range(obs_pos.size):
+            lam_t[obs_pos[j]] += gmeans[gmeans.shape[0] - 1, j] / substeps
+
+
+@njit(error_model="numpy")
+def finish_backward(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    lam0: np.ndarray, gacc: np.ndarray, gql: np.ndarray, qlat: np.ndarray, q0: np.ndarray,
+    hot: bool, prow: np.ndarray, qmin: float, order: np.ndarray, down: np.ndarray,
+    gqlat: np.ndarray, gparams: tuple, gq0: np.ndarray,
+) -> None:  # fmt: skip
+    """Static parameter gradients, dL/dq0 (given state) or the hot start's adjoint onto the
+    first row of Q′, then that row of ``gqlat``; ``lam0`` = dL/dQ_0 by position."""
+    n_r = order.size
+    want_ql = gqlat.shape[0] > 0
     for p in range(prow.size):
         if prow[p] == 0 and gparams[p].shape[0] > 0:
             for k in range(n_r):
                 gparams[p][0, order[k]] = gacc[k, p]
-    # lam_next now holds dL/dQ_0 by position
     if hot:
         if want_ql:
             acc = hot_start(qlat[0], order, down)
             gacc0 = np.zeros(n_r, np.float64)
             for k in range(n_r - 1, -1, -1):
-                g = lam_next[k] if acc[k] >= qmin else 0.0
+                g = lam0[k] if acc[k] >= qmin else 0.0
                 if down[k] >= 0:
                     g += gacc0[down[k]]
                 gacc0[k] = g
-                gql[order[k]] += g
+                gql[k] += g
     else:
         for k in range(n_r):
             i = order[k]
-            gq0[i] = lam_next[k] if q0[i] >= qmin else 0.0
+            gq0[i] = lam0[k] if q0[i] >= qmin else 0.0
     if want_ql:
-        for i in range(n_r):
-            gqlat[0, i] = gql[i]
+        for k in range(n_r):
+            gqlat[0, order[k]] = gql[k]

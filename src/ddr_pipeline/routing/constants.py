@@ -33,7 +33,14 @@ P_DEFAULT: float = float(BY_NAME["p_spatial"].default or 0.0)
 DT_DEFAULT: float = 3600.0
 """Default routing step (s)."""
 PARALLEL_MIN_REACHES: int = 256
-"""Networks with fewer reaches run the compiled kernels on one thread (benchmarks/routing.py)."""
+"""Networks with fewer reaches run the CPU engine on one thread (docs/performance.md, *Task-parallel
+CPU engine*: below this the second thread does not pay)."""
+CPU_BLOCK_MIN_REACHES: int = 128
+"""Fewest reaches in one block of the task-parallel CPU engine (``_cpu_plan``)."""
+CPU_BLOCKS_PER_THREAD: int = 4
+"""Blocks per thread of the task-parallel CPU engine: slack for the dynamic scheduler."""
+CPU_CHUNK_STEPS: int = 64
+"""Time steps per task of the task-parallel CPU engine (a task = one block over one chunk)."""
 CUDA_BLOCK_REACHES: int = 128
 """Most reaches in one thread block of the CUDA kernels (one thread per reach; docs/routing.md)."""
 CUDA_BLOCK_LEVELS: int = 32

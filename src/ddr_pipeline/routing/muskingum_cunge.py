@@ -19,9 +19,10 @@ import torch
 
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.parameter_registry import routing_domains
+from ddr_pipeline.routing import _cpu_engine
 from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing._inputs import check_values, lateral_inflow_tensor, per_reach
-from ddr_pipeline.routing._mc_kernels import mc_backward, mc_forward, traj_rows
+from ddr_pipeline.routing._mc_kernels import traj_rows
 from ddr_pipeline.routing._physics import (
     LIM_CEL_EXACT,
     LIM_X_CUNGE,
@@ -30,7 +31,7 @@ from ddr_pipeline.routing._physics import (
     N_LIM,
     PARAM_NAMES,
 )
-from ddr_pipeline.routing._threads import kernel_chunks, torch_threads_kept
+from ddr_pipeline.routing._threads import routing_threads, torch_threads_kept
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class _Spec:
     prow: np.ndarray
     every: int
     obs_pos: np.ndarray | None
+    threads: int | None
 
 
 _NO_INT = np.zeros(0, np.int64)
@@ -113,7 +115,6 @@ class _MuskingumCungeFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: _Spec, qlat: torch.Tensor, q0: torch.Tensor, *params: torch.Tensor):  # type: ignore[override]
-        arrs = spec.net.routing_arrays()
         qlat_np = _np(qlat)
         n_r = qlat_np.shape[1]
         n_t = qlat_np.shape[0] * spec.substeps
@@ -123,11 +124,10 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         means = np.empty((qlat_np.shape[0], obs_pos.size), np.float64)
         clamp = np.zeros(n_r, np.float64)
         with torch_threads_kept():
-            mc_forward(
-                qlat_np, spec.substeps, _np(q0), spec.hot, tuple(_np(p) for p in params),
-                spec.prow, spec.dt, spec.leak, spec.lim, arrs["order"], arrs["down"],
-                arrs["up_ptr"], arrs["up_idx"], traj, spec.every, obs_pos, means, clamp,
-                kernel_chunks(n_r),
+            ctx.record = _cpu_engine.forward(
+                spec.net, qlat_np, spec.substeps, _np(q0), spec.hot, tuple(_np(p) for p in params),
+                spec.prow, spec.dt, spec.leak, spec.lim, traj, spec.every, obs_pos, means, clamp,
+                routing_threads(spec.threads),
             )  # fmt: skip
         traj_t = torch.from_numpy(traj)
         clamp_t = torch.from_numpy(clamp).to(qlat.dtype)
@@ -153,7 +153,6 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         else:
             qlat, q0, *params = ctx.saved_tensors
             traj = ctx.traj
-        arrs = spec.net.routing_arrays()
         qlat_np = _np(qlat)
         n_rows, n_r = qlat_np.shape
         dtype = qlat_np.dtype
@@ -181,11 +180,10 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         )
         gq0 = np.zeros(n_r, np.float64)
         with torch_threads_kept():
-            mc_backward(
-                gdense, gmeans, obs_pos, gfinal, traj, spec.every, qlat_np, spec.substeps,
-                _np(q0), spec.hot, tuple(_np(p) for p in params), spec.prow, spec.dt, spec.leak,
-                spec.lim, arrs["order"], arrs["down"], arrs["up_ptr"], arrs["up_idx"], gqlat,
-                gparams, gq0, kernel_chunks(n_r),
+            _cpu_engine.backward(
+                spec.net, ctx.record, gdense, gmeans, obs_pos, gfinal, traj, spec.every, qlat_np,
+                spec.substeps, _np(q0), spec.hot, tuple(_np(p) for p in params), spec.prow,
+                spec.dt, spec.leak, spec.lim, gqlat, gparams, gq0,
             )  # fmt: skip
         g_params = [
             torch.from_numpy(g) if need else None for g, need in zip(gparams, needs, strict=True)
@@ -270,6 +268,7 @@ class _Problem:
     leak: bool
     lim: np.ndarray
     backend: str
+    threads: int | None
 
     @property
     def n_steps(self) -> int:
@@ -285,7 +284,7 @@ class _Problem:
 
     def spec(self, every: int, obs_pos: np.ndarray | None) -> _Spec:
         return _Spec(self.net, self.dt, self.leak, self.hot, self.lim, self.substeps,
-                     self.steps_per_row(), every, obs_pos)  # fmt: skip
+                     self.steps_per_row(), every, obs_pos, self.threads)  # fmt: skip
 
     def apply(self, every: int, obs_pos: np.ndarray | None):
         """Run the compiled backend: the CUDA kernels, or the numba engine on the CPU (inputs
@@ -329,8 +328,13 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
     celerity: str = "wide_rectangle",
     x_min: float = K.X_MIN,
     x_max: float = K.X_MAX,
+    threads: int | None = None,
 ) -> _Problem:
     qlat = lateral_inflow_tensor(lateral_inflow, net)
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1
+    ):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     if isinstance(substeps, bool) or not isinstance(substeps, int | np.integer) or substeps < 1:
         raise ValueError(f"substeps must be a positive integer, got {substeps!r}")
     n_rows = qlat.shape[0]
@@ -348,7 +352,7 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
         q0 = per_reach("initial_state", initial_state, 1, net, dtype, device).reshape(-1)
         check_values("initial_state", q0, net, lo=0.0)
     return _Problem(net, qlat, int(substeps), q0, hot, p, float(dt), bool(leakance), lim,
-                    choose_backend(backend, device))  # fmt: skip
+                    choose_backend(backend, device), threads)  # fmt: skip
 
 
 def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
@@ -375,6 +379,7 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
     celerity: str = "wide_rectangle",
     x_min: float = K.X_MIN,
     x_max: float = K.X_MAX,
+    threads: int | None = None,
 ) -> torch.Tensor | RoutingResult:
     """Route lateral inflow through ``net`` with Muskingum–Cunge; differentiable in every input.
 
@@ -399,6 +404,10 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
         x_mode: ``"data"`` (X from ``channel["x"]``) or ``"cunge"`` (X from the flow each step,
             clamped to ``[x_min, x_max]``; ``channel["x"]`` is then optional and unused).
         celerity: ``"wide_rectangle"`` (c = 5/3 v) or ``"exact"`` (dQ/dA of the trapezoid).
+        threads: CPU threads of the numba engine (forward and backward); default
+            :func:`~ddr_pipeline.routing._threads.routing_threads` (``DDR_ROUTING_THREADS``, else
+            torch's thread count, which ``experiment.threads`` sets), always capped at
+            ``NUMBA_NUM_THREADS``. Results do not depend on it (bitwise).
 
     Returns:
         (T+1, N) states (row 0 = initial state), or a :class:`RoutingResult`.
@@ -408,7 +417,7 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
         initial_state=initial_state, leakance=leakance, backend=backend, q_min=q_min,
         d_min=d_min, b_min=b_min, v_min=v_min, v_max=v_max, s_min=s_min,
         h_bank_min=h_bank_min, h_bank_max=h_bank_max, x_mode=x_mode, celerity=celerity,
-        x_min=x_min, x_max=x_max,
+        x_min=x_min, x_max=x_max, threads=threads,
     )  # fmt: skip
     device = prob.qlat.device
     if prob.backend in ("numba", "cuda"):
@@ -446,7 +455,7 @@ def muskingum_cunge_means(
         reaches: (M,) user indices of the observed reaches.
         checkpoint_every: store every this many states (1 = all).
         **options: the keyword options of :func:`muskingum_cunge` (``dt``, ``substeps``,
-            ``initial_state``, ``leakance``, ``backend`` and the floors), not
+            ``initial_state``, ``leakance``, ``backend``, ``threads`` and the floors), not
             ``return_diagnostics``.
     """
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int | np.integer):

@@ -1,0 +1,151 @@
+"""The numba engine's drivers: the forward and the adjoint as (block, chunk) tasks.
+
+:func:`layout` decides how a call is cut (threads, blocks, steps per chunk); :func:`forward` and
+:func:`backward` allocate the buffers, run ``_mc_kernels``' ``init_*``, tasks (on
+``_scheduler.run_tasks``) and ``finish_*``. One thread runs one block over the whole window in
+a single task (the serial engine); more threads cut the network into ``threads ×
+CPU_BLOCKS_PER_THREAD`` blocks (``_cpu_plan``) and the window into chunks of
+``CPU_CHUNK_STEPS`` steps. Values and gradients are bitwise the same for every layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.routing import constants as K
+from ddr_pipeline.routing._cpu_plan import CpuPlan, network_plan
+from ddr_pipeline.routing._mc_kernels import (
+    backward_task,
+    finish_backward,
+    forward_task,
+    init_backward,
+    init_forward,
+)
+from ddr_pipeline.routing._physics import LIM_QMIN, N_CB
+from ddr_pipeline.routing._scheduler import run_tasks
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one call is cut: ``threads`` workers, ``blocks`` blocks, ``chunk`` steps per task."""
+
+    threads: int
+    blocks: int
+    chunk: int
+
+    def backward_chunk(self, n_steps: int, every: int) -> int:
+        """Steps per adjoint task: a multiple of ``every`` (the recomputed segments), one
+        segment on one thread (its states are held: O(N·every))."""
+        if every == 1:
+            return self.chunk
+        return every if self.threads == 1 else every * max(1, self.chunk // every)
+
+
+def layout(n_reaches: int, n_steps: int, threads: int) -> Layout:
+    """The cut of a call: one block and one task on one thread or below
+    ``PARALLEL_MIN_REACHES`` reaches, else ``threads × CPU_BLOCKS_PER_THREAD`` blocks of at
+    least ``CPU_BLOCK_MIN_REACHES`` reaches and chunks of ``CPU_CHUNK_STEPS`` steps."""
+    blocks = min(threads * K.CPU_BLOCKS_PER_THREAD, n_reaches // K.CPU_BLOCK_MIN_REACHES)
+    if threads <= 1 or n_reaches < K.PARALLEL_MIN_REACHES or blocks < 2:
+        return Layout(1, 1, max(n_steps, 1))
+    return Layout(threads, blocks, K.CPU_CHUNK_STEPS)
+
+
+@dataclass(frozen=True)
+class ForwardRecord:
+    """What the adjoint needs from the forward besides the stored trajectory: the layout and
+    the sources' states at every step (``bnd``, (T+1, S))."""
+
+    layout: Layout
+    bnd: np.ndarray
+
+
+def _observed(plan: CpuPlan, obs_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(obs_pos, obs_ptr, obs_idx): the observed reaches of each block, ascending index."""
+    block = plan.block_of(obs_pos)
+    srt = np.argsort(block, kind="stable")
+    ptr = np.searchsorted(block[srt], np.arange(plan.n_blocks + 1)).astype(np.int64)
+    return obs_pos, ptr, srt.astype(np.int64)
+
+
+def _topo(net: RiverNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    arrs = net.routing_arrays()
+    return arrs["order"], arrs["down"], arrs["up_ptr"]
+
+
+def forward(  # noqa: PLR0913, PLR0917 (the kernel contract)
+    net: RiverNetwork, qlat: np.ndarray, substeps: int, q0: np.ndarray, hot: bool,
+    params: tuple, prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, traj: np.ndarray,
+    every: int, obs_pos: np.ndarray, means: np.ndarray, clamp: np.ndarray, threads: int,
+) -> ForwardRecord:  # fmt: skip
+    """Route ``qlat`` (``_mc_kernels`` contract): states into ``traj``, interval means at
+    ``obs_pos`` into ``means``, floor volume per reach (user columns) into ``clamp``."""
+    n_rows, n_r = qlat.shape
+    n_t = n_rows * substeps
+    lay = layout(n_r, n_t, threads)
+    plan = network_plan(net, lay.blocks)
+    topo, karr = _topo(net), plan.kernel_arrays()
+    obs = _observed(plan, obs_pos)
+    state = np.empty((2, n_r + plan.n_slots), traj.dtype)
+    bnd = np.empty((n_t + 1, plan.n_slots), traj.dtype)
+    cb, coef = np.empty((n_r, N_CB), np.float64), np.empty((n_r, 5), np.float64)
+    macc, clamp_pos = np.zeros(obs_pos.size, np.float64), np.zeros(n_r, np.float64)
+    init_forward(qlat, q0, hot, lim, topo, karr, state, traj, bnd)
+
+    def run(b: int, q: int) -> None:
+        t0 = q * lay.chunk
+        forward_task(b, t0, min(t0 + lay.chunk, n_t), qlat, substeps, params, prow, dt, leak,
+                     lim, topo, karr, obs, state, cb, coef, bnd, traj, every, means, macc,
+                     clamp_pos)  # fmt: skip
+
+    n_chunks = -(-n_t // lay.chunk)
+    run_tasks(run, plan.n_blocks, n_chunks, plan.up_ptr, plan.down_ptr, plan.down_blocks,
+              lay.threads, reverse=False)  # fmt: skip
+    clamp[topo[0]] = clamp_pos
+    return ForwardRecord(lay, bnd)
+
+
+def backward(  # noqa: PLR0913, PLR0917 (the kernel contract)
+    net: RiverNetwork, record: ForwardRecord, gdense: np.ndarray, gmeans: np.ndarray,
+    obs_pos: np.ndarray, gfinal: np.ndarray, traj: np.ndarray, every: int, qlat: np.ndarray,
+    substeps: int, q0: np.ndarray, hot: bool, params: tuple, prow: np.ndarray, dt: float,
+    leak: bool, lim: np.ndarray, gqlat: np.ndarray, gparams: tuple, gq0: np.ndarray,
+) -> None:  # fmt: skip
+    """Adjoint of :func:`forward` (``_mc_kernels`` contract) with the forward's layout: dL/dqlat
+    into ``gqlat`` ((0, N) when not wanted), parameter gradients into ``gparams``, dL/dq0 into
+    ``gq0`` (untouched when ``hot``)."""
+    n_rows, n_r = qlat.shape
+    n_t = n_rows * substeps
+    lay = record.layout
+    plan = network_plan(net, lay.blocks)
+    topo, karr = _topo(net), plan.kernel_arrays()
+    obs = _observed(plan, obs_pos)
+    n_s, dtype = plan.n_slots, traj.dtype
+    work = (np.empty((n_r, N_CB), np.float64), np.empty((n_r, 5), np.float64),
+            np.empty((n_r, 10), np.float64), np.empty((n_r, 5), np.float64),
+            np.zeros(n_r, np.float64), np.zeros((n_r, 10), np.float64),
+            np.zeros(n_r if gqlat.shape[0] > 0 else 0, np.float64))  # fmt: skip
+    adj = (np.empty((n_t, n_s), np.float64), np.empty((n_t, n_s), np.float64),
+           np.empty((n_t, n_s), np.uint8))  # fmt: skip
+    chunk = lay.backward_chunk(n_t, every)
+    m = n_r if every > 1 else 0
+    rec = (np.empty((chunk if m else 0, n_r), dtype), np.empty((2, m + n_s if m else 0), dtype),
+           np.empty((m, N_CB), np.float64), np.empty((m, 5), np.float64))  # fmt: skip
+    state = np.empty((2, n_r + n_s), dtype)
+    lam = np.empty((2, n_r), np.float64)
+    init_backward(gdense, gmeans, obs_pos, gfinal, traj, n_t, substeps, topo[0], state, lam)
+    n_chunks = -(-n_t // chunk)
+
+    def run(b: int, q: int) -> None:
+        c = n_chunks - 1 - q
+        backward_task(b, c * chunk, min((c + 1) * chunk, n_t), gdense, gmeans, obs, traj, every,
+                      qlat, substeps, params, prow, dt, leak, lim, topo, karr, record.bnd,
+                      state, lam, work, adj, rec, gqlat, gparams)  # fmt: skip
+
+    run_tasks(run, plan.n_blocks, n_chunks, plan.down_ptr, plan.up_ptr, plan.up_blocks,
+              lay.threads, reverse=True)  # fmt: skip
+    finish_backward(lam[0], work[5], work[6], qlat, q0, hot, prow, lim[LIM_QMIN], topo[0],
+                    topo[1], gqlat, gparams, gq0)  # fmt: skip
