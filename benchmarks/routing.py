@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from ddr_pipeline.network import RiverNetwork  # noqa: E402
 from ddr_pipeline.routing import muskingum_cunge  # noqa: E402
-from ddr_pipeline.routing._threads import ENV_THREADS, kernel_chunks, routing_threads  # noqa: E402
+from ddr_pipeline.routing._cpu_engine import layout  # noqa: E402
+from ddr_pipeline.routing._threads import ENV_THREADS, routing_threads  # noqa: E402
 
 DRB = ROOT / "data" / "01_raw" / "drb" / "reaches.parquet"
 
@@ -210,7 +211,7 @@ def run_case(engine: str, n: int, t: int, dtype_name: str, repeats: int, device:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
         "load_avg_1min": os.getloadavg()[0],
-        "threads": kernel_chunks(n) if engine in ("numba", "auto") else 1,
+        "threads": layout(n, t, routing_threads()).threads if engine in ("numba", "auto") else 1,
     }  # fmt: skip
 
 

@@ -44,11 +44,17 @@ class Layout:
         return every if self.threads == 1 else every * max(1, self.chunk // every)
 
 
-def layout(n_reaches: int, n_steps: int, threads: int) -> Layout:
+def layout(n_reaches: int, n_steps: int, threads: int, per_step_user: bool = False) -> Layout:
     """The cut of a call: one block and one task on one thread or below
     ``PARALLEL_MIN_REACHES`` reaches, else ``threads × CPU_BLOCKS_PER_THREAD`` blocks of at
-    least ``CPU_BLOCK_MIN_REACHES`` reaches and chunks of ``CPU_CHUNK_STEPS`` steps."""
-    blocks = min(threads * K.CPU_BLOCKS_PER_THREAD, n_reaches // K.CPU_BLOCK_MIN_REACHES)
+    least ``CPU_BLOCK_MIN_REACHES`` reaches and chunks of ``CPU_CHUNK_STEPS`` steps.
+
+    ``per_step_user``: the call reads or writes a (T, N) array in user columns every step (a
+    dense trajectory, per-step Q′ or parameters). A block then touches every cache line of
+    each such row (user columns are not contiguous per block), so the blocks are cut as few
+    as the threads allow: one per thread."""
+    per_thread = 1 if per_step_user else K.CPU_BLOCKS_PER_THREAD
+    blocks = min(threads * per_thread, n_reaches // K.CPU_BLOCK_MIN_REACHES)
     if threads <= 1 or n_reaches < K.PARALLEL_MIN_REACHES or blocks < 2:
         return Layout(1, 1, max(n_steps, 1))
     return Layout(threads, blocks, K.CPU_CHUNK_STEPS)
@@ -79,13 +85,16 @@ def _topo(net: RiverNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def forward(  # noqa: PLR0913, PLR0917 (the kernel contract)
     net: RiverNetwork, qlat: np.ndarray, substeps: int, q0: np.ndarray, hot: bool,
     params: tuple, prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, traj: np.ndarray,
-    every: int, obs_pos: np.ndarray, means: np.ndarray, clamp: np.ndarray, threads: int,
+    traj_user: bool, every: int, obs_pos: np.ndarray, means: np.ndarray, clamp: np.ndarray,
+    threads: int,
 ) -> ForwardRecord:  # fmt: skip
-    """Route ``qlat`` (``_mc_kernels`` contract): states into ``traj``, interval means at
-    ``obs_pos`` into ``means``, floor volume per reach (user columns) into ``clamp``."""
+    """Route ``qlat`` (``_mc_kernels`` contract): states into ``traj`` (user columns if
+    ``traj_user``, else positions), interval means at ``obs_pos`` into ``means``, floor volume
+    per reach (user columns) into ``clamp``."""
     n_rows, n_r = qlat.shape
     n_t = n_rows * substeps
-    lay = layout(n_r, n_t, threads)
+    per_step = traj_user or (n_t > 1 and (substeps == 1 or bool(np.any(prow == 1))))
+    lay = layout(n_r, n_t, threads, per_step)
     plan = network_plan(net, lay.blocks)
     topo, karr = _topo(net), plan.kernel_arrays()
     obs = _observed(plan, obs_pos)
@@ -93,13 +102,13 @@ def forward(  # noqa: PLR0913, PLR0917 (the kernel contract)
     bnd = np.empty((n_t + 1, plan.n_slots), traj.dtype)
     cb, coef = np.empty((n_r, N_CB), np.float64), np.empty((n_r, 5), np.float64)
     macc, clamp_pos = np.zeros(obs_pos.size, np.float64), np.zeros(n_r, np.float64)
-    init_forward(qlat, q0, hot, lim, topo, karr, state, traj, bnd)
+    init_forward(qlat, q0, hot, lim, topo, karr, state, traj, traj_user, bnd)
 
     def run(b: int, q: int) -> None:
         t0 = q * lay.chunk
         forward_task(b, t0, min(t0 + lay.chunk, n_t), qlat, substeps, params, prow, dt, leak,
-                     lim, topo, karr, obs, state, cb, coef, bnd, traj, every, means, macc,
-                     clamp_pos)  # fmt: skip
+                     lim, topo, karr, obs, state, cb, coef, bnd, traj, traj_user, every, means,
+                     macc, clamp_pos)  # fmt: skip
 
     n_chunks = -(-n_t // lay.chunk)
     run_tasks(run, plan.n_blocks, n_chunks, plan.up_ptr, plan.down_ptr, plan.down_blocks,
@@ -110,7 +119,8 @@ def forward(  # noqa: PLR0913, PLR0917 (the kernel contract)
 
 def backward(  # noqa: PLR0913, PLR0917 (the kernel contract)
     net: RiverNetwork, record: ForwardRecord, gdense: np.ndarray, gmeans: np.ndarray,
-    obs_pos: np.ndarray, gfinal: np.ndarray, traj: np.ndarray, every: int, qlat: np.ndarray,
+    obs_pos: np.ndarray, gfinal: np.ndarray, traj: np.ndarray, traj_user: bool, every: int,
+    qlat: np.ndarray,
     substeps: int, q0: np.ndarray, hot: bool, params: tuple, prow: np.ndarray, dt: float,
     leak: bool, lim: np.ndarray, gqlat: np.ndarray, gparams: tuple, gq0: np.ndarray,
 ) -> None:  # fmt: skip
@@ -136,13 +146,14 @@ def backward(  # noqa: PLR0913, PLR0917 (the kernel contract)
            np.empty((m, N_CB), np.float64), np.empty((m, 5), np.float64))  # fmt: skip
     state = np.empty((2, n_r + n_s), dtype)
     lam = np.empty((2, n_r), np.float64)
-    init_backward(gdense, gmeans, obs_pos, gfinal, traj, n_t, substeps, topo[0], state, lam)
+    init_backward(gdense, gmeans, obs_pos, gfinal, traj, traj_user, n_t, substeps, topo[0], state,
+                  lam)  # fmt: skip
     n_chunks = -(-n_t // chunk)
 
     def run(b: int, q: int) -> None:
         c = n_chunks - 1 - q
-        backward_task(b, c * chunk, min((c + 1) * chunk, n_t), gdense, gmeans, obs, traj, every,
-                      qlat, substeps, params, prow, dt, leak, lim, topo, karr, record.bnd,
+        backward_task(b, c * chunk, min((c + 1) * chunk, n_t), gdense, gmeans, obs, traj,
+                      traj_user, every, qlat, substeps, params, prow, dt, leak, lim, topo, karr, record.bnd,
                       state, lam, work, adj, rec, gqlat, gparams)  # fmt: skip
 
     run_tasks(run, plan.n_blocks, n_chunks, plan.down_ptr, plan.up_ptr, plan.up_blocks,

@@ -12,7 +12,9 @@ Kernel input contract (shared with any other backend of ``muskingum_cunge``):
   parameter, else row ``t // prow[k]`` drives step t (``prow = substeps`` for daily parameters,
   1 for per-step ones).
 * The forward stores the state every ``every`` steps in ``traj`` (rows: t = 0, every, 2·every, …,
-  then the final state T as the last row; ``every = 1`` gives the full (T+1, N) trajectory).
+  then the final state T as the last row; ``every = 1`` gives the full (T+1, N) trajectory), in
+  user columns (``traj_user``) or, when only the backward reads it, in topological positions
+  (contiguous per block: no cache line shared by two blocks' writes).
   Optional means of the states at the reaches ``obs_pos`` (topological positions) over each row
   of ``qlat`` go to ``means`` (R, M): mean of Q[r·s+1 … r·s+s] (s = ``substeps``).
 * The backward takes the output gradient as any of: dense rows ``gdense`` ((T+1, N), (1, N) for
@@ -208,15 +210,16 @@ def _block_means(  # noqa: PLR0917 (compiled kernel signature)
 @njit(error_model="numpy")
 def init_forward(  # noqa: PLR0917 (compiled kernel signature)
     qlat: np.ndarray, q0: np.ndarray, hot: bool, lim: np.ndarray, topo: tuple, plan: tuple,
-    state: np.ndarray, traj: np.ndarray, bnd: np.ndarray,
+    state: np.ndarray, traj: np.ndarray, traj_user: bool, bnd: np.ndarray,
 ) -> None:  # fmt: skip
-    """Initial state (given or hot start, floored) into ``state[0]``, ``traj[0]`` and ``bnd[0]``."""
+    """Initial state (given or hot start, floored) into ``state[0]``, ``traj[0]`` (user columns
+    if ``traj_user``, else positions) and ``bnd[0]``."""
     order, down = topo[0], topo[1]
     src_pos = plan[2]
     row = state[0]
     _initial_row(qlat, q0, hot, lim[LIM_QMIN], order, down, row)
     for k in range(order.size):
-        traj[0, order[k]] = row[k]
+        traj[0, order[k] if traj_user else k] = row[k]
     for s in range(src_pos.size):
         bnd[0, s] = row[src_pos[s]]
 
@@ -226,7 +229,7 @@ def forward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     b: int, t0: int, t1: int, qlat: np.ndarray, substeps: int, params: tuple, prow: np.ndarray,
     dt: float, leak: bool, lim: np.ndarray, topo: tuple, plan: tuple, obs: tuple,
     state: np.ndarray, cb: np.ndarray, coef: np.ndarray, bnd: np.ndarray, traj: np.ndarray,
-    every: int, means: np.ndarray, macc: np.ndarray, clamp_pos: np.ndarray,
+    traj_user: bool, every: int, means: np.ndarray, macc: np.ndarray, clamp_pos: np.ndarray,
 ) -> None:  # fmt: skip
     """Route block b over steps ``t0 … t1 − 1`` (module docstring: contract). ``state`` (2, N+S)
     holds Q_t of step t in row t mod 2; publishes the block's sources in ``bnd``, stores the
@@ -237,7 +240,7 @@ def forward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         cur, nxt = state[t & 1], state[(t + 1) & 1]
         _block_step(b, t, cur, nxt, cb, coef, _refresh_mode(t - 1, t, prow), qlat, substeps,
                     params, prow, dt, leak, lim, topo, plan, bnd, clamp_pos, traj,
-                    _traj_row(t + 1, n_t, every), True)  # fmt: skip
+                    _traj_row(t + 1, n_t, every), traj_user)  # fmt: skip
         for s in range(src_ptr[b], src_ptr[b + 1]):
             bnd[t + 1, s] = nxt[src_pos[s]]
         _block_means(b, t, nxt, obs, means, macc, substeps)
@@ -387,7 +390,8 @@ def _backward_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
 
 @njit(error_model="numpy")
 def _recompute(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
-    b: int, s0: int, s1: int, traj: np.ndarray, every: int, rec: tuple, qlat: np.ndarray,
+    b: int, s0: int, s1: int, traj: np.ndarray, traj_user: bool, every: int, rec: tuple,
+    qlat: np.ndarray,
     substeps: int, params: tuple, prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray,
     topo: tuple, plan: tuple, bnd: np.ndarray,
 ) -> None:  # fmt: skip
@@ -400,7 +404,7 @@ def _recompute(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     src = s0 // every
     row = state[s0 & 1]
     for k in range(lo, hi):
-        v = traj[src, order[k]]
+        v = traj[src, order[k] if traj_user else k]
         seg[0, k] = v
         row[k] = v
     no_clamp = np.empty(0, np.float64)
@@ -428,7 +432,7 @@ def _block_observed(  # noqa: PLR0917 (compiled kernel signature)
 @njit(error_model="numpy", nogil=True)
 def backward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     b: int, t0: int, t1: int, gdense: np.ndarray, gmeans: np.ndarray, obs: tuple,
-    traj: np.ndarray, every: int, qlat: np.ndarray, substeps: int, params: tuple,
+    traj: np.ndarray, traj_user: bool, every: int, qlat: np.ndarray, substeps: int, params: tuple,
     prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, topo: tuple, plan: tuple,
     bnd: np.ndarray, state: np.ndarray, lam: np.ndarray, work: tuple, adj: tuple, rec: tuple,
     gqlat: np.ndarray, gparams: tuple,
@@ -444,9 +448,9 @@ def backward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     lo, hi = plan[0][b], plan[0][b + 1]
     n_t = qlat.shape[0] * substeps
     want_ql = gqlat.shape[0] > 0
-    states, base, user = traj, 0, True
+    states, base, user = traj, 0, traj_user
     if every > 1:
-        _recompute(b, t0, t1 - 1, traj, every, rec, qlat, substeps, params, prow, dt, leak, lim,
+        _recompute(b, t0, t1 - 1, traj, traj_user, every, rec, qlat, substeps, params, prow, dt, leak, lim,
                    topo, plan, bnd)  # fmt: skip
         states, base, user = rec[0], t0, False
     for t in range(t1 - 1, t0 - 1, -1):
@@ -471,8 +475,8 @@ def backward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
 @njit(error_model="numpy")
 def init_backward(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     gdense: np.ndarray, gmeans: np.ndarray, obs_pos: np.ndarray, gfinal: np.ndarray,
-    traj: np.ndarray, n_t: int, substeps: int, order: np.ndarray, state: np.ndarray,
-    lam: np.ndarray,
+    traj: np.ndarray, traj_user: bool, n_t: int, substeps: int, order: np.ndarray,
+    state: np.ndarray, lam: np.ndarray,
 ) -> None:  # fmt: skip
     """λ_T (the output gradients of the final state) and Q_T into row T mod 2 of ``lam`` and
     ``state``."""
@@ -486,7 +490,7 @@ def init_backward(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
             lam_t[k] = gdense[n_t if g_rows > 1 else 0, i]
         if gfinal.size > 0:
             lam_t[k] += gfinal[i]
-        row[k] = traj[last, i]
+        row[k] = traj[last, i if traj_user else k]
     if gmeans.shape[0] > 0:
         for j in range(obs_pos.size):
             lam_t[obs_pos[j]] += gmeans[gmeans.shape[0] - 1, j] / substeps

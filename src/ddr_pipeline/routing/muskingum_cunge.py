@@ -126,8 +126,8 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         with torch_threads_kept():
             ctx.record = _cpu_engine.forward(
                 spec.net, qlat_np, spec.substeps, _np(q0), spec.hot, tuple(_np(p) for p in params),
-                spec.prow, spec.dt, spec.leak, spec.lim, traj, spec.every, obs_pos, means, clamp,
-                routing_threads(spec.threads),
+                spec.prow, spec.dt, spec.leak, spec.lim, traj, spec.obs_pos is None, spec.every,
+                obs_pos, means, clamp, routing_threads(spec.threads),
             )  # fmt: skip
         traj_t = torch.from_numpy(traj)
         clamp_t = torch.from_numpy(clamp).to(qlat.dtype)
@@ -140,9 +140,11 @@ class _MuskingumCungeFunction(torch.autograd.Function):
             ctx.mark_non_differentiable(final)
             ctx.save_for_backward(traj_t, qlat, q0, *params)
             return traj_t, final, clamp_t
-        ctx.traj = traj
+        ctx.traj = traj  # by topological position
         ctx.save_for_backward(qlat, q0, *params)
-        return torch.from_numpy(means).to(qlat.dtype), traj_t[-1].clone(), clamp_t
+        final = np.empty(n_r, dtype)
+        final[spec.net.routing_arrays()["order"]] = traj[-1]
+        return torch.from_numpy(means).to(qlat.dtype), torch.from_numpy(final), clamp_t
 
     @staticmethod
     def backward(ctx, g_primary, g_final, _g_clamp):  # type: ignore[override]
@@ -181,7 +183,8 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         gq0 = np.zeros(n_r, np.float64)
         with torch_threads_kept():
             _cpu_engine.backward(
-                spec.net, ctx.record, gdense, gmeans, obs_pos, gfinal, traj, spec.every, qlat_np,
+                spec.net, ctx.record, gdense, gmeans, obs_pos, gfinal, traj, spec.obs_pos is None,
+                spec.every, qlat_np,
                 spec.substeps, _np(q0), spec.hot, tuple(_np(p) for p in params), spec.prow,
                 spec.dt, spec.leak, spec.lim, gqlat, gparams, gq0,
             )  # fmt: skip
