@@ -109,6 +109,6 @@ def test_cache_dir_digest_covers_every_source(
 def test_routing_kernels_cache_under_the_keyed_dir() -> None:
     from ddr_pipeline.routing import _mc_kernels
 
-    where = Path(_mc_kernels.mc_forward.stats.cache_path)
+    where = Path(_mc_kernels.forward_task.stats.cache_path)
     assert where.is_relative_to(cache_dir())
     assert cache_dir().name == f"routing-{sources_digest()}"

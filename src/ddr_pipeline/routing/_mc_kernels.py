@@ -420,8 +420,9 @@ def _recompute(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
 def _block_observed(  # noqa: PLR0917 (compiled kernel signature)
     b: int, t: int, lam: np.ndarray, obs: tuple, gmeans: np.ndarray, substeps: int
 ) -> None:
-    """Add the gradient of the interval means to λ of block b's observed reaches at step t."""
-    if t == 0:
+    """Add the gradient of the interval means (none when ``gmeans`` has no rows) to λ of block
+    b's observed reaches at step t."""
+    if t == 0 or gmeans.shape[0] == 0:
         return
     obs_pos, obs_ptr, obs_idx = obs
     for m in range(obs_ptr[b], obs_ptr[b + 1]):
