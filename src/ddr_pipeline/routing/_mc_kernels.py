@@ -102,6 +102,15 @@ def _initial_row(  # noqa: PLR0917 (compiled kernel / autograd signature)
             row[k] = max(q0[order[k]], qmin)
 
 
+@njit(error_model="numpy", inline="always")
+def _settings(lim: np.ndarray) -> tuple:
+    """The settings vector as a tuple: its values stay in registers across a loop that stores
+    into other float64 arrays (an array could alias them and would be re-read per reach), and
+    the loop-invariant option branches can be hoisted. Same values, bitwise."""
+    return (lim[0], lim[1], lim[2], lim[3], lim[4], lim[5], lim[6], lim[7], lim[8], lim[9],
+            lim[10], lim[11])  # fmt: skip
+
+
 @njit(error_model="numpy")
 def _refresh_mode(loaded: int, t: int, prow: np.ndarray) -> int:
     """How to bring a constant buffer holding step ``loaded`` (−1 = nothing) to step t:
@@ -134,8 +143,9 @@ def _forward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     per ``mode``, see :func:`_refresh_mode`)."""
     if mode > 0:
         fill_constants(cb, t, params, prow, lim, order, mode == 2, lo, hi)
+    limt = _settings(lim)
     for k in range(lo, hi):
-        c1, c2, c3, c4, zr = reach_coefs(cb, k, float(cur[k]), dt, leak, lim)
+        c1, c2, c3, c4, zr = reach_coefs(cb, k, float(cur[k]), dt, leak, limt)
         coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = c1, c2, c3, c4, zr
 
 
@@ -260,10 +270,11 @@ def _backward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         fill_constants(cb, t, params, prow, lim, order, mode == 2, lo, hi)
     g_rows = gdense.shape[0]
     tg = t if g_rows > 1 else 0
+    limt = _settings(lim)
     for k in range(lo, hi):
         cur[k] = states[srow, order[k]] if user else states[srow, k]
         lam[k] = gdense[tg, order[k]] if g_rows > 0 else 0.0
-        ph = reach_physics(cb, k, float(cur[k]), dt, leak, lim)
+        ph = reach_physics(cb, k, float(cur[k]), dt, leak, limt)
         coef[k, 0], coef[k, 1], coef[k, 2] = ph[0], ph[1], ph[2]
         coef[k, 3], coef[k, 4] = ph[3], ph[4]
         inter[k, 0], inter[k, 1], inter[k, 2], inter[k, 3] = ph[5], ph[6], ph[7], ph[8]
@@ -358,6 +369,7 @@ def _backward_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     """Positions ``lo:hi`` at step t: reverse mode of the physics into ``lam`` (dL/dQ_t) and
     ``gacc``; a time-varying parameter whose row starts at step t gets that row stored into its
     ``gparams`` entry (when wanted, i.e. non-empty), then its accumulator reset."""
+    limt = _settings(lim)
     for k in range(lo, hi):
         g1, g2, g3, g4, gzr = gcoef[k, 0], gcoef[k, 1], gcoef[k, 2], gcoef[k, 3], gcoef[k, 4]
         if g1 == 0.0 and g2 == 0.0 and g3 == 0.0 and g4 == 0.0 and gzr == 0.0:
@@ -365,7 +377,7 @@ def _backward_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         ph = (coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4], inter[k, 0],
               inter[k, 1] != 0.0, inter[k, 2], inter[k, 3], inter[k, 4] != 0.0, inter[k, 5],
               inter[k, 6], inter[k, 7], inter[k, 8] != 0.0, inter[k, 9])  # fmt: skip
-        r = reach_vjp(cb, k, float(cur[k]), ph, (g1, g2, g3, g4, gzr), dt, leak, lim)
+        r = reach_vjp(cb, k, float(cur[k]), ph, (g1, g2, g3, g4, gzr), dt, leak, limt)
         lam[k] += r[0]
         gacc[k, 0] += r[1]
         gacc[k, 1] += r[2]

@@ -6,7 +6,8 @@ state (``CB_*`` columns; refreshed only when the row of a time-varying parameter
 then only the columns that depend on it). :func:`reach_coefs` evaluates C1..C4 and the raw exchange ζ of one reach
 from its state Q_t, :func:`reach_physics` also returns the intermediates the reverse mode needs, and
 :func:`reach_vjp` back-propagates dL/d(C1..C4, ζ_raw) to Q_t and to every raw parameter. They are
-inlined into the sweeps of ``_mc_kernels`` (no per-step coefficient arrays); :func:`upstream_sums`
+inlined into the sweeps of ``_mc_kernels`` (no per-step coefficient arrays; the settings
+``lim`` may be the vector or a tuple of its values); :func:`upstream_sums`
 (Σ_up Q_t, Σ_up Q_{t+1} of one reach) is shared by both kernel modules. Clamps pass the
 gradient where the value lies inside the bounds, bounds included (``torch.clamp`` semantics), and
 zero it outside.
@@ -199,7 +200,7 @@ def fill_constants(  # noqa: PLR0917 (compiled kernel signature)
 
 @njit(error_model="numpy", inline="always")
 def reach_physics(  # noqa: PLR0917 (compiled kernel signature)
-    cb: np.ndarray, k: int, qt: float, dt: float, leak: bool, lim: np.ndarray
+    cb: np.ndarray, k: int, qt: float, dt: float, leak: bool, lim: np.ndarray | tuple
 ) -> tuple:
     """C1..C4, ζ_raw of the reach at position k from its state ``qt``, plus the intermediates
     (d, d clamped, log base, B, B clamped, perimeter, R, v, v clamped, celerity). With the Cunge
@@ -238,7 +239,7 @@ def reach_physics(  # noqa: PLR0917 (compiled kernel signature)
 
 @njit(error_model="numpy", inline="always")
 def reach_coefs(  # noqa: PLR0917 (compiled kernel signature)
-    cb: np.ndarray, k: int, qt: float, dt: float, leak: bool, lim: np.ndarray
+    cb: np.ndarray, k: int, qt: float, dt: float, leak: bool, lim: np.ndarray | tuple
 ) -> tuple[float, float, float, float, float]:
     """C1..C4 and ζ_raw of the reach at position k from its state ``qt`` (forward only)."""
     r = reach_physics(cb, k, qt, dt, leak, lim)
@@ -254,7 +255,7 @@ def reach_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     g: tuple,
     dt: float,
     leak: bool,
-    lim: np.ndarray,
+    lim: np.ndarray | tuple,
 ) -> tuple:
     """Back-propagate ``g`` = dL/d(C1, C2, C3, C4, ζ_raw) through the physics ``ph`` (the tuple of
     :func:`reach_physics`) of the reach at position k. Returns dL/dQ_t and the gradients of the
