@@ -49,7 +49,9 @@ import numpy as np
 
 from ddr_pipeline.routing._jit import njit
 from ddr_pipeline.routing._physics import (
+    LIM_CEL_EXACT,
     LIM_QMIN,
+    LIM_X_CUNGE,
     fill_constants,
     reach_coefs,
     reach_physics,
@@ -105,10 +107,23 @@ def _initial_row(  # noqa: PLR0917 (compiled kernel / autograd signature)
 @njit(error_model="numpy", inline="always")
 def _settings(lim: np.ndarray) -> tuple:
     """The settings vector as a tuple: its values stay in registers across a loop that stores
-    into other float64 arrays (an array could alias them and would be re-read per reach), and
-    the loop-invariant option branches can be hoisted. Same values, bitwise."""
+    into other float64 arrays (an array could alias them and would be re-read per reach)."""
     return (lim[0], lim[1], lim[2], lim[3], lim[4], lim[5], lim[6], lim[7], lim[8], lim[9],
             lim[10], lim[11])  # fmt: skip
+
+
+@njit(error_model="numpy", inline="always")
+def _plain_settings(lim: np.ndarray) -> tuple:
+    """:func:`_settings` with both Cunge options off as literal constants: a loop given this
+    tuple compiles without their branches (the physics is the same source)."""
+    return (lim[0], lim[1], lim[2], lim[3], lim[4], lim[5], lim[6], lim[7], lim[8], lim[9],
+            0.0, 0.0)  # fmt: skip
+
+
+@njit(error_model="numpy", inline="always")
+def _plain(lim: np.ndarray) -> bool:
+    """Whether both Cunge options are off (``x_mode="data"``, ``celerity="wide_rectangle"``)."""
+    return lim[LIM_X_CUNGE] == 0.0 and lim[LIM_CEL_EXACT] == 0.0
 
 
 @njit(error_model="numpy")
@@ -143,7 +158,17 @@ def _forward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     per ``mode``, see :func:`_refresh_mode`)."""
     if mode > 0:
         fill_constants(cb, t, params, prow, lim, order, mode == 2, lo, hi)
-    limt = _settings(lim)
+    if _plain(lim):  # the same loop, compiled without the option branches
+        _coef_loop(cb, coef, cur, dt, leak, _plain_settings(lim), lo, hi)
+    else:
+        _coef_loop(cb, coef, cur, dt, leak, _settings(lim), lo, hi)
+
+
+@njit(error_model="numpy", inline="always")
+def _coef_loop(  # noqa: PLR0917 (compiled kernel signature)
+    cb: np.ndarray, coef: np.ndarray, cur: np.ndarray, dt: float, leak: bool, limt: tuple,
+    lo: int, hi: int,
+) -> None:  # fmt: skip
     for k in range(lo, hi):
         c1, c2, c3, c4, zr = reach_coefs(cb, k, float(cur[k]), dt, leak, limt)
         coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4] = c1, c2, c3, c4, zr
@@ -270,7 +295,21 @@ def _backward_physics(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         fill_constants(cb, t, params, prow, lim, order, mode == 2, lo, hi)
     g_rows = gdense.shape[0]
     tg = t if g_rows > 1 else 0
-    limt = _settings(lim)
+    if _plain(lim):  # the same loop, compiled without the option branches
+        _physics_loop(cb, coef, inter, cur, lam, states, srow, user, gdense, tg, dt, leak,
+                      _plain_settings(lim), order, lo, hi)  # fmt: skip
+    else:
+        _physics_loop(cb, coef, inter, cur, lam, states, srow, user, gdense, tg, dt, leak,
+                      _settings(lim), order, lo, hi)  # fmt: skip
+
+
+@njit(error_model="numpy", inline="always")
+def _physics_loop(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    cb: np.ndarray, coef: np.ndarray, inter: np.ndarray, cur: np.ndarray, lam: np.ndarray,
+    states: np.ndarray, srow: int, user: bool, gdense: np.ndarray, tg: int, dt: float,
+    leak: bool, limt: tuple, order: np.ndarray, lo: int, hi: int,
+) -> None:  # fmt: skip
+    g_rows = gdense.shape[0]
     for k in range(lo, hi):
         cur[k] = states[srow, order[k]] if user else states[srow, k]
         lam[k] = gdense[tg, order[k]] if g_rows > 0 else 0.0
@@ -369,7 +408,26 @@ def _backward_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     """Positions ``lo:hi`` at step t: reverse mode of the physics into ``lam`` (dL/dQ_t) and
     ``gacc``; a time-varying parameter whose row starts at step t gets that row stored into its
     ``gparams`` entry (when wanted, i.e. non-empty), then its accumulator reset."""
-    limt = _settings(lim)
+    if _plain(lim):  # the same loop, compiled without the option branches
+        _vjp_loop(cb, coef, inter, gcoef, cur, lam, gacc, dt, leak, _plain_settings(lim), lo, hi)
+    else:
+        _vjp_loop(cb, coef, inter, gcoef, cur, lam, gacc, dt, leak, _settings(lim), lo, hi)
+    for p in range(prow.size):
+        if prow[p] > 0 and t % prow[p] == 0:
+            dst = gparams[p]
+            want = dst.shape[0] > 0
+            row = t // prow[p]
+            for k in range(lo, hi):
+                if want:
+                    dst[row, order[k]] = gacc[k, p]
+                gacc[k, p] = 0.0
+
+
+@njit(error_model="numpy", inline="always")
+def _vjp_loop(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    cb: np.ndarray, coef: np.ndarray, inter: np.ndarray, gcoef: np.ndarray, cur: np.ndarray,
+    lam: np.ndarray, gacc: np.ndarray, dt: float, leak: bool, limt: tuple, lo: int, hi: int,
+) -> None:  # fmt: skip
     for k in range(lo, hi):
         g1, g2, g3, g4, gzr = gcoef[k, 0], gcoef[k, 1], gcoef[k, 2], gcoef[k, 3], gcoef[k, 4]
         if g1 == 0.0 and g2 == 0.0 and g3 == 0.0 and g4 == 0.0 and gzr == 0.0:
@@ -389,15 +447,6 @@ def _backward_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         gacc[k, 7] += r[8]
         gacc[k, 8] += r[9]
         gacc[k, 9] += r[10]
-    for p in range(prow.size):
-        if prow[p] > 0 and t % prow[p] == 0:
-            dst = gparams[p]
-            want = dst.shape[0] > 0
-            row = t // prow[p]
-            for k in range(lo, hi):
-                if want:
-                    dst[row, order[k]] = gacc[k, p]
-                gacc[k, p] = 0.0
 
 
 @njit(error_model="numpy")
