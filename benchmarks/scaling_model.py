@@ -158,7 +158,9 @@ def main() -> None:
     parser.add_argument("--fwd-ns", type=float, default=60.0)
     parser.add_argument("--bwd-ns", type=float, default=120.0)
     parser.add_argument("--cores", default="1,2,4,8,16,32,64")
-    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "scaling_model.json"))
+    parser.add_argument(
+        "--json", default=str(ROOT / "benchmarks" / "results" / "scaling_model.json")
+    )
     args = parser.parse_args()
     lock_s = task_overhead_s()
     rows = []

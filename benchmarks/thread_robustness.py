@@ -51,8 +51,11 @@ def make_call(n: int, t: int, call: str):
 
         def route(threads: int, grad: bool) -> None:
             q = {"qlat": qlat.clone().requires_grad_(grad)}
-            muskingum_cunge(net, q["qlat"], channel, params, threads=threads).sum().backward() \
-                if grad else muskingum_cunge(net, qlat, channel, params, threads=threads)
+            muskingum_cunge(
+                net, q["qlat"], channel, params, threads=threads
+            ).sum().backward() if grad else muskingum_cunge(
+                net, qlat, channel, params, threads=threads
+            )
 
         return route
     days = t // 24

@@ -148,21 +148,22 @@ def test_bad_rows_and_options_are_named() -> None:
 
 
 def test_routing_keeps_torch_thread_count() -> None:
-    """numba's OpenMP layer resets the process's thread count when it starts; the engine must
-    leave torch's count as the caller set it (fresh process: the layer starts in the call)."""
+    """The engine must leave torch's thread count as the caller set it, also when it routes on
+    several threads (numba's OpenMP layer, which the engine no longer starts, would reset it;
+    fresh process)."""
     code = textwrap.dedent(
         """
         import torch
         torch.set_num_threads(1)
-        import ddr_pipeline.routing._threads as threads
-        threads.PARALLEL_MIN_REACHES = 1
-        threads.routing_threads = lambda: 2
+        from ddr_pipeline.routing import constants as K
+        K.PARALLEL_MIN_REACHES = K.CPU_BLOCK_MIN_REACHES = 1
         from reference import random_network
         from routing_inputs import make_inputs
         from ddr_pipeline.routing import muskingum_cunge
         qlat, channel, params = make_inputs(30, 4, 0)
         qlat.requires_grad_()
-        muskingum_cunge(random_network(30, seed=1), qlat, channel, params).sum().backward()
+        net = random_network(30, seed=1)
+        muskingum_cunge(net, qlat, channel, params, threads=2).sum().backward()
         print(torch.get_num_threads())
         """
     )

@@ -49,7 +49,7 @@ def _route(n_threads: int, dtype: torch.dtype, leak: bool, time_varying: bool, m
     ``mode``: dense trajectory, or means at observed reaches with ``checkpoint_every`` 1 or 7."""
     net = random_network(N_REACHES, seed=11)
     qlat, channel, params = _leaves(dtype, time_varying, daily=mode != "dense")
-    q0 = (torch.rand(N_REACHES, generator=torch.Generator().manual_seed(3), dtype=dtype) * 3)
+    q0 = torch.rand(N_REACHES, generator=torch.Generator().manual_seed(3), dtype=dtype) * 3
     q0.requires_grad_(True)
     opts = {"leakance": leak, "threads": n_threads, "initial_state": q0}
     gen = torch.Generator().manual_seed(2)

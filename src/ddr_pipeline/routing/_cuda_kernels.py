@@ -206,7 +206,7 @@ def mc_backward_kernel(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917 (kernel sign
     leak, lim, order, down, up_ptr, up_idx, slot_pos, slot_level, blk_ptr, blk_levels, bdown,
     xdown, bslot, acc0, gqlat, gparams, gq0, cb, c1nu, gus, bnd_c1nu, bnd_gu, progress, ticket,
 ):  # fmt: skip
-    """Adjoint of :func:`mc_forward_kernel` (same contract as ``_mc_kernels.mc_backward``: output
+    """Adjoint of :func:`mc_forward_kernel` (same contract as the numba engine's ``_mc_kernels.backward_task``: output
     gradients ``gdense`` ((T+1, N), (1, N) broadcast or (0, N)), ``gmeans`` ((R, M) or (0, M))
     and ``gfinal`` ((N,) or (0,)); ``gqlat`` (R, N) or (0, N), ``gparams`` rows like their
     parameters or (0, N)): reverse time; per step the physics of every reach, then the block's
