@@ -67,8 +67,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "p_spatial",
         "p",
-        "-",
-        "width power-law coefficient",
+        "m",
+        "top width at 1 m depth, W = p·(d / 1 m)^q",
         (1.0, 200.0),
         log_space=True,
         default=21.0,

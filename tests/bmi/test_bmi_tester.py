@@ -11,6 +11,9 @@ from bmi.helpers import config_dict, write_config
 
 
 def test_bmi_tester_passes(tmp_path: Path, drb_processed: Path) -> None:
+    """Every stage passes, the unit checks included (gimli.units parses every variable's unit)."""
+    import gimli.units  # noqa: F401  (bmi-tester skips its unit checks silently without it)
+
     stage = tmp_path / "stage"  # bmi-tester copies every file of the stage folder
     write_config(stage, config_dict(drb_processed, "1980-01-01", "1980-01-10"))
     command = [
@@ -22,3 +25,4 @@ def test_bmi_tester_passes(tmp_path: Path, drb_processed: Path) -> None:
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-6000:]
     assert "failed" not in report and " passed" in report
+    assert "gimli.units is not installed" not in report

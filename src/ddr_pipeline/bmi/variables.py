@@ -64,9 +64,9 @@ PARAMETERS: dict[str, Variable] = {
     ),
     "p": Variable(
         "channel_x-section__width_coefficient",
-        "m^(1-q)",
+        "m",
         "float32",
-        "spatial coefficient p of the depth relation (routing.md)",
+        "top width at a depth of 1 m: W = p·(d / 1 m)^q (docs/routing.md)",
     ),
     "K_D": Variable(
         "channel_bed__hydraulic_conductance",
