@@ -5,9 +5,9 @@ real kernels or its CPU simulator is fixed when ``numba.cuda`` is first imported
 
 The per-reach physics is *not* rewritten here: :func:`device_function` recompiles the numba
 functions of ``_physics`` / ``_mc_kernels`` (``fill_constants``, ``reach_coefs``,
-``reach_physics``, ``reach_vjp``, ``_unfloored_update``) as CUDA device functions from their
-Python source, with every numba function they call converted the same way, so the CPU engine and
-the kernels cannot drift. Layout (``_cuda_plan``): one thread block per plan block, one thread
+``reach_physics``, ``reach_vjp``, ``_unfloored_update`` and the update's reverse mode
+``update_adjoint``) as CUDA device functions from their Python source, with every numba function
+they call converted the same way, so the CPU engine and the kernels cannot drift. Layout (``_cuda_plan``): one thread block per plan block, one thread
 per reach, a step = the per-reach physics (all threads), then one pass over the block's local
 levels with a barrier between levels. Blocks publish their progress (stages done) in
 ``progress``; a block waits (one thread spinning on atomic reads) for the stages it needs from
@@ -24,7 +24,7 @@ import numba
 from numba import cuda
 from numba.core.registry import CPUDispatcher
 
-from ddr_pipeline.routing._mc_kernels import _unfloored_update
+from ddr_pipeline.routing._mc_kernels import _unfloored_update, update_adjoint
 from ddr_pipeline.routing._physics import (
     LIM_QMIN,
     PARAM_NAMES,
@@ -59,6 +59,7 @@ _reach_coefs = device_function(reach_coefs)
 _reach_physics = device_function(reach_physics)
 _reach_vjp = device_function(reach_vjp)
 _update = device_function(_unfloored_update)
+_update_adjoint = device_function(update_adjoint)
 _rows_change = device_function(rows_change)
 
 
@@ -273,29 +274,13 @@ def mc_backward_kernel(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917 (kernel sign
                         mu += c1nu[dn]
                         lam += gus[dn]
                 usum, vsum = _upstream_states(out, t, k, order, up_ptr, up_idx, xdown)
-                c1, c2, c3, c4, zr = ph[0], ph[1], ph[2], ph[3], ph[4]
-                y, zeta, f = _update(c1, c2, c3, c4, zr, qt, ql, usum, vsum, leak)
-                mc1 = 0.0
-                gu = 0.0
-                if not (y < qmin or mu == 0.0):
-                    mc1 = c1 * mu
-                    gzeta = -mu * c4
-                    g_f = 0.0
-                    if leak:
-                        if zr > f:
-                            g_f = gzeta
-                        elif zr < -f:
-                            g_f = -gzeta
-                        else:
-                            gzr = gzeta
+                sent, mc1, gu, gq, gl3, g1, g2, g3, g4, gzr = _update_adjoint(
+                    mu, ph[0], ph[1], ph[2], ph[3], ph[4], qt, ql, usum, vsum, leak, qmin
+                )
+                if sent:
                     if want_ql:
-                        gql += mu * c4 + g_f
-                    lam += mu * c3
-                    gu = mu * c2 + g_f
-                    g1 = mu * vsum
-                    g2 = mu * usum
-                    g3 = mu * qt
-                    g4 = mu * (ql - zeta)
+                        gql += gq
+                    lam += gl3
                 c1nu[k] = mc1
                 gus[k] = gu
                 if own_slot >= 0:

@@ -77,6 +77,34 @@ def _unfloored_update(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     return y, zeta, f
 
 
+@njit(error_model="numpy", inline="always")
+def update_adjoint(  # noqa: PLR0913, PLR0917 (scalar device function)
+    mu: float, c1: float, c2: float, c3: float, c4: float, zr: float, qt: float, ql: float,
+    usum: float, vsum: float, leak: bool, qmin: float,
+) -> tuple:  # fmt: skip
+    """Reverse mode of one reach's update Q_{t+1} = max(y, Q_min) for μ = dL/dQ_{t+1} (the
+    numba engine's sweep and the CUDA adjoint both call it; ν = μ where the floor is inactive).
+
+    Returns (sent, C1·ν, ν·C2 + g_F, dL/dQ′ = ν·C4 + g_F, ν·C3, dL/dC1 … dL/dC4, dL/dζ_raw):
+    ``sent`` is False (and every term 0) where the floor is active or μ = 0; g_F = ±dL/dζ where
+    the exchange ζ is clamped at ±F (F = Q′ + Σ_up Q_t), else dL/dζ goes to ζ_raw."""
+    y, zeta, f = _unfloored_update(c1, c2, c3, c4, zr, qt, ql, usum, vsum, leak)
+    if y < qmin or mu == 0.0:
+        return False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    gzeta = -mu * c4
+    g_f = 0.0
+    gzr = 0.0
+    if leak:
+        if zr > f:
+            g_f = gzeta
+        elif zr < -f:
+            g_f = -gzeta
+        else:
+            gzr = gzeta
+    return (True, c1 * mu, mu * c2 + g_f, mu * c4 + g_f, mu * c3, mu * vsum, mu * usum, mu * qt,
+            mu * (ql - zeta), gzr)  # fmt: skip
+
+
 @njit(error_model="numpy")
 def hot_start(qlat0: np.ndarray, order: np.ndarray, down: np.ndarray) -> np.ndarray:
     """Σ of ``qlat0`` (user columns) over each reach and everything upstream, by topological
@@ -369,34 +397,17 @@ def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         usum, vsum = upstream_sums(cur, nxt, up_ptr, xup_idx, k)
         qt = float(cur[k])
         ql = float(qlat[r, i])
-        c1, c2, c3, c4, zr = coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4]
-        y, zeta, f = _unfloored_update(c1, c2, c3, c4, zr, qt, ql, usum, vsum, leak)
-        if y < qmin or mu == 0.0:
-            c1nu[k] = 0.0
-            for c in range(5):
-                gcoef[k, c] = 0.0
-            _send_up(k, t, 0.0, 0.0, False, up_ptr, xup_idx, lam, adj)
-            continue
-        c1nu[k] = c1 * mu
-        gzeta = -mu * c4
-        g_f = 0.0
-        gzr = 0.0
-        if leak:
-            if zr > f:
-                g_f = gzeta
-            elif zr < -f:
-                g_f = -gzeta
-            else:
-                gzr = gzeta
-        if want_ql:
-            gql[k] += mu * c4 + g_f
-        lam[k] += mu * c3
-        _send_up(k, t, c1nu[k], mu * c2 + g_f, True, up_ptr, xup_idx, lam, adj)
-        gcoef[k, 0] = mu * vsum
-        gcoef[k, 1] = mu * usum
-        gcoef[k, 2] = mu * qt
-        gcoef[k, 3] = mu * (ql - zeta)
-        gcoef[k, 4] = gzr
+        sent, c1nu_k, gu, gq, gl3, g1, g2, g3, g4, gzr = update_adjoint(
+            mu, coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4], qt, ql, usum, vsum,
+            leak, qmin,
+        )  # fmt: skip
+        c1nu[k] = c1nu_k
+        if sent:
+            if want_ql:
+                gql[k] += gq
+            lam[k] += gl3
+        _send_up(k, t, c1nu_k, gu, sent, up_ptr, xup_idx, lam, adj)
+        gcoef[k, 0], gcoef[k, 1], gcoef[k, 2], gcoef[k, 3], gcoef[k, 4] = g1, g2, g3, g4, gzr
 
 
 @njit(error_model="numpy")
