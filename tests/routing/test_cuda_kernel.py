@@ -159,3 +159,34 @@ def test_kernel_daily_rows_means_and_final_state(kernel_device: torch.device) ->
         assert float(g.abs().max()) > 0, name
         torch.testing.assert_close(g_got[name], g, rtol=1e-10, atol=1e-13 * float(g.abs().max()),
                                    msg=name)  # fmt: skip
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_kernel_nudging_matches_numba(kernel_device: torch.device) -> None:
+    """Streamflow nudging (forward only) at gauges spread over several blocks, some observed,
+    some persisting a carried last observation: states, corrections and end state as numba."""
+    from ddr_pipeline.routing.nudging import Nudging, NudgingState
+
+    net = random_network(14, seed=21)
+    qlat, channel, params = make_inputs(14, 6, seed=9, clamps=True)
+    rng = np.random.default_rng(1)
+    gauges = np.array([0, 3, 8, 13])
+    obs = rng.uniform(0.5, 9.0, (6, 4))
+    obs[rng.random(obs.shape) < 0.5] = np.nan
+    state = NudgingState(np.array([2.0, np.nan, 4.0, np.nan]),
+                         np.array([600.0, np.nan, 0.0, np.nan]), np.zeros(4))  # fmt: skip
+    nud = Nudging(gauges, obs, gain=0.7, decay_minutes=60.0, state=state)
+    out = {}
+    for backend, device in (("numba", torch.device("cpu")), ("cuda", kernel_device)):
+        with torch.no_grad():
+            out[backend] = muskingum_cunge(
+                net, qlat.to(device), {k: v.to(device) for k, v in channel.items()},
+                {k: v.to(device) for k, v in params.items()}, backend=backend, nudging=nud,
+                return_diagnostics=True, leakance=True,
+            )  # fmt: skip
+    a, b = out["numba"], out["cuda"]
+    torch.testing.assert_close(b.discharge.cpu(), a.discharge, rtol=1e-10, atol=0.0)
+    np.testing.assert_allclose(b.assimilation.corrections, a.assimilation.corrections,
+                               rtol=1e-9, atol=1e-12)  # fmt: skip
+    np.testing.assert_array_equal(b.assimilation.state.last_value, a.assimilation.state.last_value)
+    assert np.any(a.assimilation.corrections != 0)

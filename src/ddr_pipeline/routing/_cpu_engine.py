@@ -24,6 +24,7 @@ from ddr_pipeline.routing._mc_kernels import (
     init_backward,
     init_forward,
 )
+from ddr_pipeline.routing._nudge import NO_DA
 from ddr_pipeline.routing._physics import LIM_QMIN, N_CB
 from ddr_pipeline.routing._scheduler import run_tasks
 
@@ -86,11 +87,12 @@ def forward(  # noqa: PLR0913, PLR0917 (the kernel contract)
     net: RiverNetwork, qlat: np.ndarray, substeps: int, q0: np.ndarray, hot: bool,
     params: tuple, prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, traj: np.ndarray,
     traj_user: bool, every: int, obs_pos: np.ndarray, means: np.ndarray, clamp: np.ndarray,
-    threads: int,
+    threads: int, da: tuple | None = None,
 ) -> ForwardRecord:  # fmt: skip
     """Route ``qlat`` (``_mc_kernels`` contract): states into ``traj`` (user columns if
     ``traj_user``, else positions), interval means at ``obs_pos`` into ``means``, floor volume
-    per reach (user columns) into ``clamp``."""
+    per reach (user columns) into ``clamp``; ``da``: the nudging arrays of
+    ``_mc_kernels._assimilate`` (None: off)."""
     n_rows, n_r = qlat.shape
     n_t = n_rows * substeps
     per_step = traj_user or (n_t > 1 and (substeps == 1 or bool(np.any(prow == 1))))
@@ -102,13 +104,14 @@ def forward(  # noqa: PLR0913, PLR0917 (the kernel contract)
     bnd = np.empty((n_t + 1, plan.n_slots), traj.dtype)
     cb, coef = np.empty((n_r, N_CB), np.float64), np.empty((n_r, 5), np.float64)
     macc, clamp_pos = np.zeros(obs_pos.size, np.float64), np.zeros(n_r, np.float64)
+    da = NO_DA if da is None else da
     init_forward(qlat, q0, hot, lim, topo, karr, state, traj, traj_user, bnd)
 
     def run(b: int, q: int) -> None:
         t0 = q * lay.chunk
         forward_task(b, t0, min(t0 + lay.chunk, n_t), qlat, substeps, params, prow, dt, leak,
                      lim, topo, karr, obs, state, cb, coef, bnd, traj, traj_user, every, means,
-                     macc, clamp_pos)  # fmt: skip
+                     macc, clamp_pos, da)  # fmt: skip
 
     n_chunks = -(-n_t // lay.chunk)
     run_tasks(run, plan.n_blocks, n_chunks, plan.up_ptr, plan.down_ptr, plan.down_blocks,

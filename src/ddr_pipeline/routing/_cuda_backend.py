@@ -22,6 +22,7 @@ import torch
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing._cuda_plan import BlockPlan, build_plan
+from ddr_pipeline.routing._nudge import NO_DA as _NO_DA
 from ddr_pipeline.routing._physics import N_CB
 
 ENV_SIMULATOR = "DDR_CUDA_SIMULATOR"
@@ -162,13 +163,18 @@ class CudaMuskingumCunge(torch.autograd.Function):
         progress = torch.zeros(dplan.plan.n_blocks, dtype=torch.int32, device=device)
         ticket = torch.zeros(1, dtype=torch.int32, device=device)
         pk = tuple(p.detach() for p in params)
+        da = tuple(torch.as_tensor(a, device=device)
+                   for a in (_NO_DA if spec.da is None else spec.da.arrays))  # fmt: skip
         _launch(
             kern.mc_forward_kernel, dplan, device, qlat.detach(), spec.substeps, q0.detach(),
             spec.hot, pk, prow, spec.dt, spec.leak, lim, a["order"], a["up_ptr"], a["up_idx"],
             a["slot_pos"], a["slot_level"], a["blk_ptr"], a["blk_levels"], a["bup_ptr"],
             a["bup_idx"], a["xdown"], obs_ptr, obs_idx, out, means, clamp, acc0,
-            torch.empty((n_r, N_CB), **f64), progress, ticket,
+            torch.empty((n_r, N_CB), **f64), progress, ticket, da,
         )  # fmt: skip
+        if spec.da is not None:
+            for host, dev in zip(spec.da.arrays[2:5], da[2:5], strict=True):
+                host[...] = dev.cpu().numpy()
         clamp_t = clamp.to(qlat.dtype)
         ctx.mark_non_differentiable(clamp_t)
         ctx.set_materialize_grads(False)
@@ -185,6 +191,8 @@ class CudaMuskingumCunge(torch.autograd.Function):
     def backward(ctx, g_primary, g_final, _g_clamp):  # type: ignore[override]
         kern = kernels()
         spec = ctx.spec
+        if spec.da is not None:
+            raise RuntimeError("streamflow nudging is forward only: no gradient through it")
         out, qlat, q0, acc0, prow, lim, *params = ctx.saved_tensors
         device = qlat.device
         dplan = _device_plan(spec.net, device, simulator_active())

@@ -25,6 +25,7 @@ from numba import cuda
 from numba.core.registry import CPUDispatcher
 
 from ddr_pipeline.routing._mc_kernels import _unfloored_update, update_adjoint
+from ddr_pipeline.routing._nudge import nudge_value
 from ddr_pipeline.routing._physics import (
     LIM_QMIN,
     PARAM_NAMES,
@@ -61,6 +62,7 @@ _reach_vjp = device_function(reach_vjp)
 _update = device_function(_unfloored_update)
 _update_adjoint = device_function(update_adjoint)
 _rows_change = device_function(rows_change)
+_nudge_value = device_function(nudge_value)
 
 
 @cuda.jit(device=True)
@@ -127,15 +129,19 @@ def _refresh(cb, t, loaded, params, prow, lim, order, k):  # noqa: PLR0917 (devi
 def mc_forward_kernel(  # noqa: PLR0913, PLR0917 (kernel signature)
     qlat, substeps, q0, hot, params, prow, dt, leak, lim, order, up_ptr, up_idx,
     slot_pos, slot_level, blk_ptr, blk_levels, bup_ptr, bup_idx, xdown, obs_ptr, obs_idx,
-    out, means, clamp_volume, acc0, cb, progress, ticket,
+    out, means, clamp_volume, acc0, cb, progress, ticket, da,
 ):  # fmt: skip
     """Forward time loop of every plan block (see the module docstring) over T = R·substeps
     steps (row ``t // substeps`` of ``qlat`` drives step t); writes ``out`` ((T+1, N) states),
     the means over each ``qlat`` row at the observed reaches (``obs_ptr``/``obs_idx``: CSR of
     columns of ``means`` by position), ``clamp_volume`` (N,; skipped when empty) and the
-    unfloored hot start ``acc0`` (positions)."""
+    unfloored hot start ``acc0`` (positions). ``da``: the nudging arrays of
+    ``_mc_kernels._assimilate`` (off when the first is empty); a gauged reach is nudged by its
+    own thread before the barrier that lets its downstream reaches read it."""
     n_t = qlat.shape[0] * substeps
     qmin = lim[LIM_QMIN]
+    gauge_of, da_obs, da_last_val, da_last_time, da_corr, da_par = da
+
     track = clamp_volume.shape[0] > 0
     b = _take_ticket(ticket, False, blk_levels.shape[0])
     lo = blk_ptr[b]
@@ -144,6 +150,7 @@ def mc_forward_kernel(  # noqa: PLR0913, PLR0917 (kernel signature)
     k = slot_pos[lo + tid] if active else 0
     lv = slot_level[lo + tid] if active else -1
     i = order[k]
+    gauge = gauge_of[k] if active and gauge_of.shape[0] > 0 else -1
     n_lev = blk_levels[b]
     w_lo, w_hi = bup_ptr[b], bup_ptr[b + 1]
     if hot:
@@ -184,6 +191,11 @@ def mc_forward_kernel(  # noqa: PLR0913, PLR0917 (kernel signature)
                     if track:
                         cvol += (qmin - y) * dt
                     y = qmin
+                if gauge >= 0:
+                    y, c, lv_, lt_ = _nudge_value(y, da_obs[t, gauge], da_last_val[gauge],
+                                                  da_last_time[gauge], (t + 1) * dt, da_par[0],
+                                                  da_par[1], qmin)  # fmt: skip
+                    da_last_val[gauge], da_last_time[gauge], da_corr[t, gauge] = lv_, lt_, c
                 out[t + 1, i] = y
                 if xdown[k] != 0:
                     cuda.threadfence()

@@ -48,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from ddr_pipeline.routing._jit import njit
+from ddr_pipeline.routing._nudge import nudge_value
 from ddr_pipeline.routing._physics import (
     LIM_CEL_EXACT,
     LIM_QMIN,
@@ -221,12 +222,14 @@ def _block_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     b: int, t: int, cur: np.ndarray, nxt: np.ndarray, cb: np.ndarray, coef: np.ndarray,
     mode: int, qlat: np.ndarray, substeps: int, params: tuple, prow: np.ndarray, dt: float,
     leak: bool, lim: np.ndarray, topo: tuple, plan: tuple, bnd: np.ndarray,
-    clamp_pos: np.ndarray, dst: np.ndarray, dst_row: int, dst_user: bool,
+    clamp_pos: np.ndarray, dst: np.ndarray, dst_row: int, dst_user: bool, da: tuple,
 ) -> None:  # fmt: skip
     """Step t of block b: Q_t (``cur``, positions + ghosts) -> Q_{t+1} (``nxt``); ``cb`` is
     refreshed per ``mode``. Adds the floor volume to ``clamp_pos`` (by position; empty to
-    skip) and stores Q_{t+1} in ``dst[dst_row]`` when ``dst_row >= 0`` (user columns if
-    ``dst_user``, else positions)."""
+    skip), nudges gauged reaches toward their observations (``da``, :func:`_assimilate`; off
+    when its first array is empty) before their downstream reaches read them, and stores
+    Q_{t+1} in ``dst[dst_row]`` when ``dst_row >= 0`` (user columns if ``dst_user``, else
+    positions)."""
     order, up_ptr = topo[0], topo[2]
     lo, hi = plan[0][b], plan[0][b + 1]
     xup_idx = plan[1]
@@ -234,6 +237,7 @@ def _block_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     _forward_physics(cb, coef, cur, t, mode, params, prow, dt, leak, lim, order, lo, hi)
     _load_ghosts(b, t, cur, nxt, bnd, plan)
     track = clamp_pos.size > 0
+    nudged = da[0].size > 0
     r = t // substeps
     for k in range(lo, hi):
         i = order[k]
@@ -244,12 +248,36 @@ def _block_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
             if track:
                 clamp_pos[k] += (qmin - y) * dt
             y = qmin
+        if nudged and da[0][k] >= 0:
+            y = _assimilate(da, da[0][k], t, y, dt, qmin)
         nxt[k] = y
         if dst_row >= 0:
             if dst_user:
                 dst[dst_row, i] = nxt[k]
             else:
                 dst[dst_row, k] = nxt[k]
+
+
+@njit(error_model="numpy", inline="always")
+def _assimilate(da: tuple, g: int, t: int, y: float, dt: float, qmin: float) -> float:  # noqa: PLR0917
+    """Nudge gauge g's routed value ``y`` at step t (``_nudge.nudge_value``): updates its last
+    observation and time, records the correction. ``da = (gauge_of, obs, last_val, last_time,
+    corr, par)``: gauge of each position (−1: none), observations (T, G) (NaN: none), last
+    observation and its time (s from the call's start; NaN: none), corrections (T, G) out,
+    ``par = (gain, τ in s)``."""
+    obs, last_val, last_time, corr, par = da[1], da[2], da[3], da[4], da[5]
+    q, c, lv, lt = nudge_value(y, obs[t, g], last_val[g], last_time[g], (t + 1) * dt, par[0],
+                               par[1], qmin)  # fmt: skip
+    last_val[g], last_time[g] = lv, lt
+    corr[t, g] = c
+    return q
+
+
+@njit(error_model="numpy")
+def no_assimilation() -> tuple:
+    """The ``da`` tuple that turns nudging off (empty arrays of the right types)."""
+    e1, e2 = np.empty(0, np.float64), np.empty((0, 0), np.float64)
+    return (np.empty(0, np.int64), e2, e1, e1, e2, e1)
 
 
 @njit(error_model="numpy")
@@ -293,17 +321,19 @@ def forward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     dt: float, leak: bool, lim: np.ndarray, topo: tuple, plan: tuple, obs: tuple,
     state: np.ndarray, cb: np.ndarray, coef: np.ndarray, bnd: np.ndarray, traj: np.ndarray,
     traj_user: bool, every: int, means: np.ndarray, macc: np.ndarray, clamp_pos: np.ndarray,
+    da: tuple,
 ) -> None:  # fmt: skip
     """Route block b over steps ``t0 … t1 − 1`` (module docstring: contract). ``state`` (2, N+S)
     holds Q_t of step t in row t mod 2; publishes the block's sources in ``bnd``, stores the
-    trajectory rows, the means of its observed reaches and its floor volume."""
+    trajectory rows, the means of its observed reaches and its floor volume; ``da``: the
+    nudging arrays (:func:`_assimilate`, :func:`no_assimilation`)."""
     n_t = qlat.shape[0] * substeps
     src_pos, src_ptr = plan[2], plan[3]
     for t in range(t0, t1):
         cur, nxt = state[t & 1], state[(t + 1) & 1]
         _block_step(b, t, cur, nxt, cb, coef, _refresh_mode(t - 1, t, prow), qlat, substeps,
                     params, prow, dt, leak, lim, topo, plan, bnd, clamp_pos, traj,
-                    _traj_row(t + 1, n_t, every), traj_user)  # fmt: skip
+                    _traj_row(t + 1, n_t, every), traj_user, da)  # fmt: skip
         for s in range(src_ptr[b], src_ptr[b + 1]):
             bnd[t + 1, s] = nxt[src_pos[s]]
         _block_means(b, t, nxt, obs, means, macc, substeps)
@@ -480,12 +510,13 @@ def _recompute(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         seg[0, k] = v
         row[k] = v
     no_clamp = np.empty(0, np.float64)
+    no_da = no_assimilation()
     for t in range(s0, s1):
         # constants are filled in full for the first step (not shared with the backward's)
         _block_step(b, t, state[t & 1], state[(t + 1) & 1], cb, coef,
                     2 if t == s0 else _refresh_mode(t - 1, t, prow), qlat, substeps, params,
                     prow, dt, leak, lim, topo, plan, bnd, no_clamp, seg, t + 1 - s0,
-                    False)  # fmt: skip
+                    False, no_da)  # fmt: skip
 
 
 @njit(error_model="numpy")

@@ -131,6 +131,51 @@ def _hot_start(q0lat: torch.Tensor, levels) -> torch.Tensor:
     return acc
 
 
+class _Nudger:
+    """Nudging of the gauged reaches of each level (``_nudge.nudge_value`` in tensor ops),
+    on the kernels' ``da`` arrays (``_mc_kernels._assimilate``), written back by :meth:`store`."""
+
+    def __init__(self, net: RiverNetwork, da: tuple, device: torch.device) -> None:
+        gauge_of, obs, last_val, last_time, corr, par = da
+        pos = np.flatnonzero(gauge_of >= 0)
+        gauge, reach = gauge_of[pos], net.routing_arrays()["order"][pos]
+        lev = net.levels[reach]
+        self.by_level = {
+            int(lv): tuple(torch.as_tensor(a[lev == lv], device=device) for a in (gauge, reach))
+            for lv in np.unique(lev)
+        }  # fmt: skip
+        f64 = {"dtype": torch.float64, "device": device}
+        self.obs = torch.as_tensor(obs, **f64)
+        self.last_val = torch.as_tensor(last_val, **f64)
+        self.last_time = torch.as_tensor(last_time, **f64)
+        self.corr = torch.zeros(corr.shape, **f64)
+        self.gain, self.decay, self.da = float(par[0]), float(par[1]), da
+
+    def apply(self, new: torch.Tensor, level: int, t: int, dt: float, qmin: float) -> torch.Tensor:
+        """``new`` with the gauged reaches of ``level`` nudged at step t."""
+        if level not in self.by_level:
+            return new
+        g, reach = self.by_level[level]
+        model = new[reach].detach().to(torch.float64)
+        obs, lv, lt, now = self.obs[t, g], self.last_val[g], self.last_time[g], (t + 1) * dt
+        has, seen = ~torch.isnan(obs), ~torch.isnan(lv)
+        persist = self.gain * torch.exp(-(now - lt) / self.decay) if self.decay > 0 else 0.0 * lt
+        weight = torch.where(has, torch.full_like(obs, self.gain), torch.where(seen, persist, 0.0))
+        target = torch.where(has, obs, lv)
+        q = torch.where(weight == 1.0, target, model + weight * (target - model))
+        q = torch.where(has | seen, q.clamp(min=qmin), model)
+        self.corr[t, g] = q - model
+        self.last_val[g] = torch.where(has, obs, lv)
+        self.last_time[g] = torch.where(has, torch.full_like(lt, now), lt)
+        return new.index_put((reach,), q.to(new.dtype))
+
+    def store(self) -> None:
+        """Write the state and corrections back into the ``da`` arrays."""
+        self.da[2][:] = self.last_val.cpu().numpy()
+        self.da[3][:] = self.last_time.cpu().numpy()
+        self.da[4][:] = self.corr.cpu().numpy()
+
+
 def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
     net: RiverNetwork,
     qlat: torch.Tensor,
@@ -140,13 +185,16 @@ def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
     dt: float,
     leak: bool,
     lim: np.ndarray,
+    da: tuple | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(T+1, N) states and (N,) Q_min clamp volume, by level-scheduled torch ops.
 
     ``qlat`` is (R, N), row r driving steps r·substeps … (r+1)·substeps − 1; each parameter is
-    (1, N), (R, N) or (T, N), T = R·substeps."""
+    (1, N), (R, N) or (T, N), T = R·substeps. ``da``: the nudging arrays of the kernels
+    (``_mc_kernels._assimilate``; filled in place), or None."""
     device = qlat.device
     levels = _levels(net, device)
+    nudger = None if da is None else _Nudger(net, da, device)
     qmin = float(lim[LIM_QMIN])
     q = torch.clamp(_hot_start(qlat[0], levels) if q0 is None else q0, min=qmin)
     states = [q]
@@ -163,7 +211,7 @@ def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
             inflow = inflow - zeta_raw
         rhs = c2 * usum + c3 * q + c4 * inflow
         new = rhs
-        for idx, src, dst in levels:
+        for lv, (idx, src, dst) in enumerate(levels):
             y = rhs[idx]
             if src.numel():
                 vsum = torch.zeros(idx.numel(), dtype=q.dtype, device=device).index_add(
@@ -172,6 +220,10 @@ def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
                 y = c1[idx] * vsum + y
             clamp = clamp.index_add(0, idx, (qmin - y.detach()).clamp(min=0) * dt)
             new = new.index_put((idx,), torch.clamp(y, min=qmin))
+            if nudger is not None:
+                new = nudger.apply(new, lv, t, dt, qmin)
         q = new
         states.append(q)
+    if nudger is not None:
+        nudger.store()
     return torch.stack(states), clamp

@@ -32,6 +32,7 @@ from ddr_pipeline.routing._physics import (
     PARAM_NAMES,
 )
 from ddr_pipeline.routing._threads import routing_threads, torch_threads_kept
+from ddr_pipeline.routing.nudging import Nudging, NudgingArrays, NudgingResult, refuse_gradients
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +54,12 @@ class RoutingResult:
     Attributes:
         discharge: (T+1, N) states; row 0 = initial state, row t+1 = end of step t.
         clamp_volume: (N,) volume (m³) added per reach by the Q_min floor (not differentiable).
+        assimilation: the corrections and end state of the call's nudging (None without).
     """
 
     discharge: torch.Tensor
     clamp_volume: torch.Tensor
+    assimilation: NudgingResult | None = None
 
     @property
     def clamp_volume_total(self) -> float:
@@ -73,16 +76,19 @@ class MeanDischarge:
             inputs): row r = mean of Q[r·s+1 … r·s+s], s = ``substeps``; differentiable.
         final_state: (N,) state at the end of the window (differentiable).
         clamp_volume: (N,) volume (m³) added per reach by the Q_min floor (not differentiable).
+        assimilation: the corrections and end state of the call's nudging (None without).
     """
 
     means: torch.Tensor
     final_state: torch.Tensor
     clamp_volume: torch.Tensor
+    assimilation: NudgingResult | None = None
 
 
 @dataclass(frozen=True)
 class _Spec:
-    """Non-tensor inputs of the autograd function (``obs_pos`` None: dense trajectory out)."""
+    """Non-tensor inputs of the autograd function (``obs_pos`` None: dense trajectory out;
+    ``da``: the call's nudging arrays, filled by the forward, or None)."""
 
     net: RiverNetwork
     dt: float
@@ -94,6 +100,7 @@ class _Spec:
     every: int
     obs_pos: np.ndarray | None
     threads: int | None
+    da: NudgingArrays | None = None
 
 
 _NO_INT = np.zeros(0, np.int64)
@@ -128,6 +135,7 @@ class _MuskingumCungeFunction(torch.autograd.Function):
                 spec.net, qlat_np, spec.substeps, _np(q0), spec.hot, tuple(_np(p) for p in params),
                 spec.prow, spec.dt, spec.leak, spec.lim, traj, spec.obs_pos is None, spec.every,
                 obs_pos, means, clamp, routing_threads(spec.threads),
+                None if spec.da is None else spec.da.arrays,
             )  # fmt: skip
         traj_t = torch.from_numpy(traj)
         clamp_t = torch.from_numpy(clamp).to(qlat.dtype)
@@ -149,6 +157,8 @@ class _MuskingumCungeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_primary, g_final, _g_clamp):  # type: ignore[override]
         spec: _Spec = ctx.spec
+        if spec.da is not None:
+            raise RuntimeError("streamflow nudging is forward only: no gradient through it")
         if spec.obs_pos is None:
             traj_t, qlat, q0, *params = ctx.saved_tensors
             traj = traj_t.numpy()
@@ -272,6 +282,7 @@ class _Problem:
     lim: np.ndarray
     backend: str
     threads: int | None
+    da: NudgingArrays | None = None
 
     @property
     def n_steps(self) -> int:
@@ -287,7 +298,7 @@ class _Problem:
 
     def spec(self, every: int, obs_pos: np.ndarray | None) -> _Spec:
         return _Spec(self.net, self.dt, self.leak, self.hot, self.lim, self.substeps,
-                     self.steps_per_row(), every, obs_pos, self.threads)  # fmt: skip
+                     self.steps_per_row(), every, obs_pos, self.threads, self.da)  # fmt: skip
 
     def apply(self, every: int, obs_pos: np.ndarray | None):
         """Run the compiled backend: the CUDA kernels, or the numba engine on the CPU (inputs
@@ -332,7 +343,11 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
     x_min: float = K.X_MIN,
     x_max: float = K.X_MAX,
     threads: int | None = None,
+    nudging: Nudging | None = None,
 ) -> _Problem:
+    if nudging is not None:
+        refuse_gradients({"lateral_inflow": lateral_inflow, "initial_state": initial_state,
+                          **channel, **params})  # fmt: skip
     qlat = lateral_inflow_tensor(lateral_inflow, net)
     if threads is not None and (
         isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1
@@ -354,8 +369,9 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
     else:
         q0 = per_reach("initial_state", initial_state, 1, net, dtype, device).reshape(-1)
         check_values("initial_state", q0, net, lo=0.0)
+    da = None if nudging is None else NudgingArrays.build(nudging, net, n_t, float(dt))
     return _Problem(net, qlat, int(substeps), q0, hot, p, float(dt), bool(leakance), lim,
-                    choose_backend(backend, device), threads)  # fmt: skip
+                    choose_backend(backend, device), threads, da)  # fmt: skip
 
 
 def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
@@ -383,6 +399,7 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
     x_min: float = K.X_MIN,
     x_max: float = K.X_MAX,
     threads: int | None = None,
+    nudging: Nudging | None = None,
 ) -> torch.Tensor | RoutingResult:
     """Route lateral inflow through ``net`` with Muskingum–Cunge; differentiable in every input.
 
@@ -411,6 +428,10 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
             :func:`~ddr_pipeline.routing._threads.routing_threads` (``DDR_ROUTING_THREADS``, else
             torch's thread count, which ``experiment.threads`` sets), always capped at
             ``NUMBA_NUM_THREADS``. Results do not depend on it (bitwise).
+        nudging: streamflow data assimilation at gauged reaches (:mod:`.nudging`; forward
+            only: refused when an input requires grad); its corrections and end state come
+            back in ``RoutingResult.assimilation``. None (default): off, bitwise the routing
+            without it.
 
     Returns:
         (T+1, N) states (row 0 = initial state), or a :class:`RoutingResult`.
@@ -420,7 +441,7 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
         initial_state=initial_state, leakance=leakance, backend=backend, q_min=q_min,
         d_min=d_min, b_min=b_min, v_min=v_min, v_max=v_max, s_min=s_min,
         h_bank_min=h_bank_min, h_bank_max=h_bank_max, x_mode=x_mode, celerity=celerity,
-        x_min=x_min, x_max=x_max, threads=threads,
+        x_min=x_min, x_max=x_max, threads=threads, nudging=nudging,
     )  # fmt: skip
     device = prob.qlat.device
     if prob.backend in ("numba", "cuda"):
@@ -429,7 +450,8 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
         out, clamp = _route_torch(prob)
     out = out.to(device)
     if return_diagnostics:
-        return RoutingResult(discharge=out, clamp_volume=clamp.detach().to(device))
+        return RoutingResult(discharge=out, clamp_volume=clamp.detach().to(device),
+                             assimilation=None if prob.da is None else prob.da.result())  # fmt: skip
     return out
 
 
@@ -458,7 +480,8 @@ def muskingum_cunge_means(
         reaches: (M,) user indices of the observed reaches.
         checkpoint_every: store every this many states (1 = all).
         **options: the keyword options of :func:`muskingum_cunge` (``dt``, ``substeps``,
-            ``initial_state``, ``leakance``, ``backend``, ``threads`` and the floors), not
+            ``initial_state``, ``leakance``, ``backend``, ``threads``, ``nudging`` and the
+            floors), not
             ``return_diagnostics``.
     """
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int | np.integer):
@@ -483,8 +506,10 @@ def muskingum_cunge_means(
         means = sel.reshape(prob.qlat.shape[0], prob.substeps, idx.size).mean(dim=1)
         final = out[-1]
     return MeanDischarge(
-        means=means.to(device), final_state=final.to(device), clamp_volume=clamp.detach().to(device)
-    )
+        means=means.to(device), final_state=final.to(device),
+        clamp_volume=clamp.detach().to(device),
+        assimilation=None if prob.da is None else prob.da.result(),
+    )  # fmt: skip
 
 
 def _route_torch(prob: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
@@ -492,7 +517,7 @@ def _route_torch(prob: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
 
     q0 = None if prob.hot else prob.q0
     return route_torch(prob.net, prob.qlat, prob.substeps, q0, prob.params, prob.dt, prob.leak,
-                       prob.lim)  # fmt: skip
+                       prob.lim, None if prob.da is None else prob.da.arrays)  # fmt: skip
 
 
 _BACKENDS = ("auto", "numba", "cuda", "torch")
