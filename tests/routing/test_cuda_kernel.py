@@ -74,7 +74,9 @@ def _route(backend: str, device: torch.device, net, qlat, channel, params, q0=No
 
 
 def _compare(device, net, qlat, channel, params, *, rtol: float, q0=None, **kw) -> dict:
-    q_ref, cv_ref, g_ref = _route("numba", torch.device("cpu"), net, qlat, channel, params, q0, **kw)
+    q_ref, cv_ref, g_ref = _route(
+        "numba", torch.device("cpu"), net, qlat, channel, params, q0, **kw
+    )
     q, cv, g = _route("cuda", device, net, qlat, channel, params, q0, **kw)
     torch.testing.assert_close(q, q_ref, rtol=rtol, atol=0.0)
     torch.testing.assert_close(cv, cv_ref, rtol=rtol, atol=1e-12)
