@@ -22,6 +22,8 @@ Kernel input contract (shared with any other backend of ``muskingum_cunge``):
   ((R, M) or (0, M)) and of the final state ``gfinal`` ((N,) or (0,)). With ``every > 1`` it
   recomputes each segment of ``every`` steps from its stored state (one extra forward in total;
   memory O(N·T/every + N·every)) — every value and gradient is bitwise the same as ``every = 1``.
+* Optional streamflow nudging (forward only, ``da`` tuple of :func:`_assimilate`): a gauged
+  reach's Q_{t+1} is nudged right after its update, before the reaches downstream read it.
 * Gradients are written in the storage dtype: ``gqlat`` (R, N) (or (0, N) when not wanted),
   ``gparams`` (rows, N) per parameter ((0, N) when not wanted), sums over the steps of a row
   accumulated in float64.
