@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import xarray as xr
 from pipelines.evaluation import synthetic as syn
 
@@ -15,7 +17,11 @@ from ddr_pipeline.config.pipelines import BaselinesConfig, UntrainedBaselineConf
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.evaluation.predictions import predict_period
 from ddr_pipeline.evaluation.report import (
+    AREA_CLASS_LABELS,
+    AREA_UNKNOWN,
     SUBSETS,
+    area_class,
+    comparison_by_area,
     comparison_table,
     gauge_subset,
     model_names,
@@ -96,9 +102,7 @@ def per_gauge_table() -> pd.DataFrame:
 )
 def test_gauge_subset_keeps_observed_gauges_of_the_subset(subset: str, expected: list) -> None:
     table = per_gauge_table()
-    assert list(gauge_subset(table[table["model"] == "model"], subset)["gage_id"]) == (
-        expected
-    )
+    assert list(gauge_subset(table[table["model"] == "model"], subset)["gage_id"]) == (expected)
 
 
 def test_gauge_subset_names_unknown_subset() -> None:
@@ -138,9 +142,7 @@ def test_observation_report_and_gauge_array() -> None:
         "days_without_observations": ["1980-01-02"],
     }
     with pytest.raises(ValueError, match="1980-01-01..1980-01-04"):
-        observation_report(
-            obs_dataset(np.full((2, 4), np.nan)), pd.Timestamp("1980-01-01")
-        )
+        observation_report(obs_dataset(np.full((2, 4), np.nan)), pd.Timestamp("1980-01-01"))
 
 
 def test_scored_window_and_model_names() -> None:
@@ -165,7 +167,7 @@ def test_predict_period_matches_direct_routing(tmp_path: Path) -> None:
     settings = PredictionSettings(
         warmup_days=5,
         chunk_days=7,
-        baselines=BaselinesConfig(untrained=UntrainedBaselineConfig(enabled=False)),
+        baselines=BaselinesConfig(untrained=UntrainedBaselineConfig(enabled=False), initial=False),
     )
     period = ("1980-01-01", "1980-01-20")
     ds = predict_period(ckpt, inputs, syn.gauges_table(), period, settings, "r")
@@ -176,3 +178,59 @@ def test_predict_period_matches_direct_routing(tmp_path: Path) -> None:
     gauges = syn.gauges_table().set_index("STAID")["reach_ids"]
     outlet = routed["discharge"].sel(reach_id=gauges["01000003"][0])
     np.testing.assert_allclose(ds["predictions"].sel(gage_id="01000003"), outlet, rtol=1e-4)
+
+
+def test_area_class_edges_belong_to_the_upper_class() -> None:
+    areas = [0.0, 999.9, 1000.0, 4999.0, 5000.0, 9999.0, 10000.0, 8657.3, np.nan, -1.0]
+    expected = [0, 0, 1, 1, 2, 2, 3, 2]
+    labels = area_class(areas)
+    assert list(labels[:8]) == [AREA_CLASS_LABELS[i] for i in expected]
+    assert list(labels[8:]) == [AREA_UNKNOWN, AREA_UNKNOWN]
+
+
+def test_comparison_by_area_summarises_each_class() -> None:
+    table = per_gauge_table()
+    table["area_class"] = list(area_class([500.0, 20000.0, 700.0, 3000.0])) * 2
+    by_area = comparison_by_area(table)
+    nse = by_area[by_area["metric"] == "nse"].set_index(["model", "area_class"])
+    # observed gauges only: a (500), b (20000), c (700); d (3000) has no observation
+    assert nse.loc[("model", "<1000 km2"), "n_gauges"] == 2
+    assert nse.loc[("model", "<1000 km2"), "median"] == pytest.approx(0.8)
+    assert nse.loc[("untrained", ">=10000 km2"), "median"] == pytest.approx(0.2)
+    assert ("model", "1000-5000 km2") not in nse.index
+    legacy = comparison_by_area(per_gauge_table())  # no area_class column: all unknown
+    assert set(legacy["area_class"]) == {AREA_UNKNOWN}
+
+
+def test_baselines_state_parameters_and_the_initial_weights(tmp_path: Path) -> None:
+    ckpt = load_model(
+        ModelSource(
+            checkpoint=str(syn.write_checkpoint(tmp_path)), run_name="r", models_dir=str(tmp_path)
+        )
+    )
+    inputs = ModelInputs.from_dataset(syn.model_inputs())
+    settings = PredictionSettings(
+        warmup_days=5,
+        chunk_days=7,
+        baselines=BaselinesConfig(untrained=UntrainedBaselineConfig(values={"n": 0.05})),
+    )
+    period = ("1980-01-01", "1980-01-10")
+    ds = predict_period(ckpt, inputs, syn.gauges_table(), period, settings, "r")
+    stated = json.loads(ds["baseline_untrained"].attrs["parameters"])
+    assert stated["n"] == "0.05 (configured)"
+    assert all(
+        stated[name].endswith("(mid-range)")
+        for name in ckpt.config.learned_parameters
+        if name != "n"
+    )
+    assert ds.attrs["baseline_untrained_parameters"] == ds["baseline_untrained"].attrs["parameters"]
+    assert "initial weights" in ds["baseline_initial"].attrs["parameters"]
+    # the synthetic checkpoint is untrained: its starting point is the model itself
+    np.testing.assert_array_equal(ds["baseline_initial"], ds["predictions"])
+    # after "training" (weights moved) the initial baseline stays at the starting point
+    with torch.no_grad():
+        for weight in ckpt.model.parameters():
+            weight.add_(0.3)
+    moved = predict_period(ckpt, inputs, syn.gauges_table(), period, settings, "r")
+    np.testing.assert_array_equal(moved["baseline_initial"], ds["baseline_initial"])
+    assert not np.allclose(moved["predictions"], ds["predictions"], equal_nan=True)

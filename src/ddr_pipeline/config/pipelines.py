@@ -152,6 +152,9 @@ class BaselinesConfig(StrictModel):
     untrained: UntrainedBaselineConfig = Field(
         default_factory=UntrainedBaselineConfig, description="Constant-parameter routing."
     )
+    initial: bool = Field(
+        True, description="The trained model's networks at their initial weights (step 0)."
+    )
     reference: ReferenceBaselineConfig = Field(
         default_factory=ReferenceBaselineConfig, description="A dataset's routing product."
     )

@@ -36,6 +36,7 @@ MODEL_LABELS: dict[str, str] = {
     "model": "trained model (KAN + LSTM + MC)",
     "summed_lateral_inflow": "no routing (summed Q')",
     "untrained": "untrained routing (mid-range parameters)",
+    "initial": "model at its initial weights (before training)",
     "reference": "reference routing product",
 }
 

@@ -22,6 +22,7 @@ from ddr_pipeline.models import (
     denormalize,
     routing_parameters,
 )
+from ddr_pipeline.parameter_registry import ROUTING_PARAMETERS
 from ddr_pipeline.simulation.problem import WindowInputs
 
 
@@ -169,6 +170,27 @@ class ConstantParameters:
             mid = float(denormalize(torch.tensor(0.5), low, high, self.params.is_log_space(name)))
             self.values[name] = float(values.get(name, mid))
         self.values.update({k: float(v) for k, v in values.items() if k not in self.values})
+        self._given = set(values)
+        self._learned = list(config.learned_parameters)
+
+    def stated(self) -> dict[str, str]:
+        """Every routing parameter this baseline uses and where its value comes from.
+
+        ``{name: "<value> (<source>)"}`` with source ``configured`` (``values``), ``mid-range``
+        (the middle of a learned parameter's range), ``default`` (``params.defaults``: not
+        learned) or ``PTF``; channel data (observed top width / side slope) replaces the stated
+        value wherever the data has it. The evaluation writes this beside the baseline.
+        """
+        out: dict[str, str] = {}
+        for name in self._learned:
+            source = "configured" if name in self._given else "mid-range"
+            out[name] = f"{self.values[name]:.6g} ({source})"
+        for name in ROUTING_PARAMETERS:
+            if name not in out and name in self.params.defaults:
+                out[name] = f"{self.params.defaults[name]:.6g} (default)"
+        if self.params.use_leakance and self.ptf:
+            out["K_D"] = "Cosby PTF of the reach's sand/clay with K_D_delta above"
+        return out
 
     def _normalized(self, name: str, n_reaches: int, device: torch.device) -> torch.Tensor:
         low, high = self.params.parameter_ranges[name]

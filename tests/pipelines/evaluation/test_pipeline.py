@@ -80,6 +80,7 @@ def test_model_test_dataset(outputs: dict) -> None:
         "observations",
         "baseline_summed_lateral_inflow",
         "baseline_untrained",
+        "baseline_initial",
         "baseline_reference",
     }
     assert ds["predictions"].dims == ("gage_id", "time")
@@ -88,6 +89,17 @@ def test_model_test_dataset(outputs: dict) -> None:
     assert ds.attrs["units"] == "m3 s-1"
     assert ds.attrs["gauges_without_observations"] == ["01000005"]
     assert np.isfinite(ds["predictions"].values).all()
+    assert "mid-range" in ds.attrs["baseline_untrained_parameters"]
+
+
+def test_comparison_by_area_class(outputs: dict) -> None:
+    table = outputs["evaluation.metrics_per_gauge"]
+    by_area = outputs["evaluation.comparison_by_area"]
+    assert {"model", "area_class", "n_gauges", "metric", "median"} <= set(by_area.columns)
+    model = table[(table["model"] == "model") & table["observed"]]
+    counts = by_area[(by_area["model"] == "model") & (by_area["metric"] == "nse")]
+    assert counts["n_gauges"].sum() == len(model)
+    assert set(counts["area_class"]) == set(model["area_class"])
 
 
 def test_reported_nse_matches_independent_recomputation(outputs: dict) -> None:
@@ -126,7 +138,8 @@ def test_gauges_without_observations_are_flagged_not_scored(outputs: dict) -> No
 
 def test_comparison_and_mlflow_metrics(outputs: dict) -> None:
     comparison = outputs["evaluation.comparison"]
-    assert set(comparison["model"]) == {"model", "summed_lateral_inflow", "untrained", "reference"}
+    models = ("model", "summed_lateral_inflow", "untrained", "initial", "reference")
+    assert set(comparison["model"]) == set(models)
     assert set(comparison["subset"]) == set(SUBSETS)
     table = outputs["evaluation.metrics_per_gauge"]
     sub = table[(table["model"] == "untrained") & table["observed"] & (table["split"] == "train")]
@@ -137,7 +150,6 @@ def test_comparison_and_mlflow_metrics(outputs: dict) -> None:
     ].iloc[0]
     assert row["median"] == pytest.approx(sub["nse"].median())
     logged = outputs["evaluation.headline_metrics"]
-    models = ("model", "summed_lateral_inflow", "untrained", "reference")
     expected = {
         f"headline/{model}.{gauges}.{metric}_median"
         for model in models
@@ -176,9 +188,12 @@ def test_reference_baseline_is_optional(tmp_path: Path) -> None:
     path = syn.write_checkpoint(tmp_path)
     ckpt = load_checkpoint(path)
     data = syn.model_inputs()
-    inputs = model_loading.check_model_against_data(ckpt, data, {"attributes": {}, "forcings": {}}, "drb")
+    inputs = model_loading.check_model_against_data(
+        ckpt, data, {"attributes": {}, "forcings": {}}, "drb"
+    )
     params = evaluation_params(tmp_path, reference=None)
     params["baselines"]["untrained"]["enabled"] = False
+    params["baselines"]["initial"] = False
     ds = nodes.predict_test_period(ckpt, inputs, syn.gauges_table(), params, "run", data)
     assert set(ds.data_vars) == {"predictions", "observations", "baseline_summed_lateral_inflow"}
 
@@ -189,7 +204,9 @@ def test_checkpoint_not_matching_the_data_names_the_difference(tmp_path: Path) -
     inputs = syn.model_inputs().rename(attribute="attr")
     inputs = inputs.assign_coords(attr=["a1", "b2", "a3"]).rename(attr="attribute")
     with pytest.raises(CheckpointError, match="attribute_names"):
-        model_loading.check_model_against_data(ckpt, inputs, {"attributes": {}, "forcings": {}}, "drb")
+        model_loading.check_model_against_data(
+            ckpt, inputs, {"attributes": {}, "forcings": {}}, "drb"
+        )
     other_stats = {"attributes": {"a1": {"mean": 1.0}}, "forcings": {}}
     with pytest.raises(CheckpointError, match="a1"):
         model_loading.check_model_against_data(ckpt, syn.model_inputs(), other_stats, "drb")
@@ -222,7 +239,9 @@ def test_no_observations_in_period_fails(tmp_path: Path) -> None:
     )
     data = syn.model_inputs()
     data["observations"][:] = np.nan
-    inputs = model_loading.check_model_against_data(ckpt, data, {"attributes": {}, "forcings": {}}, "drb")
+    inputs = model_loading.check_model_against_data(
+        ckpt, data, {"attributes": {}, "forcings": {}}, "drb"
+    )
     params = evaluation_params(tmp_path / "models")
     with pytest.raises(ValueError, match="no observations at any gauge"):
         nodes.predict_test_period(ckpt, inputs, syn.gauges_table(), params, "synthetic-run", data)

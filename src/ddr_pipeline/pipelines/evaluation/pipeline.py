@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from ddr_pipeline.evaluation.report import comparison_table, score_gauges
+from ddr_pipeline.evaluation.report import comparison_by_area, comparison_table, score_gauges
 from ddr_pipeline.pipelines import model_loading
 from ddr_pipeline.pipelines.evaluation import nodes
 from ddr_pipeline.pipelines.geodataset import active_geodataset
@@ -61,6 +61,12 @@ def create_pipeline(geodataset: str | None = None, **kwargs: object) -> Pipeline
                 "evaluation.metrics_per_gauge",
                 "evaluation.comparison",
                 name="comparison_table",
+            ),
+            Node(
+                comparison_by_area,
+                "evaluation.metrics_per_gauge",
+                "evaluation.comparison_by_area",
+                name="comparison_by_area",
             ),
             Node(
                 nodes.headline_metrics,
