@@ -101,6 +101,7 @@ def make_observations() -> xr.Dataset:
 def make_params() -> dict[str, Any]:
     """``data_processing`` parameters for the synthetic data."""
     return {
+        "geodataset": "syn",  # the namespace of tests/pipelines/data_processing/test_pipeline.py
         "periods": {"train": ["2000-01-01", "2000-01-10"], "test": ["2000-01-11", "2000-01-20"]},
         "gauges": {"validation_fraction": 0.2, "seed": 0, "validation_staids": ["00000002"]},
         "lateral_inflow": {"nan_fill": 0.0},
