@@ -75,7 +75,11 @@ def test_split_gauges_keeps_flow_scale() -> None:
     observations = xr.Dataset({"streamflow": ds["observations"].transpose("gage_id", "time")})
     closures = [np.arange(size) for size in (3, 5, 7, 1, 1)]
     periods = parse_periods({"train": [syn.START, "1979-11-20"]})
-    params = {"gauges": {"validation_fraction": 0.2, "seed": 0}}
+    params = {
+        "geodataset": "syn",
+        "periods": {"train": [syn.START, "1979-11-20"]},
+        "gauges": {"validation_fraction": 0.2, "seed": 0},
+    }
     out = dp_nodes.split_gauges(table, closures, observations, periods, params)
     assert list(out.columns[:8]) == [*dp_nodes.GAUGE_COLUMNS, "flow_scale"]
     assert out.set_index("STAID").loc[HEADWATER_GAUGE, "flow_scale"] == 0.5
