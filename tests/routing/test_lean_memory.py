@@ -156,7 +156,7 @@ def test_routing_keeps_torch_thread_count() -> None:
         import torch
         torch.set_num_threads(1)
         from ddr_pipeline.routing import constants as K
-        K.PARALLEL_MIN_REACHES = K.CPU_BLOCK_MIN_REACHES = 1
+        K.PARALLEL_MIN_REACHES = K.CPU_BLOCK_MIN_REACHES = K.PARALLEL_MIN_REACH_STEPS = 1
         from reference import random_network
         from routing_inputs import make_inputs
         from ddr_pipeline.routing import muskingum_cunge

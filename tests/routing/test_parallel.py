@@ -28,6 +28,7 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many small blocks and short chunks, so 300 reaches × 48 steps make many tasks."""
     monkeypatch.setattr(K, "CPU_BLOCK_MIN_REACHES", 10)
     monkeypatch.setattr(K, "PARALLEL_MIN_REACHES", 20)
+    monkeypatch.setattr(K, "PARALLEL_MIN_REACH_STEPS", 1)
     monkeypatch.setattr(K, "CPU_CHUNK_STEPS", 5)
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 8)
 
@@ -163,6 +164,7 @@ def test_threads_argument_is_validated() -> None:
 
 def test_layout_rule() -> None:
     assert layout(K.PARALLEL_MIN_REACHES - 1, 1000, 2).threads == 1  # small: one thread
+    assert layout(1000, K.PARALLEL_MIN_REACH_STEPS // 1000 - 1, 2).threads == 1  # short call
     assert layout(10_000, 1000, 1) == layout(10_000, 1000, 1)
     assert layout(10_000, 1000, 1).blocks == 1
     many = layout(10_000, 1000, 2)

@@ -46,8 +46,8 @@ class Layout:
 
 
 def layout(n_reaches: int, n_steps: int, threads: int, per_step_user: bool = False) -> Layout:
-    """The cut of a call: one block and one task on one thread or below
-    ``PARALLEL_MIN_REACHES`` reaches, else ``threads × CPU_BLOCKS_PER_THREAD`` blocks of at
+    """The cut of a call: one block and one task on one thread, below
+    ``PARALLEL_MIN_REACHES`` reaches or below ``PARALLEL_MIN_REACH_STEPS`` reach-steps, else ``threads × CPU_BLOCKS_PER_THREAD`` blocks of at
     least ``CPU_BLOCK_MIN_REACHES`` reaches and chunks of ``CPU_CHUNK_STEPS`` steps.
 
     ``per_step_user``: the call reads or writes a (T, N) array in user columns every step (a
@@ -56,7 +56,8 @@ def layout(n_reaches: int, n_steps: int, threads: int, per_step_user: bool = Fal
     as the threads allow: one per thread."""
     per_thread = 1 if per_step_user else K.CPU_BLOCKS_PER_THREAD
     blocks = min(threads * per_thread, n_reaches // K.CPU_BLOCK_MIN_REACHES)
-    if threads <= 1 or n_reaches < K.PARALLEL_MIN_REACHES or blocks < 2:
+    small = n_reaches < K.PARALLEL_MIN_REACHES or n_reaches * n_steps < K.PARALLEL_MIN_REACH_STEPS
+    if threads <= 1 or small or blocks < 2:
         return Layout(1, 1, max(n_steps, 1))
     return Layout(threads, blocks, K.CPU_CHUNK_STEPS)
 
