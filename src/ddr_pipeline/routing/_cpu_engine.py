@@ -37,7 +37,7 @@ class Layout:
     blocks: int
     chunk: int
 
-    def backward_chunk(self, n_steps: int, every: int) -> int:
+    def backward_chunk(self, every: int) -> int:
         """Steps per adjoint task: a multiple of ``every`` (the recomputed segments), one
         segment on one thread (its states are held: O(N·every))."""
         if every == 1:
@@ -46,9 +46,10 @@ class Layout:
 
 
 def layout(n_reaches: int, n_steps: int, threads: int, per_step_user: bool = False) -> Layout:
-    """The cut of a call: one block and one task on one thread, below
-    ``PARALLEL_MIN_REACHES`` reaches or below ``PARALLEL_MIN_REACH_STEPS`` reach-steps, else ``threads × CPU_BLOCKS_PER_THREAD`` blocks of at
-    least ``CPU_BLOCK_MIN_REACHES`` reaches and chunks of ``CPU_CHUNK_STEPS`` steps.
+    """The cut of a call: one block and one task on one thread, below ``PARALLEL_MIN_REACHES``
+    reaches or below ``PARALLEL_MIN_REACH_STEPS`` reach-steps; else ``threads ×
+    CPU_BLOCKS_PER_THREAD`` blocks of at least ``CPU_BLOCK_MIN_REACHES`` reaches and chunks of
+    ``CPU_CHUNK_STEPS`` steps.
 
     ``per_step_user``: the call reads or writes a (T, N) array in user columns every step (a
     dense trajectory, per-step Q′ or parameters). A block then touches every cache line of
@@ -144,7 +145,7 @@ def backward(  # noqa: PLR0913, PLR0917 (the kernel contract)
             np.zeros(n_r if gqlat.shape[0] > 0 else 0, np.float64))  # fmt: skip
     adj = (np.empty((n_t, n_s), np.float64), np.empty((n_t, n_s), np.float64),
            np.empty((n_t, n_s), np.uint8))  # fmt: skip
-    chunk = lay.backward_chunk(n_t, every)
+    chunk = lay.backward_chunk(every)
     m = n_r if every > 1 else 0
     rec = (np.empty((chunk if m else 0, n_r), dtype), np.empty((2, m + n_s if m else 0), dtype),
            np.empty((m, N_CB), np.float64), np.empty((m, 5), np.float64))  # fmt: skip

@@ -4,7 +4,8 @@
 ``DDR_ROUTING_THREADS`` when set, else ``torch.get_num_threads()`` (which
 ``training.experiment.threads`` sets), always capped at numba's ``NUMBA_NUM_THREADS``. The engine
 (``_cpu_engine``) runs its block tasks on that many Python threads calling ``nogil`` kernels;
-networks below :data:`~ddr_pipeline.routing.constants.PARALLEL_MIN_REACHES` reaches run on one.
+networks below :data:`~ddr_pipeline.routing.constants.PARALLEL_MIN_REACHES` reaches and calls
+below :data:`~ddr_pipeline.routing.constants.PARALLEL_MIN_REACH_STEPS` reach-steps run on one.
 Results do not depend on the count (bitwise).
 
 The kernels no longer use numba's parallel (OpenMP) layer, which sets the process-wide OpenMP
