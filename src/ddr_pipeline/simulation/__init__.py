@@ -4,6 +4,8 @@ Training, validation, test scoring, evaluation and domain routing all route thro
 :func:`rollout_window` (one window) or :func:`rollout` (a period in chunks carrying state).
 """
 
+from ddr_pipeline.routing.nudging import Nudging, NudgingResult, NudgingState
+from ddr_pipeline.simulation.assimilation import AssimilationRecord, GaugeAssimilation
 from ddr_pipeline.simulation.problem import (
     RoutingProblem,
     WindowInputs,
@@ -36,6 +38,11 @@ from ddr_pipeline.simulation.sources import (
 )
 
 __all__ = [
+    "AssimilationRecord",
+    "GaugeAssimilation",
+    "Nudging",
+    "NudgingResult",
+    "NudgingState",
     "ConstantParameters",
     "FeatureIndex",
     "NonFiniteOutputsError",

@@ -30,6 +30,12 @@ import torch
 from ddr_pipeline.models import LSTMState, NetworkOutputs, RoutingModel
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import gather_gauges, muskingum_cunge, muskingum_cunge_means
+from ddr_pipeline.routing.nudging import Nudging, NudgingResult, NudgingState
+from ddr_pipeline.simulation.assimilation import (
+    AssimilationRecord,
+    GaugeAssimilation,
+    daily_correction,
+)
 from ddr_pipeline.simulation.problem import RoutingProblem, WindowInputs, window_inputs
 from ddr_pipeline.simulation.settings import RoutingSettings
 from ddr_pipeline.simulation.sources import FeatureIndex, ParameterSource, TrainedParameters
@@ -50,6 +56,7 @@ class WindowResult:
     final_state: torch.Tensor  # (N,) discharge of every reach at the end of the window
     lstm_state: LSTMState | None
     outputs: NetworkOutputs | None  # normalised network outputs (trained sources)
+    assimilation: NudgingResult | None = None  # the window's nudging (None without)
 
 
 def observed_reaches(
@@ -72,13 +79,15 @@ def rollout_window(  # noqa: PLR0913 (the window, its source and its memory opti
     initial_state: torch.Tensor | None = None,
     lstm_state: LSTMState | None = None,
     checkpoint_every: int = 1,
+    nudging: Nudging | None = None,
 ) -> WindowResult:
     """Route one window: parameters from ``source``, Muskingum-Cunge, daily means at ``outputs``.
 
     ``outputs``: per output the local reach indices summed (gauges), or ``None`` for every
     reach. ``checkpoint_every``: routing states stored for the backward (1 = all; k > 1
     recomputes k-step segments, same values). Runs in the caller's grad mode (training
-    differentiates through it).
+    differentiates through it). ``nudging``: streamflow data assimilation at gauged reaches
+    (forward only; the engine refuses it with gradients).
     """
     step = source(window, lstm_state)
     if outputs is None:
@@ -94,6 +103,7 @@ def rollout_window(  # noqa: PLR0913 (the window, its source and its memory opti
         checkpoint_every=checkpoint_every,
         substeps=settings.steps_per_day,
         initial_state=initial_state,
+        nudging=nudging,
         **settings.engine_options(),
     )
     return WindowResult(
@@ -102,6 +112,7 @@ def rollout_window(  # noqa: PLR0913 (the window, its source and its memory opti
         final_state=routed.final_state,
         lstm_state=step.state,
         outputs=step.outputs,
+        assimilation=routed.assimilation,
     )
 
 
@@ -213,6 +224,7 @@ class RolloutResult:
 
     daily: np.ndarray
     parameter_means: dict[str, np.ndarray]
+    assimilation: AssimilationRecord | None = None
 
 
 def _accumulate(sums: dict[str, np.ndarray], params: Mapping[str, torch.Tensor], days: int) -> None:
@@ -240,20 +252,29 @@ def rollout(  # noqa: PLR0917 (the routing problem and its period)
     *,
     chunk_days: int = 365,
     device: torch.device | str = "cpu",
+    assimilation: GaugeAssimilation | None = None,
+    nudging_state: NudgingState | None = None,
 ) -> RolloutResult:
     """Route day positions ``[start, stop)`` of ``inputs`` in chunks carrying the state.
 
     Returns the float32 daily mean discharge ``(stop - start, problem.n_outputs)`` (m³/s) and
-    the mean physical parameters per routed reach (``(N,)`` each, daily ones averaged).
+    the mean physical parameters per routed reach (``(N,)`` each, daily ones averaged). With
+    ``assimilation`` the gauged reaches are nudged toward their observations, the nudging state
+    carried across chunks from ``nudging_state`` (None: no observation seen yet); the daily mean
+    corrections and the end state come back in ``assimilation``.
     """
     _check_days(len(inputs.dates), start, stop, chunk_days)
     daily = np.empty((stop - start, problem.n_outputs), dtype=np.float32)
     sums: dict[str, np.ndarray] = {}
     q_state: torch.Tensor | None = None
     lstm_state: LSTMState | None = None
+    corrections: list[np.ndarray] = []
     for first in range(start, stop, chunk_days):
         last = min(first + chunk_days, stop)
         window = window_inputs(inputs, problem, first, last).to(device)
+        nudging = None
+        if assimilation is not None:
+            nudging = assimilation.window(first, last, settings.steps_per_day, nudging_state)
         result = rollout_window(
             problem.network,
             window,
@@ -262,13 +283,20 @@ def rollout(  # noqa: PLR0917 (the routing problem and its period)
             outputs=problem.outputs,
             initial_state=q_state,
             lstm_state=lstm_state,
+            nudging=nudging,
         )
         q_state, lstm_state = result.final_state, result.lstm_state
+        if result.assimilation is not None:
+            nudging_state = result.assimilation.state
+            corrections.append(daily_correction(result.assimilation, settings.steps_per_day))
         daily[first - start : last - start] = result.daily.cpu().numpy()
         _accumulate(sums, result.params, last - first)
         logger.debug("routed days %d..%d", first, last)
     means = {name: (total / (stop - start)).astype(np.float32) for name, total in sums.items()}
-    return RolloutResult(daily=daily, parameter_means=means)
+    record = None
+    if assimilation is not None and nudging_state is not None:
+        record = AssimilationRecord(np.concatenate(corrections), nudging_state)
+    return RolloutResult(daily=daily, parameter_means=means, assimilation=record)
 
 
 @torch.no_grad()
