@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from ddr_pipeline.config.assimilation import AssimilationConfig
 from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.config.training import (
     DEVICE_PATTERN,
@@ -195,6 +196,10 @@ class RoutingConfig(_TrainedModelRun):
     )
     summary_reach_ids: list[int] = Field(
         default_factory=list, description="Reaches in the summary plot ([] = largest mean flow)."
+    )
+    assimilation: AssimilationConfig = Field(
+        default_factory=AssimilationConfig,
+        description="Streamflow nudging toward gauges (docs/data_assimilation.md); off by default.",
     )
 
 

@@ -49,15 +49,19 @@ def trained_source(ckpt: LoadedCheckpoint, inputs: ModelInputs) -> simulation.Tr
     return simulation.TrainedParameters(ckpt.model.eval(), features)
 
 
-def route_trained(
+def route_trained(  # noqa: PLR0917 (the run and its assimilation)
     ckpt: LoadedCheckpoint,
     inputs: ModelInputs,
     problem: simulation.RoutingProblem,
     days: RoutedDays,
     settings: PredictionSettings,
+    assimilation: simulation.GaugeAssimilation | None = None,
+    nudging_state: simulation.NudgingState | None = None,
 ) -> simulation.RolloutResult:
-    """Route ``problem`` with the checkpoint's trained networks from the spin-up start to the end."""
-    return run_rollout(ckpt, inputs, problem, trained_source(ckpt, inputs), days.days, settings)
+    """Route ``problem`` with the checkpoint's trained networks from the spin-up start to the end,
+    nudged toward gauge observations with ``assimilation`` (from ``nudging_state``)."""
+    return run_rollout(ckpt, inputs, problem, trained_source(ckpt, inputs), days.days, settings,
+                       assimilation, nudging_state)  # fmt: skip
 
 
 def run_rollout(  # noqa: PLR0917 (the rollout's inputs)
@@ -67,8 +71,11 @@ def run_rollout(  # noqa: PLR0917 (the rollout's inputs)
     source: simulation.ParameterSource,
     days: slice,
     settings: PredictionSettings,
+    assimilation: simulation.GaugeAssimilation | None = None,
+    nudging_state: simulation.NudgingState | None = None,
 ) -> simulation.RolloutResult:
-    """:func:`ddr_pipeline.simulation.rollout` of ``days`` with the checkpoint's routing physics."""
+    """:func:`ddr_pipeline.simulation.rollout` of ``days`` with the checkpoint's routing physics
+    (``assimilation``, ``nudging_state``: its streamflow nudging)."""
     return simulation.rollout(
         inputs,
         problem,
@@ -78,6 +85,8 @@ def run_rollout(  # noqa: PLR0917 (the rollout's inputs)
         days.stop,
         chunk_days=settings.chunk_days,
         device=settings.device,
+        assimilation=assimilation,
+        nudging_state=nudging_state,
     )
 
 

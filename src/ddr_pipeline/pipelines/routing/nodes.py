@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
@@ -24,12 +25,15 @@ from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
 
 
 def route_domain(
-    ckpt: LoadedCheckpoint, inputs: ModelInputs, params: dict[str, Any], run_name: str
-) -> xr.Dataset:
+    ckpt: LoadedCheckpoint, inputs: ModelInputs, gauges: pd.DataFrame, params: dict[str, Any],
+    run_name: str,
+) -> xr.Dataset:  # fmt: skip
     """Daily mean ``discharge(reach_id, time)`` (m³/s) of the domain over the period.
 
     Routing starts ``warmup_days`` before the period when the inputs allow (the spin-up days
-    are not part of the output).
+    are not part of the output). With ``assimilation.enabled`` the gauges of ``gauges`` (the
+    data_processing gauge table) are nudged toward their observations
+    (docs/data_assimilation.md).
     """
     config = validate_section(RoutingConfig, params, "routing")
     period = routing_period(config.period, inputs.dates)
@@ -39,7 +43,8 @@ def route_domain(
         device=config.device,
         nproc_per_node=config.nproc_per_node,
     )
-    return route_reaches(ckpt, inputs, period, settings, config.target_reach_ids, run_name)
+    return route_reaches(ckpt, inputs, period, settings, config.target_reach_ids, run_name,
+                         (config.assimilation, gauges))  # fmt: skip
 
 
 def summary_figure(routed: xr.Dataset, reach_ids: list[int]) -> Figure:

@@ -1,6 +1,7 @@
 """``routing`` pipeline: trained weights -> discharge at every reach of a domain.
 
-Inputs: ``<geodataset>.model_inputs`` / ``.normalization_stats`` and the trained model named by
+Inputs: ``<geodataset>.model_inputs`` / ``.normalization_stats`` / ``.model_gauges`` (gauges
+of streamflow assimilation, ``routing.assimilation``) and the trained model named by
 ``params:routing.model``. Outputs: ``routing.discharge``
 (``data/07_model_output/<run>/routed_discharge.zarr``) and a summary plot (docs/pipelines.md).
 """
@@ -26,6 +27,7 @@ def create_pipeline(geodataset: str | None = None, **kwargs: object) -> Pipeline
                 [
                     "routing.checkpoint",
                     "routing.inputs",
+                    f"{geodataset}.model_gauges",
                     "params:routing",
                     "params:routing.run_name",
                 ],
