@@ -43,14 +43,23 @@ class Split:
     scored: np.ndarray
 
 
-def split_gauges(network_upstream: list[np.ndarray], fraction: float, seed: int) -> Split:
+def split_gauges(
+    network_upstream: list[np.ndarray],
+    fraction: float,
+    seed: int,
+    scorable: np.ndarray | None = None,
+) -> Split:
     """Assimilate a random ``fraction`` of the gauges; score the others that have an assimilated
-    gauge upstream. ``network_upstream[g]``: gauge columns upstream of gauge g (itself excluded)."""
+    gauge upstream (and are ``scorable``, (G,) bool: enough observations; default all).
+    ``network_upstream[g]``: gauge columns upstream of gauge g (itself excluded)."""
     n = len(network_upstream)
+    scorable = np.ones(n, bool) if scorable is None else scorable
     rng = np.random.default_rng(seed)
     chosen = np.zeros(n, bool)
     chosen[rng.choice(n, size=round(fraction * n), replace=False)] = True
-    scored = [g for g in range(n) if not chosen[g] and chosen[network_upstream[g]].any()]
+    scored = [
+        g for g in range(n) if scorable[g] and not chosen[g] and chosen[network_upstream[g]].any()
+    ]
     return Split(np.flatnonzero(chosen), np.asarray(scored, np.int64))
 
 
@@ -188,6 +197,12 @@ def lead_skill(study: Study, split: Split, days: tuple[int, int], every: int, ma
     return pd.DataFrame(rows)
 
 
+def _changes(diff: pd.Series, tol: float = 0.01) -> dict[str, int]:
+    """Scored gauges whose NSE rose, fell or stayed within ``tol``."""
+    return {"nse_better": int((diff > tol).sum()), "nse_worse": int((diff < -tol).sum()),
+            "nse_same": int((diff.abs() <= tol).sum())}  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
@@ -202,6 +217,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--decay-minutes", type=float, default=120.0)
     p.add_argument("--every", type=int, default=3, help="days between forecast issue times")
     p.add_argument("--max-lead", type=int, default=10, help="forecast length (days)")
+    p.add_argument("--min-valid", type=float, default=0.5,
+                   help="scored gauges: least share of observed days in the period")  # fmt: skip
     p.add_argument("--out", required=True, help="folder for the tables")
     return p
 
@@ -219,11 +236,12 @@ def main(argv: list[str] | None = None) -> None:
     days = tuple(int(inputs.dates.get_loc(pd.Timestamp(d))) for d in args.period)
     days = (days[0], days[1] + 1)
     upstream = upstream_gauges(inputs, study.gauges)
+    scorable = np.isfinite(study.observed(*days)).mean(axis=0) >= args.min_valid
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = []
     for seed in args.seeds:
-        split = split_gauges(upstream, args.fraction, seed)
+        split = split_gauges(upstream, args.fraction, seed, scorable)
         lgo = leave_gauges_out(study, split, days, args.gain, args.decay_minutes)
         lead = lead_skill(
             study, split, days, args.every, args.max_lead, gain=args.gain, decay=args.decay_minutes
@@ -233,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         summary.append({
             "seed": seed, "assimilated": int(split.assimilated.size), "scored": int(split.scored.size),
             **{f"median_{c}": float(lgo[c].median()) for c in lgo.columns if c != "STAID"},
-            "improved_nse": int((lgo["nse_assimilated"] > lgo["nse_open_loop"]).sum()),
+            **_changes(lgo["nse_assimilated"] - lgo["nse_open_loop"]),
         })  # fmt: skip
         logger.info("seed %d: %s", seed, summary[-1])
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
