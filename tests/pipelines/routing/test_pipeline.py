@@ -36,6 +36,7 @@ def run_routing(tmp_path: Path, **overrides) -> dict:
     catalog = DataCatalog()
     catalog["drb.model_inputs"] = syn.model_inputs()
     catalog["drb.normalization_stats"] = {"attributes": {}, "forcings": {}}
+    catalog["drb.model_gauges"] = syn.gauges_table()
     catalog["params:routing"] = params
     for key, value in params.items():
         catalog[f"params:routing.{key}"] = value
@@ -84,3 +85,14 @@ def test_warmup_days_are_routed_but_not_written(tmp_path: Path) -> None:
     assert ds.attrs["routing_started"] == "1979-11-11"
     assert str(ds["time"].values[0])[:10] == "1979-12-01"
     assert ds.sizes["time"] == 31
+
+
+def test_assimilation_through_the_pipeline(whole: dict, tmp_path: Path) -> None:
+    """routing.assimilation: the gauges' daily series nudged in, the correction per gauge out;
+    a forecast from 1980-01-20 reports its skill by lead day."""
+    da = {"enabled": True, "gauges": ["01000003"], "assimilate_until": "1980-01-20"}
+    ds = run_routing(tmp_path, assimilation=da)["routing.discharge"]
+    assert ds["assimilation_correction"].sizes == {"gage_id": 1, "time": 91}
+    assert float(np.abs(ds["assimilation_correction"]).max()) > 0
+    assert ds["forecast_n_gauges"].sizes == {"lead_day": 11}  # Jan 20 .. Jan 30
+    assert not np.allclose(ds["discharge"], whole["routing.discharge"]["discharge"])
