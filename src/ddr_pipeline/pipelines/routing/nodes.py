@@ -25,8 +25,8 @@ from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
 
 
 def route_domain(
-    ckpt: LoadedCheckpoint, inputs: ModelInputs, gauges: pd.DataFrame, params: dict[str, Any],
-    run_name: str,
+    ckpt: LoadedCheckpoint, inputs: ModelInputs, params: dict[str, Any], run_name: str,
+    gauges: pd.DataFrame | None = None,
 ) -> xr.Dataset:  # fmt: skip
     """Daily mean ``discharge(reach_id, time)`` (m³/s) of the domain over the period.
 
@@ -43,8 +43,10 @@ def route_domain(
         device=config.device,
         nproc_per_node=config.nproc_per_node,
     )
-    return route_reaches(ckpt, inputs, period, settings, config.target_reach_ids, run_name,
-                         (config.assimilation, gauges))  # fmt: skip
+    if config.assimilation.enabled and gauges is None:
+        raise ValueError("routing.assimilation needs the gauge table (<geodataset>.model_gauges)")
+    da = None if gauges is None else (config.assimilation, gauges)
+    return route_reaches(ckpt, inputs, period, settings, config.target_reach_ids, run_name, da)
 
 
 def summary_figure(routed: xr.Dataset, reach_ids: list[int]) -> Figure:

@@ -27,9 +27,9 @@ def create_pipeline(geodataset: str | None = None, **kwargs: object) -> Pipeline
                 [
                     "routing.checkpoint",
                     "routing.inputs",
-                    f"{geodataset}.model_gauges",
                     "params:routing",
                     "params:routing.run_name",
+                    f"{geodataset}.model_gauges",
                 ],
                 "routing.discharge",
                 name="route_domain",
