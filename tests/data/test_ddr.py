@@ -211,6 +211,7 @@ def test_config_mapping(bundle):
     assert training["params"]["attribute_minimums"]["slope"] == 1.0e-3
     assert converted.sections["evaluation"]["chunk_days"] == 15
     assert "params.tau" in converted.unmapped and "np_seed" in converted.unmapped
+    assert training["routing"]["output_shift_hours"] == 8  # ddrs tau 9: the same hours
     assert "data_sources" not in converted.unmapped
 
 

@@ -364,6 +364,16 @@ class RoutingOptions(_Strict):
         "wide_rectangle",
         description="Kinematic celerity: wide_rectangle (5/3 v) or exact (dQ/dA of the trapezoid).",
     )
+    output_shift_hours: int = Field(
+        0,
+        ge=-23,
+        le=23,
+        description=(
+            "Output-hour offset: day d's value is the mean of the end-of-step states of hours "
+            "24d+1+shift .. 24d+24+shift (0 = the day's own 24 states). DDR/ddrs params.tau "
+            "(the 2026-08 convention, slice [tau : -(24-tau)]) = shift + 1."
+        ),
+    )
 
     def engine_kwargs(self) -> dict[str, str]:
         """Keyword arguments of ``ddr_pipeline.routing.muskingum_cunge``."""

@@ -35,7 +35,6 @@ NO_EQUIVALENT = {
     "workflow": "the project runs pipelines (make juniata runs train-and-test)",
     "np_seed": "one seed (training.experiment.seed) drives torch, numpy and python",
     "experiment.checkpoint": "DDR checkpoints hold only DDR's KAN; the project resumes its own",
-    "params.tau": "no output-hour offset yet (issue 22)",
     "params.save_path": "runs are written under data/06_models/<run_name>",
     "params.sparse_solver": "the numba engine solves the network in topological order",
     "params.use_cuda_graphs": "the CUDA engine is selected by training.experiment.device",
@@ -161,8 +160,26 @@ def _training(config: Mapping[str, Any], name: str, unmapped: dict[str, str]) ->
     out["params"] = _params(config.get("params", {}) or {}, unmapped)
     _add_geometry(out, kan_key, unmapped)
     out["routing"] = {"x": "cunge", "celerity": "exact"}  # DDR >= PR #192, no flag there
+    tau = (config.get("params", {}) or {}).get("tau")
+    if tau is not None:
+        out["routing"]["output_shift_hours"] = output_shift_of_tau(int(tau))
+        unmapped["params.tau"] = (
+            f"{tau} (ddrs' convention since 2026-08: day i pools hours [tau + 24i, tau + 24i + 24) "
+            f"of the trajectory whose hour 0 is the initial state) -> routing.output_shift_hours "
+            f"{out['routing']['output_shift_hours']} (the same hours: the project counts the "
+            "first end-of-step state as hour 1). A DDR-Python config (legacy slice "
+            "[13+tau : -11+tau], day i vs observation day i+1) needs tau - 12 instead"
+        )
     out["loss"] = {"name": "mae"}  # DDR's L1 loss (PR #166)
     return out
+
+
+def output_shift_of_tau(tau: int) -> int:
+    """``routing.output_shift_hours`` pooling the same hours as ddrs' ``params.tau`` (its
+    2026-08 convention, ``0 <= tau < 24``): ``tau - 1``."""
+    if not 0 <= tau < 24:
+        raise ValueError(f"params.tau must be in [0, 24) hours (ddrs' convention), got {tau}")
+    return tau - 1
 
 
 def _add_geometry(training: dict[str, Any], kan_key: str, unmapped: dict[str, str]) -> None:

@@ -9,7 +9,9 @@ set stays one chunk.
 
 Time conventions (docs/routing.md): daily inputs and daily parameters are held over
 ``steps_per_day`` steps; the daily output of day ``d`` is the mean of the end-of-step states of
-its steps, summed over a gauge's reaches. A window starts from the hot start (accumulated
+its steps, summed over a gauge's reaches, or, with an output-hour offset
+(``RoutingSettings.output_shift_hours``, DDR's tau), of the steps shifted by it
+(:mod:`ddr_pipeline.simulation.pooling`). A window starts from the hot start (accumulated
 lateral inflow) unless an initial state is given. Inputs stay daily: the engine
 (:func:`~ddr_pipeline.routing.muskingum_cunge_means`) sub-steps them itself and returns only
 the daily means at the observed reaches and the final state, so no hourly copy and no dense
@@ -36,6 +38,7 @@ from ddr_pipeline.simulation.assimilation import (
     GaugeAssimilation,
     daily_correction,
 )
+from ddr_pipeline.simulation.pooling import ShiftedPooling
 from ddr_pipeline.simulation.problem import RoutingProblem, WindowInputs, window_inputs
 from ddr_pipeline.simulation.settings import RoutingSettings
 from ddr_pipeline.simulation.sources import FeatureIndex, ParameterSource, TrainedParameters
@@ -80,6 +83,7 @@ def rollout_window(  # noqa: PLR0913 (the window, its source and its memory opti
     lstm_state: LSTMState | None = None,
     checkpoint_every: int = 1,
     nudging: Nudging | None = None,
+    pooled: bool = True,
 ) -> WindowResult:
     """Route one window: parameters from ``source``, Muskingum-Cunge, daily means at ``outputs``.
 
@@ -87,27 +91,41 @@ def rollout_window(  # noqa: PLR0913 (the window, its source and its memory opti
     reach. ``checkpoint_every``: routing states stored for the backward (1 = all; k > 1
     recomputes k-step segments, same values). Runs in the caller's grad mode (training
     differentiates through it). ``nudging``: streamflow data assimilation at gauged reaches
-    (forward only; the engine refuses it with gradients).
+    (forward only; the engine refuses it with gradients). With an output-hour offset the
+    window's last day (offset > 0) or first day (< 0) pools only the routed part of its shifted
+    day (:mod:`~ddr_pipeline.simulation.pooling`); ``pooled=False`` returns the block means
+    ``(k·D, outputs)`` instead of daily values (:func:`rollout` pools across chunks).
     """
     step = source(window, lstm_state)
     if outputs is None:
         reaches, columns = np.arange(network.n_reaches), None
     else:
         reaches, columns = observed_reaches(outputs)
+    pool = ShiftedPooling(settings.steps_per_day, settings.shift_steps)
+    if nudging is not None and not pool.identity:
+        raise ValueError("output_shift_hours with streamflow nudging is not supported yet")
+    n_days = window.lateral_inflow.shape[0]
+    params = {
+        name: pool.rows(value) if value.ndim == 2 and value.shape[0] == n_days else value
+        for name, value in step.physical.items()
+    }
     routed = muskingum_cunge_means(
         network,
-        window.lateral_inflow,
+        pool.rows(window.lateral_inflow),
         settings.channel(window.channel),
-        step.physical,
+        params,
         reaches,
         checkpoint_every=checkpoint_every,
-        substeps=settings.steps_per_day,
+        substeps=pool.block_steps,
         initial_state=initial_state,
         nudging=nudging,
         **settings.engine_options(),
     )
+    means = routed.means if columns is None else gather_gauges(routed.means, columns)
+    if pooled and not pool.identity:
+        means = pool.pool(means, n_days)
     return WindowResult(
-        daily=routed.means if columns is None else gather_gauges(routed.means, columns),
+        daily=means,
         params=step.physical,
         final_state=routed.final_state,
         lstm_state=step.state,
@@ -264,13 +282,20 @@ def rollout(  # noqa: PLR0917 (the routing problem and its period)
     corrections and the end state come back in ``assimilation``.
     """
     _check_days(len(inputs.dates), start, stop, chunk_days)
-    daily = np.empty((stop - start, problem.n_outputs), dtype=np.float32)
+    pool = ShiftedPooling(settings.steps_per_day, settings.shift_steps)
+    if assimilation is not None and not pool.identity:
+        raise ValueError("output_shift_hours with streamflow nudging is not supported yet")
+    # An output-hour offset needs the steps of the day after the period (or before it): route
+    # that day too when the inputs have it, so the edge day pools all its steps.
+    route_from = start - 1 if pool.shift_steps < 0 and start > 0 else start
+    route_to = stop + 1 if pool.shift_steps > 0 and stop < len(inputs.dates) else stop
+    blocks: list[np.ndarray] = []
     sums: dict[str, np.ndarray] = {}
     q_state: torch.Tensor | None = None
     lstm_state: LSTMState | None = None
     corrections: list[np.ndarray] = []
-    for first in range(start, stop, chunk_days):
-        last = min(first + chunk_days, stop)
+    for first in range(route_from, route_to, chunk_days):
+        last = min(first + chunk_days, route_to)
         window = window_inputs(inputs, problem, first, last).to(device)
         nudging = None
         if assimilation is not None:
@@ -284,15 +309,22 @@ def rollout(  # noqa: PLR0917 (the routing problem and its period)
             initial_state=q_state,
             lstm_state=lstm_state,
             nudging=nudging,
+            pooled=False,
         )
         q_state, lstm_state = result.final_state, result.lstm_state
         if result.assimilation is not None:
             nudging_state = result.assimilation.state
             corrections.append(daily_correction(result.assimilation, settings.steps_per_day))
-        daily[first - start : last - start] = result.daily.cpu().numpy()
+        blocks.append(result.daily.cpu().double().numpy())
         _accumulate(sums, result.params, last - first)
         logger.debug("routed days %d..%d", first, last)
-    means = {name: (total / (stop - start)).astype(np.float32) for name, total in sums.items()}
+    routed = np.concatenate(blocks)
+    if not pool.identity:
+        pooled = pool.pool(torch.from_numpy(routed), stop - start, first_day=start - route_from)
+        routed = pooled.numpy()
+    daily = routed.astype(np.float32)
+    n_routed = route_to - route_from
+    means = {name: (total / n_routed).astype(np.float32) for name, total in sums.items()}
     record = None
     if assimilation is not None and nudging_state is not None:
         record = AssimilationRecord(np.concatenate(corrections), nudging_state)

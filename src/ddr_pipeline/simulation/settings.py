@@ -41,9 +41,24 @@ class RoutingSettings:
     x_default: float | None = None
     x_mode: str = "data"
     celerity: str = "wide_rectangle"
+    #: Output-hour offset of the daily means (``routing.output_shift_hours``): day ``d`` pools
+    #: the end-of-step states of hours ``24d+1+shift .. 24d+24+shift``. Not an engine option:
+    #: :mod:`ddr_pipeline.simulation.pooling` applies it to the engine's sub-daily means.
+    output_shift_hours: int = 0
 
     def __post_init__(self) -> None:
-        steps_per_day(self.dt)
+        steps = steps_per_day(self.dt)
+        shift = self.output_shift_hours * 3600.0 / self.dt
+        if shift != int(shift) or abs(int(shift)) >= steps:
+            raise ValueError(
+                f"output_shift_hours={self.output_shift_hours} must be a whole number of "
+                f"{self.dt:g}-s steps and less than a day"
+            )
+
+    @property
+    def shift_steps(self) -> int:
+        """The output-hour offset in routing steps (signed)."""
+        return int(self.output_shift_hours * 3600.0 / self.dt)
 
     @classmethod
     def from_config(cls, config: TrainingConfig, dt: float = K.DT_DEFAULT) -> RoutingSettings:
@@ -59,6 +74,7 @@ class RoutingSettings:
             v_min=floors.velocity,
             s_min=floors.slope,
             x_default=params.defaults.get("x"),
+            output_shift_hours=config.routing.output_shift_hours,
             **config.routing.engine_kwargs(),
         )
 
@@ -70,7 +86,7 @@ class RoutingSettings:
     def engine_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`ddr_pipeline.routing.muskingum_cunge`."""
         options = asdict(self)
-        del options["x_default"]
+        del options["x_default"], options["output_shift_hours"]
         return options
 
     def channel(self, channel: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
