@@ -38,7 +38,7 @@ from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.evaluation import baselines, plots
 from ddr_pipeline.evaluation.scoring import score_gauges, well_observed_medians
-from ddr_pipeline.experiments.ensemble import ensemble_report, member_config
+from ddr_pipeline.experiments.ensemble import ensemble_inputs, ensemble_report, member_config
 from ddr_pipeline.experiments.selection import (
     Split,
     choose,
@@ -81,7 +81,7 @@ def select(grid: dict[str, Any], data_dir: Path, out: Path, seeds: list[int] | N
     gauges = pd.read_parquet(data_dir / "gauges.parquet")
     split = Split(**grid["split"])
     with xr.open_zarr(data_dir / "model_inputs.zarr", consolidated=False) as ds:
-        inputs = training_period_inputs(ds)
+        inputs = training_period_inputs(ds, gauges, stats)
     for seed in grid["seeds"] if seeds is None else seeds:
         _run_seed(grid, seed, params, stats, gauges, inputs, split, out)
     rows = []
@@ -146,7 +146,7 @@ def members(  # noqa: PLR0913, PLR0917 (one argument per input)
     stats = _normalization_stats(data_dir)
     gauges = pd.read_parquet(data_dir / "gauges.parquet")
     with xr.open_zarr(data_dir / "model_inputs.zarr", consolidated=False) as ds:
-        inputs = training_period_inputs(ds)
+        inputs = training_period_inputs(ds, gauges, stats)
     folder = out / "members" / candidate
     folder.mkdir(parents=True, exist_ok=True)
     models = []
@@ -174,7 +174,7 @@ def final(grid: dict[str, Any], data_dir: Path, out: Path, reference: Path) -> N
     logger.info("opening the test period now (members trained on the training period only)")
     gauges = pd.read_parquet(data_dir / "gauges.parquet")
     with xr.open_zarr(data_dir / "model_inputs.zarr", consolidated=False) as ds:
-        inputs = ModelInputs.from_dataset(ds)
+        inputs = ensemble_inputs(ds, gauges, _normalization_stats(data_dir))
     everyone = GaugeSet.from_table(gauges, inputs, None)
     test = inputs.period("test")
     preds = [route_gauges(m, cfg, inputs, everyone, test, warmup_days=30) for cfg, m in trained]

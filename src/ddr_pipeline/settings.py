@@ -14,6 +14,7 @@ apply_verbosity()
 
 from ddr_pipeline.project.config_loader import ProjectConfigLoader  # noqa: E402
 from ddr_pipeline.project.hooks import (  # noqa: E402
+    DataProcessingLockHooks,
     MlflowRunHooks,
     ParameterValidationHooks,
     PreflightHooks,
@@ -28,7 +29,13 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # names, links to the training run, headline metrics and failure reasons
 # (docs/getting_started.md, docs/configuration.md); run names, the MLflow artifact location and
 # orphaned runs (docs/guarantees.md).
-HOOKS = (PreflightHooks(), ParameterValidationHooks(), MlflowRunHooks(), ProjectGuardHooks())
+HOOKS = (
+    PreflightHooks(),
+    ParameterValidationHooks(),
+    DataProcessingLockHooks(),
+    MlflowRunHooks(),
+    ProjectGuardHooks(),
+)
 
 # OmegaConfigLoader, except that `--params` replace tables such as the learning-rate schedule.
 CONFIG_LOADER_CLASS = ProjectConfigLoader

@@ -111,3 +111,22 @@ def test_checkpoint_dataset_round_trip(trained, tmp_path):
         dataset.save("not a checkpoint")
     with pytest.raises(DatasetError, match="unknown load_args"):
         CheckpointDataset(filepath="x.pt", load_args={"weights_only": False})
+
+
+def test_a_checkpoint_records_the_data_it_was_trained_on(make_trainer, twin, tmp_path):
+    """The gauge split and statistics fingerprints: consumers compare them with their data."""
+    from ddr_pipeline.data.provenance import (
+        SPLIT_FINGERPRINT,
+        checkpoint_split,
+        split_fingerprint,
+        stats_fingerprint,
+    )
+
+    _, gauges, stats, _ = twin
+    trainer = make_trainer(with_changes(full_training_params(), epochs=1), models_dir=tmp_path)
+    computed_on = {**stats["computed_on"], SPLIT_FINGERPRINT: split_fingerprint(gauges)}
+    trainer.normalization_stats = {**stats, "computed_on": computed_on}
+    payload = read_checkpoint(trainer.save(1, 0, False))
+    recorded = payload["data_provenance"]
+    assert recorded["normalization_stats_sha256"] == stats_fingerprint(trainer.normalization_stats)
+    assert checkpoint_split(payload) == split_fingerprint(gauges)

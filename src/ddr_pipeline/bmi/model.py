@@ -25,6 +25,7 @@ from ddr_pipeline.bmi.variables import LEAKANCE_PARAMETERS, ROUTING_PARAMETERS
 from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.data.io import read_zarr
+from ddr_pipeline.data.provenance import check_provenance
 from ddr_pipeline.model_store.checkpoints import (
     LoadedCheckpoint,
     check_compatible,
@@ -86,8 +87,16 @@ class TrainedRouter:
         ckpt = load_model(model)
         if not Path(network.model_inputs).exists():
             raise FileNotFoundError(f"model inputs {network.model_inputs} do not exist")
-        inputs = ModelInputs.from_dataset(read_zarr(network.model_inputs))
+        dataset = read_zarr(network.model_inputs)
         stats = read_normalization_stats(network.normalization_stats)
+        source = model.checkpoint or model.mlflow_model_uri or model.run_name
+        check_provenance(
+            model_inputs=dataset.attrs,
+            stats=stats,
+            checkpoint=ckpt.payload,
+            checkpoint_name=f"the trained model ({source})",
+        )
+        inputs = ModelInputs.from_dataset(dataset)
         # Only the data is checked against the checkpoint: its configuration is the one the
         # model was built from (a re-dump with today's defaults, so keys added since it was
         # written do not count as differences).

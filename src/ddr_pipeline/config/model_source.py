@@ -13,8 +13,8 @@ MODELS_DIR = "data/06_models"
 
 
 class ModelSource(StrictModel):
-    """A checkpoint file, an MLflow model URI or a training run's final model (else latest
-    checkpoint), in that priority (:func:`ddr_pipeline.model_store.loader.load_model`)."""
+    """A checkpoint file, an MLflow model URI or a finished training run's final model, in that
+    priority (:func:`ddr_pipeline.model_store.loader.load_model`)."""
 
     checkpoint: str | None = Field(None, description="Checkpoint file (.pt); wins over the rest.")
     mlflow_model_uri: str | None = Field(
@@ -22,8 +22,9 @@ class ModelSource(StrictModel):
     )
     run_name: str | None = Field(
         None,
-        description="Training run: its final model (else latest checkpoint); the pipelines "
-        "fill it from their section's run_name.",
+        description="Training run: its final model (a run still training or without a final "
+        "model is refused: name its checkpoint); the pipelines fill it from their section's "
+        "run_name.",
     )
     models_dir: str = Field(MODELS_DIR, description="Folder of the training runs.")
 

@@ -70,7 +70,7 @@ class ConfigError(ValueError):
 class _Strict(BaseModel):
     """Base model: unknown keys are errors, defaults are validated too."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 #: Public name of the strict base model (other configuration modules build on it).
@@ -122,6 +122,15 @@ class ExperimentConfig(_Strict):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N (auto = cuda if present).")
     max_consecutive_nonfinite: PositiveInt = Field(
         5, description="Abort after this many consecutive steps with a NaN/Inf loss or gradient."
+    )
+    max_nonfinite_fraction: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Fail the run (no trained model saved) when more than this share of its steps was "
+            "undone as non-finite; a run without a successful step always fails."
+        ),
     )
     validation_every: PositiveInt | None = Field(
         None, description="Evaluate validation gauges every this many mini-batches (null = never)."
@@ -415,7 +424,9 @@ class MonitoringConfig(_Strict):
     log_checkpoints: bool = Field(
         True, description="Upload every checkpoint to MLflow (the final model always is)."
     )
-    progress_bar: bool = Field(True, description="Show a progress bar while training (log lines print above it).")
+    progress_bar: bool = Field(
+        True, description="Show a progress bar while training (log lines print above it)."
+    )
     replace_run: bool = Field(
         False,
         description=(

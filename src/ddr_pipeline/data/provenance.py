@@ -10,14 +10,23 @@ consumer checks that the outputs it reads belong together (all-or-nothing by ref
 * ``model_inputs.zarr`` records the gauge split and the fingerprint of the statistics it was
   normalised with (attributes ``gauges_split_sha256`` and ``normalization_stats_sha256``).
 
-Outputs written before the fingerprints existed record none and are not checked.
+* every checkpoint records both (``data_provenance``; checkpoints written before it fall back
+  to the split its statistics recorded).
+
+Every consumer (training, evaluation, routing, the BMI component, selection and ensembles)
+checks what it reads through the one function :func:`check_provenance`. Outputs written before
+the fingerprints existed record none and are not checked. :func:`processing_lock` keeps a second
+``data_processing`` run of the same geodataset out while one writes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -30,6 +39,10 @@ STATS_FINGERPRINT = "normalization_stats_sha256"
 
 class MismatchedOutputsError(ValueError):
     """Outputs of different ``data_processing`` runs are read together."""
+
+
+class ProcessingLockedError(RuntimeError):
+    """Another ``data_processing`` run of the same geodataset holds its lock."""
 
 
 def split_fingerprint(gauges: pd.DataFrame) -> str:
@@ -50,6 +63,70 @@ def recorded_split(stats: Mapping[str, Any]) -> str | None:
     return stats.get("computed_on", {}).get(SPLIT_FINGERPRINT)
 
 
+def provenance_record(stats: Mapping[str, Any]) -> dict[str, str | None]:
+    """What a checkpoint records of the data it was trained on (``data_provenance``)."""
+    return {SPLIT_FINGERPRINT: recorded_split(stats), STATS_FINGERPRINT: stats_fingerprint(stats)}
+
+
+def checkpoint_split(payload: Mapping[str, Any]) -> str | None:
+    """The gauge-split fingerprint a checkpoint was trained with (None: not recorded)."""
+    recorded = payload.get("data_provenance") or {}
+    return recorded.get(SPLIT_FINGERPRINT) or recorded_split(payload.get("normalization_stats", {}))
+
+
+def _split_mismatches(splits: list[tuple[str, str]]) -> list[str]:
+    """One line per pair of outputs recording different gauge splits."""
+    problems = []
+    for i, (first, first_split) in enumerate(splits):
+        for second, second_split in splits[i + 1 :]:
+            if first_split != second_split:
+                problems.append(
+                    f"{second} and {first} come from different data_processing runs (another "
+                    "gauge split; a run failed midway, or a file was copied from another run?): "
+                    "re-run data_processing"
+                )
+    return problems
+
+
+def check_provenance(
+    *,
+    gauges: pd.DataFrame | None = None,
+    model_inputs: Mapping[str, Any] | None = None,
+    stats: Mapping[str, Any] | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
+    checkpoint_name: str = "the checkpoint",
+) -> None:
+    """Raise :class:`MismatchedOutputsError` unless everything given comes from one
+    ``data_processing`` run (and the checkpoint was trained on its gauge split).
+
+    ``gauges`` is ``gauges.parquet``, ``model_inputs`` the attributes of ``model_inputs.zarr``,
+    ``stats`` ``normalization_stats.json`` and ``checkpoint`` a checkpoint payload; give what
+    the consumer reads. Fingerprints an output does not record are not checked.
+    """
+    splits = []
+    if gauges is not None:
+        splits.append(("gauges.parquet", split_fingerprint(gauges)))
+    if model_inputs is not None and model_inputs.get(SPLIT_FINGERPRINT) is not None:
+        splits.append(("model_inputs.zarr", str(model_inputs[SPLIT_FINGERPRINT])))
+    if stats is not None and recorded_split(stats) is not None:
+        splits.append(("normalization_stats.json", str(recorded_split(stats))))
+    problems = _split_mismatches(splits)
+    if model_inputs is not None and stats is not None:
+        try:
+            check_same_stats(model_inputs.get(STATS_FINGERPRINT), stats)
+        except MismatchedOutputsError as error:
+            problems.append(str(error))
+    trained = checkpoint_split(checkpoint) if checkpoint is not None else None
+    if trained is not None and splits and trained != splits[0][1]:
+        problems.append(
+            f"{checkpoint_name} was trained on another gauge split than {splits[0][0]} (data of "
+            "another data_processing run): its held-out gauges would include training gauges. "
+            "Use the data it was trained on, or retrain on this data"
+        )
+    if problems:
+        raise MismatchedOutputsError("\n".join(problems))
+
+
 def check_same_split(recorded: str | None, gauges: pd.DataFrame, what: str) -> None:
     """Raise :class:`MismatchedOutputsError` when ``what`` was built with another gauge split."""
     if recorded is not None and recorded != split_fingerprint(gauges):
@@ -67,3 +144,28 @@ def check_same_stats(recorded: str | None, stats: Mapping[str, Any]) -> None:
             "runs (the inputs were normalised with other statistics; a run failed midway?): "
             "re-run data_processing"
         )
+
+
+def processing_lock_path(folder: str | Path) -> Path:
+    """``<folder>/.data_processing.lock``: the lock file of a geodataset's model-input folder."""
+    return Path(folder) / ".data_processing.lock"
+
+
+@contextmanager
+def processing_lock(folder: str | Path, geodataset: str) -> Iterator[None]:
+    """Hold ``geodataset``'s ``data_processing`` lock (``flock``; released when the process
+    dies) or fail at once: two runs writing one folder would leave a mix of their outputs."""
+    path = processing_lock_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ProcessingLockedError(
+                f"another data_processing run of geodataset {geodataset!r} is writing "
+                f"{Path(folder)} (lock {path}); wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -15,8 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from ddr_pipeline.config.training import TrainingConfig, load_training_config
+from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.data.provenance import check_provenance
 from ddr_pipeline.evaluation.scoring import score_gauges, well_observed_medians
 from ddr_pipeline.inference.gauges import GaugePrediction
 
@@ -30,6 +33,15 @@ def member_config(config: TrainingConfig, member: int) -> TrainingConfig:
     raw["experiment"]["seed"] = config.experiment.seed + member
     raw["run_name"] = f"{config.run_name}-m{member}"
     return load_training_config(raw)
+
+
+def ensemble_inputs(
+    ds: xr.Dataset, gauges: pd.DataFrame, stats: Mapping[str, Any] | None = None
+) -> ModelInputs:
+    """:class:`ModelInputs` of ``ds`` once ``ds``, ``gauges`` and ``stats`` are shown to come
+    from one ``data_processing`` run (:func:`~ddr_pipeline.data.provenance.check_provenance`)."""
+    check_provenance(gauges=gauges, model_inputs=ds.attrs, stats=stats)
+    return ModelInputs.from_dataset(ds)
 
 
 @dataclass(frozen=True)

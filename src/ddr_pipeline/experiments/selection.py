@@ -28,6 +28,7 @@ import xarray as xr
 
 from ddr_pipeline.config.training import TrainingConfig, load_training_config
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
+from ddr_pipeline.data.provenance import check_provenance
 from ddr_pipeline.evaluation.scoring import score_gauges, well_observed_medians
 from ddr_pipeline.inference.gauges import route_gauges
 from ddr_pipeline.models import RoutingModel
@@ -42,9 +43,16 @@ class TestPeriodLeak(RuntimeError):
     """The selection was handed data from after the training period."""
 
 
-def training_period_inputs(ds: xr.Dataset) -> ModelInputs:
+def training_period_inputs(
+    ds: xr.Dataset,
+    gauges: pd.DataFrame | None = None,
+    stats: Mapping[str, Any] | None = None,
+) -> ModelInputs:
     """:class:`ModelInputs` of the training period only (sliced before loading; only the
-    ``train`` period attribute kept). Raises :class:`TestPeriodLeak` if any date is later."""
+    ``train`` period attribute kept). Raises :class:`TestPeriodLeak` if any date is later, and
+    :class:`~ddr_pipeline.data.provenance.MismatchedOutputsError` when ``ds``, ``gauges`` and
+    ``stats`` come from different ``data_processing`` runs."""
+    check_provenance(gauges=gauges, model_inputs=ds.attrs, stats=stats)
     if TRAIN_PERIOD_ATTR not in ds.attrs:
         raise KeyError(f"the model inputs define no {TRAIN_PERIOD_ATTR!r} attribute")
     start, end = (pd.Timestamp(d) for d in ds.attrs[TRAIN_PERIOD_ATTR])

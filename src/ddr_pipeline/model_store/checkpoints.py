@@ -22,6 +22,8 @@ key                         content
 ``nonfinite``               ``{"consecutive": k, "total": m}`` NaN-guard counters
 ``config``                  resolved :class:`~ddr_pipeline.config.training.TrainingConfig` as JSON dict
 ``normalization_stats``     the ``normalization_stats.json`` content used for training
+``data_provenance``         ``{"gauges_split_sha256", "normalization_stats_sha256"}`` of the
+                            data it was trained on (optional; :mod:`ddr_pipeline.data.provenance`)
 ``attribute_names``         attribute order of the model inputs
 ``forcing_names``           forcing order of the model inputs
 ``history``                 list of per-mini-batch records so far (loss, lr, ...)
@@ -95,6 +97,7 @@ RESUMABLE_KEYS = (
     "experiment.validation_every",
     "experiment.device",
     "experiment.max_consecutive_nonfinite",
+    "experiment.max_nonfinite_fraction",
     "experiment.threads",
     "experiment.memory_budget_gb",
     "run_name",

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import xarray as xr
 from kedro.pipeline import Node, Pipeline
 
 from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.containers import ModelInputs
-from ddr_pipeline.data.provenance import STATS_FINGERPRINT, check_same_stats
+from ddr_pipeline.data.provenance import check_provenance
 from ddr_pipeline.model_store.checkpoints import CheckpointError, LoadedCheckpoint, check_compatible
 from ddr_pipeline.model_store.loader import load_model
 from ddr_pipeline.pipelines.geodataset import geodataset_check
 
 
 def load_trained_model(model_params: dict[str, Any], run_name: str) -> LoadedCheckpoint:
-    """Load the model named by ``<prefix>.model`` (checkpoint / MLflow URI / run's latest)."""
+    """Load the model named by ``<prefix>.model`` (checkpoint / MLflow URI / finished run)."""
     return load_model(ModelSource.model_validate(model_params).for_run(run_name))
 
 
@@ -34,14 +35,24 @@ def check_model_against_data(  # noqa: PLR0917 (Kedro passes node inputs positio
     geodataset: str,
     training_params: dict[str, Any] | None = None,
     check_training_parameters: bool = False,
+    gauges: pd.DataFrame | None = None,
 ) -> ModelInputs:
     """Fail with every difference between the trained model and the data; return the inputs.
 
-    Checked: that the inputs and statistics come from one ``data_processing`` run, geodataset, attribute / forcing names and order, normalisation statistics and (with
-    ``check_training_parameters``) the model-defining keys of the current ``training``
-    parameters (resume-only keys such as epochs are ignored).
+    Checked: that the inputs, statistics and ``gauges`` come from one ``data_processing`` run
+    and the model was trained on its gauge split
+    (:func:`ddr_pipeline.data.provenance.check_provenance`), geodataset, attribute / forcing
+    names and order, normalisation statistics and (with ``check_training_parameters``) the
+    model-defining keys of the current ``training`` parameters (resume-only keys such as epochs
+    are ignored).
     """
-    check_same_stats(model_inputs.attrs.get(STATS_FINGERPRINT), normalization_stats)
+    check_provenance(
+        gauges=gauges,
+        model_inputs=model_inputs.attrs,
+        stats=normalization_stats,
+        checkpoint=None if ckpt is None else ckpt.payload,
+        checkpoint_name="the trained model",
+    )
     inputs = ModelInputs.from_dataset(model_inputs)
     if ckpt.config.geodataset != geodataset:
         raise CheckpointError(
@@ -71,20 +82,25 @@ def tag_mlflow_run(ds: xr.Dataset) -> None:
     )
 
 
-def create_pipeline(prefix: str, geodataset: str, *, check_training: bool = False) -> Pipeline:
+def create_pipeline(
+    prefix: str, geodataset: str, *, check_training: bool = False, with_gauges: bool = False
+) -> Pipeline:
     """The load-model nodes of pipeline ``prefix`` on ``geodataset``'s model-ready data.
 
     ``check_training`` adds ``params:training`` and ``params:<prefix>.check_training_parameters``
-    to the model check.
+    to the model check; ``with_gauges`` the gauges table (its split is checked too).
     """
-    check_inputs = [
-        f"{prefix}.checkpoint",
-        f"{geodataset}.model_inputs",
-        f"{geodataset}.normalization_stats",
-        f"{prefix}.geodataset",
-    ]
+    check_inputs = {
+        "ckpt": f"{prefix}.checkpoint",
+        "model_inputs": f"{geodataset}.model_inputs",
+        "normalization_stats": f"{geodataset}.normalization_stats",
+        "geodataset": f"{prefix}.geodataset",
+    }
     if check_training:
-        check_inputs += ["params:training", f"params:{prefix}.check_training_parameters"]
+        check_inputs["training_params"] = "params:training"
+        check_inputs["check_training_parameters"] = f"params:{prefix}.check_training_parameters"
+    if with_gauges:
+        check_inputs["gauges"] = f"{geodataset}.model_gauges"
     return Pipeline(
         [
             Node(

@@ -11,6 +11,7 @@ import importlib
 import logging
 import re
 from collections.abc import Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from kedro.pipeline import Pipeline
 
 from ddr_pipeline.config.pipelines import SECTIONS, validate_parameters
 from ddr_pipeline.data.io import clean_stale_temporaries
+from ddr_pipeline.data.provenance import processing_lock
 from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint, model_fingerprint
 from ddr_pipeline.project import guard as project_guard
 from ddr_pipeline.project import preflight, tracking
@@ -230,3 +232,43 @@ class ProjectGuardHooks:
     def before_pipeline_run(self) -> None:
         """Tag the run with host and process id (orphaned runs are found by them)."""
         project_guard.tag_active_run()
+
+
+#: The ``data_processing`` node whose output names a geodataset's model-input folder.
+_PROCESSING_OUTPUT = "model_inputs"
+
+
+def processed_geodatasets(pipeline: Pipeline) -> list[str]:
+    """Geodatasets whose ``data_processing`` outputs ``pipeline`` writes (``<geo>.model_inputs``)."""
+    return sorted(
+        name.removesuffix(f".{_PROCESSING_OUTPUT}")
+        for name in pipeline.all_outputs()
+        if name.endswith(f".{_PROCESSING_OUTPUT}") and name.count(".") == 1
+    )
+
+
+class DataProcessingLockHooks:
+    """Hold each processed geodataset's ``data_processing`` lock for the whole run
+    (:func:`ddr_pipeline.data.provenance.processing_lock`): a second run fails at once instead
+    of leaving a mix of the two runs' outputs."""
+
+    def __init__(self) -> None:
+        self._locks = ExitStack()
+
+    @hook_impl(tryfirst=True)  # before any node, before kedro-mlflow opens a run
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: Any) -> None:
+        """Take the lock of every geodataset the run writes model inputs for."""
+        self._locks.close()
+        for geodataset in processed_geodatasets(pipeline):
+            folder = Path(_where(catalog, f"{geodataset}.{_PROCESSING_OUTPUT}")).parent
+            self._locks.enter_context(processing_lock(folder, geodataset))
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        """Release the locks."""
+        self._locks.close()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        """Release the locks."""
+        self._locks.close()

@@ -13,6 +13,7 @@ from ddr_pipeline.training.monitoring import (
 from ddr_pipeline.training.trainer import (
     NonFiniteLossError,
     Trainer,
+    TrainingFailedError,
     TrainingResult,
     resolve_device,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "NullMonitor",
     "RecordingMonitor",
     "Trainer",
+    "TrainingFailedError",
     "TrainingMonitor",
     "TrainingResult",
     "ValidationSpec",

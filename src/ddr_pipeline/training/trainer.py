@@ -37,6 +37,7 @@ import torch
 from ddr_pipeline.config.training import TrainingConfig
 from ddr_pipeline.data.batch_plan import BatchPlan, PlannedBatch, plan_experiment
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
+from ddr_pipeline.data.provenance import provenance_record
 from ddr_pipeline.distributed.context import RankContext
 from ddr_pipeline.distributed.sampler import ShardedBatchSampler
 from ddr_pipeline.evaluation.scoring import median_scores
@@ -86,6 +87,37 @@ COLLAPSED_GRAD_NORM = 1e-10
 
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive mini-batches with a NaN/Inf loss or gradient."""
+
+
+class TrainingFailedError(RuntimeError):
+    """The training produced no usable model: no successful step, too many undone steps, or
+    a non-finite final loss (:func:`check_outcome`)."""
+
+
+def check_outcome(history: pd.DataFrame, undone: int, max_fraction: float) -> None:
+    """Raise :class:`TrainingFailedError` unless the training took a successful step, undid at
+    most ``max_fraction`` of its steps (``undone`` non-finite ones) and ends on a finite loss.
+
+    ``history`` holds one row per mini-batch (``status``, ``loss``), resumed ones included.
+    """
+    steps = len(history)
+    ok = history[history["status"] == "ok"] if steps else history
+    hint = (
+        "; no trained model is saved or logged. Lower the learning rate "
+        "(experiment.learning_rate) or check the inputs and parameter ranges"
+    )
+    if len(ok) == 0:
+        raise TrainingFailedError(
+            f"no mini-batch step succeeded ({steps} steps, {undone} undone as non-finite){hint}"
+        )
+    if undone / steps > max_fraction:
+        raise TrainingFailedError(
+            f"{undone} of {steps} mini-batch steps were undone as non-finite "
+            f"({undone / steps:.0%} > experiment.max_nonfinite_fraction={max_fraction}){hint}"
+        )
+    final = float(ok["loss"].iloc[-1])
+    if not math.isfinite(final):
+        raise TrainingFailedError(f"the final loss is {final}, not finite{hint}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -217,6 +249,7 @@ class Trainer:
             },
             "config": self.config.model_dump(mode="json"),
             "normalization_stats": self.normalization_stats,
+            "data_provenance": provenance_record(self.normalization_stats),
             "attribute_names": list(self.inputs.attribute_names),
             "forcing_names": list(self.inputs.forcing_names),
             "history": [dict(record) for record in self.history],
@@ -649,6 +682,7 @@ class Trainer:
                     stopped = epoch < self.exp.epochs
                     break
         history = pd.DataFrame(self.history)
+        check_outcome(history, self.position.total_nonfinite, self.exp.max_nonfinite_fraction)
         return TrainingResult(
             model=self.model,
             history=history,

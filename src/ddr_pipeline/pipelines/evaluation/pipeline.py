@@ -28,7 +28,9 @@ def create_pipeline(geodataset: str | None = None, **kwargs: object) -> Pipeline
     def _data(name: str) -> str:
         return f"{geodataset}.{name}"
 
-    return model_loading.create_pipeline(PREFIX, geodataset, check_training=True) + Pipeline(
+    return model_loading.create_pipeline(
+        PREFIX, geodataset, check_training=True, with_gauges=True
+    ) + Pipeline(
         [
             Node(
                 nodes.predict_test_period,

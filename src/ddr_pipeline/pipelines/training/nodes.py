@@ -12,12 +12,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from ddr_pipeline.config.training import TrainingConfig, load_training_config
-from ddr_pipeline.data.provenance import (
-    SPLIT_FINGERPRINT,
-    check_same_split,
-    check_same_stats,
-    recorded_split,
-)
+from ddr_pipeline.data.provenance import STATS_FINGERPRINT, check_provenance
 from ddr_pipeline.distributed import env_has_process_group
 from ddr_pipeline.evaluation import plots
 from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint, read_checkpoint
@@ -52,7 +47,7 @@ def prepare_data(
 
     Refuses model inputs built with another gauge split than ``gauges`` (:mod:`ddr_pipeline.data.provenance`).
     """
-    check_same_split(model_inputs.attrs.get(SPLIT_FINGERPRINT), gauges, "model_inputs.zarr")
+    check_provenance(gauges=gauges, model_inputs=model_inputs.attrs)
     return prepare_training_data(model_inputs, gauges, config)
 
 
@@ -95,8 +90,11 @@ def train_model(
             "training.distributed.nproc_per_node / nnodes instead; other nodes join with "
             "`torchrun ... -m ddr_pipeline.distributed` (docs/distributed.md)"
         )
-    check_same_split(recorded_split(normalization_stats), data.gauges, "normalization_stats.json")
-    check_same_stats(data.stats_fingerprint, normalization_stats)
+    check_provenance(
+        gauges=data.gauges,
+        model_inputs={STATS_FINGERPRINT: data.stats_fingerprint},
+        stats=normalization_stats,
+    )
     monitor = _monitor(config)
     if mlflow.active_run() is not None:
         mlflow.log_param("world_size", config.distributed.world_size)
