@@ -35,7 +35,7 @@ import yaml
 from kedro.config import OmegaConfigLoader
 
 from ddr_pipeline.config.training import load_training_config
-from ddr_pipeline.data.containers import GaugeSet, ModelInputs
+from ddr_pipeline.data.containers import GaugeSet
 from ddr_pipeline.evaluation import baselines, plots
 from ddr_pipeline.evaluation.scoring import score_gauges, well_observed_medians
 from ddr_pipeline.experiments.ensemble import ensemble_inputs, ensemble_report, member_config

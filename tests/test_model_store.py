@@ -37,6 +37,7 @@ from ddr_pipeline.model_store.checkpoints import (
     claim_run_folder,
     load_checkpoint,
     read_checkpoint,
+    run_folder_lock,
     save_checkpoint,
 )
 from ddr_pipeline.model_store.loader import load_model, load_trained_model
@@ -229,9 +230,24 @@ def test_a_run_name_loads_its_final_model_and_refuses_another_attempts_files(
     loaded = load_trained_model("synthetic-run", models_dir=tmp_path)
     for key, value in payload["model_state_dict"].items():
         assert torch.equal(loaded.model.state_dict()[key], value), key
-    final.unlink()
+    save_checkpoint(foreign, final)
     with pytest.raises(CheckpointError, match="written by training attempt another-attempt"):
         load_model(ModelSource(run_name="synthetic-run", models_dir=str(tmp_path)))
+
+
+def test_a_run_still_training_or_unfinished_is_refused_unless_a_checkpoint_is_named(
+    tmp_path: Path,
+) -> None:
+    """Finding 4 of issue 26: evaluating a run while it trains scored an epoch-23 checkpoint."""
+    path = syn.write_checkpoint(tmp_path, final=False)
+    with pytest.raises(CheckpointError, match=r"no final model .*name its latest checkpoint"):
+        load_model(run_name="synthetic-run", models_dir=tmp_path)
+    save_checkpoint(read_checkpoint(path), path.parent.parent / FINAL_MODEL_FILE)
+    with run_folder_lock(tmp_path, "synthetic-run"):
+        with pytest.raises(CheckpointError, match="'synthetic-run' is still training"):
+            load_trained_model("synthetic-run", models_dir=tmp_path)
+        assert load_model(checkpoint=str(path), run_name="synthetic-run").epoch == 1
+    assert load_trained_model("synthetic-run", models_dir=tmp_path).epoch == 1
 
 
 def test_load_trained_model_from_a_checkpoint_file_or_a_run_name(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from ddr_pipeline.project.config_loader import ProjectConfigLoader  # noqa: E402
 from ddr_pipeline.project.hooks import (  # noqa: E402
     DataProcessingLockHooks,
     MlflowRunHooks,
+    ModelOutputHooks,
     ParameterValidationHooks,
     PreflightHooks,
     ProjectGuardHooks,
@@ -34,6 +35,7 @@ HOOKS = (
     ParameterValidationHooks(),
     DataProcessingLockHooks(),
     MlflowRunHooks(),
+    ModelOutputHooks(),
     ProjectGuardHooks(),
 )
 

@@ -31,7 +31,11 @@ from ddr_pipeline.inference.gauges import (
     trained_source,
 )
 from ddr_pipeline.inference.periods import routed_days
-from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
+from ddr_pipeline.model_store.checkpoints import (
+    MODEL_FINGERPRINT_ATTR,
+    LoadedCheckpoint,
+    model_fingerprint,
+)
 from ddr_pipeline.models import build_models
 
 logger = logging.getLogger(__name__)
@@ -104,8 +108,8 @@ def predict_period(  # noqa: PLR0917 (mirrors the node's inputs)
     """Route ``period`` (after the warm-up) at all gauges: the ``model_test`` dataset.
 
     Variables ``predictions``, ``observations`` and one ``baseline_<name>`` per baseline, dims
-    ``(gage_id, time)``, m³/s; attrs: period, scored period, checkpoint, warm-up, gauges and days
-    without observations.
+    ``(gage_id, time)``, m³/s; attrs: period, scored period, checkpoint and the fingerprint of its
+    weights (``model_fingerprint``), warm-up, gauges and days without observations.
     """
     days = routed_days(inputs, period, settings.warmup_days)
     gauge_set = known_gauges(inputs, gauges)
@@ -134,6 +138,7 @@ def predict_period(  # noqa: PLR0917 (mirrors the node's inputs)
             "scored_from": str(scored_from.date()),
             "warmup_days": days.warmup_days,
             "routing_started": str(inputs.dates[days.route_from].date()),
+            MODEL_FINGERPRINT_ATTR: model_fingerprint(ckpt.payload["model_state_dict"]),
             "checkpoint_epoch": int(ckpt.epoch),
             "checkpoint_mini_batch": int(ckpt.mini_batch),
             "training_run_name": run_name,

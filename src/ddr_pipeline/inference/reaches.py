@@ -19,7 +19,11 @@ from ddr_pipeline.distributed.routing import RoutingJob, route_basins_parallel
 from ddr_pipeline.inference.assimilation import gauge_assimilation, lead_skill
 from ddr_pipeline.inference.gauges import PredictionSettings, route_trained
 from ddr_pipeline.inference.periods import RoutedDays, routed_days
-from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint
+from ddr_pipeline.model_store.checkpoints import (
+    MODEL_FINGERPRINT_ATTR,
+    LoadedCheckpoint,
+    model_fingerprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +151,7 @@ def _dataset(run: _Run, routed_daily: np.ndarray, seconds: float) -> xr.Dataset:
             "chunk_days": int(run.settings.chunk_days),
             "ranks": int(run.settings.nproc_per_node),
             "training_run_name": run.run_name,
+            MODEL_FINGERPRINT_ATTR: model_fingerprint(run.ckpt.payload["model_state_dict"]),
             "checkpoint_epoch": int(run.ckpt.epoch),
             "checkpoint_mini_batch": int(run.ckpt.mini_batch),
             "target_reach_ids": [int(r) for r in run.target_reach_ids or []],

@@ -151,6 +151,20 @@ def run_folder_lock(models_dir: str | Path, run_name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def training_in_progress(models_dir: str | Path, run_name: str) -> bool:
+    """Whether a training holds ``run_name``'s lock right now (:func:`run_folder_lock`)."""
+    path = lock_path(models_dir, run_name)
+    if not path.is_file():
+        return False
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def folder_attempt(models_dir: str | Path, run_name: str) -> str | None:
     """The attempt id recorded in ``<models_dir>/<run_name>/attempt.json`` (None if absent)."""
     marker = Path(models_dir) / run_name / ATTEMPT_FILE
@@ -406,4 +420,20 @@ def check_compatible(
             "checkpoint does not match this run:\n  "
             + "\n  ".join(problems[:20])
             + ("" if len(problems) <= 20 else f"\n  ... and {len(problems) - 20} more")
+        )
+
+
+#: Attribute of a model output (``model_test.zarr``, ``routed_discharge.zarr``): the weights'
+#: fingerprint of the model that made it.
+MODEL_FINGERPRINT_ATTR = "model_fingerprint"
+
+
+def check_output_model(attrs: Mapping[str, Any], fingerprint: str, what: str) -> None:
+    """Raise :class:`CheckpointError` when the output ``what`` was made from another model than
+    the one with ``fingerprint`` (outputs without a recorded fingerprint are not checked)."""
+    recorded = attrs.get(MODEL_FINGERPRINT_ATTR)
+    if recorded is not None and recorded != fingerprint:
+        made = f"run {attrs.get('training_run_name', '?')}, epoch {attrs.get('checkpoint_epoch', '?')}"
+        raise CheckpointError(
+            f"{what} was made from model {recorded} ({made}), not from model {fingerprint}"
         )

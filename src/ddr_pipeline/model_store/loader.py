@@ -7,7 +7,7 @@ Everything that runs a trained model (the evaluation and routing pipelines throu
 
     model = load_trained_model("data/06_models/run/trained_model.pt")  # a checkpoint file
     model = load_trained_model("runs:/<run_id>/model")                 # an MLflow model URI
-    model = load_trained_model("ddr-drb-training")                     # a run's final model
+    model = load_trained_model("ddr-drb-training")                     # a finished run's model
     model.model, model.config, model.normalization_stats, model.attribute_names
 
 The result is a :data:`LoadedCheckpoint` (the networks in eval mode on CPU plus the configuration
@@ -15,7 +15,8 @@ and data context they were trained with). :func:`load_model` is the keyword form
 use. The checkpoint format itself is :mod:`ddr_pipeline.model_store.checkpoints`.
 
 Only weights are ever read (``torch.load(weights_only=True)``), never a pickle: a run name loads
-``<run>/trained_model.pt`` (else its latest checkpoint) and refuses a file of another training
+``<run>/trained_model.pt`` of a finished training (a run still training, or one that left no
+final model, is refused: name its checkpoint explicitly) and refuses a file of another training
 attempt than the run folder's; an MLflow URI loads the checkpoint inside the logged model
 (:mod:`ddr_pipeline.model_store.mlflow_model`), or for models logged as pickles by earlier versions the
 checkpoint its run logged under ``model_checkpoint/``; the pickled model itself is never loaded.
@@ -36,6 +37,8 @@ from ddr_pipeline.model_store.checkpoints import (
     check_attempt,
     latest_checkpoint,
     load_checkpoint,
+    lock_path,
+    training_in_progress,
 )
 
 logger = logging.getLogger(__name__)
@@ -48,8 +51,8 @@ def load_trained_model(
     """Load a trained model from one ``source``: a checkpoint file, an MLflow URI or a run name.
 
     ``runs:/...`` and ``models:/...`` are MLflow model URIs; an existing file (or any ``.pt``
-    path) is a checkpoint; anything else names a training run whose final model (else latest
-    checkpoint) under ``models_dir`` is loaded. Raises ``FileNotFoundError`` / :class:`CheckpointError` naming
+    path) is a checkpoint; anything else names a finished training run whose final model
+    under ``models_dir`` is loaded. Raises ``FileNotFoundError`` / :class:`CheckpointError` naming
     what was searched.
     """
     text = str(source)
@@ -64,9 +67,11 @@ def resolve_checkpoint(
     checkpoint: str | None, run_name: str | None, models_dir: str | Path
 ) -> Path:
     """The checkpoint file to load: ``checkpoint`` if given, else the final model of ``run_name``
-    (``<run>/trained_model.pt``), else the latest checkpoint of that run.
+    (``<run>/trained_model.pt``) once its training has finished.
 
-    Raises ``FileNotFoundError`` naming the path or run folder searched.
+    Raises ``FileNotFoundError`` naming the path searched, :class:`CheckpointError` when the
+    run is still training (its lock is held) or left no final model (it did not finish): a
+    checkpoint of such a run is loaded only when named explicitly.
     """
     if checkpoint:
         path = Path(checkpoint)
@@ -75,17 +80,26 @@ def resolve_checkpoint(
         return path
     if not run_name:
         raise ValueError("give a checkpoint path, a training run name or an MLflow model URI")
+    latest = latest_checkpoint(models_dir, run_name)
+    explicit = f"its latest checkpoint ({latest})" if latest else "a checkpoint"
+    if training_in_progress(models_dir, run_name):
+        raise CheckpointError(
+            f"run {run_name!r} is still training (its lock {lock_path(models_dir, run_name)} is "
+            f"held): wait for it to finish, or name {explicit} explicitly (model.checkpoint)"
+        )
     final = Path(models_dir) / run_name / FINAL_MODEL_FILE
     if final.is_file():
         return final
-    latest = latest_checkpoint(models_dir, run_name)
     if latest is None:
-        folder = Path(models_dir) / run_name / "saved_models"
         raise FileNotFoundError(
-            f"no checkpoint of run {run_name!r} in {folder} (train it first, or set the "
+            f"no final model of run {run_name!r} ({final}) and no checkpoint in "
+            f"{Path(models_dir) / run_name / 'saved_models'} (train it first, or set the "
             "checkpoint path / MLflow model URI)"
         )
-    return latest
+    raise CheckpointError(
+        f"run {run_name!r} has no final model ({final}): its training did not finish (killed "
+        f"or failed). Resume it, or name {explicit} explicitly (model.checkpoint)"
+    )
 
 
 #: Artifact folder of a training run holding its final checkpoint (training pipeline).
@@ -95,8 +109,8 @@ CHECKPOINT_ARTIFACT = "model_checkpoint"
 def load_model(source: ModelSource) -> LoadedCheckpoint:
     """Load a trained model from a checkpoint path, a run's final model or an MLflow URI.
 
-    Priority: ``checkpoint`` > ``mlflow_model_uri`` > final model (else latest checkpoint) of
-    ``run_name``, which must belong to the attempt recorded in the run folder. An MLflow URI
+    Priority: ``checkpoint`` > ``mlflow_model_uri`` > final model of ``run_name`` (refused while
+    the run trains or when it left none: :func:`resolve_checkpoint`), which must belong to the attempt recorded in the run folder. An MLflow URI
     (``runs:/<id>/model``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``) is read
     from the tracking store set by ``MLFLOW_TRACKING_URI`` / ``mlflow.set_tracking_uri``: the
     model's weights-only checkpoint, else the one its run logged as ``model_checkpoint/``; a

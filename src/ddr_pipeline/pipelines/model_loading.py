@@ -18,9 +18,15 @@ from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.data.provenance import check_provenance
-from ddr_pipeline.model_store.checkpoints import CheckpointError, LoadedCheckpoint, check_compatible
+from ddr_pipeline.model_store.checkpoints import (
+    MODEL_FINGERPRINT_ATTR,
+    CheckpointError,
+    LoadedCheckpoint,
+    check_compatible,
+)
 from ddr_pipeline.model_store.loader import load_model
 from ddr_pipeline.pipelines.geodataset import geodataset_check
+from ddr_pipeline.project import tracking
 
 
 def load_trained_model(model_params: dict[str, Any], run_name: str) -> LoadedCheckpoint:
@@ -68,13 +74,14 @@ def check_model_against_data(  # noqa: PLR0917 (Kedro passes node inputs positio
 
 
 def tag_mlflow_run(ds: xr.Dataset) -> None:
-    """Tag the active MLflow run (if any) with the training run name and the checkpoint."""
+    """Tag the active MLflow run (if any) with the training run name, checkpoint and model."""
     import mlflow
 
     if mlflow.active_run() is None:
         return
     mlflow.set_tags(
         {
+            tracking.MODEL_USED_TAG: ds.attrs.get(MODEL_FINGERPRINT_ATTR, "unrecorded"),
             "training_run_name": ds.attrs["training_run_name"],
             "checkpoint": f"epoch {ds.attrs['checkpoint_epoch']} mb {ds.attrs['checkpoint_mini_batch']}",
             "period": " .. ".join(ds.attrs["period"]),

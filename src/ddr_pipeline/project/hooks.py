@@ -22,7 +22,13 @@ from kedro.pipeline import Pipeline
 from ddr_pipeline.config.pipelines import SECTIONS, validate_parameters
 from ddr_pipeline.data.io import clean_stale_temporaries
 from ddr_pipeline.data.provenance import processing_lock
-from ddr_pipeline.model_store.checkpoints import LoadedCheckpoint, model_fingerprint
+from ddr_pipeline.model_store.checkpoints import (
+    MODEL_FINGERPRINT_ATTR,
+    CheckpointError,
+    LoadedCheckpoint,
+    check_output_model,
+    model_fingerprint,
+)
 from ddr_pipeline.project import guard as project_guard
 from ddr_pipeline.project import preflight, tracking
 from ddr_pipeline.project.pipeline_folders import pipeline_folders
@@ -272,3 +278,41 @@ class DataProcessingLockHooks:
     def on_pipeline_error(self) -> None:
         """Release the locks."""
         self._locks.close()
+
+
+def _stored_attrs(path: str) -> dict[str, Any]:
+    """Attributes of the zarr store at ``path`` (empty when there is none or it is unreadable)."""
+    import xarray as xr
+
+    if not Path(path).exists():
+        return {}
+    try:
+        with xr.open_zarr(path, consolidated=False) as stored:
+            return dict(stored.attrs)
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+class ModelOutputHooks:
+    """Report a model output (``model_fingerprint`` attribute) that replaces one made from
+    another model: the earlier results stop standing for that model."""
+
+    def __init__(self) -> None:
+        self._catalog: Any = None
+
+    @hook_impl
+    def after_catalog_created(self, catalog: Any) -> None:
+        """Keep the catalog (where each output is stored)."""
+        self._catalog = catalog
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        """Warn when ``dataset_name`` on disk was made from another model than ``data``."""
+        fingerprint = getattr(data, "attrs", {}).get(MODEL_FINGERPRINT_ATTR)
+        if fingerprint is None or self._catalog is None:
+            return
+        path = _where(self._catalog, dataset_name)
+        try:
+            check_output_model(_stored_attrs(path), fingerprint, path)
+        except CheckpointError as error:
+            logger.warning("Replacing an output of another model: %s", error)

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 #: Tag: fingerprint of a training run's final model weights.
 FINGERPRINT_TAG = "ddr.model_fingerprint"
+#: Tag of a run that used a model (evaluation, routing): the fingerprint of that model.
+MODEL_USED_TAG = "ddr.model_used"
 #: Tag: the MLflow run id of the training run whose model a run used.
 TRAINING_RUN_TAG = "ddr.training_run_id"
 #: MLflow's own tags: parent run (nesting in the UI), run name and description.

@@ -149,10 +149,20 @@ def training_params(leakance: bool = False) -> dict[str, Any]:
     }
 
 
-def write_checkpoint(folder: Path, params: dict[str, Any] | None = None) -> Path:
-    """Save an (untrained) checkpoint in the training helper's format; return its path."""
+def write_checkpoint(
+    folder: Path, params: dict[str, Any] | None = None, *, final: bool = True
+) -> Path:
+    """Save an (untrained) checkpoint in the training helper's format; return its path.
+
+    With ``final`` it is also the run's final model (``<run>/trained_model.pt``), as a finished
+    training leaves it.
+    """
     from ddr_pipeline.config.training import load_training_config
-    from ddr_pipeline.model_store.checkpoints import checkpoint_path, save_checkpoint
+    from ddr_pipeline.model_store.checkpoints import (
+        FINAL_MODEL_FILE,
+        checkpoint_path,
+        save_checkpoint,
+    )
     from ddr_pipeline.models import build_models
 
     config = load_training_config(params or training_params())
@@ -176,6 +186,8 @@ def write_checkpoint(folder: Path, params: dict[str, Any] | None = None) -> Path
         "history": history,
     }
     path = checkpoint_path(folder, str(config.run_name), 1, 3)
+    if final:
+        save_checkpoint(payload, Path(folder) / str(config.run_name) / FINAL_MODEL_FILE)
     return save_checkpoint(payload, path)
 
 
