@@ -261,3 +261,37 @@ def test_reach_points_follow_ids_and_name_missing_reaches() -> None:
     np.testing.assert_allclose(points, [[-75.1, 40.1], [-75.0, 40.0]])
     with pytest.raises(KeyError, match=r"lacks reach ids \[99\]"):
         reach_points(reaches, np.array([1, 99], dtype=np.int64))
+
+
+def test_outputs_record_their_model_and_a_rerun_with_another_model_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 4 of issue 26: outputs of an epoch-23 checkpoint stood as the run's evaluation."""
+    import logging
+    import types
+
+    from ddr_pipeline.model_store.checkpoints import check_output_model
+    from ddr_pipeline.project import tracking
+    from ddr_pipeline.project.hooks import ModelOutputHooks
+
+    ckpt = load_checkpoint(syn.write_checkpoint(tmp_path))
+    data = syn.model_inputs()
+    stats = {"attributes": {}, "forcings": {}}
+    inputs = model_loading.check_model_against_data(ckpt, data, stats, "drb")
+    params = evaluation_params(tmp_path, reference=None)
+    ds = nodes.predict_test_period(ckpt, inputs, syn.gauges_table(), params, "run", data)
+    fingerprint = tracking.model_fingerprint(ckpt.payload["model_state_dict"])
+    assert ds.attrs["model_fingerprint"] == fingerprint
+    store = tmp_path / "model_test.zarr"
+    ds.attrs["model_fingerprint"] = "0123456789abcdef"  # written earlier by another model
+    ds.to_zarr(store, consolidated=False)
+    with pytest.raises(CheckpointError, match="made from model 0123456789abcdef"):
+        check_output_model(ds.attrs, fingerprint, str(store))
+    hooks = ModelOutputHooks()
+    resolver = types.SimpleNamespace(resolve_pattern=lambda name: {"filepath": str(store)})
+    hooks.after_catalog_created(types.SimpleNamespace(config_resolver=resolver))
+    new = ds.assign_attrs(model_fingerprint=fingerprint)
+    with caplog.at_level(logging.WARNING):
+        hooks.before_dataset_saved("evaluation.model_test", new)
+    assert "Replacing an output of another model" in caplog.text
+    assert f"not from model {fingerprint}" in caplog.text
