@@ -179,3 +179,16 @@ def test_lstm_sequence_groups_validated(base: dict) -> None:
     assert load_training_config(params).cuda_lstm.sequence_groups == 32
     params["cuda_lstm"]["input_var_names"] = []
     assert "cuda_lstm.sequence_groups=32 groups reaches" in _error(params)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("run\n", "not a plain folder name"), ("r" * 236, "236 characters, more than 100")],
+)
+def test_run_names_are_matched_whole_and_limited_in_length(name: str, problem: str) -> None:
+    """Issue 26 finding 6: '$' accepted a trailing newline; a 236-character name failed late."""
+    from ddr_pipeline.config.training import check_run_name
+
+    with pytest.raises(ValueError, match=problem):
+        check_run_name(name)
+    assert check_run_name("r" * 100) == "r" * 100

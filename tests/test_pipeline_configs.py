@@ -113,3 +113,74 @@ def test_hook_validates_the_sections_a_pipeline_reads(base: dict) -> None:
     bad["routing"]["chunk_dayz"] = 5
     with pytest.raises(ConfigError, match="routing.chunk_dayz"):
         hooks.before_pipeline_run({}, pipeline, Catalog(bad))
+
+
+@pytest.mark.parametrize(
+    ("section", "path", "value", "expected"),
+    [
+        (
+            "training",
+            ("experiment", "seed"),
+            True,
+            "training.experiment.seed: Input should be a valid integer",
+        ),
+        (
+            "training",
+            ("experiment", "shuffle"),
+            "no",
+            "training.experiment.shuffle: Input should be a valid boolean",
+        ),
+        (
+            "training",
+            ("experiment", "epochs"),
+            "3",
+            "training.experiment.epochs: Input should be a valid integer",
+        ),
+        (
+            "data_processing",
+            ("gauges", "seed"),
+            7.0,
+            "data_processing.gauges.seed: Input should be a valid integer",
+        ),
+        (
+            "evaluation",
+            ("chunk_days",),
+            "20",
+            "evaluation.chunk_days: Input should be a valid integer",
+        ),
+        (
+            "routing",
+            ("target_reach_ids",),
+            [True],
+            "routing.target_reach_ids.0: Input should be a valid integer",
+        ),
+    ],
+)
+def test_types_are_strict(base: dict, section, path, value, expected) -> None:
+    """Issue 26 finding 6: YAML / --params values were coerced (seed: true -> 1)."""
+    params = copy.deepcopy(base)
+    block = params[section]
+    for key in path[:-1]:
+        block = block[key]
+    block[path[-1]] = value
+    assert expected in _error(params, [section])
+
+
+def test_warmup_longer_than_the_training_period_fails_before_the_run(base: dict) -> None:
+    params = copy.deepcopy(base)
+    params["data_processing"]["periods"]["train"] = ["1979-01-01", "1979-01-20"]
+    params["training"]["experiment"].update(rho=None, warmup=20)
+    message = _error(params, ["training"])
+    assert "training.experiment.warmup: 20 days leave no day to score in a 20-day window" in message
+    params["training"]["experiment"]["warmup"] = 19
+    validate_parameters(params, ["training"])
+
+
+def test_more_threads_than_cores_warn(base: dict, caplog: pytest.LogCaptureFixture) -> None:
+    from ddr_pipeline.config.pipelines import warn_oversubscribed
+
+    params = copy.deepcopy(base)
+    params["training"]["distributed"] = {"nproc_per_node": 4, "threads_per_rank": 2}
+    config = validate_parameters(params, ["training"])["training"]
+    assert "4 rank(s) x 2 thread(s) = 8 threads on 4 cores" in warn_oversubscribed(config, cores=4)
+    assert warn_oversubscribed(config, cores=8) is None

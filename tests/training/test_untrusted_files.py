@@ -57,3 +57,43 @@ def test_parameter_ranges_outside_the_physics_fail_at_validation(name, bounds):
 def test_the_default_ranges_lie_in_the_physical_domains():
     for name, (lo, hi) in default_ranges().items():
         assert outside_domain(name, lo, hi) is None, name
+
+
+def test_a_truncated_checkpoint_says_how_to_resume(tmp_path):
+    """Issue 26 finding 6: the raw unpickling error carried no hint."""
+    folder = tmp_path / "run" / "saved_models"
+    folder.mkdir(parents=True)
+    earlier = folder / "ddr_run_epoch_1_mb_4.pt"
+    torch.save({"a": torch.ones(10)}, earlier)
+    cut = folder / "ddr_run_epoch_1_mb_9.pt"
+    torch.save({"a": torch.ones(1000)}, cut)
+    cut.write_bytes(cut.read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as info:
+        load_checkpoint(cut)
+    assert f"resume with training.experiment.checkpoint={earlier}" in str(info.value)
+    final = tmp_path / "run" / "trained_model.pt"
+    final.write_bytes(b"PK\x03\x04 cut")
+    with pytest.raises(CheckpointError, match=f"checkpoint={cut}"):
+        load_checkpoint(final)
+
+
+def test_a_full_disk_names_the_checkpoint_and_the_resume(tmp_path, monkeypatch):
+    import errno
+
+    from ddr_pipeline.model_store import checkpoints
+
+    folder = tmp_path / "saved_models"
+    folder.mkdir()
+    earlier = folder / "ddr_run_epoch_1_mb_4.pt"
+    earlier.write_bytes(b"x")
+    payload = dict.fromkeys(checkpoints.REQUIRED_KEYS, 0)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.torch, "save", full)
+    target = folder / "ddr_run_epoch_1_mb_9.pt"
+    with pytest.raises(CheckpointError, match="no space left on the device") as info:
+        checkpoints.save_checkpoint(payload, target)
+    assert f"training.experiment.checkpoint={earlier}" in str(info.value)
+    assert sorted(p.name for p in folder.iterdir()) == [earlier.name]  # no temporary left

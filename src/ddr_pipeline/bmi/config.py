@@ -6,7 +6,6 @@ can travel with its files (the way NextGen realizations reference per-run config
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,14 +15,23 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ddr_pipeline.config.model_source import ModelSource
-from ddr_pipeline.config.training import ConfigError, format_validation_error
+from ddr_pipeline.config.training import (
+    ConfigError,
+    LaxDate,
+    LaxDateTime,
+    format_validation_error,
+)
 from ddr_pipeline.simulation.settings import steps_per_day
 
 _DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    """Unknown keys are errors; types are strict and numbers finite (as the pipeline configs)."""
+
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 class NetworkSource(_Strict):
@@ -42,11 +50,11 @@ class NetworkSource(_Strict):
 class TimeSettings(_Strict):
     """Model time: seconds since ``start``; one ``update`` is one routing step of ``dt``."""
 
-    start: datetime.datetime | None = Field(
+    start: LaxDateTime | None = Field(
         None,
         description="Model time 0 (default: the restart file's time, else the inputs' first day).",
     )
-    end: datetime.date | None = Field(
+    end: LaxDate | None = Field(
         None, description="Last day routed, inclusive (default: the inputs' last day)."
     )
     dt: float = Field(3600.0, gt=0, description="Routing step (s); must divide one day.")

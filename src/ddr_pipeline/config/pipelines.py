@@ -9,11 +9,12 @@ before any node starts.
 
 from __future__ import annotations
 
-import datetime
+import logging
+import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from ddr_pipeline.config.assimilation import AssimilationConfig
 from ddr_pipeline.config.model_source import ModelSource
@@ -21,9 +22,11 @@ from ddr_pipeline.config.training import (
     DEVICE_PATTERN,
     GEODATASET_PATTERN,
     ConfigError,
+    LaxDate,
     PositiveInt,
     StrictModel,
     TrainingConfig,
+    as_tuple,
     validate_section,
 )
 from ddr_pipeline.parameter_registry import LEARNABLE_PARAMETERS
@@ -31,9 +34,11 @@ from ddr_pipeline.parameter_registry import LEARNABLE_PARAMETERS
 #: Default share of valid days in a scored period that makes a gauge "well observed".
 WELL_OBSERVED_FRACTION = 0.9
 
+logger = logging.getLogger(__name__)
+
 Geodataset = Annotated[str, Field(pattern=GEODATASET_PATTERN)]
 Device = Annotated[str, Field(pattern=DEVICE_PATTERN)]
-DateRange = tuple[datetime.date, datetime.date]
+DateRange = Annotated[tuple[LaxDate, LaxDate], BeforeValidator(as_tuple)]
 #: Gauge subsets the evaluation summarises (:data:`ddr_pipeline.evaluation.report.SUBSETS`).
 GaugeSubset = Literal[
     "all", "well_observed", "train", "validation", "train_well", "validation_well"
@@ -212,10 +217,57 @@ SECTIONS: dict[str, type[BaseModel]] = {
 }
 
 
+def _training_period_days(parameters: Mapping[str, Any]) -> int | None:
+    """Days of ``data_processing.periods.train`` (None: not configured or not valid)."""
+    block = parameters.get("data_processing")
+    if not isinstance(block, Mapping):
+        return None
+    try:
+        config = DataProcessingConfig.model_validate(dict(block))
+    except ValueError:
+        return None  # its own validation reports it when data_processing runs
+    start, end = config.periods["train"]
+    return (end - start).days + 1
+
+
+def check_training_window(parameters: Mapping[str, Any], training: TrainingConfig) -> None:
+    """Raise :class:`ConfigError` when ``experiment.warmup`` leaves no scored day in the
+    training window (``rho``, or with ``rho: null`` the whole ``data_processing.periods.train``)."""
+    days = _training_period_days(parameters)
+    if days is None:
+        return
+    experiment = training.experiment
+    window = days if experiment.rho is None else min(experiment.rho, days)
+    if experiment.warmup >= window:
+        source = "the training period" if window == days else "rho"
+        raise ConfigError(
+            f"training.experiment.warmup: {experiment.warmup} days leave no day to score in a "
+            f"{window}-day window ({source}; data_processing.periods.train has {days} days)"
+        )
+
+
+def warn_oversubscribed(training: TrainingConfig, cores: int | None = None) -> str | None:
+    """Log (and return) a warning when ranks x threads exceed this machine's cores."""
+    cores = cores or os.cpu_count() or 1
+    ranks = training.distributed.nproc_per_node
+    threads = training.distributed.threads_per_rank if ranks > 1 else training.experiment.threads
+    if threads is None or ranks * threads <= cores:
+        return None
+    message = (
+        f"training runs {ranks} rank(s) x {threads} thread(s) = {ranks * threads} threads on "
+        f"{cores} cores: oversubscribed, expect it to be much slower "
+        "(training.distributed.threads_per_rank / experiment.threads)"
+    )
+    logger.warning(message)
+    return message
+
+
 def validate_parameters(parameters: Mapping[str, Any], sections: list[str]) -> dict[str, Any]:
     """Validate ``sections`` of the Kedro parameters; ``ConfigError`` lists every problem.
 
-    The ``geodataset`` of the validated sections must agree.
+    The ``geodataset`` of the validated sections must agree; with ``training``, the warm-up
+    must fit its window (:func:`check_training_window`) and ranks x threads are compared with
+    the cores (a warning).
     """
     configs, problems = {}, []
     for name in sections:
@@ -231,4 +283,7 @@ def validate_parameters(parameters: Mapping[str, Any], sections: list[str]) -> d
             "the parameter sections name different geodatasets: "
             + ", ".join(f"{k}.geodataset={v!r}" for k, v in names.items())
         )
+    if "training" in configs:
+        check_training_window(parameters, configs["training"])
+        warn_oversubscribed(configs["training"])
     return configs

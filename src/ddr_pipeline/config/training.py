@@ -15,7 +15,16 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ddr_pipeline.parameter_registry import (
     DEFAULTABLE_PARAMETERS,
@@ -38,22 +47,43 @@ _DEVICE_PATTERN = re.compile(DEVICE_PATTERN)
 #: Geodataset names: a folder under data/01_raw and a Kedro environment (no code list).
 GEODATASET_PATTERN = r"^[a-z][a-z0-9_]*$"
 #: A run name is one folder name: starts with a letter, digit or '_' (so never '.', '..', a hidden
-#: folder or an option-like '-x'), then letters, digits, '.', '_', '-'.
-_RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+#: folder or an option-like '-x'), then letters, digits, '.', '_', '-' (matched whole: no newline).
+_RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+#: Longest run name: it is part of checkpoint file names (``ddr_<run>_epoch_<e>_mb_<i>.pt`` and
+#: their temporaries), which must stay under the file systems' 255-byte limit.
+MAX_RUN_NAME_LENGTH = 100
 
 
 def check_run_name(name: str) -> str:
     """Return ``name`` if it is a safe run name (one folder under ``data/``), else raise.
 
     Raises:
-        ValueError: naming the run name (path separators, ``.``, ``..``, leading ``.``/``-``).
+        ValueError: naming the run name (path separators, ``.``, ``..``, leading ``.``/``-``,
+            a trailing newline, more than :data:`MAX_RUN_NAME_LENGTH` characters).
     """
-    if not isinstance(name, str) or not _RUN_NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not _RUN_NAME_PATTERN.fullmatch(name):
         raise ValueError(
             f"run_name {name!r} is not a plain folder name: use letters, digits, '.', '_', '-', "
-            "starting with a letter, digit or '_' (no '/', '.', '..' or leading '-')"
+            "starting with a letter, digit or '_' (no '/', '.', '..', leading '-' or newline)"
+        )
+    if len(name) > MAX_RUN_NAME_LENGTH:
+        raise ValueError(
+            f"run_name {name[:20]!r}... has {len(name)} characters, more than "
+            f"{MAX_RUN_NAME_LENGTH} (it is part of checkpoint file names)"
         )
     return name
+
+
+def as_tuple(value: Any) -> Any:
+    """A YAML/JSON list as a tuple (strict models take tuples only); anything else unchanged."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _int_keys(table: Any) -> Any:
+    """Digit-string keys as ints: a table of int keys after a JSON round trip (checkpoints)."""
+    if not isinstance(table, Mapping):
+        return table
+    return {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in table.items()}
 
 
 _VALUE_ERROR_PREFIX = "Value error, "
@@ -61,6 +91,13 @@ _RELATIVE_PATH = re.compile(r"^([A-Za-z_]\w*(?:\.\w+)*): (.*)$", re.DOTALL)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonEmptyNames = Annotated[list[str], Field(min_length=1)]
+#: ``[lo, hi]`` from YAML/JSON lists; the numbers stay strict.
+FloatPair = Annotated[tuple[float, float], BeforeValidator(as_tuple)]
+#: ``[start, end]`` strings (YAML/JSON have no dates: ISO strings are parsed).
+StrPair = Annotated[tuple[str, str], BeforeValidator(as_tuple)]
+#: A date or datetime given as an ISO string too (YAML, ``--params`` and JSON carry strings).
+LaxDate = Annotated[datetime.date, Strict(False)]
+LaxDateTime = Annotated[datetime.datetime, Strict(False)]
 
 
 class ConfigError(ValueError):
@@ -68,9 +105,12 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    """Base model: unknown keys are errors, defaults are validated too."""
+    """Base model: unknown keys are errors, defaults are validated too, numbers are finite and
+    types are strict (no ``seed: true`` -> 1, ``shuffle: "no"`` -> False, ``epochs: "3"`` -> 3)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, allow_inf_nan=False, strict=True
+    )
 
 
 #: Public name of the strict base model (other configuration modules build on it).
@@ -109,7 +149,9 @@ class ExperimentConfig(_Strict):
     checkpoint_every: PositiveInt = Field(
         10, description="Write a checkpoint every this many mini-batches (and at epoch end)."
     )
-    learning_rate: dict[int, Annotated[float, Field(gt=0)]] = Field(
+    learning_rate: Annotated[
+        dict[int, Annotated[float, Field(gt=0)]], BeforeValidator(_int_keys)
+    ] = Field(
         default_factory=lambda: {1: 0.005, 3: 0.001},
         description=(
             "Learning-rate table {epoch: lr}; an epoch uses the entry of the largest key <= epoch."
@@ -275,7 +317,7 @@ _LOAM_LOG10_KS = round(-0.60 + 0.0126 * 40 - 0.0064 * 20 + math.log10(7.056e-6),
 class ParamsConfig(_Strict):
     """Physical parameter ranges, defaults and leakance settings."""
 
-    parameter_ranges: dict[str, tuple[float, float]] = Field(
+    parameter_ranges: dict[str, FloatPair] = Field(
         default_factory=default_ranges,
         description="Physical range [lo, hi] of each parameter; network outputs map into it.",
     )
@@ -405,7 +447,7 @@ class MonitoringConfig(_Strict):
         "data/06_models",
         description="Checkpoints go to <models_dir>/<run_name>/saved_models/.",
     )
-    validation_period: Literal["test", "train"] | tuple[str, str] = Field(
+    validation_period: Literal["test", "train"] | StrPair = Field(
         "test",
         description=(
             "Period the held-out validation gauges are scored on: the model inputs' test or "

@@ -45,6 +45,7 @@ Public API: :func:`checkpoint_path`, :func:`save_checkpoint` (atomic), :func:`re
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -267,11 +268,39 @@ def save_checkpoint(payload: Mapping[str, Any], path: str | Path) -> Path:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        if _disk_full(error):
+            raise CheckpointError(
+                f"no space left on the device writing checkpoint {target} (nothing was "
+                f"replaced). Free space, then {_resume_hint(target.parent)}"
+            ) from error
         raise
     logger.info("Saved checkpoint %s", target)
     return target
+
+
+def _disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it: torch wraps write errors) is a full disk/quota."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _resume_hint(folder: Path, but: Path | None = None) -> str:
+    """How to resume from the newest readable-looking checkpoint in ``folder`` (not ``but``)."""
+    found = [
+        ((int(m["epoch"]), int(m["mb"])), file)
+        for file in (folder.glob("ddr_*_epoch_*_mb_*.pt") if folder.is_dir() else [])
+        if (m := _NAME.match(file.name)) and file != but
+    ]
+    if not found:
+        return "start the training again (no earlier checkpoint in this folder)"
+    return f"resume with training.experiment.checkpoint={max(found)[1]}"
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -282,7 +311,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, corrupt, or holding pickled code
-        raise CheckpointError(f"checkpoint {source} cannot be read: {error}") from error
+        raise CheckpointError(
+            f"checkpoint {source} cannot be read ({_short(error)}): the file is truncated or "
+            "corrupt (a full disk, a cut copy) or not a weights-only checkpoint. To continue "
+            f"training, {_resume_hint(_checkpoint_folder(source), but=source)}"
+        ) from error
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {source} holds {type(payload).__name__}, not a dict")
     missing = [key for key in REQUIRED_KEYS if key not in payload]
@@ -294,6 +327,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"this code reads {FORMAT_VERSION}"
         )
     return payload
+
+
+def _checkpoint_folder(path: Path) -> Path:
+    """Where the checkpoints beside ``path`` are (``saved_models/`` beside a final model)."""
+    inner = path.parent / "saved_models"
+    return inner if inner.is_dir() else path.parent
+
+
+def _short(error: BaseException) -> str:
+    """The first line of ``error``'s message, at most 200 characters."""
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:200]
 
 
 def latest_checkpoint(models_dir: str | Path, run_name: str) -> Path | None:
