@@ -266,3 +266,62 @@ def test_target_reaches_route_their_upstream_closure(
         whole.update()
         part.update()
     np.testing.assert_allclose(discharge(part), discharge(whole)[columns], rtol=1e-6)
+
+
+def test_loose_values_and_indices_are_refused(tmp_path: Path, drb_processed: Path) -> None:
+    """Issue 26 finding 7: strings, complex numbers, (n, 1) and index -1 were accepted."""
+    component = started(tmp_path, drb_processed)
+    n = component.get_grid_size(0)
+    before = component.get_value_ptr(INFLOW.name).copy()
+    for bad, match in [
+        (np.full(n, "1.0"), "real numbers"),
+        (np.full(n, 1.0 + 2.0j), "real numbers"),
+        (np.ones((n, 1)), rf"expected shape \({n},\)"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            component.set_value(INFLOW.name, bad)
+    with pytest.raises(ValueError, match=r"no negative indices.*-1"):
+        component.set_value_at_indices(INFLOW.name, np.array([-1]), np.array([2.0]))
+    with pytest.raises(ValueError, match=str(n)):
+        component.set_value_at_indices(INFLOW.name, np.array([n]), np.array([2.0]))
+    np.testing.assert_array_equal(component.get_value_ptr(INFLOW.name), before)
+    with pytest.raises(ValueError, match="not finite.*end time"):
+        component.update_until(float("inf"))
+    assert component.get_current_time() == 0.0
+
+
+def test_a_second_initialize_without_finalize_is_refused(
+    tmp_path: Path, drb_processed: Path
+) -> None:
+    component = started(tmp_path, drb_processed)
+    pointer = component.get_value_ptr(INFLOW.name)
+    config = write_config(tmp_path / "again", config_dict(drb_processed, START, END))
+    with pytest.raises(RuntimeError, match="already initialized: call finalize"):
+        component.initialize(str(config))
+    pointer[:] = 3.0  # the pointer still feeds the running component
+    component.update()
+    assert (component.get_value_ptr(INFLOW.name) == 3.0).all()
+    component.finalize()
+    component.initialize(str(config))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "match"),
+    [("lstm_h", np.nan, "LSTM state lstm_h is NaN or infinite"), ("discharge", 1e30, "above 1e")],
+)
+def test_a_restart_with_a_nan_lstm_state_or_absurd_discharge_is_refused(
+    tmp_path: Path, drb_processed: Path, variable: str, value: float, match: str
+) -> None:
+    import xarray as xr
+
+    component = started(tmp_path / "a", drb_processed)
+    component.update()
+    path = component.save_state(tmp_path / "state.nc")
+    with xr.open_dataset(path, engine="h5netcdf") as stored:
+        ds = stored.load()
+    assert variable in ds
+    ds[variable] = ds[variable].where(ds["reach_id"] != ds["reach_id"][0], value)
+    bad = tmp_path / "bad.nc"
+    ds.to_netcdf(bad, engine="h5netcdf")
+    with pytest.raises(RestartError, match=f"restart file {bad}.*{match}"):
+        started(tmp_path / "b", drb_processed, bad)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 
 import geopandas as gpd
@@ -77,6 +78,22 @@ class _Clock:
         return self.steps_per_day - (self.t0 + step) % self.steps_per_day
 
 
+def _real_vector(name: str, src: np.ndarray, size: int) -> np.ndarray:
+    """``src`` as ``(size,)`` float64: integer or floating values of exactly that 1-D shape.
+
+    Strings, booleans, complex numbers (whose imaginary part would be dropped) and shapes such
+    as ``(size, 1)`` are refused with a ``ValueError`` naming the variable.
+    """
+    array = np.asarray(src)
+    if array.dtype.kind not in "iuf":
+        raise ValueError(
+            f"{name}: values must be real numbers (integer or float), got dtype {array.dtype}"
+        )
+    if array.shape != (size,):
+        raise ValueError(f"{name}: expected shape ({size},), got {array.shape}")
+    return array.astype(np.float64)
+
+
 class DdrRouting(Bmi):
     """BMI 2.0 component routing lateral inflow with a trained ``ddr_pipeline`` model."""
 
@@ -94,7 +111,16 @@ class DdrRouting(Bmi):
 
     # ----------------------------------------------------------------- control
     def initialize(self, config_file: str) -> None:
-        """Load the model and network named by the YAML file and set up time and state."""
+        """Load the model and network named by the YAML file and set up time and state.
+
+        A second ``initialize`` without ``finalize`` is refused: it would swap the buffers that
+        pointers from :meth:`get_value_ptr` still point to.
+        """
+        if self._router is not None:
+            raise RuntimeError(
+                "DdrRouting is already initialized: call finalize() before initializing it "
+                "again (pointers from get_value_ptr belong to the current run)"
+            )
         config = load_bmi_config(config_file)
         router = TrainedRouter.load(config.model, config.network, config.time.dt, config.device)
         restart = None
@@ -183,6 +209,11 @@ class DdrRouting(Bmi):
     def update_until(self, time: float) -> None:
         """Advance to ``time`` (s, on the step grid), holding the current lateral inflow."""
         clock, progress = self._ready()
+        if not math.isfinite(float(time)):
+            raise ValueError(
+                f"time {time} s is not finite: give a time on the {clock.dt:g} s step grid up to "
+                f"the end time {self.get_end_time():g} s"
+            )
         steps = (float(time) - progress.step * clock.dt) / clock.dt
         if abs(steps - round(steps)) > 1e-9:
             raise ValueError(f"time {time} s is not on the {clock.dt:g} s step grid")
@@ -370,7 +401,23 @@ class DdrRouting(Bmi):
         self._set(name, src, None)
 
     def set_value_at_indices(self, name: str, inds: np.ndarray, src: np.ndarray) -> None:
-        self._set(name, src, np.asarray(inds, dtype=np.int64))
+        self._set(name, src, self._indices(name, inds))
+
+    def _indices(self, name: str, inds: np.ndarray) -> np.ndarray:
+        """``inds`` as a 1-D int64 array inside ``[0, grid size)``, else ``ValueError``."""
+        raw = np.asarray(inds)
+        if raw.ndim != 1 or raw.dtype.kind not in "iu":
+            raise ValueError(
+                f"{name}: indices must be a 1-D integer array, got {raw.dtype} of shape {raw.shape}"
+            )
+        size = self._buffer(name).size
+        outside = raw[(raw < 0) | (raw >= size)]
+        if outside.size:
+            raise ValueError(
+                f"{name}: indices must lie in [0, {size}) (no negative indices), got "
+                f"{format_values(outside)}"
+            )
+        return raw.astype(np.int64)
 
     def _set(self, name: str, src: np.ndarray, inds: np.ndarray | None) -> None:
         """Validate, then write ``src`` into the inflow buffer (all of it or at ``inds``)."""
@@ -378,10 +425,8 @@ class DdrRouting(Bmi):
             self._variable(name)
             raise ValueError(f"{name} is an output; only {INFLOW.name} can be set")
         buffer = self._buffer(name)
-        values = np.asarray(src, dtype=np.float64).reshape(-1)
         expected = buffer.size if inds is None else inds.size
-        if values.size != expected:
-            raise ValueError(f"{name}: expected {expected} values, got {values.size}")
+        values = _real_vector(name, src, expected)
         bad = ~np.isfinite(values) | (values < 0)
         if bad.any():
             ids = self._values[REACH_ID.name]

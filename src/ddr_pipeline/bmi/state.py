@@ -23,6 +23,8 @@ from ddr_pipeline.data.schema import format_values
 from ddr_pipeline.models import LSTMState
 
 FORMAT_VERSION = 1
+#: Largest discharge (m3/s) a restart may hold: above any river's (the Amazon peaks near 3e5).
+MAX_DISCHARGE = 1e6
 
 
 class RestartError(ValueError):
@@ -100,12 +102,7 @@ def read_restart(path: str | Path, reach_ids: np.ndarray, fingerprint: str) -> R
                 f"restart file {source} holds the LSTM state of model {saved or '<unknown>'}, "
                 f"this component runs model {fingerprint}"
             )
-        lstm = tuple(
-            torch.from_numpy(
-                np.ascontiguousarray(ds[name].transpose("layer", "reach_id", "hidden").values)
-            )
-            for name in ("lstm_h", "lstm_c")
-        )
+        lstm = tuple(_lstm_state(ds, name, reach_ids, source) for name in ("lstm_h", "lstm_c"))
     discharge = np.asarray(ds["discharge"].values, dtype=np.float32)
     _check_discharge(discharge, reach_ids, source)
     return RoutingState(
@@ -116,8 +113,20 @@ def read_restart(path: str | Path, reach_ids: np.ndarray, fingerprint: str) -> R
     )
 
 
+def _lstm_state(ds: xr.Dataset, name: str, reach_ids: np.ndarray, source: Path) -> torch.Tensor:
+    """The ``(layer, reach, hidden)`` LSTM state ``name``; :class:`RestartError` if not finite."""
+    values = np.ascontiguousarray(ds[name].transpose("layer", "reach_id", "hidden").values)
+    bad = ~np.isfinite(values).all(axis=(0, 2))
+    if bad.any():
+        raise RestartError(
+            f"restart file {source}: the LSTM state {name} is NaN or infinite at reach ids "
+            f"{format_values(np.asarray(reach_ids)[bad])}"
+        )
+    return torch.from_numpy(values)
+
+
 def _check_discharge(discharge: np.ndarray, reach_ids: np.ndarray, source: Path) -> None:
-    """All NaN (not started) or finite and >= 0 everywhere."""
+    """All NaN (not started) or finite, >= 0 and at most :data:`MAX_DISCHARGE` everywhere."""
     nan = np.isnan(discharge)
     if nan.all():
         return
@@ -126,4 +135,10 @@ def _check_discharge(discharge: np.ndarray, reach_ids: np.ndarray, source: Path)
         raise RestartError(
             f"restart file {source}: discharge is missing, infinite or negative at reach ids "
             f"{format_values(reach_ids[bad])}"
+        )
+    absurd = discharge > MAX_DISCHARGE
+    if absurd.any():
+        raise RestartError(
+            f"restart file {source}: discharge above {MAX_DISCHARGE:g} m3 s-1 (no river carries "
+            f"that; max {float(discharge.max()):g}) at reach ids {format_values(reach_ids[absurd])}"
         )
