@@ -21,7 +21,13 @@ from ddr_pipeline.data.containers import GaugeSet
 from ddr_pipeline.models import build_models
 from ddr_pipeline.simulation import FeatureIndex, network_outputs
 from ddr_pipeline.simulation.batches import build_batch
-from ddr_pipeline.training import NonFiniteLossError, RecordingMonitor, predict, resolve_device
+from ddr_pipeline.training import (
+    NonFiniteLossError,
+    RecordingMonitor,
+    TrainingFailedError,
+    predict,
+    resolve_device,
+)
 
 
 def _train_period_mse(model, trainer, inputs, gauges) -> float:
@@ -85,10 +91,13 @@ def test_nonfinite_gradient_skips_the_step(make_trainer):
     trainer = make_trainer(with_changes(full_training_params(), epochs=1))
     weight = trainer.model.kan.input.weight
     handle = weight.register_hook(lambda g: g * math.nan)
-    result = trainer.fit()
+    with pytest.raises(
+        TrainingFailedError, match=r"no mini-batch step succeeded \(3 steps, 3 undone"
+    ):
+        trainer.fit()  # every step skipped: not a trained model (issue 26)
     handle.remove()
-    assert set(result.history["status"]) == {"nonfinite_grad"}
-    assert result.summary["skipped_nonfinite"] == 3
+    assert {record["status"] for record in trainer.history} == {"nonfinite_grad"}
+    assert trainer.position.total_nonfinite == 3
 
 
 def test_consecutive_nonfinite_steps_abort(make_trainer, monkeypatch):
