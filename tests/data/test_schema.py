@@ -333,3 +333,55 @@ def test_nan_fill_refused_above_the_overall_ceiling() -> None:
             max_nan_fraction_per_reach=0.5,
             max_nan_fraction=0.1,
         )
+
+
+# --- units (issue 26 finding 5: units were never read) -------------------------------------------
+
+
+def test_observations_in_cubic_feet_are_converted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ddr_pipeline.data.units import FT3_TO_M3
+
+    ds = obs()
+    ds["streamflow"].attrs["units"] = "ft3 s-1"
+    with caplog.at_level(logging.WARNING):
+        out = schema.validate_observations(ds, ["01234567", "01234568"])
+    expected = np.array([4.0, 5.0, 6.0, 7.0]) * FT3_TO_M3
+    np.testing.assert_allclose(out["streamflow"].values[1], expected, rtol=1e-6)
+    assert out["streamflow"].attrs["units"] == "m3 s-1"
+    assert "converting 'streamflow' from ft3 s-1 to m3 s-1" in caplog.text
+
+
+def test_observations_as_a_daily_depth_are_converted_with_the_drainage_area() -> None:
+    ds = obs()
+    ds["streamflow"].attrs["units"] = "mm/day"
+    out = schema.validate_observations(ds, ["01234567", "01234568"], [86.4, 8.64])
+    # 1 mm/day over 86.4 km2 is 1 m3/s
+    np.testing.assert_allclose(out["streamflow"].values[0], [1.0, np.nan, 2.0, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(out["streamflow"].values[1], [0.4, 0.5, 0.6, 0.7], rtol=1e-6)
+    with pytest.raises(ValueError, match="observations.zarr: variable 'streamflow' is a depth"):
+        schema.validate_observations(ds, ["01234567", "01234568"])
+
+
+@pytest.mark.parametrize("units", ["furlongs per fortnight", "mm/day"])
+def test_unknown_or_unconvertible_units_are_errors(units: str) -> None:
+    ds = qr()
+    ds["Qr"].attrs["units"] = units
+    with pytest.raises(ValueError, match=f"lateral_inflow.zarr: variable 'Qr' .*{units}"):
+        schema.validate_lateral_inflow(ds, [1, 2, 3], 0.0)
+
+
+def test_forcings_in_kelvin_are_converted_and_a_missing_units_attribute_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ds = forcings()
+    ds["Temp"] = ds["Temp"].assign_attrs(units="K")
+    ds["P"] = ds["P"].assign_attrs(units="mm day-1")
+    with caplog.at_level(logging.WARNING):
+        out = schema.validate_forcings(ds, [1, 2], ["P", "Temp"])
+    np.testing.assert_allclose(out["Temp"].values, 10.0 - 273.15, rtol=1e-5)
+    assert out["Temp"].attrs["units"] == "degC"
+    with caplog.at_level(logging.WARNING):
+        schema.validate_forcings(forcings(), [1, 2], ["P"])
+    assert "variable 'P' has no units attribute; assuming the schema's mm day-1" in caplog.text

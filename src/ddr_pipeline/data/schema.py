@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ddr_pipeline.data import units
+
 logger = logging.getLogger(__name__)
 
 # --- file names ----------------------------------------------------------------------------------
@@ -354,6 +356,14 @@ def _check_cells(da: xr.DataArray, bad: np.ndarray, dim: str, what: str, name: s
         )
 
 
+def _in_schema_units(
+    da: xr.DataArray, store: str, area_km2: Sequence[float] | np.ndarray | None = None
+) -> xr.DataArray:
+    """``da`` in the schema's units (:data:`UNITS`; converted and logged when it is not)."""
+    area = None if area_km2 is None else np.asarray(area_km2, dtype=np.float64)
+    return units.to_schema_units(da, UNITS[str(da.name)], store, area)
+
+
 def validate_lateral_inflow(
     ds: xr.Dataset,
     reach_ids: Sequence[int] | np.ndarray,
@@ -374,6 +384,7 @@ def validate_lateral_inflow(
     _check_vars(ds, [LATERAL_INFLOW_VAR], (DIVIDE_DIM, TIME_DIM), name)
     _check_time(ds, name)
     out = _select_ids(ds[[LATERAL_INFLOW_VAR]], DIVIDE_DIM, np.asarray(reach_ids, np.int64), name)
+    out[LATERAL_INFLOW_VAR] = _in_schema_units(out[LATERAL_INFLOW_VAR], name)
     qr = out[LATERAL_INFLOW_VAR].transpose(DIVIDE_DIM, TIME_DIM)
     values = qr.to_numpy()
     _check_cells(qr, values < 0, DIVIDE_DIM, f"negative {LATERAL_INFLOW_VAR}", name)
@@ -423,11 +434,16 @@ def _check_nan_ceiling(
         )
 
 
-def validate_observations(ds: xr.Dataset, gauge_ids: Sequence[str]) -> xr.Dataset:
+def validate_observations(
+    ds: xr.Dataset,
+    gauge_ids: Sequence[str],
+    drain_sqkm: Sequence[float] | np.ndarray | None = None,
+) -> xr.Dataset:
     """Validate ``streamflow(gage_id, time)`` (NaN = missing); return it ordered like ``gauge_ids``.
 
     Missing gauges raise ``KeyError``; negative or infinite discharge raises ``ValueError``
-    naming gauges and dates.
+    naming gauges and dates. Units are checked (:func:`ddr_pipeline.data.units.to_schema_units`):
+    ft3/s is converted, a daily depth (mm/day) too with the gauges' ``drain_sqkm``.
     """
     name = OBSERVATIONS_STORE
     _check_vars(ds, [STREAMFLOW_VAR], (GAGE_DIM, TIME_DIM), name)
@@ -435,6 +451,7 @@ def validate_observations(ds: xr.Dataset, gauge_ids: Sequence[str]) -> xr.Datase
     ds = ds.assign_coords({GAGE_DIM: as_str_array(ds[GAGE_DIM].to_numpy())})
     wanted = np.asarray([str(g) for g in gauge_ids])
     out = _select_ids(ds[[STREAMFLOW_VAR]], GAGE_DIM, wanted, name)
+    out[STREAMFLOW_VAR] = _in_schema_units(out[STREAMFLOW_VAR], name, drain_sqkm)
     q = out[STREAMFLOW_VAR]
     _check_cells(q, q.to_numpy() < 0, GAGE_DIM, f"negative {STREAMFLOW_VAR}", name)
     _check_cells(q, np.isinf(q.to_numpy()), GAGE_DIM, f"infinite {STREAMFLOW_VAR}", name)
@@ -454,6 +471,8 @@ def validate_forcings(
     _check_time(ds, name)
     out = _select_ids(ds[list(variables)], DIVIDE_DIM, np.asarray(reach_ids, np.int64), name)
     for v in variables:
+        if v in UNITS:
+            out[v] = _in_schema_units(out[v], name)
         values = out[v].to_numpy()
         _check_cells(out[v], np.isnan(values), DIVIDE_DIM, f"NaN in {v!r}", name)
         _check_cells(out[v], np.isinf(values), DIVIDE_DIM, f"infinite value in {v!r}", name)

@@ -15,7 +15,6 @@ missing observation); missing forcing divides are an error unless a fill rule is
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,9 @@ import pandas as pd
 import xarray as xr
 
 from ddr_pipeline.data import io, schema
+from ddr_pipeline.data.units import FT3_TO_M3, MM_DAY_KM2_TO_M3S  # noqa: F401 (FT3_TO_M3: re-exported)
+from ddr_pipeline.data.units import UNIT_SYNONYMS as _UNITS
+from ddr_pipeline.data.units import clean_units as _clean_units
 from ddr_pipeline.ingest.errors import StoreError
 from ddr_pipeline.ingest.icechunk_format import ICECHUNK_MAGIC, open_icechunk_v2
 
@@ -35,75 +37,6 @@ logger = logging.getLogger(__name__)
 StoreKind = Literal["auto", "zarr", "icechunk", "netcdf"]
 DEFAULT_REGION = "us-east-2"
 DDR_FILL_M3S = 0.001
-FT3_TO_M3 = 0.3048**3
-#: mm/day over 1 km2 in m3/s: 1e-3 m * 1e6 m2 / 86400 s.
-MM_DAY_KM2_TO_M3S = 1e3 / 86400.0
-
-# Canonical unit -> {synonym: (scale, offset)}; value_out = value_in * scale + offset.
-_UNITS: dict[str, dict[str, tuple[float, float]]] = {
-    "m3 s-1": {
-        **{
-            u: (1.0, 0.0)
-            for u in (
-                "m3 s-1",
-                "m3/s",
-                "m3s-1",
-                "m3.s-1",
-                "m3 s**-1",
-                "cms",
-                "cumecs",
-                "m3 sec-1",
-                "m3/sec",
-                "cubic meters per second",
-            )
-        },
-        **{
-            u: (FT3_TO_M3, 0.0)
-            for u in (
-                "ft3 s-1",
-                "ft3/s",
-                "ft3s-1",
-                "ft3.s-1",
-                "cfs",
-                "ft3/sec",
-                "cubic feet per second",
-            )
-        },
-    },
-    "mm day-1": {
-        **{
-            u: (1.0, 0.0)
-            for u in (
-                "mm day-1",
-                "mm/day",
-                "mm d-1",
-                "mm/d",
-                "mm.day-1",
-                "mm.d-1",
-                "kg m-2 day-1",
-                "kg m-2 d-1",
-            )
-        },
-        **{u: (25.4, 0.0) for u in ("in day-1", "in/day", "inches/day", "inch/day", "in d-1")},
-    },
-    "degC": {
-        **{
-            u: (1.0, 0.0)
-            for u in (
-                "degc",
-                "°c",
-                "c",
-                "celsius",
-                "deg_c",
-                "degrees_c",
-                "degree_celsius",
-                "degrees celsius",
-            )
-        },
-        **{u: (1.0, -273.15) for u in ("k", "kelvin")},
-        **{u: (5.0 / 9.0, -32.0 * 5.0 / 9.0) for u in ("degf", "°f", "f", "fahrenheit")},
-    },
-}
 #: Canonical units of the forcings (the schema's unit table).
 FORCING_UNITS = {name: schema.UNITS[name] for name in ("P", "PET", "Temp")}
 
@@ -339,11 +272,6 @@ def _variable(ds: xr.Dataset, name: str, dims: tuple[str, ...], store: str) -> x
     if set(da.dims) != set(dims):
         raise StoreError(f"{store}: variable {name!r} has dims {da.dims}, expected {dims}")
     return da.transpose(*dims)
-
-
-def _clean_units(units: str) -> str:
-    text = units.strip().lower().replace("**", "").replace("^", "")
-    return re.sub(r"\s+", " ", text)
 
 
 def unit_conversion(da: xr.DataArray, canonical: str, store: str) -> tuple[float, float]:

@@ -141,7 +141,9 @@ def validate_forcings(
 
 def validate_observations(observations: xr.Dataset, gauges: pd.DataFrame) -> xr.Dataset:
     """Validate observed discharge for every gauge of the gauge table."""
-    return schema.validate_observations(observations, gauges[schema.STAID_COL].tolist())
+    return schema.validate_observations(
+        observations, gauges[schema.STAID_COL].tolist(), gauges["drain_sqkm"].to_numpy()
+    )
 
 
 def check_periods(
