@@ -88,6 +88,36 @@ def _split_mismatches(splits: list[tuple[str, str]]) -> list[str]:
     return problems
 
 
+def _recorded_splits(
+    gauges: pd.DataFrame | None,
+    model_inputs: Mapping[str, Any] | None,
+    stats: Mapping[str, Any] | None,
+) -> list[tuple[str, str]]:
+    """``(file, split fingerprint)`` of each output given that records one."""
+    splits = []
+    if gauges is not None:
+        splits.append(("gauges.parquet", split_fingerprint(gauges)))
+    if model_inputs is not None and model_inputs.get(SPLIT_FINGERPRINT) is not None:
+        splits.append(("model_inputs.zarr", str(model_inputs[SPLIT_FINGERPRINT])))
+    if stats is not None and recorded_split(stats) is not None:
+        splits.append(("normalization_stats.json", str(recorded_split(stats))))
+    return splits
+
+
+def _stats_mismatch(
+    model_inputs: Mapping[str, Any] | None, stats: Mapping[str, Any] | None
+) -> list[str]:
+    """A line when the model inputs were normalised with other statistics than ``stats``."""
+    recorded = None if model_inputs is None else model_inputs.get(STATS_FINGERPRINT)
+    if stats is None or recorded is None or recorded == stats_fingerprint(stats):
+        return []
+    return [
+        "model_inputs.zarr and normalization_stats.json come from different data_processing "
+        "runs (the inputs were normalised with other statistics; a run failed midway?): "
+        "re-run data_processing"
+    ]
+
+
 def check_provenance(
     *,
     gauges: pd.DataFrame | None = None,
@@ -101,21 +131,11 @@ def check_provenance(
 
     ``gauges`` is ``gauges.parquet``, ``model_inputs`` the attributes of ``model_inputs.zarr``,
     ``stats`` ``normalization_stats.json`` and ``checkpoint`` a checkpoint payload; give what
-    the consumer reads. Fingerprints an output does not record are not checked.
+    the consumer reads. Every mismatch is listed; fingerprints an output does not record are
+    not checked.
     """
-    splits = []
-    if gauges is not None:
-        splits.append(("gauges.parquet", split_fingerprint(gauges)))
-    if model_inputs is not None and model_inputs.get(SPLIT_FINGERPRINT) is not None:
-        splits.append(("model_inputs.zarr", str(model_inputs[SPLIT_FINGERPRINT])))
-    if stats is not None and recorded_split(stats) is not None:
-        splits.append(("normalization_stats.json", str(recorded_split(stats))))
-    problems = _split_mismatches(splits)
-    if model_inputs is not None and stats is not None:
-        try:
-            check_same_stats(model_inputs.get(STATS_FINGERPRINT), stats)
-        except MismatchedOutputsError as error:
-            problems.append(str(error))
+    splits = _recorded_splits(gauges, model_inputs, stats)
+    problems = _split_mismatches(splits) + _stats_mismatch(model_inputs, stats)
     trained = checkpoint_split(checkpoint) if checkpoint is not None else None
     if trained is not None and splits and trained != splits[0][1]:
         problems.append(
@@ -125,25 +145,6 @@ def check_provenance(
         )
     if problems:
         raise MismatchedOutputsError("\n".join(problems))
-
-
-def check_same_split(recorded: str | None, gauges: pd.DataFrame, what: str) -> None:
-    """Raise :class:`MismatchedOutputsError` when ``what`` was built with another gauge split."""
-    if recorded is not None and recorded != split_fingerprint(gauges):
-        raise MismatchedOutputsError(
-            f"{what} and gauges.parquet come from different data_processing runs (another "
-            "gauge split; a run failed midway?): re-run data_processing"
-        )
-
-
-def check_same_stats(recorded: str | None, stats: Mapping[str, Any]) -> None:
-    """Raise :class:`MismatchedOutputsError` when the model inputs used other statistics."""
-    if recorded is not None and recorded != stats_fingerprint(stats):
-        raise MismatchedOutputsError(
-            "model_inputs.zarr and normalization_stats.json come from different data_processing "
-            "runs (the inputs were normalised with other statistics; a run failed midway?): "
-            "re-run data_processing"
-        )
 
 
 def processing_lock_path(folder: str | Path) -> Path:
