@@ -241,12 +241,13 @@ def test_a_run_still_training_or_unfinished_is_refused_unless_a_checkpoint_is_na
     """Finding 4 of issue 26: evaluating a run while it trains scored an epoch-23 checkpoint."""
     path = syn.write_checkpoint(tmp_path, final=False)
     with pytest.raises(CheckpointError, match=r"no final model .*name its latest checkpoint"):
-        load_model(run_name="synthetic-run", models_dir=tmp_path)
+        load_model(ModelSource(run_name="synthetic-run", models_dir=str(tmp_path)))
     save_checkpoint(read_checkpoint(path), path.parent.parent / FINAL_MODEL_FILE)
     with run_folder_lock(tmp_path, "synthetic-run"):
         with pytest.raises(CheckpointError, match="'synthetic-run' is still training"):
             load_trained_model("synthetic-run", models_dir=tmp_path)
-        assert load_model(checkpoint=str(path), run_name="synthetic-run").epoch == 1
+        named = ModelSource(checkpoint=str(path), run_name="synthetic-run")
+        assert load_model(named).epoch == 1
     assert load_trained_model("synthetic-run", models_dir=tmp_path).epoch == 1
 
 

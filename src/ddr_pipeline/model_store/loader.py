@@ -110,7 +110,8 @@ def load_model(source: ModelSource) -> LoadedCheckpoint:
     """Load a trained model from a checkpoint path, a run's final model or an MLflow URI.
 
     Priority: ``checkpoint`` > ``mlflow_model_uri`` > final model of ``run_name`` (refused while
-    the run trains or when it left none: :func:`resolve_checkpoint`), which must belong to the attempt recorded in the run folder. An MLflow URI
+    the run trains or when it left none: :func:`resolve_checkpoint`), which must belong to the
+    attempt recorded in the run folder. An MLflow URI
     (``runs:/<id>/model``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``) is read
     from the tracking store set by ``MLFLOW_TRACKING_URI`` / ``mlflow.set_tracking_uri``: the
     model's weights-only checkpoint, else the one its run logged as ``model_checkpoint/``; a

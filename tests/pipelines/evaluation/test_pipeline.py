@@ -270,8 +270,7 @@ def test_outputs_record_their_model_and_a_rerun_with_another_model_is_reported(
     import logging
     import types
 
-    from ddr_pipeline.model_store.checkpoints import check_output_model
-    from ddr_pipeline.project import tracking
+    from ddr_pipeline.model_store.checkpoints import check_output_model, model_fingerprint
     from ddr_pipeline.project.hooks import ModelOutputHooks
 
     ckpt = load_checkpoint(syn.write_checkpoint(tmp_path))
@@ -280,7 +279,7 @@ def test_outputs_record_their_model_and_a_rerun_with_another_model_is_reported(
     inputs = model_loading.check_model_against_data(ckpt, data, stats, "drb")
     params = evaluation_params(tmp_path, reference=None)
     ds = nodes.predict_test_period(ckpt, inputs, syn.gauges_table(), params, "run", data)
-    fingerprint = tracking.model_fingerprint(ckpt.payload["model_state_dict"])
+    fingerprint = model_fingerprint(ckpt.payload["model_state_dict"])
     assert ds.attrs["model_fingerprint"] == fingerprint
     store = tmp_path / "model_test.zarr"
     ds.attrs["model_fingerprint"] = "0123456789abcdef"  # written earlier by another model
