@@ -26,10 +26,12 @@ from bmipy import Bmi
 
 from ddr_pipeline.bmi.config import BmiConfig, load_bmi_config
 from ddr_pipeline.bmi.model import TrainedRouter
-from ddr_pipeline.bmi.state import RoutingState, read_restart, write_restart
+from ddr_pipeline.bmi.state import GaugeNudging, RoutingState, read_restart, write_restart
 from ddr_pipeline.bmi.variables import (
+    CORRECTION,
     DISCHARGE,
     INFLOW,
+    OBSERVED,
     PARAMETERS,
     REACH_ID,
     ROUTING_PARAMETERS,
@@ -38,6 +40,7 @@ from ddr_pipeline.bmi.variables import (
 from ddr_pipeline.data.geometry import reach_points
 from ddr_pipeline.data.schema import format_values
 from ddr_pipeline.models import LSTMState
+from ddr_pipeline.simulation import Nudging, NudgingState
 from ddr_pipeline.simulation.settings import SECONDS_PER_DAY, steps_per_day
 
 logger = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class _Progress:
     lstm_entering: LSTMState | None  # LSTM state entering `day`
     lstm_after: LSTMState | None  # ... and after it
     params: dict[str, torch.Tensor]  # (N,) physical parameters of `day`
+    nudging: NudgingState | None = None  # per gauged reach (assimilation on)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +112,7 @@ class DdrRouting(Bmi):
         self._values: dict[str, np.ndarray] = {}
         self._node_xy: np.ndarray | None = None
         self._edges: np.ndarray | None = None
+        self._gauges: np.ndarray | None = None  # user indices of the gauged reaches (DA on)
 
     # ----------------------------------------------------------------- control
     def initialize(self, config_file: str) -> None:
@@ -129,12 +134,20 @@ class DdrRouting(Bmi):
         start = self._start_time(config, router, restart)
         clock = self._make_clock(config, router, start)
         self._values = self._buffers(router)
+        self._gauges = self._gauge_index(config, router)
+        if self._gauges is not None:
+            self._values[OBSERVED.name] = np.full(router.network.n_reaches, np.nan, np.float32)
+            self._values[CORRECTION.name] = np.zeros(router.network.n_reaches, np.float32)
         self._node_xy = reach_points(gpd.read_parquet(config.network.reaches), router.reach_ids)
         down = router.network.downstream_index
         inner = np.flatnonzero(down >= 0)
         self._edges = np.column_stack([inner, down[inner]]).astype(np.int64)
         self._config, self._router, self._clock, self._start = config, router, clock, start
         self._progress = self._first_progress(router, clock.day_of(0), restart)
+        if self._gauges is not None:
+            self._progress = dataclasses.replace(
+                self._progress, nudging=self._first_nudging(config, restart)
+            )
         self._publish()
         logger.info(
             "DdrRouting: %d reaches, %s + %d steps of %g s, model %s",
@@ -155,6 +168,27 @@ class DdrRouting(Bmi):
             REACH_ID.name: np.asarray(router.reach_ids, dtype=np.int64).copy(),
             **{PARAMETERS[p].name: np.zeros(n, dtype=np.float32) for p in router.parameter_names},
         }
+
+    @staticmethod
+    def _gauge_index(config: BmiConfig, router: TrainedRouter) -> np.ndarray | None:
+        """User indices of ``assimilation.reach_ids`` (None when assimilation is off)."""
+        if not config.assimilation.enabled:
+            return None
+        wanted = np.asarray(config.assimilation.reach_ids, np.int64)
+        unknown = np.setdiff1d(wanted, router.reach_ids)
+        if unknown.size:
+            raise ValueError(
+                f"assimilation.reach_ids not in the routed network: {format_values(unknown)}"
+            )
+        return np.asarray(router.network.index_of(wanted), np.int64)
+
+    @staticmethod
+    def _first_nudging(config: BmiConfig, restart: RoutingState | None) -> NudgingState:
+        """The nudging state at model time 0: the restart's, aligned on the gauges, or none."""
+        ids = np.asarray(config.assimilation.reach_ids, np.int64)
+        if restart is None or restart.nudging is None:
+            return NudgingState.empty(ids.size)
+        return NudgingState(*restart.nudging.on(ids))
 
     @staticmethod
     def _first_progress(router: TrainedRouter, day: int, restart: RoutingState | None) -> _Progress:
@@ -242,7 +276,14 @@ class DdrRouting(Bmi):
             zeros = torch.zeros(layers, router.network.n_reaches, hidden)
             entering = (zeros, zeros.clone())
         discharge = self._values[DISCHARGE.name].copy()
-        state = RoutingState(self._datetime(progress.step), discharge, entering, router.fingerprint)
+        nudging = None
+        if self._gauges is not None and progress.nudging is not None:
+            n = progress.nudging
+            gauge_ids = np.asarray(router.reach_ids)[self._gauges]
+            nudging = GaugeNudging(gauge_ids, n.last_value, n.age, n.correction)
+        state = RoutingState(
+            self._datetime(progress.step), discharge, entering, router.fingerprint, nudging
+        )
         target = write_restart(path, state, router.reach_ids, clock.dt)
         logger.info("DdrRouting: restart written to %s (%s)", target, state.time.isoformat())
         return target
@@ -280,15 +321,40 @@ class DdrRouting(Bmi):
                 f"time is {self.get_end_time():g} s"
             )
         inflow = torch.from_numpy(self._values[INFLOW.name].copy()).to(router.device)
+        observed = self._observed()
         first_day = progress.day
         while n_steps > 0:
             progress = self._with_day(progress, clock.day_of(progress.step))
             k = min(n_steps, clock.steps_left_in_day(progress.step))
-            states = router.route(inflow, progress.params, progress.discharge, steps=k)
+            if observed is None:
+                states = router.route(inflow, progress.params, progress.discharge, steps=k)
+            else:
+                states, progress = self._route_nudged(router, progress, inflow, observed, k)
             progress = dataclasses.replace(progress, step=progress.step + k, discharge=states[-1])
             n_steps -= k
         self._progress = progress
+        if observed is not None:  # observations are consumed by the update
+            self._values[OBSERVED.name][:] = np.nan
         self._publish(parameters=progress.day != first_day)
+
+    def _observed(self) -> np.ndarray | None:
+        """(G,) observations set at the gauged reaches (None: assimilation off)."""
+        if self._gauges is None:
+            return None
+        return self._values[OBSERVED.name][self._gauges].astype(np.float64)
+
+    def _route_nudged(  # noqa: PLR0917 (one engine call of the update)
+        self, router: TrainedRouter, progress: _Progress, inflow: torch.Tensor,
+        observed: np.ndarray, k: int,
+    ) -> tuple[torch.Tensor, _Progress]:  # fmt: skip
+        """``k`` steps nudged toward ``observed`` (held over them), the nudging state carried."""
+        assert self._config is not None and self._gauges is not None
+        da = self._config.assimilation
+        nudging = Nudging(self._gauges, np.tile(observed, (k, 1)), da.gain, da.decay_minutes,
+                          progress.nudging)  # fmt: skip
+        states, result = router.route_nudged(inflow, progress.params, progress.discharge,
+                                             nudging, steps=k)  # fmt: skip
+        return states, dataclasses.replace(progress, nudging=result.state)
 
     def _publish(self, parameters: bool = True) -> None:
         """Copy the state (and the parameters) into the output buffers in place."""
@@ -296,6 +362,8 @@ class DdrRouting(Bmi):
         assert progress is not None
         if progress.discharge is not None:
             np.copyto(self._values[DISCHARGE.name], progress.discharge.cpu().numpy())
+        if self._gauges is not None and progress.nudging is not None:
+            self._values[CORRECTION.name][self._gauges] = progress.nudging.correction
         for name, values in progress.params.items() if parameters else ():
             np.copyto(
                 self._values[PARAMETERS[name].name], values.cpu().numpy(), casting="same_kind"
@@ -312,14 +380,16 @@ class DdrRouting(Bmi):
         return len(self.get_output_var_names())
 
     def get_input_var_names(self) -> tuple[str, ...]:
-        return (INFLOW.name,)
+        return (INFLOW.name,) if self._gauges is None else (INFLOW.name, OBSERVED.name)
 
     def get_output_var_names(self) -> tuple[str, ...]:
         names = self._router.parameter_names if self._router else ROUTING_PARAMETERS
-        return (DISCHARGE.name, REACH_ID.name, *(PARAMETERS[p].name for p in names))
+        extra = () if self._gauges is None else (CORRECTION.name,)
+        return (DISCHARGE.name, REACH_ID.name, *(PARAMETERS[p].name for p in names), *extra)
 
     def _variable(self, name: str) -> Variable:
-        known = {v.name: v for v in (INFLOW, DISCHARGE, REACH_ID, *PARAMETERS.values())}
+        every = (INFLOW, OBSERVED, DISCHARGE, REACH_ID, CORRECTION, *PARAMETERS.values())
+        known = {v.name: v for v in every}
         if name not in known or (
             name not in self.get_input_var_names() and name not in self.get_output_var_names()
         ):
@@ -387,7 +457,7 @@ class DdrRouting(Bmi):
     def get_value_ptr(self, name: str) -> np.ndarray:
         """The live buffer: writable for the inflow, a read-only view of every output."""
         buffer = self._buffer(name)
-        if name == INFLOW.name:
+        if name in self.get_input_var_names():
             return buffer
         view = buffer.view()
         view.flags.writeable = False
@@ -420,14 +490,21 @@ class DdrRouting(Bmi):
         return raw.astype(np.int64)
 
     def _set(self, name: str, src: np.ndarray, inds: np.ndarray | None) -> None:
-        """Validate, then write ``src`` into the inflow buffer (all of it or at ``inds``)."""
-        if name != INFLOW.name:
+        """Validate, then write ``src`` into an input buffer (all of it or at ``inds``): the
+        inflow finite and >= 0; observations >= 0 or NaN (none), and NaN off the gauges."""
+        if name not in self.get_input_var_names():
             self._variable(name)
-            raise ValueError(f"{name} is an output; only {INFLOW.name} can be set")
+            raise ValueError(
+                f"{name} is an output; only {list(self.get_input_var_names())} can be set"
+            )
         buffer = self._buffer(name)
         expected = buffer.size if inds is None else inds.size
         values = _real_vector(name, src, expected)
+        if name == OBSERVED.name:
+            self._check_observed(values, inds)
         bad = ~np.isfinite(values) | (values < 0)
+        if name == OBSERVED.name:
+            bad &= ~np.isnan(values)
         if bad.any():
             ids = self._values[REACH_ID.name]
             where = ids[bad] if inds is None else ids[inds[bad]]
@@ -439,6 +516,18 @@ class DdrRouting(Bmi):
             buffer[:] = values
         else:
             buffer[inds] = values
+
+    def _check_observed(self, values: np.ndarray, inds: np.ndarray | None) -> None:
+        """Observations may only be set at the gauged reaches (elsewhere NaN)."""
+        assert self._gauges is not None
+        where = np.arange(values.size) if inds is None else inds
+        off = ~np.isin(where, self._gauges) & ~np.isnan(values)
+        if off.any():
+            ids = self._values[REACH_ID.name][where[off]]
+            raise ValueError(
+                f"{OBSERVED.name}: observations at reach ids {format_values(ids)}, which are not "
+                "in assimilation.reach_ids"
+            )
 
     # ----------------------------------------------------------------- grid
     def _grid(self, grid: int) -> None:

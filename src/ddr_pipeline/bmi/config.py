@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.config.training import (
@@ -75,6 +82,32 @@ class StateFiles(_Strict):
     write_restart: str | None = Field(None, description="Restart file written by finalize().")
 
 
+class BmiAssimilation(_Strict):
+    """Streamflow nudging toward observed discharge at gauged reaches (docs/data_assimilation.md)."""
+
+    enabled: bool = Field(False, description="Nudge the gauged reaches toward observations.")
+    reach_ids: list[int] = Field(
+        default_factory=list,
+        description="Gauged reaches (one gauge each) whose observations are set.",
+    )
+    gain: float = Field(1.0, ge=0.0, le=1.0, description="Share of the gap closed (1 = replace).")
+    decay_minutes: float = Field(
+        120.0, ge=0.0, description="e-folding time of the correction after the last observation."
+    )
+
+    @model_validator(mode="after")
+    def _gauges(self) -> BmiAssimilation:
+        if self.enabled and not self.reach_ids:
+            raise ValueError(
+                "assimilation.enabled needs assimilation.reach_ids (the gauged reaches)"
+            )
+        if len(set(self.reach_ids)) != len(self.reach_ids):
+            raise ValueError("assimilation.reach_ids must be unique (one gauge per reach)")
+        if self.reach_ids and not self.enabled:
+            raise ValueError("assimilation.reach_ids given but assimilation.enabled is false")
+        return self
+
+
 class BmiConfig(_Strict):
     """Configuration of :class:`ddr_pipeline.bmi.DdrRouting`."""
 
@@ -83,6 +116,7 @@ class BmiConfig(_Strict):
     time: TimeSettings = Field(default_factory=TimeSettings)
     state: StateFiles = Field(default_factory=StateFiles)
     device: str = Field("cpu", description="torch device of the routing (cpu, cuda, cuda:N).")
+    assimilation: BmiAssimilation = Field(default_factory=BmiAssimilation)
 
     @field_validator("device")
     @classmethod

@@ -178,3 +178,19 @@ class TrainedRouter:
                 steps=steps,
                 initial_state=initial_state,
             )
+
+    def route_nudged(
+        self,
+        inflow: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        initial_state: torch.Tensor | None,
+        nudging: simulation.Nudging,
+        steps: int = 1,
+    ) -> tuple[torch.Tensor, simulation.NudgingResult]:
+        """:meth:`route` with streamflow nudging at gauged reaches: the states and the
+        nudging's corrections and end state."""
+        with torch.no_grad():
+            return simulation.route_steps_assimilated(
+                self.network, inflow, self._channel, params, self.settings, nudging,
+                steps=steps, initial_state=initial_state,
+            )  # fmt: skip

@@ -33,12 +33,37 @@ class RestartError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class RoutingState:
-    """Discharge ``(N,)`` (NaN = hot start pending) and the LSTM state entering the next day."""
+    """Discharge ``(N,)`` (NaN = hot start pending), the LSTM state entering the next day and,
+    with assimilation, the nudging state per gauged reach."""
 
     time: pd.Timestamp
     discharge: np.ndarray
     lstm: LSTMState | None
     fingerprint: str | None = None
+    nudging: GaugeNudging | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GaugeNudging:
+    """The nudging state of the gauged reaches ``reach_ids`` (``(G,)`` arrays of
+    ``routing.nudging.NudgingState``: last observation, its age in s, last correction)."""
+
+    reach_ids: np.ndarray
+    last_value: np.ndarray
+    age: np.ndarray
+    correction: np.ndarray
+
+    def on(self, reach_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(last_value, age, correction) aligned on ``reach_ids`` (a gauge the file lacks: no
+        observation yet)."""
+        row = {int(r): k for k, r in enumerate(self.reach_ids)}
+        pick = np.array([row.get(int(r), -1) for r in reach_ids], np.int64)
+        have = pick >= 0
+
+        def take(values: np.ndarray, fill: float) -> np.ndarray:
+            return np.where(have, np.asarray(values, np.float64)[np.maximum(pick, 0)], fill)
+
+        return take(self.last_value, np.nan), take(self.age, np.nan), take(self.correction, 0.0)
 
 
 def write_restart(path: str | Path, state: RoutingState, reach_ids: np.ndarray, dt: float) -> Path:
@@ -55,6 +80,16 @@ def write_restart(path: str | Path, state: RoutingState, reach_ids: np.ndarray, 
         for name, tensor in zip(("lstm_h", "lstm_c"), state.lstm, strict=True):
             data[name] = xr.DataArray(
                 tensor.detach().cpu().numpy(), dims=("layer", "reach_id", "hidden")
+            )
+    if state.nudging is not None:
+        coords["gauge_reach_id"] = np.asarray(state.nudging.reach_ids, dtype=np.int64)
+        for name, values, units in (
+            ("nudging_last_value", state.nudging.last_value, "m3 s-1"),
+            ("nudging_age", state.nudging.age, "s"),
+            ("nudging_correction", state.nudging.correction, "m3 s-1"),
+        ):
+            data[name] = xr.DataArray(
+                np.asarray(values, np.float64), dims="gauge_reach_id", attrs={"units": units}
             )
     attrs = {
         "format_version": FORMAT_VERSION,
@@ -93,6 +128,13 @@ def read_restart(path: str | Path, reach_ids: np.ndarray, fingerprint: str) -> R
         raise RestartError(
             f"restart file {source} has no state for reach ids {format_values(missing)}"
         )
+    nudging = None
+    if "nudging_last_value" in ds:
+        nudging = GaugeNudging(
+            np.asarray(ds["gauge_reach_id"].values, np.int64),
+            *(np.asarray(ds[f"nudging_{k}"].values) for k in ("last_value", "age", "correction")),
+        )
+        ds = ds.drop_dims("gauge_reach_id")
     ds = ds.sel(reach_id=np.asarray(reach_ids, dtype=np.int64))
     lstm = None
     if "lstm_h" in ds:
@@ -110,6 +152,7 @@ def read_restart(path: str | Path, reach_ids: np.ndarray, fingerprint: str) -> R
         discharge=discharge,
         lstm=lstm,  # type: ignore[arg-type]
         fingerprint=fingerprint,
+        nudging=nudging,
     )
 
 

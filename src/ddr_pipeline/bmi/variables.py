@@ -32,6 +32,19 @@ DISCHARGE = Variable(
     "float32",
     "discharge at each reach outlet at the current time (end of the last step)",
 )
+OBSERVED = Variable(
+    "channel_exit_water_x-section__observed_volume_flow_rate",
+    "m3 s-1",
+    "float32",
+    "observed discharge at the gauged reaches (assimilation.reach_ids) for the steps of the next "
+    "update; NaN = none; reset to NaN by each update (docs/data_assimilation.md)",
+)
+CORRECTION = Variable(
+    "channel_exit_water_x-section__volume_flow_rate_assimilation_increment",
+    "m3 s-1",
+    "float32",
+    "nudging correction added at each gauged reach in the last step (0 elsewhere)",
+)
 REACH_ID = Variable(
     "channel_water__id", "1", "int64", "id of each reach (the geodataset's reach id)"
 )

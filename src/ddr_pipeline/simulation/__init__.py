@@ -25,6 +25,7 @@ from ddr_pipeline.simulation.rollout import (
     rollout,
     rollout_window,
     route_steps,
+    route_steps_assimilated,
     simulate,
 )
 from ddr_pipeline.simulation.settings import RoutingSettings
@@ -65,6 +66,7 @@ __all__ = [
     "rollout",
     "rollout_window",
     "route_steps",
+    "route_steps_assimilated",
     "simulate",
     "window_inputs",
 ]

@@ -168,6 +168,34 @@ def route_steps(  # noqa: PLR0913 (one routing call of a coupled model)
     )
 
 
+def route_steps_assimilated(  # noqa: PLR0913, PLR0917 (one routing call of a coupled model)
+    network: RiverNetwork,
+    inflow: torch.Tensor,
+    channel: Mapping[str, torch.Tensor],
+    params: Mapping[str, torch.Tensor],
+    settings: RoutingSettings,
+    nudging: Nudging,
+    *,
+    steps: int = 1,
+    initial_state: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, NudgingResult]:
+    """:func:`route_steps` with streamflow nudging at gauged reaches (forward only): the
+    ``(steps+1, N)`` states and the nudging's corrections and end state."""
+    result = muskingum_cunge(
+        network,
+        inflow.reshape(1, -1),
+        channel=settings.channel(channel),
+        params=dict(params),
+        substeps=steps,
+        initial_state=initial_state,
+        nudging=nudging,
+        return_diagnostics=True,
+        **settings.engine_options(),
+    )
+    assert result.assimilation is not None
+    return result.discharge, result.assimilation
+
+
 def output_health(outputs: NetworkOutputs) -> tuple[bool, float]:
     """``(all finite, fraction of values pinned at a range bound)`` of the network outputs."""
     values = torch.cat(
