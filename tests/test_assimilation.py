@@ -17,7 +17,14 @@ from ddr_pipeline.config.assimilation import AssimilationConfig
 from ddr_pipeline.config.model_source import ModelSource
 from ddr_pipeline.data.assimilation_obs import read_last_obs
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
-from ddr_pipeline.experiments.assimilation import split_gauges
+from ddr_pipeline.experiments.assimilation import (
+    Split,
+    Study,
+    forecasts,
+    leave_gauges_out,
+    split_gauges,
+    upstream_gauges,
+)
 from ddr_pipeline.inference.assimilation import lead_skill
 from ddr_pipeline.inference.gauges import PredictionSettings, trained_source
 from ddr_pipeline.inference.reaches import route_reaches
@@ -127,3 +134,23 @@ def test_config_is_off_by_default_and_strict() -> None:
         AssimilationConfig(gauges=["01000003"])
     with pytest.raises(ValidationError, match="gain"):
         AssimilationConfig(enabled=True, gain=1.5)
+
+
+def test_evaluation_study_on_the_synthetic_basin(study) -> None:
+    """The experiment's pieces: upstream gauges, leave-gauges-out scores of held-out gauges only,
+    forecasts equal to the assimilated run up to the issue time and free of observations after."""
+    ckpt, inputs, *_ = study
+    gauges = GaugeSet.from_table(syn.gauges_table(), inputs, split=None)
+    st = Study.build(ckpt, inputs, gauges)
+    upstream = upstream_gauges(inputs, st.gauges)
+    assimilated = np.array([g for g in range(len(st.gauges)) if upstream[g].size == 0])
+    scored = np.array([g for g in range(len(st.gauges)) if np.isin(upstream[g], assimilated).any()])
+    assert scored.size > 0
+    split = Split(assimilated, scored)
+    table = leave_gauges_out(st, split, (61, 91), 1.0, 120.0)
+    assert table["STAID"].tolist() == [st.gauges.staids[g] for g in scored]
+    assert (table["nse_assimilated"] != table["nse_open_loop"]).any()
+    fc = forecasts(st, split, np.array([70, 80]), 3, gain=1.0, decay=120.0)
+    da = st.rollout(0, 91, st.assimilation(assimilated, 1.0, 120.0))
+    assert fc.shape == (2, 3, len(st.gauges))
+    assert not np.allclose(fc[0, :, assimilated], da[70:73][:, assimilated].T)  # no obs after

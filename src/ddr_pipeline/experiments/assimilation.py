@@ -90,13 +90,14 @@ class Study:
             logger.warning(
                 "gauges summing several reaches are left out: %d", len(gauges) - len(single)
             )
+        scale = None if gauges.flow_scale is None else gauges.flow_scale[single]
         kept = GaugeSet(
             tuple(gauges.staids[g] for g in single),
             tuple(gauges.reach_index[g] for g in single),
             gauges.obs_column[single],
-            None,
+            scale,
         )
-        problem = simulation.gauge_problem(inputs, kept.reach_index, None)
+        problem = simulation.gauge_problem(inputs, kept.reach_index, scale)
         settings = simulation.RoutingSettings.from_config(ckpt.config)
         return cls(ckpt, inputs, kept, problem, settings)
 
