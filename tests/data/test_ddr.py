@@ -300,3 +300,28 @@ def test_builtin_reader_equals_icechunk2():
     ours = open_icechunk_v2(DATA / "juniata_obs.ic")
     theirs = open_store(DATA / "juniata_obs.ic")
     xr.testing.assert_identical(ours.load(), theirs.load())
+
+
+def test_command_reports_a_wrong_layout_in_one_line(bundle, tmp_path):
+    _, _, sources = bundle
+    not_coo = tmp_path / "plain.zarr"
+    xr.Dataset({"order": ("x", [1, 2])}).to_zarr(not_coo, zarr_format=3, consolidated=False)
+    with pytest.raises(
+        SystemExit, match=r"ddr-convert-ddr: .*plain.zarr: missing array\(s\) indices_0"
+    ):
+        cli.run(
+            ["--conus-adjacency", str(not_coo), "--gages", sources.gages, "--out", str(tmp_path)]
+        )
+    with pytest.raises(SystemExit, match=r"ddr-convert-ddr: .*unrecognised store"):
+        cli.run(
+            [
+                "--conus-adjacency",
+                sources.conus_adjacency,
+                "--gages",
+                sources.gages,
+                "--streamflow",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )

@@ -20,8 +20,10 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from ddr_pipeline.ingest import stores
+from ddr_pipeline.ingest.adjacency import AdjacencyError
 from ddr_pipeline.ingest.cli import RAW_DATA, add_common_arguments
 from ddr_pipeline.ingest.ddr import (
+    DdrBundle,
     DdrError,
     DdrSources,
     compare_statistics,
@@ -30,7 +32,7 @@ from ddr_pipeline.ingest.ddr import (
     keep_statistics,
     write_ddr_stores,
 )
-from ddr_pipeline.ingest.ddr_config import convert_ddr_config, load_ddr_config
+from ddr_pipeline.ingest.ddr_config import DdrConfigError, convert_ddr_config, load_ddr_config
 from ddr_pipeline.ingest.merit import DEFAULT_MAX_AREA_DIFF_SQKM, DEFAULT_X
 
 NAME = "ddr"
@@ -95,6 +97,32 @@ def write_parameters(args: argparse.Namespace, config: dict) -> None:
         print(f"not carried over as is: {key}: {reason}")
 
 
+def write_data(args: argparse.Namespace, sources: DdrSources, bundle: DdrBundle) -> Path:
+    """Write the schema tables, the daily stores and DDR's statistics; return the folder."""
+    out = args.out or RAW_DATA / args.name
+    tables = bundle.tables
+    paths = tables.write(out)
+    reach_ids = tables.reaches["id"].to_numpy()
+    paths += write_ddr_stores(
+        sources,
+        out,
+        reach_ids,
+        tables.gauges["STAID"].astype(str).tolist(),
+        period=(args.start, args.end) if args.start and args.end else None,
+        inflow=inflow_source(
+            sources, reach_ids, kind=args.streamflow_format, unit_area=args.unit_area
+        ),
+        license=args.license,
+    )
+    for path in paths:
+        print(f"wrote {path}")
+    kept = keep_statistics(bundle, out)
+    if kept is not None and tables.attributes is not None:
+        print(f"wrote {kept}; DDR's statistics beside the same statistics of the attributes:")
+        print(compare_statistics(bundle.statistics, tables.attributes).to_string(index=False))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Convert and write the schema folder (and the parameters with ``--conf-out``)."""
     args = parse_args(argv)
@@ -107,43 +135,22 @@ def main(argv: list[str] | None = None) -> None:
         default_x=args.x,
         max_area_diff_sqkm=max_area_diff(args, config),
     )
-    out = args.out or RAW_DATA / args.name
-    tables = bundle.tables
-    for path in tables.write(out):
-        print(f"wrote {path}")
-    period = (args.start, args.end) if args.start and args.end else None
-    reach_ids = tables.reaches["id"].to_numpy()
-    gage_ids = tables.gauges["STAID"].astype(str).tolist()
-    try:
-        written = write_ddr_stores(
-            sources,
-            out,
-            reach_ids,
-            gage_ids,
-            period=period,
-            inflow=inflow_source(
-                sources, reach_ids, kind=args.streamflow_format, unit_area=args.unit_area
-            ),
-            license=args.license,
-        )
-    except stores.StoreError as error:
-        raise SystemExit(f"ddr-convert-ddr: {error}") from error
-    for path in written:
-        print(f"wrote {path}")
-    kept = keep_statistics(bundle, out)
-    if kept is not None and tables.attributes is not None:
-        print(f"wrote {kept}; DDR's statistics beside the same statistics of the attributes:")
-        print(compare_statistics(bundle.statistics, tables.attributes).to_string(index=False))
+    out = write_data(args, sources, bundle)
     if args.conf_out is not None:
         write_parameters(args, config)
+    tables = bundle.tables
     print(f"{args.name}: {len(tables.reaches)} reaches, {len(tables.gauges)} gauges -> {out}")
 
 
+#: Errors about the user's bundle or config: reported as one line by the console script.
+USER_ERRORS = (DdrError, DdrConfigError, AdjacencyError, stores.StoreError, FileNotFoundError)
+
+
 def run(argv: list[str] | None = None) -> None:
-    """``main`` with bundle errors reported as one line (the console script)."""
+    """``main`` with bundle and config errors reported as one line (the console script)."""
     try:
         main(argv)
-    except DdrError as error:
+    except USER_ERRORS as error:
         raise SystemExit(f"ddr-convert-ddr: {error}") from error
 
 
