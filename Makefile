@@ -52,7 +52,7 @@ demo: $(STAMP)  ## run the demo pipelines (DEMO_PIPELINES, in order) on the comm
 	done
 	@echo "Done. Browse the runs with: make mlflow-ui   (or: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db)"
 
-juniata: $(STAMP)  ## DDR's Juniata sample with DDR's protocol (conf/juniata; about 2.5 min on 2 cores)
+juniata: $(STAMP)  ## DDR's Juniata sample with DDR's protocol (conf/juniata; 2.5-4.5 min on 2 cores)
 	@set -e; for p in $(JUNIATA_PIPELINES); do \
 		echo "=== DDR_GEODATASET=juniata kedro run --pipelines $$p --env juniata"; \
 		DDR_GEODATASET=juniata $(BIN)/kedro run --pipelines $$p --env juniata --params "$(JUNIATA_PARAMS)"; \
