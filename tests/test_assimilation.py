@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from pipelines.evaluation import synthetic as syn
 from pydantic import ValidationError
 
@@ -154,3 +155,31 @@ def test_evaluation_study_on_the_synthetic_basin(study) -> None:
     da = st.rollout(0, 91, st.assimilation(assimilated, 1.0, 120.0))
     assert fc.shape == (2, 3, len(st.gauges))
     assert not np.allclose(fc[0, :, assimilated], da[70:73][:, assimilated].T)  # no obs after
+
+
+def _timeslice(folder: Path, when: pd.Timestamp, station: str, value: float, quality: int) -> None:
+    """One NWM-format usgsTimeSlice file with one station record."""
+    stamp = when.strftime("%Y-%m-%d_%H:%M:%S")
+    ds = xr.Dataset({
+        "stationId": ("stationIdInd", np.array([station.rjust(15)], dtype="S15")),
+        "time": ("stationIdInd", np.array([stamp], dtype="S19")),
+        "discharge": ("stationIdInd", np.array([value], np.float32)),
+        "discharge_quality": ("stationIdInd", np.array([quality], np.int16)),
+    }, attrs={"sliceCenterTimeUTC": stamp, "sliceTimeResolutionMinutes": "15"})  # fmt: skip
+    ds.to_netcdf(folder / f"{stamp}.15min.usgsTimeSlice.ncdf")
+
+
+def test_domain_routing_assimilates_usgs_timeslices(study, tmp_path: Path) -> None:
+    """Time slices on the routing steps: a good record nudges its hour, a quality-0 one is dropped."""
+    ckpt, inputs, *_ = study
+    settings = PredictionSettings(warmup_days=0, chunk_days=7)
+    period = ("1979-12-10", "1979-12-20")
+    _timeslice(tmp_path, pd.Timestamp("1979-12-15 06:00"), "01000003", 99.0, 100)
+    _timeslice(tmp_path, pd.Timestamp("1979-12-17 06:00"), "01000003", 5000.0, 0)  # rejected
+    config = AssimilationConfig(enabled=True, gauges=["01000003"], decay_minutes=60.0,
+                                usgs_timeslices=str(tmp_path / "*.usgsTimeSlice.ncdf"),
+                                min_quality=50)  # fmt: skip
+    ds = route_reaches(ckpt, inputs, period, settings, None, "r", (config, syn.gauges_table()))
+    corr = ds["assimilation_correction"].sel(gage_id="01000003").to_series()
+    assert (corr[:"1979-12-14"] == 0).all() and corr["1979-12-15"] > 0
+    assert abs(corr["1979-12-17"]) < 1e-3 * corr["1979-12-15"]  # nothing from the bad record
