@@ -174,8 +174,10 @@ def _window(study, source, first, last, q, lstm, nudging):  # noqa: ANN001, ANN2
 
 def lead_skill(study: Study, split: Split, days: tuple[int, int], every: int, max_lead: int,
                *, gain: float, decay: float) -> pd.DataFrame:  # fmt: skip
-    """Median NSE over gauges, per lead day, of the forecasts and of the open loop on the same
-    days, at the assimilated gauges and at the held-out downstream ones."""
+    """Per lead day, at the assimilated gauges and at the held-out downstream ones: the median
+    over gauges of the NSE (over the issue times) of the forecasts and of the open loop on the
+    same days, and the per-gauge NSE gain (mean, and how many gauges gain or lose > 0.01; the
+    median over gauges alone hides gains when many gauges are unaffected)."""
     start, stop = days
     issues = np.arange(start, stop - max_lead + 1, every)
     fc = forecasts(study, split, issues, max_lead, gain=gain, decay=decay)
@@ -189,11 +191,15 @@ def lead_skill(study: Study, split: Split, days: tuple[int, int], every: int, ma
             ("held_out_downstream", split.scored),
         ):
             obs = obs_all[when][:, cols].T
+            nse_fc = metrics.nse(fc[:, lead - 1, cols].T, obs)
+            nse_ol = metrics.nse(open_loop[when][:, cols].T, obs)
             rows.append({
                 "lead_day": lead, "gauges": group, "n_gauges": int(cols.size),
                 "n_issues": int(issues.size),
-                "median_nse_forecast": float(np.nanmedian(metrics.nse(fc[:, lead - 1, cols].T, obs))),
-                "median_nse_open_loop": float(np.nanmedian(metrics.nse(open_loop[when][:, cols].T, obs))),
+                "median_nse_forecast": float(np.nanmedian(nse_fc)),
+                "median_nse_open_loop": float(np.nanmedian(nse_ol)),
+                "mean_nse_gain": float(np.nanmean(nse_fc - nse_ol)),
+                **_changes(pd.Series(nse_fc - nse_ol)),
             })  # fmt: skip
     return pd.DataFrame(rows)
 
