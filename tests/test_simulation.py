@@ -224,6 +224,7 @@ def test_settings_from_config_carry_the_configured_physics() -> None:
         "s_min": 2e-3,
         "x_mode": "data",
         "celerity": "wide_rectangle",
+        "geometry": "learned",
     }
     x = torch.tensor([0.1, float("nan")])
     filled = settings.channel({"x": x, "length": torch.ones(2)})["x"]

@@ -415,6 +415,14 @@ class RoutingOptions(_Strict):
         "wide_rectangle",
         description="Kinematic celerity: wide_rectangle (5/3 v) or exact (dQ/dA of the trapezoid).",
     )
+    geometry: Literal["learned", "ddr"] = Field(
+        "learned",
+        description=(
+            "Channel top width and side slope: learned (top_width, side_slope parameters) or ddr "
+            "(DDR's derivation from the depth each step: W = p d^q, z = clamp(W q/(2d), 0.5, 50); "
+            "only n, q_spatial, p_spatial matter; no leakance)."
+        ),
+    )
     output_shift_hours: int = Field(
         0,
         ge=-23,
@@ -428,7 +436,7 @@ class RoutingOptions(_Strict):
 
     def engine_kwargs(self) -> dict[str, str]:
         """Keyword arguments of ``ddr_pipeline.routing.muskingum_cunge``."""
-        return {"x_mode": self.x, "celerity": self.celerity}
+        return {"x_mode": self.x, "celerity": self.celerity, "geometry": self.geometry}
 
 
 class LossConfig(_Strict):

@@ -53,6 +53,7 @@ from ddr_pipeline.routing._jit import njit
 from ddr_pipeline.routing._nudge import nudge_value
 from ddr_pipeline.routing._physics import (
     LIM_CEL_EXACT,
+    LIM_GEOM_DDR,
     LIM_QMIN,
     LIM_X_CUNGE,
     fill_constants,
@@ -140,21 +141,22 @@ def _settings(lim: np.ndarray) -> tuple:
     """The settings vector as a tuple: its values stay in registers across a loop that stores
     into other float64 arrays (an array could alias them and would be re-read per reach)."""
     return (lim[0], lim[1], lim[2], lim[3], lim[4], lim[5], lim[6], lim[7], lim[8], lim[9],
-            lim[10], lim[11])  # fmt: skip
+            lim[10], lim[11], lim[12])  # fmt: skip
 
 
 @njit(error_model="numpy", inline="always")
 def _plain_settings(lim: np.ndarray) -> tuple:
-    """:func:`_settings` with both Cunge options off as literal constants: a loop given this
+    """:func:`_settings` with both Cunge options and DDR's geometry off as literal constants: a loop given this
     tuple compiles without their branches (the physics is the same source)."""
     return (lim[0], lim[1], lim[2], lim[3], lim[4], lim[5], lim[6], lim[7], lim[8], lim[9],
-            0.0, 0.0)  # fmt: skip
+            0.0, 0.0, 0.0)  # fmt: skip
 
 
 @njit(error_model="numpy", inline="always")
 def _plain(lim: np.ndarray) -> bool:
-    """Whether both Cunge options are off (``x_mode="data"``, ``celerity="wide_rectangle"``)."""
-    return lim[LIM_X_CUNGE] == 0.0 and lim[LIM_CEL_EXACT] == 0.0
+    """Whether both Cunge options and DDR's geometry are off (``x_mode="data"``,
+    ``celerity="wide_rectangle"``, ``geometry="learned"``)."""
+    return lim[LIM_X_CUNGE] == 0.0 and lim[LIM_CEL_EXACT] == 0.0 and lim[LIM_GEOM_DDR] == 0.0
 
 
 @njit(error_model="numpy")

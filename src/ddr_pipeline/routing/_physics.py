@@ -16,6 +16,8 @@ The Cunge physics options (docs/routing.md, *Cunge options*) are scalar function
 (:func:`celerity_factor`, :func:`cunge_x` and their reverse modes), undecorated so that both
 ``numba.njit`` (here) and ``numba.cuda.jit(device=True)`` can compile them; the switches travel in
 the settings vector (``LIM_X_CUNGE``, ``LIM_CEL_EXACT``), so no kernel signature depends on them.
+So does DDR's geometry (``LIM_GEOM_DDR``, :func:`ddr_geometry` and its reverse mode): W and z
+derived from the depth of the step instead of the ``CB_W``/``CB_Z`` columns.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ N_CB = 16
 
 # entries of the settings vector: floors and clamps, then the Cunge options (1.0 = on)
 LIM_QMIN, LIM_DMIN, LIM_BMIN, LIM_VMIN, LIM_VMAX, LIM_SMIN, LIM_HBMIN, LIM_HBMAX = range(8)
-LIM_XMIN, LIM_XMAX, LIM_X_CUNGE, LIM_CEL_EXACT = range(8, 12)
-N_LIM = 12
+LIM_XMIN, LIM_XMAX, LIM_X_CUNGE, LIM_CEL_EXACT, LIM_GEOM_DDR = range(8, 13)
+N_LIM = 13
+
+# DDR's side-slope clamp of its derived geometry (ddr.geometry.trapezoidal)
+DDR_Z_MIN, DDR_Z_MAX = 0.5, 50.0
 
 # order of the parameter arrays passed to the kernels (a tuple of (rows, N) arrays)
 PARAM_NAMES = (
@@ -99,7 +104,34 @@ def cunge_x_vjp(
     return g, -g, -g, -g, -g
 
 
+def ddr_geometry(p: float, q: float, d: float) -> tuple[float, float, float, bool]:
+    """DDR's geometry at depth d (``geometry="ddr"``): top width W = p·d^q and side slope
+    z = clamp(W·q/(2d), 0.5, 50). Returns (W, z, √(1+z²), whether the z clamp is active)."""
+    w = p * math.exp(q * math.log(d))
+    zraw = w * q / (2.0 * d)
+    zcl = zraw < DDR_Z_MIN or zraw > DDR_Z_MAX
+    z = min(max(zraw, DDR_Z_MIN), DDR_Z_MAX)
+    return w, z, math.sqrt(1.0 + z * z), zcl
+
+
+def ddr_geometry_vjp(  # noqa: PLR0917 (scalar device function)
+    gw: float, gz: float, p: float, q: float, d: float, w: float, zcl: bool
+) -> tuple[float, float, float]:
+    """dL/d(p, q, d) of :func:`ddr_geometry` from dL/dW and dL/dz (z's gradient is zero where
+    its clamp is active)."""
+    if not zcl:  # z = W·q/(2d)
+        gw += gz * q / (2.0 * d)
+        gq = gz * w / (2.0 * d)
+        gd = -gz * w * q / (2.0 * d * d)
+    else:
+        gq = 0.0
+        gd = 0.0
+    return gw * w / p, gq + gw * w * math.log(d), gd + gw * w * q / d
+
+
 _jit = njit(error_model="numpy", inline="always")
+_ddr_geometry = _jit(ddr_geometry)
+_ddr_geometry_vjp = _jit(ddr_geometry_vjp)
 _celerity_factor = _jit(celerity_factor)
 _celerity_factor_vjp = _jit(celerity_factor_vjp)
 _cunge_x = _jit(cunge_x)
@@ -210,18 +242,21 @@ def reach_physics(  # noqa: PLR0917 (compiled kernel signature)
     dcl = d < lim[LIM_DMIN]
     if dcl:
         d = lim[LIM_DMIN]
-    w = cb[k, CB_W]
-    b = w - 2.0 * cb[k, CB_Z] * d
+    if lim[LIM_GEOM_DDR] != 0.0:
+        w, z, r, _zc = _ddr_geometry(cb[k, CB_P], cb[k, CB_Q], d)
+    else:
+        w, z, r = cb[k, CB_W], cb[k, CB_Z], cb[k, CB_R]
+    b = w - 2.0 * z * d
     bcl = b < lim[LIM_BMIN]
     if bcl:
         b = lim[LIM_BMIN]
     area = 0.5 * (w + b) * d
-    perim = b + 2.0 * d * cb[k, CB_R]
+    perim = b + 2.0 * d * r
     rad = area / perim
     v = math.exp(_TWO_THIRDS * math.log(rad)) * cb[k, CB_S] / cb[k, CB_N]
     vmin, vmax = lim[LIM_VMIN], lim[LIM_VMAX]
     vcl = v < vmin or v > vmax
-    cel = _celerity_factor(rad, cb[k, CB_R], w, lim[LIM_CEL_EXACT] != 0.0) * min(max(v, vmin), vmax)
+    cel = _celerity_factor(rad, r, w, lim[LIM_CEL_EXACT] != 0.0) * min(max(v, vmin), vmax)
     u = 2.0 * cb[k, CB_L] / cel  # 2K
     if lim[LIM_X_CUNGE] != 0.0:
         s = cb[k, CB_S]
@@ -263,7 +298,13 @@ def reach_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     g1, g2, g3, g4, gzr = g
     d, dcl, lb, b, bcl = ph[5], ph[6], ph[7], ph[8], ph[9]
     perim, rad, v, vcl, cel = ph[10], ph[11], ph[12], ph[13], ph[14]
-    w, z, r, nn, s = cb[k, CB_W], cb[k, CB_Z], cb[k, CB_R], cb[k, CB_N], cb[k, CB_S]
+    nn, s = cb[k, CB_N], cb[k, CB_S]
+    ddr = lim[LIM_GEOM_DDR] != 0.0
+    zcl = False
+    if ddr:
+        w, z, r, zcl = _ddr_geometry(cb[k, CB_P], cb[k, CB_Q], d)
+    else:
+        w, z, r = cb[k, CB_W], cb[k, CB_Z], cb[k, CB_R]
     length = cb[k, CB_L]
     cunge = lim[LIM_X_CUNGE] != 0.0
     exact = lim[LIM_CEL_EXACT] != 0.0
@@ -329,13 +370,18 @@ def reach_vjp(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
             gz -= ghb * hbraw / z
     gq = 0.0
     gpw = 0.0
+    if ddr:  # W and z derived from the (clamped) depth: no gradient to the channel's W, z
+        gpw, gq, gdg = _ddr_geometry_vjp(gw, gz, cb[k, CB_P], cb[k, CB_Q], d, w, zcl)
+        gd += gdg
+        gw = 0.0
+        gz = 0.0
     if not dcl:
         e = cb[k, CB_E]
         gde = gd * d * e
         gstate += gde / qt
         gn += gde / nn
-        gpw = -gde / cb[k, CB_P]
+        gpw -= gde / cb[k, CB_P]
         gs -= gde / s
-        gq = gd * d * (-e * e * lb + e / (cb[k, CB_Q] + 1.0))
+        gq += gd * d * (-e * e * lb + e / (cb[k, CB_Q] + 1.0))
     gslope = gs / (2.0 * s) if cb[k, CB_S0] >= lim[LIM_SMIN] else 0.0
     return gstate, gl, gslope, gx, gn, gq, gpw, gw, gz, gkd, gdgw

@@ -20,9 +20,12 @@ import torch
 
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing._physics import (
+    DDR_Z_MAX,
+    DDR_Z_MIN,
     LIM_BMIN,
     LIM_CEL_EXACT,
     LIM_DMIN,
+    LIM_GEOM_DDR,
     LIM_HBMAX,
     LIM_HBMIN,
     LIM_QMIN,
@@ -98,6 +101,9 @@ def _coefficients(
     qs, n, w, z = p["q_spatial"], p["n"], p["top_width"], p["side_slope"]
     depth = (q * n * (qs + 1) / (p["p"] * torch.sqrt(s0))) ** (3.0 / (5.0 + 3.0 * qs))
     depth = torch.clamp(depth, min=float(lim[LIM_DMIN]))
+    if lim[LIM_GEOM_DDR]:  # DDR's geometry from the depth (docs/routing.md)
+        w = p["p"] * depth**qs
+        z = torch.clamp(w * qs / (2 * depth), DDR_Z_MIN, DDR_Z_MAX)
     bottom = torch.clamp(w - 2 * z * depth, min=float(lim[LIM_BMIN]))
     radius = (w + bottom) * depth / 2 / (bottom + 2 * depth * torch.sqrt(1 + z * z))
     v = radius ** (2.0 / 3.0) * torch.sqrt(s0) / n

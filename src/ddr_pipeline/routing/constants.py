@@ -28,6 +28,9 @@ X_MODES: tuple[str, ...] = ("data", "cunge")
 """Muskingum X: from the channel data (``data``) or from the flow (``cunge``, docs/routing.md)."""
 CELERITIES: tuple[str, ...] = ("wide_rectangle", "exact")
 """Kinematic celerity: 5/3·v (``wide_rectangle``) or dQ/dA of the trapezoid (``exact``)."""
+GEOMETRIES: tuple[str, ...] = ("learned", "ddr")
+"""Channel top width and side slope: from the parameters (``learned``) or DDR's derivation from
+the depth each step (``ddr``: W = p·d^q, z = clamp(W·q/(2d), 0.5, 50), docs/routing.md)."""
 P_DEFAULT: float = float(BY_NAME["p_spatial"].default or 0.0)
 """Default width coefficient p of the power-law rating."""
 DT_DEFAULT: float = 3600.0

@@ -25,6 +25,7 @@ from ddr_pipeline.routing._inputs import check_values, lateral_inflow_tensor, pe
 from ddr_pipeline.routing._mc_kernels import traj_rows
 from ddr_pipeline.routing._physics import (
     LIM_CEL_EXACT,
+    LIM_GEOM_DDR,
     LIM_X_CUNGE,
     LIM_XMAX,
     LIM_XMIN,
@@ -209,6 +210,7 @@ class _MuskingumCungeFunction(torch.autograd.Function):
 def _settings(  # noqa: PLR0913, PLR0917 (one argument per floor)
     q_min: float, d_min: float, b_min: float, v_min: float, v_max: float, s_min: float,
     h_bank_min: float, h_bank_max: float, x_min: float, x_max: float, x_mode: str, celerity: str,
+    geometry: str = "learned",
 ) -> np.ndarray:  # fmt: skip
     """The kernels' settings vector (``LIM_*`` order of ``_physics``), validated."""
     floors = [q_min, d_min, b_min, v_min, v_max, s_min, h_bank_min, h_bank_max]
@@ -222,11 +224,14 @@ def _settings(  # noqa: PLR0913, PLR0917 (one argument per floor)
         raise ValueError(f"x_mode must be one of {list(K.X_MODES)}, got {x_mode!r}")
     if celerity not in K.CELERITIES:
         raise ValueError(f"celerity must be one of {list(K.CELERITIES)}, got {celerity!r}")
+    if geometry not in K.GEOMETRIES:
+        raise ValueError(f"geometry must be one of {list(K.GEOMETRIES)}, got {geometry!r}")
     lim = np.zeros(N_LIM, np.float64)
     lim[:8] = floors
     lim[LIM_XMIN], lim[LIM_XMAX] = x_min, x_max
     lim[LIM_X_CUNGE] = float(x_mode == "cunge")
     lim[LIM_CEL_EXACT] = float(celerity == "exact")
+    lim[LIM_GEOM_DDR] = float(geometry == "ddr")
     return lim
 
 
@@ -340,6 +345,7 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
     h_bank_max: float = K.H_BANK_MAX,
     x_mode: str = "data",
     celerity: str = "wide_rectangle",
+    geometry: str = "learned",
     x_min: float = K.X_MIN,
     x_max: float = K.X_MAX,
     threads: int | None = None,
@@ -361,7 +367,9 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
     if not (np.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive number of seconds, got {dt}")
     lim = _settings(q_min, d_min, b_min, v_min, v_max, s_min, h_bank_min, h_bank_max,
-                    x_min, x_max, x_mode, celerity)  # fmt: skip
+                    x_min, x_max, x_mode, celerity, geometry)  # fmt: skip
+    if geometry == "ddr" and leakance:
+        raise ValueError("geometry='ddr' does not support leakance (its bank height needs W and z)")
     p = _gather_params(channel, params, leakance, x_mode == "data", n_t, n_rows, net, dtype, device)
     hot = initial_state is None
     if hot:
@@ -396,6 +404,7 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
     h_bank_max: float = K.H_BANK_MAX,
     x_mode: str = "data",
     celerity: str = "wide_rectangle",
+    geometry: str = "learned",
     x_min: float = K.X_MIN,
     x_max: float = K.X_MAX,
     threads: int | None = None,
@@ -424,6 +433,9 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
         x_mode: ``"data"`` (X from ``channel["x"]``) or ``"cunge"`` (X from the flow each step,
             clamped to ``[x_min, x_max]``; ``channel["x"]`` is then optional and unused).
         celerity: ``"wide_rectangle"`` (c = 5/3 v) or ``"exact"`` (dQ/dA of the trapezoid).
+        geometry: ``"learned"`` (W, z from ``params``) or ``"ddr"`` (DDR's derivation from the
+            depth each step: W = p·d^q, z = clamp(W·q/(2d), 0.5, 50); ``top_width`` and
+            ``side_slope`` are then unused and get no gradient; no ``leakance``).
         threads: CPU threads of the numba engine (forward and backward); default
             :func:`~ddr_pipeline.routing._threads.routing_threads` (``DDR_ROUTING_THREADS``, else
             torch's thread count, which ``experiment.threads`` sets), always capped at
@@ -441,7 +453,7 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
         initial_state=initial_state, leakance=leakance, backend=backend, q_min=q_min,
         d_min=d_min, b_min=b_min, v_min=v_min, v_max=v_max, s_min=s_min,
         h_bank_min=h_bank_min, h_bank_max=h_bank_max, x_mode=x_mode, celerity=celerity,
-        x_min=x_min, x_max=x_max, threads=threads, nudging=nudging,
+        geometry=geometry, x_min=x_min, x_max=x_max, threads=threads, nudging=nudging,
     )  # fmt: skip
     device = prob.qlat.device
     if prob.backend in ("numba", "cuda"):

@@ -41,6 +41,7 @@ class RoutingSettings:
     x_default: float | None = None
     x_mode: str = "data"
     celerity: str = "wide_rectangle"
+    geometry: str = "learned"
     #: Output-hour offset of the daily means (``routing.output_shift_hours``): day ``d`` pools
     #: the end-of-step states of hours ``24d+1+shift .. 24d+24+shift``. Not an engine option:
     #: :mod:`ddr_pipeline.simulation.pooling` applies it to the engine's sub-daily means.
