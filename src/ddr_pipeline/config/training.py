@@ -183,8 +183,8 @@ class ExperimentConfig(_Strict):
         description=(
             "CPU threads of torch and of the routing kernels (which follow torch's count) in a "
             "single-process run (distributed ranks use distributed.threads_per_rank). 1: best on "
-            "shared or 2-core machines, where 2 threads were 1.7-13x slower under load "
-            "(docs/performance.md); null: leave torch's default (all cores)."
+            "shared or 2-core machines, where torch's LSTM on 2 threads was 3x slower under load "
+            "(the routing is not: docs/performance.md); null: leave torch's default (all cores)."
         ),
     )
     memory_budget_gb: Annotated[float, Field(gt=0)] | None = Field(
