@@ -90,9 +90,35 @@ def daily_means(
     return out.rename(da.name)
 
 
-def _as_qr(da: xr.DataArray) -> xr.Dataset:
-    """A single variable as a dataset whose variable is named ``Qr``."""
-    return da.rename(schema.LATERAL_INFLOW_VAR).to_dataset()
+def _variable(
+    ds: xr.Dataset, name: str, location: str, kind: str = "variable", note: str = ""
+) -> xr.DataArray:
+    """``ds[name]``; ``StoreError`` naming the store and the variables it has."""
+    if name not in ds.data_vars:
+        raise stores.StoreError(
+            f"{location}: no {kind} {name!r}{note}; variables: {', '.join(map(str, ds.data_vars))}"
+        )
+    return ds[name]
+
+
+def _schema_qr(
+    source: StoreInflow | NwmInflow,
+    daily: xr.DataArray,
+    reach_ids: Sequence[int] | np.ndarray,
+    period: tuple[str, str] | None,
+    area_km2: pd.Series | None = None,
+) -> xr.Dataset:
+    """Schema ``Qr`` of a source's daily values for ``reach_ids`` (its id, missing and map rules)."""
+    return stores.read_lateral_inflow(
+        daily.rename(schema.LATERAL_INFLOW_VAR).to_dataset(),
+        reach_ids,
+        period=period,
+        id_dim=source.id_dim,
+        missing=source.missing,
+        divide_to_reach=source.divide_to_reach,
+        area_km2=area_km2,
+        store=source.location,
+    )
 
 
 @dataclass(frozen=True)
@@ -117,22 +143,10 @@ class StoreInflow:
     ) -> xr.Dataset:
         """Daily ``Qr`` for ``reach_ids`` (see the module docstring for sub-daily rows)."""
         ds = stores.open_store(self.location, region=self.region)
-        if self.variable not in ds.data_vars:
-            raise stores.StoreError(
-                f"{self.location}: no variable {self.variable!r}; variables: "
-                f"{', '.join(map(str, ds.data_vars))}"
-            )
-        daily = daily_means(ds[self.variable], self.location, stamp=self.stamp)
-        return stores.read_lateral_inflow(
-            _as_qr(daily),
-            reach_ids,
-            period=period,
-            id_dim=self.id_dim,
-            missing=self.missing,
-            divide_to_reach=self.divide_to_reach,
-            area_km2=self.area_km2,
-            store=self.location,
+        daily = daily_means(
+            _variable(ds, self.variable, self.location), self.location, stamp=self.stamp
         )
+        return _schema_qr(self, daily, reach_ids, period, self.area_km2)
 
 
 @dataclass(frozen=True)
@@ -159,24 +173,12 @@ class NwmInflow:
         ds = stores.open_store(self.location, region=self.region)
         total = None
         for name in self.variables:
-            if name not in ds.data_vars:
-                raise stores.StoreError(
-                    f"{self.location}: no NWM variable {name!r} (lateral inflow = "
-                    f"{' + '.join(self.variables)}); variables: {', '.join(map(str, ds.data_vars))}"
-                )
-            da = ds[name]
+            note = f" (lateral inflow = {' + '.join(self.variables)})"
+            da = _variable(ds, name, self.location, "NWM variable", note)
             scale, offset = stores.unit_conversion(da, "m3 s-1", self.location)
             part = da * scale + offset
             total = part if total is None else total + part
         total = total.rename(schema.LATERAL_INFLOW_VAR)
         total.attrs = {"units": "m3 s-1"}
         daily = daily_means(total, self.location, stamp=self.stamp)
-        return stores.read_lateral_inflow(
-            _as_qr(daily),
-            reach_ids,
-            period=period,
-            id_dim=self.id_dim,
-            missing=self.missing,
-            divide_to_reach=self.divide_to_reach,
-            store=self.location,
-        )
+        return _schema_qr(self, daily, reach_ids, period)

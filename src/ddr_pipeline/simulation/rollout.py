@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -157,6 +157,20 @@ def route_steps(  # noqa: PLR0913 (one routing call of a coupled model)
     The stepping path of a coupled model (BMI ``update``): the same engine, floors, leakance and
     Cunge options as :func:`rollout_window`; ``initial_state`` ``None`` is the hot start.
     """
+    return _engine_steps(network, inflow, channel, params, settings, steps, initial_state)
+
+
+def _engine_steps(  # noqa: PLR0913, PLR0917 (one engine call of a coupled model)
+    network: RiverNetwork,
+    inflow: torch.Tensor,
+    channel: Mapping[str, torch.Tensor],
+    params: Mapping[str, torch.Tensor],
+    settings: RoutingSettings,
+    steps: int,
+    initial_state: torch.Tensor | None,
+    **extra: Any,
+) -> Any:
+    """The engine call of :func:`route_steps` (``extra``: nudging options)."""
     return muskingum_cunge(
         network,
         inflow.reshape(1, -1),
@@ -164,6 +178,7 @@ def route_steps(  # noqa: PLR0913 (one routing call of a coupled model)
         params=dict(params),
         substeps=steps,
         initial_state=initial_state,
+        **extra,
         **settings.engine_options(),
     )
 
@@ -181,16 +196,16 @@ def route_steps_assimilated(  # noqa: PLR0913, PLR0917 (one routing call of a co
 ) -> tuple[torch.Tensor, NudgingResult]:
     """:func:`route_steps` with streamflow nudging at gauged reaches (forward only): the
     ``(steps+1, N)`` states and the nudging's corrections and end state."""
-    result = muskingum_cunge(
+    result = _engine_steps(
         network,
-        inflow.reshape(1, -1),
-        channel=settings.channel(channel),
-        params=dict(params),
-        substeps=steps,
-        initial_state=initial_state,
+        inflow,
+        channel,
+        params,
+        settings,
+        steps,
+        initial_state,
         nudging=nudging,
         return_diagnostics=True,
-        **settings.engine_options(),
     )
     assert result.assimilation is not None
     return result.discharge, result.assimilation
