@@ -39,8 +39,8 @@ def test_exploding_learning_rate_is_undone_and_never_checkpointed(make_trainer, 
         )
 
 
-def test_nonfinite_weights_after_a_step_are_rolled_back(make_trainer, tmp_path, monkeypatch):
-    trainer = make_trainer(with_changes(full_training_params(), epochs=1), models_dir=tmp_path)
+def _poison_second_step(trainer, monkeypatch) -> None:
+    """Make the optimiser's second step leave a NaN weight behind."""
     step = trainer.optimizer.step
     calls = []
 
@@ -53,6 +53,11 @@ def test_nonfinite_weights_after_a_step_are_rolled_back(make_trainer, tmp_path, 
         return out
 
     monkeypatch.setattr(trainer.optimizer, "step", poisoned_step)
+
+
+def test_nonfinite_weights_after_a_step_are_rolled_back(make_trainer, tmp_path, monkeypatch):
+    trainer = make_trainer(with_changes(full_training_params(), epochs=1), models_dir=tmp_path)
+    _poison_second_step(trainer, monkeypatch)
     result = trainer.fit()
     assert result.history["status"].tolist() == ["ok", "nonfinite_weights", "ok"]
     assert _all_finite(trainer.model.state_dict())
@@ -86,18 +91,7 @@ def test_a_training_without_a_successful_step_fails(make_trainer, tmp_path):
 def test_too_many_undone_steps_fail_the_training(make_trainer, tmp_path, monkeypatch):
     params = with_changes(full_training_params(), epochs=1, max_nonfinite_fraction=0.2)
     trainer = make_trainer(params, models_dir=tmp_path)
-    step = trainer.optimizer.step
-    calls = []
-
-    def poisoned_step(*args, **kwargs):
-        out = step(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:
-            with torch.no_grad():
-                trainer.model.kan.input.weight[0, 0] = float("nan")
-        return out
-
-    monkeypatch.setattr(trainer.optimizer, "step", poisoned_step)
+    _poison_second_step(trainer, monkeypatch)
     with pytest.raises(TrainingFailedError, match=r"1 of 3 .*max_nonfinite_fraction=0.2"):
         trainer.fit()
 
