@@ -67,10 +67,9 @@ class TrainedRouter:
         self.inputs = inputs
         self.domain = domain
         self.device = torch.device(device)
-        features = simulation.FeatureIndex.from_names(
-            ckpt.config, inputs.attribute_names, inputs.forcing_names
+        self.source = simulation.TrainedParameters.on_inputs(
+            ckpt.model.eval(), ckpt.config, inputs.attribute_names, inputs.forcing_names
         )
-        self.source = simulation.TrainedParameters(ckpt.model.eval(), features)
         self.settings = simulation.RoutingSettings.from_config(ckpt.config, dt=dt)
         idx = domain.reach_index
         self._attributes = self._tensor(inputs.attributes[idx])

@@ -60,13 +60,15 @@ class RoutingJob:
             ids = self.inputs.reach_ids[outlets]
             sub = simulation.reach_problem(self.inputs, [int(i) for i in ids])
             config = self.checkpoint.config
-            features = simulation.FeatureIndex.from_names(
-                config, self.inputs.attribute_names, self.inputs.forcing_names
-            )
             routed = simulation.rollout(
                 self.inputs,
                 sub,
-                simulation.TrainedParameters(self.checkpoint.model.eval(), features),
+                simulation.TrainedParameters.on_inputs(
+                    self.checkpoint.model.eval(),
+                    config,
+                    self.inputs.attribute_names,
+                    self.inputs.forcing_names,
+                ),
                 simulation.RoutingSettings.from_config(config),
                 self.start,
                 self.stop,

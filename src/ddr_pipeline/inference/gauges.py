@@ -43,10 +43,9 @@ class PredictionSettings:
 
 def trained_source(ckpt: LoadedCheckpoint, inputs: ModelInputs) -> simulation.TrainedParameters:
     """Parameter source of the checkpoint's trained networks (eval mode) on ``inputs``."""
-    features = simulation.FeatureIndex.from_names(
-        ckpt.config, inputs.attribute_names, inputs.forcing_names
+    return simulation.TrainedParameters.on_inputs(
+        ckpt.model.eval(), ckpt.config, inputs.attribute_names, inputs.forcing_names
     )
-    return simulation.TrainedParameters(ckpt.model.eval(), features)
 
 
 def route_trained(  # noqa: PLR0917 (the run and its assimilation)
@@ -136,9 +135,6 @@ def route_gauges(  # noqa: PLR0913 (the model, its data and the period)
     first, stop = scored
     start = max(first - int(warmup_days), 0)
     problem = simulation.gauge_problem(inputs, gauges.reach_index, gauges.flow_scale)
-    features = simulation.FeatureIndex.from_names(
-        config, inputs.attribute_names, inputs.forcing_names
-    )
     was_training = model.training
     model.eval()
     try:
@@ -146,7 +142,9 @@ def route_gauges(  # noqa: PLR0913 (the model, its data and the period)
             routed = simulation.rollout(
                 inputs,
                 problem,
-                simulation.TrainedParameters(model, features),
+                simulation.TrainedParameters.on_inputs(
+                    model, config, inputs.attribute_names, inputs.forcing_names
+                ),
                 simulation.RoutingSettings.from_config(config),
                 start,
                 stop,

@@ -127,6 +127,17 @@ class TrainedParameters:
         self.features = features
         self.lstm_chunk = lstm_chunk
 
+    @classmethod
+    def on_inputs(
+        cls,
+        model: RoutingModel,
+        config: TrainingConfig,
+        attribute_names: Sequence[str],
+        forcing_names: Sequence[str],
+    ) -> TrainedParameters:
+        """The source of ``model`` with features ordered by ``config`` over the inputs' names."""
+        return cls(model, FeatureIndex.from_names(config, attribute_names, forcing_names))
+
     def __call__(self, window: WindowInputs, state: LSTMState | None) -> ParameterStep:
         """Run the networks on the window and map their outputs to physical parameters."""
         outputs = network_outputs(self.model, window, self.features, state, self.lstm_chunk)
