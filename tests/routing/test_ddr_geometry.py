@@ -85,3 +85,19 @@ def test_geometry_validated() -> None:
         muskingum_cunge(net, qlat, channel, params, geometry="leopold")
     with pytest.raises(ValueError, match="leakance"):
         muskingum_cunge(net, qlat, channel, params, geometry="ddr", leakance=True)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_ddr_geometry_needs_no_top_width_or_side_slope(backend: str) -> None:
+    """Without ``top_width``/``side_slope`` the ddr mode routes bitwise as with any values of
+    them (the step derives both); the learned mode still requires them."""
+    net = random_network(12, seed=4)
+    qlat, channel, params = make_inputs(12, 6, seed=2, clamps=True)
+    kw = {"x_mode": "cunge", "celerity": "exact", "geometry": "ddr", "backend": backend}
+    reduced = {k: v for k, v in params.items() if k not in ("top_width", "side_slope")}
+    other = {**params, "top_width": params["top_width"] * 7.0, "side_slope": 0.3}
+    out = muskingum_cunge(net, qlat, channel, reduced, **kw)
+    assert torch.equal(out, muskingum_cunge(net, qlat, channel, params, **kw))
+    assert torch.equal(out, muskingum_cunge(net, qlat, channel, other, **kw))
+    with pytest.raises(KeyError, match=r"missing routing inputs: \['top_width', 'side_slope'\]"):
+        muskingum_cunge(net, qlat, channel, reduced, backend=backend)

@@ -245,17 +245,24 @@ def _gather_params(  # noqa: PLR0913, PLR0917 (private helper of muskingum_cunge
     net: RiverNetwork,
     dtype: torch.dtype,
     device: torch.device,
+    derived_geometry: bool = False,
 ) -> dict[str, torch.Tensor]:
     """All per-reach inputs as (1, N), (n_rows, N) or (T, N) tensors, validated, in PARAM_NAMES
-    order (``x`` defaults to 0 and is unused when X comes from the flow)."""
+    order (``x`` defaults to 0 and is unused when X comes from the flow; with
+    ``derived_geometry`` (DDR's) ``top_width``/``side_slope`` are optional: the kernels read
+    neither, so absent ones are filled with 1 to keep the array layout)."""
     unknown_c = set(channel) - {"length", "slope", "x"}
     unknown_p = set(params) - {"n", "q_spatial", "top_width", "side_slope", "K_D", "d_gw", "p"}
     if unknown_c or unknown_p:
         raise KeyError(f"unknown routing inputs: {sorted(unknown_c | unknown_p)}")
     merged: dict[str, object] = {"p": K.P_DEFAULT, "K_D": 0.0, "d_gw": 0.0, "x": 0.0}
+    if derived_geometry:
+        merged.update(top_width=1.0, side_slope=1.0)
     merged.update(channel)
     merged.update(params)
-    required = ["length", "slope", "n", "q_spatial", "top_width", "side_slope"]
+    required = ["length", "slope", "n", "q_spatial"]
+    if not derived_geometry:
+        required += ["top_width", "side_slope"]
     if x_from_data:
         required.append("x")
     if leakance:
@@ -370,7 +377,8 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
                     x_min, x_max, x_mode, celerity, geometry)  # fmt: skip
     if geometry == "ddr" and leakance:
         raise ValueError("geometry='ddr' does not support leakance (its bank height needs W and z)")
-    p = _gather_params(channel, params, leakance, x_mode == "data", n_t, n_rows, net, dtype, device)
+    p = _gather_params(channel, params, leakance, x_mode == "data", n_t, n_rows, net, dtype, device,
+                       derived_geometry=geometry == "ddr")  # fmt: skip
     hot = initial_state is None
     if hot:
         q0 = torch.zeros(net.n_reaches, dtype=dtype, device=device)
@@ -418,9 +426,9 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
             drives the ``substeps`` steps r·substeps … (r+1)·substeps − 1, so the window has
             T = R·substeps steps (daily Q′ with ``substeps=24`` for hourly steps).
         channel: ``length`` (m), ``slope`` (m/m, floored at ``s_min``), ``x`` (Muskingum X).
-        params: ``n``, ``q_spatial``, ``top_width`` (m), ``side_slope`` (H:V), optional ``p``
-            (default 21), and ``K_D`` (1/s), ``d_gw`` (m) when ``leakance``. Each a scalar, (N,)
-            static, (R, N) per input row (held over its sub-steps, like Q′) or (T, N) per step.
+        params: ``n``, ``q_spatial``, ``top_width`` (m), ``side_slope`` (H:V; both optional
+            and unused with ``geometry="ddr"``), optional ``p`` (default 21), and ``K_D`` (1/s),
+            ``d_gw`` (m) when ``leakance``. Each a scalar, (N,) static, (R, N) per input row (held over its sub-steps, like Q′) or (T, N) per step.
         dt: routing step (s).
         substeps: routing steps per row of ``lateral_inflow``.
         initial_state: (N,) Q_0; default = hot start (accumulated Q′_0, floored at ``q_min``).
