@@ -166,8 +166,17 @@ def test_load_geodataset(tmp_path: Path, with_reference: bool) -> None:
     assert geo.gauges["reach_ids"].tolist() == [[10], [20, 30]]
     xr.testing.assert_identical(geo.observations, stores()[schema.OBSERVATIONS_STORE])
     assert (geo.reference is not None) == with_reference
+    assert geo.lakes is None  # optional: absent here
     with pytest.raises(AttributeError):
         geo.reaches = reaches()  # type: ignore[misc]
+
+
+def test_load_geodataset_reads_lakes_when_present(tmp_path: Path) -> None:
+    write_folder(tmp_path, False)
+    table = pd.DataFrame({"lake_id": [5], "reach_id": [30], "area_km2": [1.5]})
+    io.write_table(table, tmp_path / schema.LAKES_FILE)
+    geo = io.load_geodataset(tmp_path)
+    assert geo.lakes is not None and geo.lakes["lake_id"].tolist() == [5]
 
 
 def test_load_geodataset_missing_folder(tmp_path: Path) -> None:

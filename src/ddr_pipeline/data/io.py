@@ -268,14 +268,17 @@ class GeoDataset:
     observations: xr.Dataset
     forcings: xr.Dataset
     reference: xr.Dataset | None = None
+    lakes: pd.DataFrame | None = None
 
 
 def load_geodataset(folder: PathLike, lazy: bool = False) -> GeoDataset:
-    """Read every file of a schema folder (``reference_outflow.zarr`` only when present)."""
+    """Read every file of a schema folder (``reference_outflow.zarr``, ``lakes.parquet`` only when
+    present; validate the lakes with :func:`ddr_pipeline.data.lakes.read_lakes`)."""
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"geodataset folder not found: {root}")
     reference_path = root / schema.REFERENCE_STORE
+    lakes_path = root / schema.LAKES_FILE
     return GeoDataset(
         reaches=read_reaches(root / schema.REACHES_FILE),
         gauges=read_table(root / schema.GAUGES_FILE),
@@ -284,4 +287,5 @@ def load_geodataset(folder: PathLike, lazy: bool = False) -> GeoDataset:
         observations=read_zarr(root / schema.OBSERVATIONS_STORE, lazy=lazy),
         forcings=read_zarr(root / schema.FORCINGS_STORE, lazy=lazy),
         reference=read_zarr(reference_path, lazy=lazy) if reference_path.exists() else None,
+        lakes=read_table(lakes_path) if lakes_path.exists() else None,
     )

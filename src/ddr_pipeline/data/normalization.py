@@ -32,9 +32,7 @@ def describe(values: np.ndarray, name: str) -> dict[str, float]:
     }
 
 
-def attribute_statistics(
-    attributes: pd.DataFrame, names: Sequence[str], rows: np.ndarray
-) -> Stats:
+def attribute_statistics(attributes: pd.DataFrame, names: Sequence[str], rows: np.ndarray) -> Stats:
     """Statistics of each attribute column over the selected rows.
 
     Args:
@@ -71,7 +69,9 @@ def forcing_statistics(
     return {n: describe(window[n].to_numpy(), n) for n in names}
 
 
-def zscore(values: np.ndarray, stats: Mapping[str, Mapping[str, float]], names: Sequence[str]) -> np.ndarray:
+def zscore(
+    values: np.ndarray, stats: Mapping[str, Mapping[str, float]], names: Sequence[str]
+) -> np.ndarray:
     """Z-score ``values`` whose LAST axis follows ``names``; a zero std scales by 1."""
     unknown = [n for n in names if n not in stats]
     if unknown:

@@ -1,7 +1,7 @@
 """The one input schema of ddr_pipeline: names, dtypes, units and validators.
 
 Every geodataset is converted into one folder holding ``reaches.parquet``, ``gauges.parquet``,
-``attributes.parquet`` and the zarr stores ``lateral_inflow.zarr``, ``observations.zarr``,
+``attributes.parquet`` (optionally ``lakes.parquet``) and the zarr stores ``lateral_inflow.zarr``, ``observations.zarr``,
 ``forcings.zarr`` (and optionally ``reference_outflow.zarr``); see ``docs/data_formats.md``.
 
 The validators are pure functions: they return a validated (and lightly cleaned) copy of their input
@@ -31,6 +31,7 @@ LATERAL_INFLOW_STORE = "lateral_inflow.zarr"
 OBSERVATIONS_STORE = "observations.zarr"
 FORCINGS_STORE = "forcings.zarr"
 REFERENCE_STORE = "reference_outflow.zarr"
+LAKES_FILE = "lakes.parquet"
 
 # --- dimensions and variables --------------------------------------------------------------------
 DIVIDE_DIM = "divide_id"
@@ -65,6 +66,57 @@ GAUGE_REQUIRED: tuple[str, ...] = (STAID_COL, REACH_IDS_COL, *GAUGE_FLOAT_COLS)
 #: Optional gauge column: factor in (0, 1] applied to the gauge reaches' lateral inflow (NaN = 1).
 FLOW_SCALE_COL = "flow_scale"
 
+# --- lakes (optional ``lakes.parquet``: NWM level-pool lakes, one per outlet reach) --------------
+LAKE_ID_COL = "lake_id"
+LAKE_REACH_COL = "reach_id"
+#: The level-pool parameters, named as the routing engine names them (NWM LAKEPARM name in the
+#: comment). Elevations are metres above the same datum, consistent within a lake.
+LAKE_PARAMS: tuple[str, ...] = (
+    "area_km2",  # LkArea, km2
+    "max_elevation",  # LkMxE, m
+    "weir_elevation",  # WeirE, m
+    "weir_coefficient",  # WeirC, 1
+    "weir_length",  # WeirL, m
+    "dam_length",  # Dam_Length, m
+    "orifice_elevation",  # OrificeE, m
+    "orifice_coefficient",  # OrificeC, 1
+    "orifice_area",  # OrificeA, m2
+)
+INITIAL_ELEVATION_COL = "initial_elevation"
+LAKE_FLOAT_COLS: tuple[str, ...] = (*LAKE_PARAMS, INITIAL_ELEVATION_COL)
+LAKE_REQUIRED: tuple[str, ...] = (LAKE_ID_COL, LAKE_REACH_COL, *LAKE_FLOAT_COLS)
+LAKE_OPTIONAL_STR: tuple[str, ...] = ("name", "source")
+#: NWM LAKEPARM variable of each lake column (``initial_elevation`` comes from ``ifd``).
+NWM_LAKEPARM_NAMES: dict[str, str] = {
+    LAKE_ID_COL: "lake_id",
+    "area_km2": "LkArea",
+    "max_elevation": "LkMxE",
+    "weir_elevation": "WeirE",
+    "weir_coefficient": "WeirC",
+    "weir_length": "WeirL",
+    "dam_length": "Dam_Length",
+    "orifice_elevation": "OrificeE",
+    "orifice_coefficient": "OrificeC",
+    "orifice_area": "OrificeA",
+}
+#: The values NWM v2.1's LAKEPARM gives lakes without surveyed outlets (WeirC 0.4, WeirL 10 m,
+#: Dam_Length 10 m, OrificeC 0.1, OrificeA 1 m2, ifd 0.9). Used only when a caller turns the
+#: fallback on (``nwm_defaults=True``); elevations and areas are never defaulted.
+NWM_LAKE_DEFAULTS: dict[str, float] = {
+    "weir_coefficient": 0.4,
+    "weir_length": 10.0,
+    "dam_length": 10.0,
+    "orifice_coefficient": 0.1,
+    "orifice_area": 1.0,
+}
+NWM_DEFAULT_IFD = 0.9
+#: ``initial_elevation`` must lie within this many active depths (max_elevation -
+#: orifice_elevation, at least 1 m) of [orifice_elevation, max_elevation]: a lake may start below
+#: its orifice (no outflow) or above its crest (a flood restart), but a value further off is a unit
+#: or column mix-up (feet, a fraction, a depth instead of an elevation).
+LAKE_ELEVATION_MARGIN = 1.0
+LAKE_MIN_ACTIVE_DEPTH_M = 1.0
+
 # --- units (the ``units`` attribute written on each variable) ------------------------------------
 UNITS: dict[str, str] = {
     LATERAL_INFLOW_VAR: "m3 s-1",
@@ -80,6 +132,16 @@ UNITS: dict[str, str] = {
     "side_slope": "1 (H:V)",
     "mann_n": "s m-1/3",
     "drain_sqkm": "km2",
+    "area_km2": "km2",
+    "max_elevation": "m",
+    "weir_elevation": "m",
+    "weir_coefficient": "1",
+    "weir_length": "m",
+    "dam_length": "m",
+    "orifice_elevation": "m",
+    "orifice_coefficient": "1",
+    "orifice_area": "m2",
+    "initial_elevation": "m",
 }
 
 X_MAX = 0.5
@@ -282,6 +344,116 @@ def validate_attributes(
     if inf_cols:
         raise ValueError(f"attributes: infinite values in column(s) {inf_cols}")
     return out
+
+
+def initial_elevation_from_ifd(
+    orifice_elevation: np.ndarray, max_elevation: np.ndarray, ifd: np.ndarray | float
+) -> np.ndarray:
+    """NWM's starting water elevation (m) from the initial fractional depth ``ifd``.
+
+    WRF-Hydro's ``module_RT`` and t-route's level-pool hybrid state
+    (``module_persistence_levelpool_hybrid_state.F``) start a lake at
+    ``OrificeE + ifd * (LkMxE - OrificeE)``: ``ifd`` is the fraction of the active depth between
+    the orifice and the maximum elevation.
+    """
+    orifice = np.asarray(orifice_elevation, dtype=np.float64)
+    return orifice + np.asarray(ifd, dtype=np.float64) * (np.asarray(max_elevation) - orifice)
+
+
+def _lake_defaults(out: pd.DataFrame, nwm_defaults: bool) -> None:
+    """Fill missing coefficients/lengths with NWM's defaults (only when asked; logged) in place."""
+    if not nwm_defaults:
+        return
+    for col, value in NWM_LAKE_DEFAULTS.items():
+        nan = out[col].isna().to_numpy()
+        if nan.any():
+            logger.warning(
+                "lakes: %s missing for lake_id %s: using NWM's default %s",
+                col,
+                format_values(out.loc[nan, LAKE_ID_COL].tolist()),
+                value,
+            )
+            out.loc[nan, col] = value
+    nan = out[INITIAL_ELEVATION_COL].isna().to_numpy()
+    if nan.any():
+        logger.warning(
+            "lakes: initial_elevation missing for lake_id %s: using NWM's default ifd %s",
+            format_values(out.loc[nan, LAKE_ID_COL].tolist()),
+            NWM_DEFAULT_IFD,
+        )
+        start = initial_elevation_from_ifd(
+            out["orifice_elevation"], out["max_elevation"], NWM_DEFAULT_IFD
+        )
+        out.loc[nan, INITIAL_ELEVATION_COL] = start[nan]
+
+
+def _check_lake_values(out: pd.DataFrame) -> None:
+    """Finite parameters, positive area, non-negative sizes, ordered elevations."""
+    table, key = "lakes", LAKE_ID_COL
+    defaultable = (*NWM_LAKE_DEFAULTS, INITIAL_ELEVATION_COL)
+    for col in LAKE_FLOAT_COLS:
+        finite = np.isfinite(out[col].to_numpy())
+        hint = " (nwm_defaults=True fills it with NWM's default)" if col in defaultable else ""
+        _check_bad(out, ~finite, f"column {col!r} must be finite{hint}", key, table)
+    _check_bad(out, out["area_km2"].to_numpy() <= 0, "column 'area_km2' must be > 0", key, table)
+    for col in NWM_LAKE_DEFAULTS:  # coefficients, lengths, orifice area
+        _check_bad(out, out[col].to_numpy() < 0, f"column {col!r} must be >= 0", key, table)
+    top = out["max_elevation"].to_numpy()
+    for col in ("weir_elevation", "orifice_elevation"):
+        above = out[col].to_numpy() > top
+        _check_bad(out, above, f"column {col!r} must be <= max_elevation", key, table)
+    orifice = out["orifice_elevation"].to_numpy()
+    margin = LAKE_ELEVATION_MARGIN * np.maximum(top - orifice, LAKE_MIN_ACTIVE_DEPTH_M)
+    start = out[INITIAL_ELEVATION_COL].to_numpy()
+    outside = (start < orifice - margin) | (start > top + margin)
+    what = (
+        "column 'initial_elevation' must lie within one active depth (max_elevation - "
+        "orifice_elevation, at least 1 m) of [orifice_elevation, max_elevation]"
+    )
+    _check_bad(out, outside, what, key, table)
+
+
+def validate_lakes(
+    lakes: pd.DataFrame, reach_ids: Sequence[int] | np.ndarray, *, nwm_defaults: bool = False
+) -> pd.DataFrame:
+    """Validate the optional lakes table against the known reach ids; return a cleaned copy.
+
+    ``lake_id`` and ``reach_id`` become unique int64 (one lake per reach; every ``reach_id`` an
+    ``id`` of the reaches table, else ``KeyError`` naming the lakes and reaches); the parameters of
+    :data:`LAKE_PARAMS` and ``initial_elevation`` float64 and finite, ``area_km2 > 0``,
+    coefficients, lengths and ``orifice_area >= 0``, ``weir_elevation`` and
+    ``orifice_elevation <= max_elevation``, ``initial_elevation`` within one active depth of
+    [orifice_elevation, max_elevation] (see :data:`LAKE_ELEVATION_MARGIN`). A missing (NaN)
+    parameter is an error naming the lake and column: a lake is never routed as a channel by
+    accident. With ``nwm_defaults=True`` missing coefficients, lengths and orifice areas take
+    :data:`NWM_LAKE_DEFAULTS` and a missing ``initial_elevation`` NWM's ``ifd`` of 0.9 (logged
+    with the lake ids); missing areas and elevations stay errors. Optional ``name`` and
+    ``source`` become str; other columns are kept.
+    """
+    table = "lakes"
+    _require_columns(lakes, LAKE_REQUIRED, table)
+    out = lakes.copy()
+    for col in (LAKE_ID_COL, LAKE_REACH_COL):
+        if out[col].isna().any():
+            raise ValueError(f"{table}: column {col!r} has missing values")
+        out[col] = _as_dtype(out, col, "int64", table)
+    for col in LAKE_FLOAT_COLS:
+        out[col] = _as_dtype(out, col, "float64", table)
+    for col in LAKE_OPTIONAL_STR:
+        if col in out.columns:
+            out[col] = out[col].astype("string").fillna("").astype(str)
+    _check_unique(out[LAKE_ID_COL], table, LAKE_ID_COL)
+    _check_unique(out[LAKE_REACH_COL], table, LAKE_REACH_COL)
+    unknown = ~out[LAKE_REACH_COL].isin(np.asarray(reach_ids, dtype=np.int64)).to_numpy()
+    if unknown.any():
+        raise KeyError(
+            f"{table}: reach_id not in the reaches table for lake_id "
+            f"{format_values(out.loc[unknown, LAKE_ID_COL].tolist())}: unknown reach ids "
+            f"{format_values(out.loc[unknown, LAKE_REACH_COL].tolist())}"
+        )
+    _lake_defaults(out, nwm_defaults)
+    _check_lake_values(out)
+    return out.reset_index(drop=True)
 
 
 # --- stores --------------------------------------------------------------------------------------

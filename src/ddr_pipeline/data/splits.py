@@ -58,7 +58,9 @@ def parse_periods(config: Mapping[str, Sequence[str]]) -> dict[str, Period]:
         if period.name != TRAIN and period.start <= train.end and train.start <= period.end:
             logger.warning(
                 "period %r (%s .. %s) overlaps the training period (%s .. %s)",
-                period.name, *period.as_strings(), *train.as_strings(),
+                period.name,
+                *period.as_strings(),
+                *train.as_strings(),
             )
     return periods
 
@@ -93,7 +95,9 @@ def assign_gauge_splits(
     else:
         held_out = _random_validation(ids, validation_fraction, seed)
     if ids.size and held_out.all():
-        raise ValueError("gauge split: every gauge is in validation; keep at least one for training")
+        raise ValueError(
+            "gauge split: every gauge is in validation; keep at least one for training"
+        )
     labels = np.where(held_out, VALIDATION, TRAIN)
     logger.info(
         "gauge split: %d train, %d validation gauges", int((~held_out).sum()), int(held_out.sum())
