@@ -137,3 +137,12 @@ def test_write_lakes_refuses_bad_tables(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="area_km2"):
         lakes.write_lakes(lake_table(area_km2=[-1.0, 1.0]), tmp_path, REACH_IDS)
     assert not (tmp_path / schema.LAKES_FILE).exists()
+
+
+def test_committed_drb_lakes_validate() -> None:
+    root = Path(__file__).resolve().parents[2] / "data" / "01_raw" / "drb"
+    if not (root / schema.LAKES_FILE).exists():
+        pytest.skip("the DRB dataset has no lakes table")
+    reach_ids = io.read_reaches(root / schema.REACHES_FILE)["id"]
+    table = lakes.read_lakes(root, reach_ids)
+    assert table is not None and table["reach_id"].isin(reach_ids).all()
