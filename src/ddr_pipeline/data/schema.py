@@ -32,6 +32,12 @@ OBSERVATIONS_STORE = "observations.zarr"
 FORCINGS_STORE = "forcings.zarr"
 REFERENCE_STORE = "reference_outflow.zarr"
 LAKES_FILE = "lakes.parquet"
+#: Optional hourly companions of the daily stores (a short NWM case has no whole day): same
+#: variables and dims, a regular hourly ``time`` stamped at the END of each hour (NWM valid time).
+LATERAL_INFLOW_HOURLY_STORE = "lateral_inflow_hourly.zarr"
+REFERENCE_HOURLY_STORE = "reference_outflow_hourly.zarr"
+OBSERVATIONS_HOURLY_STORE = "observations_hourly.zarr"
+SECONDS_PER_HOUR = 3600
 
 # --- dimensions and variables --------------------------------------------------------------------
 DIVIDE_DIM = "divide_id"
@@ -648,6 +654,33 @@ def validate_forcings(
         values = out[v].to_numpy()
         _check_cells(out[v], np.isnan(values), DIVIDE_DIM, f"NaN in {v!r}", name)
         _check_cells(out[v], np.isinf(values), DIVIDE_DIM, f"infinite value in {v!r}", name)
+    return out
+
+
+def validate_hourly(
+    ds: xr.Dataset, variable: str, ids: Sequence[object] | np.ndarray, dim: str, name: str
+) -> xr.Dataset:
+    """Validate an hourly companion store (``*_hourly.zarr``); return it ordered like ``ids``.
+
+    ``variable`` must be floating point over ``(dim, time)`` with a strictly increasing, regular
+    hourly ``time``; missing ids raise ``KeyError``; negative or infinite values ``ValueError``
+    naming ids and dates. NaN is kept (a missing value).
+    """
+    _check_vars(ds, [variable], (dim, TIME_DIM), name)
+    t = ds[TIME_DIM].to_numpy()
+    if not np.issubdtype(t.dtype, np.datetime64):
+        raise ValueError(f"{name}: {TIME_DIM!r} must be datetime64, got {t.dtype}")
+    steps = np.diff(t.astype("datetime64[s]").astype(np.int64))
+    if (steps != SECONDS_PER_HOUR).any():
+        bad = t[1:][steps != SECONDS_PER_HOUR]
+        raise ValueError(
+            f"{name}: time is not a regular hourly series at {format_values(bad.astype(str))}"
+        )
+    out = _select_ids(ds[[variable]], dim, np.asarray(ids), name)
+    da = out[variable]
+    values = da.to_numpy()
+    _check_cells(da, values < 0, dim, f"negative {variable}", name)
+    _check_cells(da, np.isinf(values), dim, f"infinite {variable}", name)
     return out
 
 
