@@ -4,6 +4,9 @@ Usage (see docs/datasets/lynker_hydrofabric.md):
   ddr-convert-hydrofabric GPKG [--gauges CSV] [--attributes TABLE|STORE]
       [--lateral-inflow STORE] [--observations STORE] [--forcings STORE] [--start D --end D]
       [--adjacency] [--out data/01_raw/lynker_hydrofabric] [--config conf/lynker_hydrofabric/sources.yml]
+      [--missing-lakes-as-channels] [--lake-nwm-defaults]
+
+The GeoPackage's lake layer (when it has rows) becomes ``lakes.parquet`` (docs/datasets/nwm.md).
 
 Stores are local zarr paths, local Icechunk repositories or ``s3://`` URLs (read anonymously).
 """
@@ -25,6 +28,7 @@ from ddr_pipeline.ingest.cli import (
     write_outputs,
 )
 from ddr_pipeline.ingest.hydrofabric import convert_hydrofabric, divide_to_reach, read_flowpaths
+from ddr_pipeline.ingest.hydrofabric_lakes import hydrofabric_lakes
 
 NAME = "lynker_hydrofabric"
 
@@ -44,6 +48,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--attribute-names",
         type=lambda s: s.split(","),
         help="comma-separated attribute names (default: all)",
+    )
+    parser.add_argument(
+        "--missing-lakes-as-channels",
+        action="store_true",
+        help="route flowpaths in waterbodies the lake layer lacks as channels (default: error)",
+    )
+    parser.add_argument(
+        "--lake-nwm-defaults",
+        action="store_true",
+        help="fill missing lake coefficients/lengths (e.g. Dam_Length) with NWM's defaults",
     )
     add_store_arguments(parser)
     return parse_with_config(parser, argv, required=("gpkg",))
@@ -80,6 +94,13 @@ def main(argv: list[str] | None = None) -> None:
             store=args.attributes,
         )
         tables = replace(tables, attributes=attrs)
+    lake_table = hydrofabric_lakes(
+        args.gpkg,
+        reach_ids,
+        missing="channel" if args.missing_lakes_as_channels else "error",
+        nwm_defaults=args.lake_nwm_defaults,
+    )
+    tables = replace(tables, lakes=lake_table)
     write_outputs(args, tables, divide_map)
 
 

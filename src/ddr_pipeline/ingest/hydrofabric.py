@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyogrio
 import shapely
 
-from ddr_pipeline.data import io, schema
+from ddr_pipeline.data import io, lakes, schema
 from ddr_pipeline.data.schema import normalize_staid
 
 logger = logging.getLogger(__name__)
@@ -62,9 +62,10 @@ class FabricTables:
     reaches: gpd.GeoDataFrame
     gauges: pd.DataFrame
     attributes: pd.DataFrame | None = None
+    lakes: pd.DataFrame | None = None
 
     def write(self, folder: str | Path) -> list[Path]:
-        """Validate and write ``reaches``/``gauges``/``attributes`` (.parquet) into ``folder``."""
+        """Validate and write ``reaches``/``gauges``/``attributes``/``lakes`` (.parquet)."""
         root = Path(folder)
         reaches = gpd.GeoDataFrame(schema.validate_reaches(self.reaches), crs=self.reaches.crs)
         gauges = schema.validate_gauges(self.gauges, reaches["id"].to_numpy())
@@ -74,6 +75,9 @@ class FabricTables:
         if self.attributes is not None:
             paths.append(root / schema.ATTRIBUTES_FILE)
             io.write_table(self.attributes, paths[-1])
+        if self.lakes is not None:
+            lakes.write_lakes(self.lakes, root, reaches["id"].to_numpy())
+            paths.append(root / schema.LAKES_FILE)
         return paths
 
 
