@@ -72,7 +72,7 @@ def flowpath_waterbodies(path: str | Path) -> pd.Series:
     layers = list_layers(path)
     sources = {
         "flowpaths": "flowpaths",
-        "attributes": find_layer(path, ATTRIBUTE_LAYERS, "x", False),
+        "attributes": find_layer(path, ATTRIBUTE_LAYERS, "flowpath attributes", False),
     }
     for kind, column in WATERBODY_COLUMNS:
         layer = sources[kind]
