@@ -138,6 +138,18 @@ ROUTING_PARAMETERS: tuple[str, ...] = tuple(
     s.name for s in PARAMETERS if s.learnable and not s.leakance
 )
 LEAKANCE_PARAMETERS: tuple[str, ...] = tuple(s.name for s in PARAMETERS if s.leakance)
+#: Channel geometry that ``routing.geometry: ddr`` derives from ``p_spatial``, ``q_spatial`` and
+#: the depth each step (DDR's power law): neither learned, nor defaulted, nor routed in that mode.
+DDR_DERIVED_PARAMETERS: tuple[str, ...] = ("top_width", "side_slope")
+
+
+def routed_parameters(geometry: str = "learned", leakance: bool = False) -> tuple[str, ...]:
+    """The parameters the Muskingum-Cunge step reads under ``routing.geometry`` (``learned`` or
+    ``ddr``) and ``use_leakance``: :data:`ROUTING_PARAMETERS` less the derived geometry in ``ddr``
+    mode, plus :data:`LEAKANCE_PARAMETERS` with leakance."""
+    derived = DDR_DERIVED_PARAMETERS if geometry == "ddr" else ()
+    names = tuple(n for n in ROUTING_PARAMETERS if n not in derived)
+    return names + (LEAKANCE_PARAMETERS if leakance else ())
 
 
 def routing_domains() -> dict[str, tuple[float | None, float | None, bool]]:

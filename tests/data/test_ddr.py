@@ -206,7 +206,9 @@ def test_config_mapping(bundle):
     assert training["experiment"]["learning_rate"] == {1: 0.001, 15: 0.0005}
     assert (training["experiment"]["epochs"], training["experiment"]["rho"]) == (30, 90)
     assert training["kan"]["grid"] == 50 and training["kan"]["k"] == 2  # kan_head -> kan
-    assert training["kan"]["learnable_parameters"][:3] == ["n", "q_spatial", "p_spatial"]
+    assert training["kan"]["learnable_parameters"] == ["n", "q_spatial", "p_spatial"]
+    assert training["routing"]["geometry"] == "ddr"  # derived from p_spatial, as DDR does
+    assert "top_width" not in training["params"]["parameter_ranges"]
     assert training["cuda_lstm"] is None
     assert training["params"]["attribute_minimums"]["slope"] == 1.0e-3
     assert converted.sections["evaluation"]["chunk_days"] == 15
@@ -227,7 +229,17 @@ def test_converted_parameters_validate(bundle, tmp_path):
     training["run_name"] = "ddr-juniata-training"
     training["monitoring"]["models_dir"] = str(tmp_path)
     parsed = TrainingConfig.model_validate(training)
-    assert parsed.learned_parameters[:3] == ["n", "q_spatial", "p_spatial"]
+    assert parsed.learned_parameters == ["n", "q_spatial", "p_spatial"]
+    assert parsed.routing.geometry == "ddr"
+
+
+def test_config_learning_geometry_keeps_it_learned(bundle):
+    """A DDR config whose KAN learns top width / side slope (DDR v0.5.1) routes them."""
+    _, config, _ = bundle
+    older = {**config, "kan_head": {**config["kan_head"]}}
+    older["kan_head"]["learnable_parameters"] = ["n", "q_spatial", "top_width", "side_slope"]
+    training = convert_ddr_config(older, "juniata").sections["training"]
+    assert training["routing"]["geometry"] == "learned"
 
 
 def _deep_merge(base: dict, override: dict) -> dict:

@@ -19,7 +19,7 @@ import ddr_pipeline.training.trainer as trainer_module
 from ddr_pipeline.config.training import load_training_config
 from ddr_pipeline.data.containers import GaugeSet
 from ddr_pipeline.models import build_models
-from ddr_pipeline.simulation import FeatureIndex, network_outputs
+from ddr_pipeline.simulation import ConstantParameters, FeatureIndex, network_outputs
 from ddr_pipeline.simulation.batches import build_batch
 from ddr_pipeline.training import (
     NonFiniteLossError,
@@ -151,3 +151,56 @@ def test_training_is_deterministic(make_trainer, tmp_path):
     assert a.history["loss"].tolist() == b.history["loss"].tolist()
     config = load_training_config(params)
     assert build_models(config).state_dict().keys() == a.model.state_dict().keys()
+
+
+def _ddr_geometry_params() -> dict:
+    """DDR's parameterisation: the KAN learns only n, q_spatial, p_spatial; geometry derived."""
+    params = with_changes(twin_training_params(), epochs=1, batch_size=64)
+    params["kan"]["learnable_parameters"] = ["n", "q_spatial", "p_spatial"]
+    params["params"] = {
+        "parameter_ranges": {"n": [0.015, 0.25], "q_spatial": [0.0, 1.0], "p_spatial": [1, 200]},
+        "log_space_parameters": ["p_spatial"],
+        "defaults": {"x": 0.3},
+    }
+    params["routing"] = {"x": "cunge", "celerity": "exact", "geometry": "ddr"}
+    return params
+
+
+def test_ddr_geometry_learns_three_parameters_trains_and_routes(make_trainer, twin):
+    """routing.geometry ddr: no top_width/side_slope anywhere (neither defaults nor outputs);
+    one optimiser step changes the KAN and the trained model routes to finite flows."""
+    inputs, gauges, _, _ = twin
+    trainer = make_trainer(_ddr_geometry_params())
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    result = trainer.fit()
+    assert len(result.history) == 1 and (result.history["status"] == "ok").all()
+    after = result.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    everyone = GaugeSet.from_table(gauges, inputs, None)
+    batch = build_batch(inputs, everyone, list(range(len(everyone))), 0, 20)
+    with torch.no_grad():
+        outputs = network_outputs(result.model, batch.window, trainer.features)
+        physical = result.model.routing_parameters(outputs, batch.network.n_reaches)
+    assert set(physical) == {"n", "q_spatial", "p"}
+    flows = predict(result.model, batch, trainer.features, trainer.routing)
+    assert np.isfinite(flows).all() and (flows > 0).all()
+    stated = ConstantParameters(trainer.config).stated()
+    assert set(stated) == {"n", "q_spatial", "p_spatial"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kan.learnable_parameters": ["n", "q_spatial", "p_spatial", "top_width"]},
+         r"derives \['top_width'\] from p_spatial"),
+        ({"params.observed_geometry": ["side_slope"]}, r"cannot replace the geometry"),
+        ({"params.use_leakance": True}, r"ddr has no leakance"),
+    ],
+)  # fmt: skip
+def test_ddr_geometry_refuses_what_it_would_ignore(change: dict, message: str) -> None:
+    params = _ddr_geometry_params()
+    for key, value in change.items():
+        section, name = key.split(".")
+        params[section][name] = value
+    with pytest.raises(ValueError, match=message):
+        load_training_config(params)

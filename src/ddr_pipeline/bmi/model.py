@@ -34,6 +34,7 @@ from ddr_pipeline.model_store.checkpoints import (
 from ddr_pipeline.model_store.loader import load_model
 from ddr_pipeline.models import LSTMState
 from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.parameter_registry import DDR_DERIVED_PARAMETERS
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,8 @@ class TrainedRouter:
     def parameter_names(self) -> list[str]:
         """Physical parameters handed to the routing (``n``, ``top_width``, ...)."""
         leakance = LEAKANCE_PARAMETERS if self.settings.leakance else ()
-        return [*ROUTING_PARAMETERS, *leakance]
+        derived = DDR_DERIVED_PARAMETERS if self.settings.geometry == "ddr" else ()
+        return [*(p for p in ROUTING_PARAMETERS if p not in derived), *leakance]
 
     def day_parameters(
         self, day: int, state: LSTMState | None

@@ -27,16 +27,17 @@ from pydantic import (
 )
 
 from ddr_pipeline.parameter_registry import (
+    DDR_DERIVED_PARAMETERS,
     DEFAULTABLE_PARAMETERS,
     FLOORS,
     LEAKANCE_PARAMETERS,
     LEARNABLE_PARAMETERS,
     OBSERVABLE_PARAMETERS,
-    ROUTING_PARAMETERS,
     default_log_space,
     default_ranges,
     default_values,
     outside_domain,
+    routed_parameters,
 )
 
 logger = logging.getLogger(__name__)
@@ -586,12 +587,13 @@ class TrainingConfig(_Strict):
             raise ValueError(
                 f"kan.learnable_parameters and cuda_lstm.learnable_parameters overlap: {overlap}"
             )
+        self._check_ddr_geometry()
         missing = [n for n in self.learned_parameters if n not in self.params.parameter_ranges]
         if missing:
             raise ValueError(
                 f"params.parameter_ranges: no range for learnable parameters {missing}"
             )
-        needed = ROUTING_PARAMETERS + (LEAKANCE_PARAMETERS if self.params.use_leakance else ())
+        needed = routed_parameters(self.routing.geometry, self.params.use_leakance)
         unset = [
             n for n in needed if n not in self.learned_parameters and n not in self.params.defaults
         ]
@@ -600,6 +602,31 @@ class TrainingConfig(_Strict):
                 f"params.defaults: parameters {unset} are neither learned nor given a default"
             )
         return self
+
+    def _check_ddr_geometry(self) -> None:
+        """``routing.geometry: ddr`` derives top width and side slope each step: learning them,
+        replacing them by channel data or adding leakance (its bank height needs them) would
+        have no effect or no meaning, so each is refused by name."""
+        if self.routing.geometry != "ddr":
+            return
+        learned = [n for n in self.learned_parameters if n in DDR_DERIVED_PARAMETERS]
+        if learned:
+            raise ValueError(
+                f"routing.geometry: ddr derives {learned} from p_spatial and the depth each "
+                "step: remove them from the learnable_parameters (DDR learns n, q_spatial, "
+                "p_spatial)"
+            )
+        observed = [n for n in self.params.observed_geometry if n in DDR_DERIVED_PARAMETERS]
+        if observed:
+            raise ValueError(
+                f"params.observed_geometry: {observed} cannot replace the geometry that "
+                "routing.geometry: ddr derives each step"
+            )
+        if self.params.use_leakance:
+            raise ValueError(
+                "params.use_leakance: routing.geometry: ddr has no leakance (its bank height "
+                "needs a static top width and side slope)"
+            )
 
     @property
     def learned_parameters(self) -> list[str]:

@@ -7,7 +7,8 @@ end_time`` -> ``periods.test``, ``experiment.*`` -> ``training.experiment.*``
 ``data_processing.attributes``), ``params.*`` -> ``training.params.*``, ``seed`` ->
 ``training.experiment.seed``, ``testing.batch_size`` (days per inference batch) ->
 ``evaluation.chunk_days``. DDR since PR #192 routes with the trapezoid-exact celerity, Cunge X
-and the L1 loss, so those are set too. Keys with no equivalent are returned with the reason.
+and the L1 loss, and derives top width and side slope from ``p_spatial`` (``routing.geometry:
+ddr`` when the KAN learns neither), so those are set too. Keys with no equivalent are returned with the reason.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from ddr_pipeline.parameter_registry import BY_NAME, LEARNABLE_PARAMETERS
+from ddr_pipeline.parameter_registry import LEARNABLE_PARAMETERS
 
 #: DDR keys the converter consumes itself (not parameters).
 CONSUMED = {
@@ -52,7 +53,7 @@ EXPERIMENT_KEYS = {
     "learning_rate": "learning_rate",
     "grad_clip_max_norm": "grad_clip_norm",
 }
-#: Channel geometry the project takes from data or learns (DDR derives it from p_spatial).
+#: Channel geometry DDR (after v0.5.1) derives from p_spatial: learning it means geometry learned.
 GEOMETRY = ("top_width", "side_slope")
 PARAMS_KEYS = ("parameter_ranges", "log_space_parameters", "defaults", "attribute_minimums")
 
@@ -123,13 +124,12 @@ def _kan(config: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     raise DdrConfigError("DDR config: no kan (DDR) or kan_head (ddrs) block")
 
 
-def _learn_missing_geometry(kan: dict[str, Any]) -> list[str]:
-    """Add ``top_width`` / ``side_slope`` to a DDR KAN's learnable list when it learns neither
-    (DDR derives them from ``p_spatial``); return what was added."""
-    learned = list(kan.get("learnable_parameters", []))
-    added = [] if "top_width" in learned or "side_slope" in learned else list(GEOMETRY)
-    kan["learnable_parameters"] = learned + added
-    return added
+def _geometry(kan: Mapping[str, Any]) -> str:
+    """``routing.geometry`` of a DDR KAN: ``ddr`` (top width and side slope derived from
+    ``p_spatial`` and the depth each step, as DDR does) unless it learns either of them
+    (DDR v0.5.1 and earlier: ``learned``)."""
+    learned = set(kan.get("learnable_parameters", []))
+    return "learned" if learned & set(GEOMETRY) else "ddr"
 
 
 def _device(value: object) -> str:
@@ -158,8 +158,8 @@ def _training(config: Mapping[str, Any], name: str, unmapped: dict[str, str]) ->
         unmapped[f"{kan_key}.{extra}"] = "no KAN option of that name"
     out["cuda_lstm"] = None
     out["params"] = _params(config.get("params", {}) or {}, unmapped)
-    _add_geometry(out, kan_key, unmapped)
-    out["routing"] = {"x": "cunge", "celerity": "exact"}  # DDR >= PR #192, no flag there
+    # DDR >= PR #192 (no flag there): Cunge X, exact celerity, geometry from p_spatial
+    out["routing"] = {"x": "cunge", "celerity": "exact", "geometry": _geometry(out["kan"])}
     tau = (config.get("params", {}) or {}).get("tau")
     if tau is not None:
         out["routing"]["output_shift_hours"] = output_shift_of_tau(int(tau))
@@ -180,23 +180,6 @@ def output_shift_of_tau(tau: int) -> int:
     if not 0 <= tau < 24:
         raise ValueError(f"params.tau must be in [0, 24) hours (ddrs' convention), got {tau}")
     return tau - 1
-
-
-def _add_geometry(training: dict[str, Any], kan_key: str, unmapped: dict[str, str]) -> None:
-    """Learn the geometry DDR derives from p_spatial (log space as in the registry); report it."""
-    geometry = _learn_missing_geometry(training["kan"])
-    if not geometry:
-        return
-    params = training["params"]
-    log_space = params.setdefault("log_space_parameters", [])
-    log_space.extend(g for g in geometry if BY_NAME[g].log_space and g not in log_space)
-    ranges = params.setdefault("parameter_ranges", {})
-    for name in geometry:
-        ranges.setdefault(name, [float(v) for v in BY_NAME[name].default_range])
-    unmapped[f"{kan_key}.learnable_parameters"] = (
-        f"the project does not derive {' / '.join(geometry)} from p_spatial yet (issue 22): "
-        "learned as well (the registry's ranges, log space)"
-    )
 
 
 def _params(params: Mapping[str, Any], unmapped: dict[str, str]) -> dict[str, Any]:

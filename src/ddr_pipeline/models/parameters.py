@@ -9,15 +9,16 @@ import torch
 
 from ddr_pipeline.config.training import ParamsConfig
 from ddr_pipeline.parameter_registry import (
-    LEAKANCE_PARAMETERS,
     OBSERVABLE_PARAMETERS,
     ROUTING_KEYS,
+    routed_parameters,
 )
 
 #: log10 of 1 in/h in m/s: converts Cosby et al. (1984) Ks to SI.
 LOG10_INCH_PER_HOUR = math.log10(7.056e-6)
 #: Riverbed thickness b (m) in K_D = Ks / b.
 RIVERBED_THICKNESS_M = 1.0
+
 
 def denormalize(
     normalized: torch.Tensor, low: float, high: float, log_space: bool = False
@@ -101,6 +102,7 @@ def routing_parameters(
     *,
     ptf_inputs: Mapping[str, torch.Tensor] | None = None,
     observed: Mapping[str, torch.Tensor] | None = None,
+    geometry: str = "learned",
 ) -> dict[str, torch.Tensor]:
     """Physical ``params`` for ``muskingum_cunge`` from normalised network outputs.
 
@@ -110,7 +112,8 @@ def routing_parameters(
     ``K_D_delta`` and the Cosby PTF or the prior Ks) and ``d_gw``. Daily entries stay
     ``(T_days, N)``: the caller repeats them to the routing step. ``ptf_inputs`` holds the raw
     sand/clay % columns named in the config; ``observed`` maps parameter name -> ``(N,)`` channel
-    data (NaN = not observed), used where finite.
+    data (NaN = not observed), used where finite. With ``geometry="ddr"`` (``routing.geometry``)
+    ``top_width`` and ``side_slope`` are derived by the routing step and not returned.
     """
     overlap = sorted(set(static) & set(daily))
     if overlap:
@@ -123,14 +126,14 @@ def routing_parameters(
                 f"n_reaches={n_reaches}"
             )
     like = next(iter(physical.values()), None)
-    needed = list(ROUTING_KEYS) + (list(LEAKANCE_PARAMETERS) if params.use_leakance else [])
+    needed = routed_parameters(geometry, params.use_leakance)
     for name in needed:
         if name not in physical:
             if name not in params.defaults:
                 raise KeyError(f"parameter {name!r} is neither learned nor in params.defaults")
             physical[name] = _constant(params.defaults[name], n_reaches, like)
     _apply_observed(physical, params, observed)
-    result = {key: physical[name] for name, key in ROUTING_KEYS.items()}
+    result = {key: physical[name] for name, key in ROUTING_KEYS.items() if name in needed}
     if params.use_leakance:
         result["K_D"] = riverbed_conductance(physical["K_D_delta"], _log10_ks(params, ptf_inputs))
         result["d_gw"] = physical["d_gw"]

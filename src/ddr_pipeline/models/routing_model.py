@@ -31,12 +31,17 @@ class RoutingModel(nn.Module):
     """KAN (static parameters) + optional LSTM (daily parameters) + parameter mapping."""
 
     def __init__(
-        self, kan: StaticParameterKAN, lstm: DailyParameterLSTM | None, params: ParamsConfig
+        self,
+        kan: StaticParameterKAN,
+        lstm: DailyParameterLSTM | None,
+        params: ParamsConfig,
+        geometry: str = "learned",
     ) -> None:
         super().__init__()
         self.kan = kan
         self.lstm = lstm
         self.params = params
+        self.geometry = geometry  # routing.geometry: "ddr" routes no top_width / side_slope
 
     @property
     def learned_parameters(self) -> list[str]:
@@ -78,6 +83,7 @@ class RoutingModel(nn.Module):
             n_reaches,
             ptf_inputs=ptf_inputs,
             observed=observed,
+            geometry=self.geometry,
         )
 
     def describe(self, outputs: NetworkOutputs) -> dict[str, float]:
@@ -126,4 +132,4 @@ def build_models(
             seed=seed + 1000,
             sequence_groups=cfg.cuda_lstm.sequence_groups,
         )
-    return RoutingModel(kan, lstm, cfg.params)
+    return RoutingModel(kan, lstm, cfg.params, cfg.routing.geometry)

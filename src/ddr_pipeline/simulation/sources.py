@@ -22,7 +22,7 @@ from ddr_pipeline.models import (
     denormalize,
     routing_parameters,
 )
-from ddr_pipeline.parameter_registry import ROUTING_PARAMETERS
+from ddr_pipeline.parameter_registry import routed_parameters
 from ddr_pipeline.simulation.problem import WindowInputs
 
 
@@ -165,6 +165,7 @@ class ConstantParameters:
         attribute_names: Sequence[str] | None = None,
     ) -> None:
         self.params: ParamsConfig = config.params
+        self.geometry = config.routing.geometry
         if ptf_names(self.params) and attribute_names is None:
             raise ValueError(
                 f"the Cosby PTF needs the raw attributes {ptf_names(self.params)}: "
@@ -196,7 +197,7 @@ class ConstantParameters:
         for name in self._learned:
             source = "configured" if name in self._given else "mid-range"
             out[name] = f"{self.values[name]:.6g} ({source})"
-        for name in ROUTING_PARAMETERS:
+        for name in routed_parameters(self.geometry):
             if name not in out and name in self.params.defaults:
                 out[name] = f"{self.params.defaults[name]:.6g} (default)"
         if self.params.use_leakance and self.ptf:
@@ -224,5 +225,6 @@ class ConstantParameters:
             n,
             ptf_inputs=_ptf_inputs(window, self.ptf),
             observed=window.observed_geometry or None,
+            geometry=self.geometry,
         )
         return ParameterStep(physical)
