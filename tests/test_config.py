@@ -123,6 +123,17 @@ def test_learning_rate_table_keys(base: dict, table: dict, expected: str) -> Non
     assert f"training.experiment.learning_rate: {expected}" in _error(params)
 
 
+def test_weight_decay_needs_adamw(base: dict) -> None:
+    params = copy.deepcopy(base)
+    params["experiment"]["weight_decay"] = 0.1
+    expected = "training.experiment: weight_decay 0.1 needs optimizer adamw, got 'adam'"
+    assert expected in _error(params)
+    params["experiment"]["optimizer"] = "adamw"
+    assert load_training_config(params).experiment.weight_decay == 0.1
+    params["experiment"]["weight_decay"] = -0.1
+    assert "training.experiment.weight_decay" in _error(params)
+
+
 def test_device_and_warmup(base: dict) -> None:
     params = copy.deepcopy(base)
     params["experiment"]["device"] = "gpu0"

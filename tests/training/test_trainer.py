@@ -107,6 +107,23 @@ def test_consecutive_nonfinite_steps_abort(make_trainer, monkeypatch):
         make_trainer(params).fit()
 
 
+def test_adamw_shrinks_weights_by_lr_times_decay(make_trainer):
+    """adamw decays every weight by lr x weight_decay per step, on top of Adam's update."""
+    plain = make_trainer(with_changes(full_training_params(), epochs=1))
+    decayed = make_trainer(
+        with_changes(full_training_params(), epochs=1, optimizer="adamw", weight_decay=0.5)
+    )
+    assert type(plain.optimizer) is torch.optim.Adam
+    assert type(decayed.optimizer) is torch.optim.AdamW
+    assert decayed.optimizer.param_groups[0]["weight_decay"] == 0.5
+    weight = next(decayed.model.parameters())
+    before = weight.detach().clone()
+    weight.grad = torch.zeros_like(weight)  # zero gradient: only the decay moves the weight
+    decayed.optimizer.step()
+    lr = decayed.optimizer.param_groups[0]["lr"]
+    torch.testing.assert_close(weight.detach(), before * (1 - lr * 0.5))
+
+
 def test_learning_rate_table_and_monitoring(make_trainer):
     monitor = RecordingMonitor()
     result = make_trainer(full_training_params(), monitor=monitor).fit()

@@ -178,7 +178,21 @@ class ExperimentConfig(_Strict):
     validation_every: PositiveInt | None = Field(
         None, description="Evaluate validation gauges every this many mini-batches (null = never)."
     )
-    optimizer: Literal["adam"] = Field("adam", description="Optimiser (Adam over both networks).")
+    optimizer: Literal["adam", "adamw"] = Field(
+        "adam",
+        description=(
+            "Optimiser over both networks: adam, or adamw (Adam with decoupled weight decay, "
+            "which shrinks every weight by lr x weight_decay per step)."
+        ),
+    )
+    weight_decay: float = Field(
+        0.0,
+        ge=0.0,
+        description=(
+            "Decoupled weight decay of adamw (0 = none). Non-zero needs optimizer adamw: Adam's "
+            "L2 penalty is rescaled by its adaptive step and does not shrink weights uniformly."
+        ),
+    )
     threads: PositiveInt | None = Field(
         1,
         description=(
@@ -215,6 +229,14 @@ class ExperimentConfig(_Strict):
         if not _DEVICE_PATTERN.match(device):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
         return device
+
+    @model_validator(mode="after")
+    def _decay_needs_adamw(self) -> ExperimentConfig:
+        if self.weight_decay > 0 and self.optimizer != "adamw":
+            raise ValueError(
+                f"weight_decay {self.weight_decay} needs optimizer adamw, got {self.optimizer!r}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _warmup_inside_window(self) -> ExperimentConfig:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ddr_pipeline.config.training import TrainingConfig
+from ddr_pipeline.config.training import ExperimentConfig, TrainingConfig
 from ddr_pipeline.data.batch_plan import BatchPlan, PlannedBatch, plan_experiment
 from ddr_pipeline.data.containers import GaugeSet, ModelInputs
 from ddr_pipeline.data.provenance import provenance_record
@@ -129,6 +129,14 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def build_optimizer(model: torch.nn.Module, exp: ExperimentConfig) -> torch.optim.Optimizer:
+    """The configured optimiser over every network weight, at the learning rate of epoch 1."""
+    lr = exp.learning_rate_for_epoch(1)
+    if exp.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=exp.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=lr)
+
+
 @dataclass
 class TrainingResult:
     """What :meth:`Trainer.fit` returns."""
@@ -210,9 +218,7 @@ class Trainer:
         )
         self.sampler = ShardedBatchSampler(train_gauges, inputs.network, self.ranks.world_size)
         self.model.to(self.device)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=self.exp.learning_rate_for_epoch(1)
-        )
+        self.optimizer = build_optimizer(self.model, self.exp)
         self.position = _Position()
         self.history: list[dict[str, Any]] = []
         self.checkpoints: list[Path] = []
