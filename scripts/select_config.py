@@ -89,6 +89,8 @@ def select(grid: dict[str, Any], data_dir: Path, out: Path, seeds: list[int] | N
         path = out / f"selection_runs_seed{seed}.csv"
         if path.exists():
             rows += pd.read_csv(path, dtype={"candidate": str}).to_dict(orient="records")
+    # Only this grid's candidates count (an --out folder can hold rows of an earlier grid).
+    rows = [r for r in rows if r["candidate"] in grid["candidates"]]
     if len(rows) < len(grid["seeds"]) * len(grid["candidates"]):
         logger.info("%d of %d runs done: the choice is made when all seeds are done", len(rows),
                     len(grid["seeds"]) * len(grid["candidates"]))  # fmt: skip

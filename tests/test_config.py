@@ -26,6 +26,20 @@ def base() -> dict:
     return _params("base")
 
 
+@pytest.fixture(scope="module")
+def lstm(base: dict) -> dict:
+    """The base with the LSTM learning a daily n (as the merit environment keeps it)."""
+    params = copy.deepcopy(base)
+    params["kan"]["learnable_parameters"] = ["q_spatial", "top_width", "side_slope"]
+    params["cuda_lstm"] = {
+        "hidden_size": 32,
+        "forcing_var_names": ["P", "PET", "Temp"],
+        "input_var_names": list(base["kan"]["input_var_names"]),
+        "learnable_parameters": ["n"],
+    }
+    return params
+
+
 def _error(params: dict) -> str:
     with pytest.raises(ConfigError) as info:
         load_training_config(params)
@@ -36,12 +50,14 @@ def test_base_and_test_yaml_validate(base: dict) -> None:
     cfg = load_training_config(base)
     assert cfg.geodataset == "drb"
     assert cfg.run_name == "ddr-drb-training"
-    assert cfg.kan.learnable_parameters == ["q_spatial", "top_width", "side_slope"]
-    assert cfg.cuda_lstm is not None and cfg.cuda_lstm.learnable_parameters == ["n"]
-    assert not cfg.params.use_leakance  # chosen by the 1979 selection (docs/results.md)
+    # KAN-only model with a static n, leakance off: chosen by the 1979 selection (docs/results.md)
+    assert cfg.kan.learnable_parameters == ["n", "q_spatial", "top_width", "side_slope"]
+    assert cfg.cuda_lstm is None
+    assert not cfg.params.use_leakance
     assert cfg.routing.x == "data" and cfg.routing.celerity == "wide_rectangle"
     ci = load_training_config(_params("test"))
     assert ci.experiment.epochs == 1
+    assert ci.cuda_lstm is None  # the demo's model, shrunk
     assert ci.kan.hidden_size < cfg.kan.hidden_size
     assert ci.kan.input_var_names == cfg.kan.input_var_names  # overlay keeps base inputs
 
@@ -66,8 +82,8 @@ def test_missing_range_is_named(base: dict) -> None:
     assert "['n']" in message
 
 
-def test_overlap_between_networks(base: dict) -> None:
-    params = copy.deepcopy(base)
+def test_overlap_between_networks(lstm: dict) -> None:
+    params = copy.deepcopy(lstm)
     params["kan"]["learnable_parameters"] = ["q_spatial", "n"]
     assert "overlap: ['n']" in _error(params)
 
@@ -88,14 +104,14 @@ def test_range_validation(base: dict, ranges: dict, expected: str) -> None:
     assert expected in _error(params)
 
 
-def test_unknown_learnable_rejected(base: dict) -> None:
-    params = copy.deepcopy(base)
+def test_unknown_learnable_rejected(lstm: dict) -> None:
+    params = copy.deepcopy(lstm)
     params["cuda_lstm"]["learnable_parameters"] = ["manning"]
     assert "training.cuda_lstm.learnable_parameters: unknown parameter names" in _error(params)
 
 
-def test_unlearned_parameter_needs_default(base: dict) -> None:
-    params = copy.deepcopy(base)
+def test_unlearned_parameter_needs_default(lstm: dict) -> None:
+    params = copy.deepcopy(lstm)
     params["cuda_lstm"]["learnable_parameters"] = ["d_gw"]
     assert "['n'] are neither learned nor given a default" in _error(params)
     params["params"]["defaults"]["n"] = 0.035
@@ -146,7 +162,7 @@ def test_device_and_warmup(base: dict) -> None:
 def test_flat_dict_is_scalar(base: dict) -> None:
     flat = load_training_config(base).to_flat_dict()
     assert flat["kan.grid"] == base["kan"]["grid"]
-    assert flat["kan.learnable_parameters"] == "q_spatial,top_width,side_slope"
+    assert flat["kan.learnable_parameters"] == "n,q_spatial,top_width,side_slope"
     assert all(not isinstance(value, (list, dict)) for value in flat.values())
 
 
@@ -181,9 +197,9 @@ def test_demo_narrows_leakance_range_documented_deviation(base: dict) -> None:
     assert tuple(cfg.params.parameter_ranges["K_D_delta"]) == (-5.0, -1.0)
 
 
-def test_lstm_sequence_groups_validated(base: dict) -> None:
-    assert load_training_config(base).cuda_lstm.sequence_groups is None
-    params = copy.deepcopy(base)
+def test_lstm_sequence_groups_validated(lstm: dict) -> None:
+    assert load_training_config(lstm).cuda_lstm.sequence_groups is None
+    params = copy.deepcopy(lstm)
     params["cuda_lstm"]["sequence_groups"] = 0
     assert "training.cuda_lstm.sequence_groups: Input should be greater than 0" in _error(params)
     params["cuda_lstm"]["sequence_groups"] = 32
