@@ -28,6 +28,13 @@ from ddr_pipeline.routing._nudge import NO_DA
 from ddr_pipeline.routing._physics import LIM_QMIN, N_CB
 from ddr_pipeline.routing._scheduler import run_tasks
 
+#: The kernels' ``lk`` tuple without lakes (``_mc_kernels._lake_forward``: lake of each
+#: position, parameters, (nwm, substeps), elevations, inflows, outflows).
+_NO_LAKES = (np.empty(0, np.int64), np.empty((0, 9)), np.zeros(2, np.int64), np.empty((0, 0)),
+             np.empty((0, 0)), np.empty((0, 0)))  # fmt: skip
+_NO_LAKE_ADJOINT = (np.empty(0, np.float64), np.empty((0, 0), np.float64),
+                    np.empty((0, 9), np.float64))  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -89,12 +96,13 @@ def forward(  # noqa: PLR0913, PLR0917 (the kernel contract)
     net: RiverNetwork, qlat: np.ndarray, substeps: int, q0: np.ndarray, hot: bool,
     params: tuple, prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, traj: np.ndarray,
     traj_user: bool, every: int, obs_pos: np.ndarray, means: np.ndarray, clamp: np.ndarray,
-    threads: int, da: tuple | None = None,
+    threads: int, da: tuple | None = None, lk: tuple | None = None,
 ) -> ForwardRecord:  # fmt: skip
     """Route ``qlat`` (``_mc_kernels`` contract): states into ``traj`` (user columns if
     ``traj_user``, else positions), interval means at ``obs_pos`` into ``means``, floor volume
     per reach (user columns) into ``clamp``; ``da``: the nudging arrays of
-    ``_mc_kernels._assimilate`` (None: off)."""
+    ``_mc_kernels._assimilate`` (None: off); ``lk``: the lakes of ``_mc_kernels._lake_forward``
+    (None: none; row 0 of its elevations set by the caller, the other rows filled here)."""
     n_rows, n_r = qlat.shape
     n_t = n_rows * substeps
     per_step = traj_user or (n_t > 1 and (substeps == 1 or bool(np.any(prow == 1))))
@@ -107,13 +115,14 @@ def forward(  # noqa: PLR0913, PLR0917 (the kernel contract)
     cb, coef = np.empty((n_r, N_CB), np.float64), np.empty((n_r, 5), np.float64)
     macc, clamp_pos = np.zeros(obs_pos.size, np.float64), np.zeros(n_r, np.float64)
     da = NO_DA if da is None else da
-    init_forward(qlat, q0, hot, lim, topo, karr, state, traj, traj_user, bnd)
+    lk = _NO_LAKES if lk is None else lk
+    init_forward(qlat, q0, hot, lim, topo, karr, state, traj, traj_user, bnd, lk[0])
 
     def run(b: int, q: int) -> None:
         t0 = q * lay.chunk
         forward_task(b, t0, min(t0 + lay.chunk, n_t), qlat, substeps, params, prow, dt, leak,
                      lim, topo, karr, obs, state, cb, coef, bnd, traj, traj_user, every, means,
-                     macc, clamp_pos, da)  # fmt: skip
+                     macc, clamp_pos, da, lk)  # fmt: skip
 
     n_chunks = -(-n_t // lay.chunk)
     run_tasks(run, plan.n_blocks, n_chunks, plan.up_ptr, plan.down_ptr, plan.down_blocks,
@@ -128,10 +137,13 @@ def backward(  # noqa: PLR0913, PLR0917 (the kernel contract)
     qlat: np.ndarray,
     substeps: int, q0: np.ndarray, hot: bool, params: tuple, prow: np.ndarray, dt: float,
     leak: bool, lim: np.ndarray, gqlat: np.ndarray, gparams: tuple, gq0: np.ndarray,
+    lk: tuple | None = None, lka: tuple | None = None,
 ) -> None:  # fmt: skip
     """Adjoint of :func:`forward` (``_mc_kernels`` contract) with the forward's layout: dL/dqlat
     into ``gqlat`` ((0, N) when not wanted), parameter gradients into ``gparams``, dL/dq0 into
-    ``gq0`` (untouched when ``hot``)."""
+    ``gq0`` (untouched when ``hot``). Lakes: the forward's ``lk`` and ``lka = (λ_H, dense
+    gradient of the elevations, parameter gradients)`` of ``_mc_kernels._lake_adjoint``
+    (λ_H holds dL/dH_T on entry, dL/dH_0 on return)."""
     n_rows, n_r = qlat.shape
     n_t = n_rows * substeps
     lay = record.layout
@@ -151,6 +163,8 @@ def backward(  # noqa: PLR0913, PLR0917 (the kernel contract)
            np.empty((m, N_CB), np.float64), np.empty((m, 5), np.float64))  # fmt: skip
     state = np.empty((2, n_r + n_s), dtype)
     lam = np.empty((2, n_r), np.float64)
+    lk = _NO_LAKES if lk is None else lk
+    lka = _NO_LAKE_ADJOINT if lka is None else lka
     init_backward(gdense, gmeans, obs_pos, gfinal, traj, traj_user, n_t, substeps, topo[0], state,
                   lam)  # fmt: skip
     n_chunks = -(-n_t // chunk)
@@ -159,9 +173,9 @@ def backward(  # noqa: PLR0913, PLR0917 (the kernel contract)
         c = n_chunks - 1 - q
         backward_task(b, c * chunk, min((c + 1) * chunk, n_t), gdense, gmeans, obs, traj,
                       traj_user, every, qlat, substeps, params, prow, dt, leak, lim, topo, karr, record.bnd,
-                      state, lam, work, adj, rec, gqlat, gparams)  # fmt: skip
+                      state, lam, work, adj, rec, gqlat, gparams, lk, lka)  # fmt: skip
 
     run_tasks(run, plan.n_blocks, n_chunks, plan.down_ptr, plan.up_ptr, plan.up_blocks,
               lay.threads, reverse=True)  # fmt: skip
     finish_backward(lam[0], work[5], work[6], qlat, q0, hot, prow, lim[LIM_QMIN], topo[0],
-                    topo[1], gqlat, gparams, gq0)  # fmt: skip
+                    topo[1], gqlat, gparams, gq0, lk[0])  # fmt: skip

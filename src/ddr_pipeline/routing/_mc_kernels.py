@@ -24,6 +24,12 @@ Kernel input contract (shared with any other backend of ``muskingum_cunge``):
   memory O(N·T/every + N·every)) — every value and gradient is bitwise the same as ``every = 1``.
 * Optional streamflow nudging (forward only, ``da`` tuple of :func:`_assimilate`): a gauged
   reach's Q_{t+1} is nudged right after its update, before the reaches downstream read it.
+* Optional level-pool lakes (``lk`` tuple of :func:`_lake_forward`; ``_levelpool``): a lake
+  reach's Q_{t+1} is its lake's outflow (not floored at Q_min) from the elevation H_t and the
+  inflows I_t = Σ_up Q_t + Q′, I_{t+1} = Σ_up Q_{t+1} + Q′; the forward stores H (T+1, L) in
+  float64 for the adjoint, which carries λ_H per lake in reverse time (:func:`_lake_adjoint`)
+  and sends dL/dI_t, dL/dI_{t+1} to the upstream reaches as C2·ν and C1·ν are sent for a channel.
+  A lake belongs to the block of its reach: no other task reads or writes its entries.
 * Gradients are written in the storage dtype: ``gqlat`` (R, N) (or (0, N) when not wanted),
   ``gparams`` (rows, N) per parameter ((0, N) when not wanted), sums over the steps of a row
   accumulated in float64.
@@ -50,6 +56,7 @@ from __future__ import annotations
 import numpy as np
 
 from ddr_pipeline.routing._jit import njit
+from ddr_pipeline.routing._levelpool import SUBSTEPS_MAX, lake_step, lake_step_vjp
 from ddr_pipeline.routing._nudge import nudge_value
 from ddr_pipeline.routing._physics import (
     LIM_CEL_EXACT,
@@ -125,15 +132,19 @@ def hot_start(qlat0: np.ndarray, order: np.ndarray, down: np.ndarray) -> np.ndar
 @njit(error_model="numpy")
 def _initial_row(  # noqa: PLR0917 (compiled kernel / autograd signature)
     qlat: np.ndarray, q0: np.ndarray, hot: bool, qmin: float, order: np.ndarray, down: np.ndarray,
-    row: np.ndarray,
+    row: np.ndarray, lake_of: np.ndarray,
 ) -> None:  # fmt: skip
+    """Q_0 by position: the hot start or the given state, floored at Q_min (a given lake
+    outflow is not floored: a call continuing another reads the outflow it ended with)."""
     if hot:
         acc = hot_start(qlat[0], order, down)
         for k in range(order.size):
             row[k] = max(acc[k], qmin)
     else:
+        lakes = lake_of.size > 0
         for k in range(order.size):
-            row[k] = max(q0[order[k]], qmin)
+            q = q0[order[k]]
+            row[k] = q if lakes and lake_of[k] >= 0 else max(q, qmin)
 
 
 @njit(error_model="numpy", inline="always")
@@ -226,14 +237,15 @@ def _block_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     b: int, t: int, cur: np.ndarray, nxt: np.ndarray, cb: np.ndarray, coef: np.ndarray,
     mode: int, qlat: np.ndarray, substeps: int, params: tuple, prow: np.ndarray, dt: float,
     leak: bool, lim: np.ndarray, topo: tuple, plan: tuple, bnd: np.ndarray,
-    clamp_pos: np.ndarray, dst: np.ndarray, dst_row: int, dst_user: bool, da: tuple,
+    clamp_pos: np.ndarray, dst: np.ndarray, dst_row: int, dst_user: bool, da: tuple, lk: tuple,
 ) -> None:  # fmt: skip
     """Step t of block b: Q_t (``cur``, positions + ghosts) -> Q_{t+1} (``nxt``); ``cb`` is
     refreshed per ``mode``. Adds the floor volume to ``clamp_pos`` (by position; empty to
     skip), nudges gauged reaches toward their observations (``da``, :func:`_assimilate`; off
     when its first array is empty) before their downstream reaches read them, and stores
     Q_{t+1} in ``dst[dst_row]`` when ``dst_row >= 0`` (user columns if ``dst_user``, else
-    positions)."""
+    positions). A lake reach (``lk``, :func:`_lake_forward`; none when its first array is
+    empty) takes its level-pool outflow instead of the Muskingum–Cunge update."""
     order, up_ptr = topo[0], topo[2]
     lo, hi = plan[0][b], plan[0][b + 1]
     xup_idx = plan[1]
@@ -242,16 +254,20 @@ def _block_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     _load_ghosts(b, t, cur, nxt, bnd, plan)
     track = clamp_pos.size > 0
     nudged = da[0].size > 0
+    lakes = lk[0].size > 0
     r = t // substeps
     for k in range(lo, hi):
         i = order[k]
         usum, vsum = upstream_sums(cur, nxt, up_ptr, xup_idx, k)
-        y = _unfloored_update(coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4],
-                              float(cur[k]), float(qlat[r, i]), usum, vsum, leak)[0]  # fmt: skip
-        if y < qmin:
-            if track:
-                clamp_pos[k] += (qmin - y) * dt
-            y = qmin
+        if lakes and lk[0][k] >= 0:
+            y = _lake_forward(lk, lk[0][k], t, usum, vsum, float(qlat[r, i]), dt)
+        else:
+            y = _unfloored_update(coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4],
+                                  float(cur[k]), float(qlat[r, i]), usum, vsum, leak)[0]  # fmt: skip
+            if y < qmin:
+                if track:
+                    clamp_pos[k] += (qmin - y) * dt
+                y = qmin
         if nudged and da[0][k] >= 0:
             y = _assimilate(da, da[0][k], t, y, dt, qmin)
         nxt[k] = y
@@ -260,6 +276,31 @@ def _block_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
                 dst[dst_row, i] = nxt[k]
             else:
                 dst[dst_row, k] = nxt[k]
+
+
+@njit(error_model="numpy", inline="always")
+def _lake_par(lpar: np.ndarray, lake: int) -> tuple:
+    """The nine parameters of a lake as a tuple (``_levelpool`` order)."""
+    return (lpar[lake, 0], lpar[lake, 1], lpar[lake, 2], lpar[lake, 3], lpar[lake, 4],
+            lpar[lake, 5], lpar[lake, 6], lpar[lake, 7], lpar[lake, 8])  # fmt: skip
+
+
+@njit(error_model="numpy")
+def _lake_forward(  # noqa: PLR0917 (compiled kernel signature)
+    lk: tuple, lake: int, t: int, usum: float, vsum: float, ql: float, dt: float
+) -> float:
+    """Level-pool step t of ``lake`` (``_levelpool.lake_step``) with inflow I_t = Σ_up Q_t + Q′
+    and I_{t+1} = Σ_up Q_{t+1} + Q′: stores H_{t+1}, the step-mean inflow and the outflow,
+    returns the outflow. ``lk = (lake_of, params (L, 9), (nwm, substeps), H (T+1, L), inflow
+    (T, L), outflow (T, L))``; each lake is read and written by the block that owns its reach
+    only."""
+    lpar, cfg, hh, lin, lout = lk[1], lk[2], lk[3], lk[4], lk[5]
+    i0, i1 = usum + ql, vsum + ql
+    h1, out, _ = lake_step(hh[t, lake], i0, i1, dt, _lake_par(lpar, lake), cfg[0] != 0, cfg[1])
+    hh[t + 1, lake] = h1
+    lin[t, lake] = 0.5 * (i0 + i1)
+    lout[t, lake] = out
+    return out
 
 
 @njit(error_model="numpy", inline="always")
@@ -305,14 +346,14 @@ def _block_means(  # noqa: PLR0917 (compiled kernel signature)
 @njit(error_model="numpy")
 def init_forward(  # noqa: PLR0917 (compiled kernel signature)
     qlat: np.ndarray, q0: np.ndarray, hot: bool, lim: np.ndarray, topo: tuple, plan: tuple,
-    state: np.ndarray, traj: np.ndarray, traj_user: bool, bnd: np.ndarray,
+    state: np.ndarray, traj: np.ndarray, traj_user: bool, bnd: np.ndarray, lake_of: np.ndarray,
 ) -> None:  # fmt: skip
     """Initial state (given or hot start, floored) into ``state[0]``, ``traj[0]`` (user columns
     if ``traj_user``, else positions) and ``bnd[0]``."""
     order, down = topo[0], topo[1]
     src_pos = plan[2]
     row = state[0]
-    _initial_row(qlat, q0, hot, lim[LIM_QMIN], order, down, row)
+    _initial_row(qlat, q0, hot, lim[LIM_QMIN], order, down, row, lake_of)
     for k in range(order.size):
         traj[0, order[k] if traj_user else k] = row[k]
     for s in range(src_pos.size):
@@ -325,19 +366,20 @@ def forward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     dt: float, leak: bool, lim: np.ndarray, topo: tuple, plan: tuple, obs: tuple,
     state: np.ndarray, cb: np.ndarray, coef: np.ndarray, bnd: np.ndarray, traj: np.ndarray,
     traj_user: bool, every: int, means: np.ndarray, macc: np.ndarray, clamp_pos: np.ndarray,
-    da: tuple,
+    da: tuple, lk: tuple,
 ) -> None:  # fmt: skip
     """Route block b over steps ``t0 … t1 − 1`` (module docstring: contract). ``state`` (2, N+S)
     holds Q_t of step t in row t mod 2; publishes the block's sources in ``bnd``, stores the
     trajectory rows, the means of its observed reaches and its floor volume; ``da``: the
-    nudging arrays (:func:`_assimilate`, :func:`no_assimilation`)."""
+    nudging arrays (:func:`_assimilate`, :func:`no_assimilation`); ``lk``: the lakes
+    (:func:`_lake_forward`; ``_cpu_engine._NO_LAKES`` for none)."""
     n_t = qlat.shape[0] * substeps
     src_pos, src_ptr = plan[2], plan[3]
     for t in range(t0, t1):
         cur, nxt = state[t & 1], state[(t + 1) & 1]
         _block_step(b, t, cur, nxt, cb, coef, _refresh_mode(t - 1, t, prow), qlat, substeps,
                     params, prow, dt, leak, lim, topo, plan, bnd, clamp_pos, traj,
-                    _traj_row(t + 1, n_t, every), traj_user, da)  # fmt: skip
+                    _traj_row(t + 1, n_t, every), traj_user, da, lk)  # fmt: skip
         for s in range(src_ptr[b], src_ptr[b + 1]):
             bnd[t + 1, s] = nxt[src_pos[s]]
         _block_means(b, t, nxt, obs, means, macc, substeps)
@@ -407,17 +449,19 @@ def _send_up(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
 def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     b: int, t: int, want_ql: bool, cur: np.ndarray, nxt: np.ndarray, qlat: np.ndarray,
     substeps: int, work: tuple, lam: np.ndarray, lam_next: np.ndarray, topo: tuple, plan: tuple,
-    adj: tuple, leak: bool, qmin: float,
+    adj: tuple, leak: bool, qmin: float, dt: float, lk: tuple, lka: tuple,
 ) -> None:  # fmt: skip
     """Reverse topological sweep of block b at step t: ν, dL/dQ′ added into ``gql`` (float64,
     positions, when ``want_ql``), dL/d(C1..C4, ζ_raw) into ``gcoef``, and the direct terms of
     dL/dQ_t into ``lam``. A reach draining into another block takes C1·ν and the gradient of
-    its downstream reach from its slot (``adj``)."""
+    its downstream reach from its slot (``adj``). A lake reach runs :func:`_lake_adjoint`
+    instead (``lka``)."""
     order, down, up_ptr = topo
     lo, hi, xup_idx, slot_of = plan[0][b], plan[0][b + 1], plan[1], plan[4]
     coef, gcoef, c1nu, gql = work[1], work[3], work[4], work[6]
     bc1, bgu, bfl = adj
     r = t // substeps
+    lakes = lk[0].size > 0
     for k in range(hi - 1, lo - 1, -1):
         i = order[k]
         mu = lam_next[k]
@@ -431,6 +475,20 @@ def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         usum, vsum = upstream_sums(cur, nxt, up_ptr, xup_idx, k)
         qt = float(cur[k])
         ql = float(qlat[r, i])
+        if lakes and lk[0][k] >= 0:
+            gi0, gi1 = _lake_adjoint(lk, lka, lk[0][k], t, usum, vsum, ql, dt, mu)
+            c1nu[k] = gi1  # dI_{t+1}/dQ_{t+1} = 1 for every upstream reach
+            if want_ql:
+                gql[k] += gi0 + gi1
+            _send_up(k, t, gi1, gi0, True, up_ptr, xup_idx, lam, adj)
+            gcoef[k, 0], gcoef[k, 1], gcoef[k, 2], gcoef[k, 3], gcoef[k, 4] = (
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+            )
+            continue
         sent, c1nu_k, gu, gq, gl3, g1, g2, g3, g4, gzr = update_adjoint(
             mu, coef[k, 0], coef[k, 1], coef[k, 2], coef[k, 3], coef[k, 4], qt, ql, usum, vsum,
             leak, qmin,
@@ -442,6 +500,30 @@ def _adjoint_sweep(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
             lam[k] += gl3
         _send_up(k, t, c1nu_k, gu, sent, up_ptr, xup_idx, lam, adj)
         gcoef[k, 0], gcoef[k, 1], gcoef[k, 2], gcoef[k, 3], gcoef[k, 4] = g1, g2, g3, g4, gzr
+
+
+@njit(error_model="numpy")
+def _lake_adjoint(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
+    lk: tuple, lka: tuple, lake: int, t: int, usum: float, vsum: float, ql: float, dt: float,
+    mu: float,
+) -> tuple[float, float]:  # fmt: skip
+    """Reverse mode of :func:`_lake_forward` at step t for dL/d(outflow) = ``mu``: λ_H of the
+    lake goes from dL/dH_{t+1} to dL/dH_t (plus the dense gradient of H_t), its parameter
+    gradients accumulate (float64); returns (dL/dI_t, dL/dI_{t+1}). ``lka = (λ_H (L,), dense
+    gradient of H ((T+1, L) or (0, L)), parameter gradients (L, 9), scratch (SUBSTEPS_MAX+1,),
+    scratch (9,))``."""
+    lpar, cfg, hh = lk[1], lk[2], lk[3]
+    lam_h, ghd, glake, hs, gp = lka
+    for m in range(9):
+        gp[m] = 0.0
+    gh0, gi0, gi1 = lake_step_vjp(hh[t, lake], usum + ql, vsum + ql, dt, _lake_par(lpar, lake),
+                                  cfg[0] != 0, cfg[1], lam_h[lake], mu, hs, gp)  # fmt: skip
+    if ghd.shape[0] > 0:
+        gh0 += ghd[t, lake]
+    lam_h[lake] = gh0
+    for m in range(9):
+        glake[lake, m] += gp[m]
+    return gi0, gi1
 
 
 @njit(error_model="numpy")
@@ -499,11 +581,12 @@ def _recompute(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     b: int, s0: int, s1: int, traj: np.ndarray, traj_user: bool, every: int, rec: tuple,
     qlat: np.ndarray,
     substeps: int, params: tuple, prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray,
-    topo: tuple, plan: tuple, bnd: np.ndarray,
+    topo: tuple, plan: tuple, bnd: np.ndarray, lk: tuple,
 ) -> None:  # fmt: skip
     """States s0 … s1 of block b into ``seg`` rows 0 … s1 − s0 (positions), from the stored
     state s0 (a multiple of ``every``) by the forward's own steps, the other blocks' states
-    from ``bnd``: bitwise the forward's values."""
+    from ``bnd``: bitwise the forward's values (a lake's stored elevations, inflows and
+    outflows are written again with the same values)."""
     seg, state, cb, coef = rec
     order = topo[0]
     lo, hi = plan[0][b], plan[0][b + 1]
@@ -520,7 +603,7 @@ def _recompute(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         _block_step(b, t, state[t & 1], state[(t + 1) & 1], cb, coef,
                     2 if t == s0 else _refresh_mode(t - 1, t, prow), qlat, substeps, params,
                     prow, dt, leak, lim, topo, plan, bnd, no_clamp, seg, t + 1 - s0,
-                    False, no_da)  # fmt: skip
+                    False, no_da, lk)  # fmt: skip
 
 
 @njit(error_model="numpy")
@@ -543,23 +626,26 @@ def backward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     traj: np.ndarray, traj_user: bool, every: int, qlat: np.ndarray, substeps: int, params: tuple,
     prow: np.ndarray, dt: float, leak: bool, lim: np.ndarray, topo: tuple, plan: tuple,
     bnd: np.ndarray, state: np.ndarray, lam: np.ndarray, work: tuple, adj: tuple, rec: tuple,
-    gqlat: np.ndarray, gparams: tuple,
+    gqlat: np.ndarray, gparams: tuple, lk: tuple, lka: tuple,
 ) -> None:  # fmt: skip
     """Adjoint of block b over steps ``t1 − 1 … t0`` (module docstring: contract).
 
     ``state`` (2, N+S) and ``lam`` (2, N) hold Q_t and λ_t = dL/dQ_t in row t mod 2; ``work`` =
     (cb, coef, inter, gcoef, c1nu, gacc, gql) by position. With ``every > 1`` the block's states
     of the chunk are first recomputed (``rec`` = (seg, state, cb, coef) of the recomputation;
-    ``t0`` is then a multiple of ``every``)."""
+    ``t0`` is then a multiple of ``every``). ``lk``: the lakes, ``lka = (λ_H, dense gradient
+    of H, parameter gradients)`` of :func:`_lake_adjoint` (the task adds its own scratch)."""
     order = topo[0]
     cb, coef, inter, gcoef, gacc, gql = work[0], work[1], work[2], work[3], work[5], work[6]
     lo, hi = plan[0][b], plan[0][b + 1]
     n_t = qlat.shape[0] * substeps
     want_ql = gqlat.shape[0] > 0
+    n_h = SUBSTEPS_MAX + 1 if lk[0].size > 0 else 0
+    lka_t = (lka[0], lka[1], lka[2], np.empty(n_h, np.float64), np.empty(9, np.float64))
     states, base, user = traj, 0, traj_user
     if every > 1:
         _recompute(b, t0, t1 - 1, traj, traj_user, every, rec, qlat, substeps, params, prow, dt, leak, lim,
-                   topo, plan, bnd)  # fmt: skip
+                   topo, plan, bnd, lk)  # fmt: skip
         states, base, user = rec[0], t0, False
     for t in range(t1 - 1, t0 - 1, -1):
         cur, nxt = state[t & 1], state[(t + 1) & 1]
@@ -570,7 +656,7 @@ def backward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
         _block_observed(b, t, lam_t, obs, gmeans, substeps)
         _load_ghosts(b, t, cur, nxt, bnd, plan)
         _adjoint_sweep(b, t, want_ql, cur, nxt, qlat, substeps, work, lam_t, lam_next, topo,
-                       plan, adj, leak, lim[LIM_QMIN])  # fmt: skip
+                       plan, adj, leak, lim[LIM_QMIN], dt, lk, lka_t)  # fmt: skip
         _backward_vjp(cb, coef, inter, gcoef, cur, lam_t, gacc, gparams, t, prow, dt, leak, lim,
                       order, lo, hi)  # fmt: skip
         r = t // substeps
@@ -608,7 +694,7 @@ def init_backward(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
 def finish_backward(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     lam0: np.ndarray, gacc: np.ndarray, gql: np.ndarray, qlat: np.ndarray, q0: np.ndarray,
     hot: bool, prow: np.ndarray, qmin: float, order: np.ndarray, down: np.ndarray,
-    gqlat: np.ndarray, gparams: tuple, gq0: np.ndarray,
+    gqlat: np.ndarray, gparams: tuple, gq0: np.ndarray, lake_of: np.ndarray,
 ) -> None:  # fmt: skip
     """Static parameter gradients, dL/dq0 (given state) or the hot start's adjoint onto the
     first row of Q′, then that row of ``gqlat``; ``lam0`` = dL/dQ_0 by position."""
@@ -629,9 +715,10 @@ def finish_backward(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
                 gacc0[k] = g
                 gql[k] += g
     else:
+        lakes = lake_of.size > 0
         for k in range(n_r):
             i = order[k]
-            gq0[i] = lam0[k] if q0[i] >= qmin else 0.0
+            gq0[i] = lam0[k] if q0[i] >= qmin or (lakes and lake_of[k] >= 0) else 0.0
     if want_ql:
         for k in range(n_r):
             gqlat[0, order[k]] = gql[k]

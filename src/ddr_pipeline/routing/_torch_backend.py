@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.routing._levelpool import G2, KM2, substep_count
 from ddr_pipeline.routing._physics import (
     DDR_Z_MAX,
     DDR_Z_MIN,
@@ -36,6 +37,7 @@ from ddr_pipeline.routing._physics import (
     LIM_XMAX,
     LIM_XMIN,
 )
+from ddr_pipeline.routing.lakes import LakeArrays
 
 #: Device tensors derived from a network, owned by this backend: network -> {(what, device): value}.
 #: Weak keys: an entry goes when its network does (networks compare by identity).
@@ -182,6 +184,111 @@ class _Nudger:
         self.da[4][:] = self.corr.cpu().numpy()
 
 
+def _pos_part(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h > 0, h where positive else 1): a safe argument for √ (no inf·0 gradient)."""
+    pos = h > 0
+    return pos, torch.where(pos, h, torch.ones_like(h))
+
+
+def _discharge(hs: torch.Tensor, hx: torch.Tensor, par: torch.Tensor) -> torch.Tensor:
+    """``_levelpool.discharge`` of each lake (rows of ``par``), in the same operation order."""
+    mxe, we, wc, wl, dl, oe, oc, oa = par[:, 1:].unbind(1)
+    zero = torch.zeros_like(hs)
+    pos, ho = _pos_part(hs - oe)
+    d = torch.where(pos, oc * oa * torch.sqrt(G2 * ho), zero)
+    pos, hw = _pos_part(torch.where(hs <= mxe, hs - we, mxe - we))
+    d = d + torch.where(pos, wc * wl * hw * torch.sqrt(hw), zero)
+    pos, hx_ = _pos_part(hx - mxe)
+    return d + torch.where(pos, wc * wl * dl * hx_ * torch.sqrt(hx_), zero)
+
+
+def _lake_substep(  # noqa: PLR0913, PLR0917 (mirrors _levelpool._substep)
+    h: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, tau: torch.Tensor, par: torch.Tensor,
+    nwm: bool,
+) -> torch.Tensor:  # fmt: skip
+    area = par[:, 0] * KM2
+    f2, f3, c3 = (0.33, 0.67, 0.667) if nwm else (1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0)
+    k1 = (ia - _discharge(h, h, par)) / area
+    h2 = h + tau * k1 / 3.0
+    k2 = (ia + (ib - ia) * f2 - _discharge(h2, h if nwm else h2, par)) / area
+    h3 = h + c3 * (tau * k2)
+    k3 = (ia + (ib - ia) * f3 - _discharge(h3, h if nwm else h3, par)) / area
+    return h + (tau * k1 / 4.0 + 0.75 * (tau * k3))
+
+
+def _inflow_at(i0: torch.Tensor, i1: torch.Tensor, j: int, n: torch.Tensor) -> torch.Tensor:
+    mid = i0 + (i1 - i0) * (j / n)
+    return torch.where(n == j, i1, mid) if j else i0
+
+
+def lake_step_torch(  # noqa: PLR0913, PLR0917 (mirrors _levelpool.lake_step)
+    h0: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor, dt: float, par: torch.Tensor,
+    nwm: bool, nmin: int,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(H_{t+1}, outflow) of lakes with rows ``par`` (float64), in torch ops; the sub-step
+    counts come from ``_levelpool.substep_count`` (not differentiated)."""
+    hv, i0v, i1v, pv = (x.detach().cpu().numpy() for x in (h0, i0, i1, par))
+    counts = [substep_count(float(hv[j]), float(i0v[j]), float(i1v[j]), dt, tuple(pv[j]), nwm,
+                            nmin) for j in range(hv.size)]  # fmt: skip
+    n = torch.tensor(counts, dtype=torch.float64, device=h0.device)
+    tau = dt / n
+    h = h0
+    for j in range(max(counts)):
+        hn = _lake_substep(h, _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n), tau, par,
+                           nwm)  # fmt: skip
+        h = torch.where(n > j, hn, h)
+    if nwm:
+        return h, _discharge(h, h, par)
+    return h, torch.clamp(0.5 * (i0 + i1) - par[:, 0] * KM2 * (h - h0) / dt, min=0.0)
+
+
+class _Lakes:
+    """The lakes of a call in the level loop: per level, the lakes routed there (their local
+    index in the level, lake index, reach) and the elevation state."""
+
+    def __init__(self, net: RiverNetwork, lakes: LakeArrays, levels: list, n_t: int) -> None:
+        device = levels[0][0].device
+        reaches = lakes.reaches
+        self.lk = lakes
+        self.is_lake = torch.zeros(net.n_reaches, dtype=torch.bool, device=device)
+        self.is_lake[torch.as_tensor(reaches, device=device)] = True
+        self.by_level: dict[int, tuple[torch.Tensor, ...]] = {}
+        for lv, (idx, _, _) in enumerate(levels):
+            local = torch.nonzero(self.is_lake[idx]).reshape(-1)
+            if local.numel():
+                rch = idx[local].cpu().numpy()
+                lid = np.searchsorted(reaches, rch, sorter=np.argsort(reaches))
+                lid = np.argsort(reaches)[lid]
+                self.by_level[lv] = (local, torch.as_tensor(lid, device=device), idx[local],
+                                     ~self.is_lake[idx])  # fmt: skip
+        self.h = lakes.elevation
+        self.hist = [self.h]
+        shape = (n_t, lakes.n_lakes)
+        self.inflow = torch.zeros(shape, dtype=torch.float64, device=device)
+        self.outflow = torch.zeros(shape, dtype=torch.float64, device=device)
+        self.h_next = self.h
+
+    def step(  # noqa: PLR0913, PLR0917 (one level of one step)
+        self, lv: int, t: int, y: torch.Tensor, usum: torch.Tensor, vsum: torch.Tensor | None,
+        ql: torch.Tensor, dt: float,
+    ) -> torch.Tensor:  # fmt: skip
+        """``y`` of level ``lv`` with its lakes' outflows in place of the channel update."""
+        local, lid, rch, _ = self.by_level[lv]
+        qlr = ql[rch].to(torch.float64)
+        i0 = usum[rch].to(torch.float64) + qlr
+        i1 = qlr if vsum is None else vsum[local].to(torch.float64) + qlr
+        h1, out = lake_step_torch(self.h[lid], i0, i1, dt, self.lk.params[lid], self.lk.nwm,
+                                  self.lk.substeps)  # fmt: skip
+        self.h_next = self.h_next.index_put((lid,), h1)
+        self.inflow[t, lid] = (0.5 * (i0 + i1)).detach()
+        self.outflow[t, lid] = out.detach()
+        return y.index_put((local,), out.to(y.dtype))
+
+    def end_step(self) -> None:
+        self.h = self.h_next
+        self.hist.append(self.h)
+
+
 def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
     net: RiverNetwork,
     qlat: torch.Tensor,
@@ -192,8 +299,11 @@ def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
     leak: bool,
     lim: np.ndarray,
     da: tuple | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(T+1, N) states and (N,) Q_min clamp volume, by level-scheduled torch ops.
+    lakes: LakeArrays | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """(T+1, N) states and (N,) Q_min clamp volume, by level-scheduled torch ops; with
+    ``lakes`` also their (T+1, L) elevations and (T, L) inflows and outflows (a lake reach takes
+    its level-pool outflow, not floored, instead of the channel update).
 
     ``qlat`` is (R, N), row r driving steps r·substeps … (r+1)·substeps − 1; each parameter is
     (1, N), (R, N) or (T, N), T = R·substeps. ``da``: the nudging arrays of the kernels
@@ -202,13 +312,19 @@ def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
     levels = _levels(net, device)
     nudger = None if da is None else _Nudger(net, da, device)
     qmin = float(lim[LIM_QMIN])
+    n_t = qlat.shape[0] * substeps
+    lk = None if lakes is None else _Lakes(net, lakes, levels, n_t)
     q = torch.clamp(_hot_start(qlat[0], levels) if q0 is None else q0, min=qmin)
+    if lk is not None and q0 is not None:  # a given lake outflow is not floored
+        q = torch.where(lk.is_lake, q0, q)
     states = [q]
     clamp = torch.zeros(net.n_reaches, dtype=qlat.dtype, device=device)
-    n_t = qlat.shape[0] * substeps
     for t in range(n_t):
         p = {k: v[t * v.shape[0] // n_t] for k, v in params.items()}
-        (c1, c2, c3, c4), zeta_raw = _coefficients(q, p, dt, leak, lim)
+        # a lake reach's own state (its outflow, possibly 0) must not reach the channel
+        # physics, whose unused values there would still enter the gradient as 0·inf
+        qc = q if lk is None else torch.where(lk.is_lake, torch.ones_like(q), q)
+        (c1, c2, c3, c4), zeta_raw = _coefficients(qc, p, dt, leak, lim)
         usum = _upstream_sum(q, net, device)
         inflow = qlat[t // substeps]
         if leak:
@@ -219,17 +335,29 @@ def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
         new = rhs
         for lv, (idx, src, dst) in enumerate(levels):
             y = rhs[idx]
+            vsum = None
             if src.numel():
                 vsum = torch.zeros(idx.numel(), dtype=q.dtype, device=device).index_add(
                     0, dst, new[src]
                 )
                 y = c1[idx] * vsum + y
-            clamp = clamp.index_add(0, idx, (qmin - y.detach()).clamp(min=0) * dt)
-            new = new.index_put((idx,), torch.clamp(y, min=qmin))
+            if lk is not None and lv in lk.by_level:
+                y = lk.step(lv, t, y, usum, vsum, qlat[t // substeps], dt)
+                channel = lk.by_level[lv][3]
+                floor = ((qmin - y.detach()).clamp(min=0) * dt) * channel
+                clamp = clamp.index_add(0, idx, floor)
+                new = new.index_put((idx,), torch.where(channel, torch.clamp(y, min=qmin), y))
+            else:
+                clamp = clamp.index_add(0, idx, (qmin - y.detach()).clamp(min=0) * dt)
+                new = new.index_put((idx,), torch.clamp(y, min=qmin))
             if nudger is not None:
                 new = nudger.apply(new, lv, t, dt, qmin)
         q = new
         states.append(q)
+        if lk is not None:
+            lk.end_step()
     if nudger is not None:
         nudger.store()
+    if lk is not None:
+        return torch.stack(states), clamp, torch.stack(lk.hist), lk.inflow, lk.outflow
     return torch.stack(states), clamp

@@ -33,6 +33,7 @@ from ddr_pipeline.routing._physics import (
     PARAM_NAMES,
 )
 from ddr_pipeline.routing._threads import routing_threads, torch_threads_kept
+from ddr_pipeline.routing.lakes import LakeArrays, LakeResult, LevelPool, area_m2, prepare_lakes
 from ddr_pipeline.routing.nudging import Nudging, NudgingArrays, NudgingResult, refuse_gradients
 
 logger = logging.getLogger(__name__)
@@ -56,11 +57,13 @@ class RoutingResult:
         discharge: (T+1, N) states; row 0 = initial state, row t+1 = end of step t.
         clamp_volume: (N,) volume (m³) added per reach by the Q_min floor (not differentiable).
         assimilation: the corrections and end state of the call's nudging (None without).
+        lakes: the lakes' elevations and volumes (:class:`~.lakes.LakeResult`; None without).
     """
 
     discharge: torch.Tensor
     clamp_volume: torch.Tensor
     assimilation: NudgingResult | None = None
+    lakes: LakeResult | None = None
 
     @property
     def clamp_volume_total(self) -> float:
@@ -78,12 +81,14 @@ class MeanDischarge:
         final_state: (N,) state at the end of the window (differentiable).
         clamp_volume: (N,) volume (m³) added per reach by the Q_min floor (not differentiable).
         assimilation: the corrections and end state of the call's nudging (None without).
+        lakes: the lakes' elevations and volumes (:class:`~.lakes.LakeResult`; None without).
     """
 
     means: torch.Tensor
     final_state: torch.Tensor
     clamp_volume: torch.Tensor
     assimilation: NudgingResult | None = None
+    lakes: LakeResult | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,17 @@ class _Spec:
     obs_pos: np.ndarray | None
     threads: int | None
     da: NudgingArrays | None = None
+    lakes: LakeArrays | None = None
+
+    def lake_arrays(self, n_t: int, lake_par: torch.Tensor) -> tuple | None:
+        """The forward's ``lk`` tuple (``_mc_kernels._lake_forward``) with fresh elevation,
+        inflow and outflow arrays, or None without lakes."""
+        if self.lakes is None:
+            return None
+        n_l = self.lakes.n_lakes
+        cfg = np.array([int(self.lakes.nwm), self.lakes.substeps], np.int64)
+        return (self.lakes.lake_of, _np(lake_par), cfg, np.empty((n_t + 1, n_l)),
+                np.empty((n_t, n_l)), np.empty((n_t, n_l)))  # fmt: skip
 
 
 _NO_INT = np.zeros(0, np.int64)
@@ -114,15 +130,21 @@ def _np(t: torch.Tensor) -> np.ndarray:
 class _MuskingumCungeFunction(torch.autograd.Function):
     """Forward = compiled time loop; backward = compiled adjoint sweep (``_mc_kernels``).
 
-    Outputs ``(primary, final, clamp)``: the (T+1, N) trajectory and an empty ``final`` in dense
-    mode, or the (R, M) interval means at the observed reaches and the (N,) final state. The
+    Outputs ``(primary, final, clamp, elevation, inflow, outflow)``: the (T+1, N) trajectory and
+    an empty ``final`` in dense mode, or the (R, M) interval means at the observed reaches and
+    the (N,) final state; then the lakes' (T+1, L) elevations (float64, differentiable) and
+    (T, L) inflows and outflows (L = 0 without lakes; inputs ``elev`` (L,) and ``lake_par``
+    (L, 9), float64). The
     parameters are handed to the kernels as they are (no packed copy); the backward keeps the
     stored trajectory (every ``spec.every``-th state) and recomputes the rest. Gradients are
     written directly in the storage dtype, and only those autograd asks for are allocated.
     """
 
     @staticmethod
-    def forward(ctx, spec: _Spec, qlat: torch.Tensor, q0: torch.Tensor, *params: torch.Tensor):  # type: ignore[override]
+    def forward(  # type: ignore[override]  # noqa: PLR0917 (autograd signature)
+        ctx, spec: _Spec, qlat: torch.Tensor, q0: torch.Tensor, elev: torch.Tensor,
+        lake_par: torch.Tensor, *params: torch.Tensor,
+    ):  # fmt: skip
         qlat_np = _np(qlat)
         n_r = qlat_np.shape[1]
         n_t = qlat_np.shape[0] * spec.substeps
@@ -131,32 +153,38 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         obs_pos = _NO_INT if spec.obs_pos is None else spec.obs_pos
         means = np.empty((qlat_np.shape[0], obs_pos.size), np.float64)
         clamp = np.zeros(n_r, np.float64)
+        lk = spec.lake_arrays(n_t, lake_par)
+        if lk is not None:
+            lk[3][0] = _np(elev)
         with torch_threads_kept():
             ctx.record = _cpu_engine.forward(
                 spec.net, qlat_np, spec.substeps, _np(q0), spec.hot, tuple(_np(p) for p in params),
                 spec.prow, spec.dt, spec.leak, spec.lim, traj, spec.obs_pos is None, spec.every,
                 obs_pos, means, clamp, routing_threads(spec.threads),
-                None if spec.da is None else spec.da.arrays,
+                None if spec.da is None else spec.da.arrays, lk,
             )  # fmt: skip
         traj_t = torch.from_numpy(traj)
         clamp_t = torch.from_numpy(clamp).to(qlat.dtype)
-        ctx.mark_non_differentiable(clamp_t)
+        lake_out = _lake_outputs(lk, n_t)
+        ctx.mark_non_differentiable(clamp_t, *lake_out[1:])
         ctx.set_materialize_grads(False)
         ctx.spec = spec
+        ctx.lk = lk
         if spec.obs_pos is None:
             ctx.traj = None
             final = qlat.new_empty(0)
             ctx.mark_non_differentiable(final)
             ctx.save_for_backward(traj_t, qlat, q0, *params)
-            return traj_t, final, clamp_t
+            return traj_t, final, clamp_t, *lake_out
         ctx.traj = traj  # by topological position
         ctx.save_for_backward(qlat, q0, *params)
         final = np.empty(n_r, dtype)
         final[spec.net.routing_arrays()["order"]] = traj[-1]
-        return torch.from_numpy(means).to(qlat.dtype), torch.from_numpy(final), clamp_t
+        return (torch.from_numpy(means).to(qlat.dtype), torch.from_numpy(final), clamp_t,
+                *lake_out)  # fmt: skip
 
     @staticmethod
-    def backward(ctx, g_primary, g_final, _g_clamp):  # type: ignore[override]
+    def backward(ctx, g_primary, g_final, _g_clamp, g_elev, _g_in, _g_out):  # type: ignore[override]
         spec: _Spec = ctx.spec
         if spec.da is not None:
             raise RuntimeError("streamflow nudging is forward only: no gradient through it")
@@ -186,25 +214,48 @@ class _MuskingumCungeFunction(torch.autograd.Function):
                 gfinal = _np(g_final.to(qlat.dtype))
         need_ql = ctx.needs_input_grad[1]
         gqlat = np.empty((n_rows if need_ql else 0, n_r), dtype)
-        needs = ctx.needs_input_grad[3:]
+        needs = ctx.needs_input_grad[5:]
         gparams = tuple(
             np.empty((p.shape[0] if need else 0, n_r), dtype)
             for p, need in zip(params, needs, strict=True)
         )
         gq0 = np.zeros(n_r, np.float64)
+        lka = _lake_adjoint_arrays(ctx.lk, g_elev)
         with torch_threads_kept():
             _cpu_engine.backward(
                 spec.net, ctx.record, gdense, gmeans, obs_pos, gfinal, traj, spec.obs_pos is None,
                 spec.every, qlat_np,
                 spec.substeps, _np(q0), spec.hot, tuple(_np(p) for p in params), spec.prow,
-                spec.dt, spec.leak, spec.lim, gqlat, gparams, gq0,
+                spec.dt, spec.leak, spec.lim, gqlat, gparams, gq0, ctx.lk, lka,
             )  # fmt: skip
         g_params = [
             torch.from_numpy(g) if need else None for g, need in zip(gparams, needs, strict=True)
         ]
         g_ql = torch.from_numpy(gqlat) if need_ql else None
         g_q0 = None if spec.hot else torch.from_numpy(gq0).to(qlat.dtype)
-        return None, g_ql, g_q0, *g_params
+        g_h0 = g_lp = None
+        if lka is not None:
+            g_h0, g_lp = torch.from_numpy(lka[0]), torch.from_numpy(lka[2])
+        return None, g_ql, g_q0, g_h0, g_lp, *g_params
+
+
+def _lake_outputs(lk: tuple | None, n_t: int) -> tuple[torch.Tensor, ...]:
+    """(elevations, inflows, outflows) tensors of the forward's ``lk`` (empty without)."""
+    if lk is None:
+        return (torch.from_numpy(np.empty((n_t + 1, 0))), torch.from_numpy(np.empty((n_t, 0))),
+                torch.from_numpy(np.empty((n_t, 0))))  # fmt: skip
+    return torch.from_numpy(lk[3]), torch.from_numpy(lk[4]), torch.from_numpy(lk[5])
+
+
+def _lake_adjoint_arrays(lk: tuple | None, g_elev: torch.Tensor | None) -> tuple | None:
+    """``lka`` of ``_cpu_engine.backward``: λ_H = dL/dH_T, the dense gradient of the
+    elevations (rows 0 … T−1 are read; none when it is None) and zeroed parameter gradients."""
+    if lk is None:
+        return None
+    n_l = lk[1].shape[0]
+    ghd = np.zeros((0, n_l)) if g_elev is None else _np(g_elev.to(torch.float64))
+    lam_h = ghd[-1].copy() if ghd.shape[0] else np.zeros(n_l)
+    return lam_h, ghd, np.zeros((n_l, 9))
 
 
 def _settings(  # noqa: PLR0913, PLR0917 (one argument per floor)
@@ -295,6 +346,7 @@ class _Problem:
     backend: str
     threads: int | None
     da: NudgingArrays | None = None
+    lakes: LakeArrays | None = None
 
     @property
     def n_steps(self) -> int:
@@ -310,7 +362,25 @@ class _Problem:
 
     def spec(self, every: int, obs_pos: np.ndarray | None) -> _Spec:
         return _Spec(self.net, self.dt, self.leak, self.hot, self.lim, self.substeps,
-                     self.steps_per_row(), every, obs_pos, self.threads, self.da)  # fmt: skip
+                     self.steps_per_row(), every, obs_pos, self.threads, self.da,
+                     self.lakes)  # fmt: skip
+
+    def lake_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(elevation (L,), parameters (L, 9)) float64 CPU tensors (empty without lakes)."""
+        if self.lakes is None:
+            return torch.empty(0, dtype=torch.float64), torch.empty(0, 9, dtype=torch.float64)
+        cpu = torch.device("cpu")
+        return self.lakes.elevation.to(cpu), self.lakes.params.to(cpu).contiguous()
+
+    def lake_result(self, *outs: torch.Tensor) -> LakeResult | None:
+        """The call's :class:`~.lakes.LakeResult` from the backend's (elevations, inflows,
+        outflows) (None without lakes), on the inputs' device."""
+        if self.lakes is None:
+            return None
+        elev, inflow, outflow = outs
+        dev = self.qlat.device
+        return LakeResult(self.lakes.reaches, elev.to(dev), inflow.to(dev), outflow.to(dev),
+                          area_m2(self.lakes).to(dev), self.dt)  # fmt: skip
 
     def apply(self, every: int, obs_pos: np.ndarray | None):
         """Run the compiled backend: the CUDA kernels, or the numba engine on the CPU (inputs
@@ -326,8 +396,9 @@ class _Problem:
         cpu = torch.device("cpu")
         params_c = [t.to(cpu).contiguous() for t in self.params.values()]
         outs = _MuskingumCungeFunction.apply(
-            self.spec(every, obs_pos), self.qlat.to(cpu).contiguous(), self.q0.to(cpu), *params_c
-        )
+            self.spec(every, obs_pos), self.qlat.to(cpu).contiguous(), self.q0.to(cpu),
+            *self.lake_inputs(), *params_c,
+        )  # fmt: skip
         return tuple(o.to(self.qlat.device) for o in outs)
 
 
@@ -357,10 +428,14 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
     x_max: float = K.X_MAX,
     threads: int | None = None,
     nudging: Nudging | None = None,
+    lakes: LevelPool | None = None,
 ) -> _Problem:
     if nudging is not None:
         refuse_gradients({"lateral_inflow": lateral_inflow, "initial_state": initial_state,
                           **channel, **params})  # fmt: skip
+        if lakes is not None:
+            refuse_gradients({"lakes.elevation": lakes.elevation,
+                              **{f"lakes.{k}": v for k, v in lakes.params.items()}})  # fmt: skip
     qlat = lateral_inflow_tensor(lateral_inflow, net)
     if threads is not None and (
         isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1
@@ -386,8 +461,14 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
         q0 = per_reach("initial_state", initial_state, 1, net, dtype, device).reshape(-1)
         check_values("initial_state", q0, net, lo=0.0)
     da = None if nudging is None else NudgingArrays.build(nudging, net, n_t, float(dt))
+    chosen = choose_backend(backend, device)
+    lk = None
+    if lakes is not None:
+        if chosen == "cuda":
+            raise ValueError("lakes are not supported by the cuda backend yet; use backend='numba'")
+        lk = prepare_lakes(lakes, net, device)
     return _Problem(net, qlat, int(substeps), q0, hot, p, float(dt), bool(leakance), lim,
-                    choose_backend(backend, device), threads, da)  # fmt: skip
+                    chosen, threads, da, lk)  # fmt: skip
 
 
 def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
@@ -417,6 +498,7 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
     x_max: float = K.X_MAX,
     threads: int | None = None,
     nudging: Nudging | None = None,
+    lakes: LevelPool | None = None,
 ) -> torch.Tensor | RoutingResult:
     """Route lateral inflow through ``net`` with Muskingum–Cunge; differentiable in every input.
 
@@ -452,6 +534,10 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
             only: refused when an input requires grad); its corrections and end state come
             back in ``RoutingResult.assimilation``. None (default): off, bitwise the routing
             without it.
+        lakes: NWM level-pool lakes (:class:`~.lakes.LevelPool`) routed at their reaches
+            instead of Muskingum–Cunge (docs/routing.md, *Level-pool lakes*); their elevations
+            and volumes come back in ``RoutingResult.lakes``. Not with ``backend="cuda"``
+            (yet). None (default): bitwise the routing without it.
 
     Returns:
         (T+1, N) states (row 0 = initial state), or a :class:`RoutingResult`.
@@ -462,16 +548,18 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
         d_min=d_min, b_min=b_min, v_min=v_min, v_max=v_max, s_min=s_min,
         h_bank_min=h_bank_min, h_bank_max=h_bank_max, x_mode=x_mode, celerity=celerity,
         geometry=geometry, x_min=x_min, x_max=x_max, threads=threads, nudging=nudging,
+        lakes=lakes,
     )  # fmt: skip
     device = prob.qlat.device
     if prob.backend in ("numba", "cuda"):
-        out, _, clamp = prob.apply(1, None)
+        out, _, clamp, *lake_out = prob.apply(1, None)
     else:
-        out, clamp = _route_torch(prob)
+        out, clamp, *lake_out = _route_torch(prob)
     out = out.to(device)
     if return_diagnostics:
         return RoutingResult(discharge=out, clamp_volume=clamp.detach().to(device),
-                             assimilation=None if prob.da is None else prob.da.result())  # fmt: skip
+                             assimilation=None if prob.da is None else prob.da.result(),
+                             lakes=prob.lake_result(*lake_out))  # fmt: skip
     return out
 
 
@@ -500,8 +588,8 @@ def muskingum_cunge_means(
         reaches: (M,) user indices of the observed reaches.
         checkpoint_every: store every this many states (1 = all).
         **options: the keyword options of :func:`muskingum_cunge` (``dt``, ``substeps``,
-            ``initial_state``, ``leakance``, ``backend``, ``threads``, ``nudging`` and the
-            floors), not
+            ``initial_state``, ``leakance``, ``backend``, ``threads``, ``nudging``, ``lakes``
+            and the floors), not
             ``return_diagnostics``.
     """
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int | np.integer):
@@ -519,9 +607,9 @@ def muskingum_cunge_means(
     if prob.backend in ("numba", "cuda"):
         position = np.empty(net.n_reaches, np.int64)
         position[net.routing_arrays()["order"]] = np.arange(net.n_reaches)
-        means, final, clamp = prob.apply(int(checkpoint_every), position[idx])
+        means, final, clamp, *lake_out = prob.apply(int(checkpoint_every), position[idx])
     else:
-        out, clamp = _route_torch(prob)
+        out, clamp, *lake_out = _route_torch(prob)
         sel = out[1:, torch.as_tensor(idx, device=out.device)]
         means = sel.reshape(prob.qlat.shape[0], prob.substeps, idx.size).mean(dim=1)
         final = out[-1]
@@ -529,15 +617,18 @@ def muskingum_cunge_means(
         means=means.to(device), final_state=final.to(device),
         clamp_volume=clamp.detach().to(device),
         assimilation=None if prob.da is None else prob.da.result(),
+        lakes=prob.lake_result(*lake_out),
     )  # fmt: skip
 
 
-def _route_torch(prob: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
+def _route_torch(prob: _Problem) -> tuple[torch.Tensor, ...]:
+    """(states, clamp volume, lake elevations, inflows, outflows) by the torch reference."""
     from ddr_pipeline.routing._torch_backend import route_torch
 
     q0 = None if prob.hot else prob.q0
     return route_torch(prob.net, prob.qlat, prob.substeps, q0, prob.params, prob.dt, prob.leak,
-                       prob.lim, None if prob.da is None else prob.da.arrays)  # fmt: skip
+                       prob.lim, None if prob.da is None else prob.da.arrays,
+                       prob.lakes)  # fmt: skip
 
 
 _BACKENDS = ("auto", "numba", "cuda", "torch")

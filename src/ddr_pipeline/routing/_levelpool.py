@@ -1,0 +1,294 @@
+"""NWM level-pool lake of one routing step and its hand-written reverse mode (docs/routing.md,
+*Level-pool lakes and reservoirs*).
+
+Scalar numba functions of plain floats, like ``_nudge.nudge_value``: the CPU engine inlines them
+into its sweep at a lake reach, and the CUDA kernels can recompile the same source as device
+functions (``_cuda_kernels.device_function``). The torch reference (``_torch_backend``) writes
+the same rule with tensor ops, and takes :func:`substep_count` from here (so both pick the same
+number of sub-steps).
+
+``par`` is the tuple of the nine lake parameters in ``lakes.LAKE_PARAMS`` order: area (km²),
+max elevation, weir elevation (m), weir coefficient, weir length (m), dam length (m), orifice
+elevation (m), orifice coefficient, orifice area (m²). ``nwm`` selects NWM's literal
+``LEVELPOOL_PHYSICS`` (fractions 0.33/0.67/0.667, the spill evaluated at the stage-start
+elevation, outflow = discharge at the end state) instead of the conservative scheme (exact
+fractions, outflow = the step-mean outflow implied by the storage change).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ddr_pipeline.routing._jit import njit
+
+G2 = 2.0 * 9.81  # 2g as NWM writes it (m/s²)
+KM2 = 1.0e6  # m² per km²
+#: Most RK3 sub-steps of one lake step (the automatic rule's cap; the adjoint's scratch size).
+SUBSTEPS_MAX = 1000
+#: Head (m) above the orifice crest below which the stiffness estimate holds the orifice's slope
+#: (its dQ/dH = Oc·Oa·g/√(2g·h) is infinite at the crest, where its flow vanishes).
+ORIFICE_HEAD_FLOOR = 0.01
+#: Target of dt_sub·|dD/dH|/A per sub-step: ≤ 1 keeps RK3's amplification 1+z+z²/2+z³/6 in
+#: [1/3, 1] on the linearised equation (monotone decay; RK3 is stable to z ≈ −2.51).
+STIFFNESS_TARGET = 1.0
+
+
+@njit(error_model="numpy", inline="always")
+def _weir_head(hs: float, mxe: float, we: float) -> float:
+    """Head over the weir crest, capped at the max elevation (NWM's maxWeirDepth)."""
+    return hs - we if hs <= mxe else mxe - we
+
+
+@njit(error_model="numpy", inline="always")
+def discharge(hs: float, hx: float, par: tuple) -> float:
+    """Outflow (m³/s) at elevation ``hs``, the spill evaluated at ``hx``: orifice
+    Oc·Oa·√(2g(H−Oe)), weir Wc·Wl·min(H−We, LkMxE−We)^1.5, spill Wc·(Wl·Dl)·(H−LkMxE)^1.5 (NWM's
+    product), each 0 where its head is ≤ 0 (no square root of a negative head)."""
+    mxe, we, wc, wl, dl, oe, oc, oa = par[1], par[2], par[3], par[4], par[5], par[6], par[7], par[8]
+    d = 0.0
+    ho = hs - oe
+    if ho > 0.0:
+        d += oc * oa * math.sqrt(G2 * ho)
+    hw = _weir_head(hs, mxe, we)
+    if hw > 0.0:
+        d += wc * wl * hw * math.sqrt(hw)
+    hx_ = hx - mxe
+    if hx_ > 0.0:
+        d += wc * wl * dl * hx_ * math.sqrt(hx_)
+    return d
+
+
+@njit(error_model="numpy", inline="always")
+def discharge_vjp(hs: float, hx: float, par: tuple, g: float) -> tuple:
+    """(dL/dhs, dL/dhx, dL/d(mxe, we, wc, wl, dl, oe, oc, oa)) of :func:`discharge` for
+    dL/dD = ``g``."""
+    mxe, we, wc, wl, dl, oe, oc, oa = par[1], par[2], par[3], par[4], par[5], par[6], par[7], par[8]
+    ghs = ghx = gmxe = gwe = gwc = gwl = gdl = goe = goc = goa = 0.0
+    ho = hs - oe
+    if ho > 0.0 and g != 0.0:
+        sq = math.sqrt(G2 * ho)
+        goc = g * oa * sq
+        goa = g * oc * sq
+        gh = g * oc * oa * G2 / (2.0 * sq)
+        ghs += gh
+        goe -= gh
+    hw = _weir_head(hs, mxe, we)
+    if hw > 0.0 and g != 0.0:
+        sw = math.sqrt(hw)
+        gwc += g * wl * hw * sw
+        gwl += g * wc * hw * sw
+        gh = 1.5 * g * wc * wl * sw
+        if hs <= mxe:
+            ghs += gh
+        else:
+            gmxe += gh
+        gwe -= gh
+    hx_ = hx - mxe
+    if hx_ > 0.0 and g != 0.0:
+        sx = math.sqrt(hx_)
+        v = hx_ * sx
+        gwc += g * wl * dl * v
+        gwl += g * wc * dl * v
+        gdl += g * wc * wl * v
+        gh = 1.5 * g * wc * wl * dl * sx
+        ghx += gh
+        gmxe -= gh
+    return ghs, ghx, (gmxe, gwe, gwc, gwl, gdl, goe, goc, goa)
+
+
+@njit(error_model="numpy", inline="always")
+def _fractions(nwm: bool) -> tuple[float, float, float]:
+    """(inflow fraction of stage 2, of stage 3, displacement factor of stage 3)."""
+    if nwm:
+        return 0.33, 0.67, 0.667
+    return 1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0
+
+
+@njit(error_model="numpy", inline="always")
+def _stages(h: float, ia: float, ib: float, tau: float, par: tuple, nwm: bool) -> tuple:  # noqa: PLR0917
+    """The three RK3 stages of one sub-step of length ``tau`` from ``h``, inflow ``ia`` at its
+    start and ``ib`` at its end: (h2, h3, k1, k2, k3), k = dH/dt of each stage."""
+    area = par[0] * KM2
+    f2, f3, c3 = _fractions(nwm)
+    k1 = (ia - discharge(h, h, par)) / area
+    h2 = h + tau * k1 / 3.0
+    k2 = (ia + (ib - ia) * f2 - discharge(h2, h if nwm else h2, par)) / area
+    h3 = h + c3 * (tau * k2)
+    k3 = (ia + (ib - ia) * f3 - discharge(h3, h if nwm else h3, par)) / area
+    return h2, h3, k1, k2, k3
+
+
+@njit(error_model="numpy", inline="always")
+def _substep(h: float, ia: float, ib: float, tau: float, par: tuple, nwm: bool) -> float:  # noqa: PLR0917
+    """H after one RK3 sub-step (Heun's third order: H + τ·(k1/4 + 3k3/4))."""
+    k1, k3 = _stages(h, ia, ib, tau, par, nwm)[2:5:2]
+    return h + (tau * k1 / 4.0 + 0.75 * (tau * k3))
+
+
+@njit(error_model="numpy", inline="always")
+def _inflow_at(i0: float, i1: float, j: int, n: int) -> float:
+    """Inflow at the start of sub-step j of n, linear between the step's ends."""
+    if j == 0:
+        return i0
+    if j == n:
+        return i1
+    return i0 + (i1 - i0) * (j / n)
+
+
+@njit(error_model="numpy", inline="always")
+def _stiffness(h: float, par: tuple) -> float:
+    """|dD/dH| (m²/s) at elevation h, the orifice's slope held at ``ORIFICE_HEAD_FLOOR``."""
+    mxe, we, wc, wl, dl, oe, oc, oa = par[1], par[2], par[3], par[4], par[5], par[6], par[7], par[8]
+    s = 0.0
+    if h > oe:
+        s += oc * oa * G2 / (2.0 * math.sqrt(G2 * max(h - oe, ORIFICE_HEAD_FLOOR)))
+    if we < h <= mxe:
+        s += 1.5 * wc * wl * math.sqrt(h - we)
+    if h > mxe:
+        s += 1.5 * wc * wl * dl * math.sqrt(h - mxe)
+    return s
+
+
+@njit(error_model="numpy", inline="always")
+def _rise_bound(h: float, imax: float, dt: float, par: tuple) -> float:
+    """Highest elevation the lake can reach within the step: at most h + dt·I_max/A, and not
+    above the lowest elevation where one outlet alone passes I_max (where dH/dt ≤ 0)."""
+    mxe, we, wc, wl, dl, oe, oc, oa = par[1], par[2], par[3], par[4], par[5], par[6], par[7], par[8]
+    top = h + dt * imax / (par[0] * KM2)
+    if oc * oa > 0.0:
+        top = min(top, oe + (imax / (oc * oa)) ** 2 / G2)
+    if wc * wl > 0.0:
+        hw = we + (imax / (wc * wl)) ** (2.0 / 3.0)
+        if hw <= mxe:
+            top = min(top, hw)
+    if wc * wl * dl > 0.0:
+        top = min(top, mxe + (imax / (wc * wl * dl)) ** (2.0 / 3.0))
+    return max(h, top)
+
+
+@njit(error_model="numpy", inline="always")
+def substep_count(  # noqa: PLR0917 (scalar device function)
+    h: float, i0: float, i1: float, dt: float, par: tuple, nwm: bool, nmin: int
+) -> int:
+    """RK3 sub-steps of one step: ``nmin`` for the NWM scheme (literal); for the conservative
+    scheme at least ``nmin`` and ⌈dt·|dD/dH|/(A·STIFFNESS_TARGET)⌉ at the highest elevation the
+    step can reach, capped at ``SUBSTEPS_MAX`` (an integer: not differentiated)."""
+    if nwm:
+        return nmin
+    top = _rise_bound(h, max(i0, i1, 0.0), dt, par)
+    sigma = dt * max(_stiffness(h, par), _stiffness(top, par)) / (par[0] * KM2 * STIFFNESS_TARGET)
+    if not sigma <= SUBSTEPS_MAX:  # also NaN
+        return SUBSTEPS_MAX
+    return max(nmin, int(math.ceil(sigma)))
+
+
+@njit(error_model="numpy", inline="always")
+def lake_step(  # noqa: PLR0913, PLR0917 (scalar device function)
+    h0: float, i0: float, i1: float, dt: float, par: tuple, nwm: bool, nmin: int
+) -> tuple[float, float, int]:
+    """(H_{t+1}, outflow, sub-steps) of one step of length ``dt`` from elevation ``h0`` with
+    inflow ``i0`` at its start and ``i1`` at its end (m³/s). Conservative: outflow =
+    (i0+i1)/2 − A·(H_{t+1}−H_t)/dt (floored at 0 against rounding), so the storage change is
+    the step's in − out volume; NWM: the discharge at H_{t+1}."""
+    n = substep_count(h0, i0, i1, dt, par, nwm, nmin)
+    tau = dt / n
+    h = h0
+    for j in range(n):
+        h = _substep(h, _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n), tau, par, nwm)
+    if nwm:
+        return h, discharge(h, h, par), n
+    out = 0.5 * (i0 + i1) - par[0] * KM2 * (h - h0) / dt
+    return h, max(out, 0.0), n
+
+
+@njit(error_model="numpy", inline="always")
+def _substep_vjp(  # noqa: PLR0913, PLR0917 (scalar device function)
+    h: float, ia: float, ib: float, tau: float, par: tuple, nwm: bool, g: float,
+    gpar: np.ndarray,
+) -> tuple[float, float, float]:  # fmt: skip
+    """(dL/dh, dL/dia, dL/dib) of :func:`_substep` for dL/dH_new = ``g``; parameter gradients
+    added into ``gpar`` (nine entries, area in km²)."""
+    area = par[0] * KM2
+    f2, f3, c3 = _fractions(nwm)
+    h2, h3, k1, k2, k3 = _stages(h, ia, ib, tau, par, nwm)
+    gh = g
+    gk1 = g * tau / 4.0
+    gk3 = 0.75 * tau * g
+    # k3 = (I3 − D(h3, hx3)) / A
+    gi3 = gk3 / area
+    garea = -k3 * gk3 / area
+    gs, gx, gp = discharge_vjp(h3, h if nwm else h3, par, -gi3)
+    for m in range(8):
+        gpar[m + 1] += gp[m]
+    gh3 = gs
+    if nwm:
+        gh += gx
+    else:
+        gh3 += gx
+    gh += gh3
+    gk2 = c3 * tau * gh3
+    # k2 = (I2 − D(h2, hx2)) / A
+    gi2 = gk2 / area
+    garea -= k2 * gk2 / area
+    gs, gx, gp = discharge_vjp(h2, h if nwm else h2, par, -gi2)
+    for m in range(8):
+        gpar[m + 1] += gp[m]
+    gh2 = gs
+    if nwm:
+        gh += gx
+    else:
+        gh2 += gx
+    gh += gh2
+    gk1 += tau * gh2 / 3.0
+    # k1 = (ia − D(h, h)) / A
+    gi1 = gk1 / area
+    garea -= k1 * gk1 / area
+    gs, gx, gp = discharge_vjp(h, h, par, -gi1)
+    for m in range(8):
+        gpar[m + 1] += gp[m]
+    gh += gs + gx
+    gpar[0] += garea * KM2
+    gia = gi1 + (1.0 - f2) * gi2 + (1.0 - f3) * gi3
+    gib = f2 * gi2 + f3 * gi3
+    return gh, gia, gib
+
+
+@njit(error_model="numpy", inline="always")
+def lake_step_vjp(  # noqa: PLR0913, PLR0917 (scalar device function)
+    h0: float, i0: float, i1: float, dt: float, par: tuple, nwm: bool, nmin: int,
+    gh1: float, gout: float, hs: np.ndarray, gpar: np.ndarray,
+) -> tuple[float, float, float]:  # fmt: skip
+    """(dL/dH_t, dL/di0, dL/di1) of :func:`lake_step` for dL/dH_{t+1} = ``gh1`` and
+    dL/doutflow = ``gout``; parameter gradients added into ``gpar``. ``hs``: scratch of at
+    least ``SUBSTEPS_MAX + 1`` floats (the sub-steps' elevations, recomputed)."""
+    n = substep_count(h0, i0, i1, dt, par, nwm, nmin)
+    tau = dt / n
+    hs[0] = h0
+    for j in range(n):
+        hs[j + 1] = _substep(hs[j], _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n), tau,
+                             par, nwm)  # fmt: skip
+    h1 = hs[n]
+    gh = gh1
+    gi0 = gi1 = gh0 = 0.0
+    if nwm:
+        gs, gx, gp = discharge_vjp(h1, h1, par, gout)
+        for m in range(8):
+            gpar[m + 1] += gp[m]
+        gh += gs + gx
+    else:
+        area = par[0] * KM2
+        if 0.5 * (i0 + i1) - area * (h1 - h0) / dt >= 0.0 and gout != 0.0:
+            gi0 += 0.5 * gout
+            gi1 += 0.5 * gout
+            gpar[0] -= gout * KM2 * (h1 - h0) / dt
+            gh -= gout * area / dt
+            gh0 += gout * area / dt
+    for j in range(n - 1, -1, -1):
+        ja, jb = j / n, (j + 1) / n
+        gh, ga, gb = _substep_vjp(hs[j], _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n),
+                                  tau, par, nwm, gh, gpar)  # fmt: skip
+        gi0 += (1.0 - ja) * ga + (1.0 - jb) * gb
+        gi1 += ja * ga + jb * gb
+    return gh + gh0, gi0, gi1

@@ -1,0 +1,222 @@
+"""NWM level-pool lakes and reservoirs in the routing engine (docs/routing.md, *Level-pool lakes
+and reservoirs*).
+
+A lake routes at one reach of the network (its outlet reach): that reach's state Q is the lake's
+outflow, its inflow at step t is I_t = Σ_up Q_t + Q′ (I_{t+1} likewise), and the lake carries a
+second state, the water elevation H (m, float64). ``muskingum_cunge(..., lakes=LevelPool(...))``
+routes it with NWM's level-pool physics (``_levelpool``) instead of Muskingum–Cunge; the result's
+``lakes`` field (:class:`LakeResult`) holds the elevation trajectory and the lake volumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.routing._inputs import as_tensor
+from ddr_pipeline.routing._levelpool import KM2, SUBSTEPS_MAX
+
+#: Parameter names, in the kernels' order; NWM LAKEPARM: LkArea (km²), LkMxE (m), WeirE (m),
+#: WeirC, WeirL (m), Dam_Length (m), OrificeE (m), OrificeC, OrificeA (m²).
+LAKE_PARAMS = (
+    "area_km2",
+    "max_elevation",
+    "weir_elevation",
+    "weir_coefficient",
+    "weir_length",
+    "dam_length",
+    "orifice_elevation",
+    "orifice_coefficient",
+    "orifice_area",
+)
+SCHEMES = ("conservative", "nwm")
+_NON_NEGATIVE = ("weir_coefficient", "weir_length", "dam_length", "orifice_coefficient",
+                 "orifice_area")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LevelPool:
+    """Level-pool lakes of one routing call.
+
+    Attributes:
+        reaches: (L,) user column indices of the lake (outlet) reaches, unique.
+        params: each name of :data:`LAKE_PARAMS` -> (L,) tensor (or a scalar for all lakes);
+            may require grad. Elevations share one datum per lake.
+        elevation: (L,) water elevation H at the start of the call (m); may require grad.
+            Computed in float64 whatever its dtype (an elevation of a few hundred metres in
+            float32 would lose the changes of a step).
+        scheme: ``"conservative"`` (exact RK3 fractions, outflow = the step-mean outflow implied
+            by the storage change: mass closes per step) or ``"nwm"`` (NWM's
+            ``LEVELPOOL_PHYSICS`` literally, for parity with t-route/WRF-Hydro).
+        substeps: RK3 sub-steps per routing step: exactly this many with ``"nwm"``; the
+            minimum with ``"conservative"``, which takes more where the lake is stiff
+            (``_levelpool.substep_count``, at most ``SUBSTEPS_MAX``).
+    """
+
+    reaches: np.ndarray
+    params: Mapping[str, torch.Tensor]
+    elevation: torch.Tensor
+    scheme: str = "conservative"
+    substeps: int = 1
+
+
+@dataclass(frozen=True)
+class LakeResult:
+    """The lakes' side of a routing result.
+
+    Attributes:
+        reaches: (L,) user column indices of the lake reaches.
+        elevation: (T+1, L) float64 water elevation H (m), row 0 = the initial elevation;
+            differentiable.
+        inflow: (T, L) step-mean inflow (I_t + I_{t+1})/2 (m³/s, float64, not differentiable).
+        outflow: (T, L) outflow of each step (m³/s) as the lake physics produced it (before any
+            nudging; float64, not differentiable). The reach's state Q_{t+1} holds it in the
+            storage dtype.
+        area_m2: (L,) lake area (m², float64, not differentiable).
+        dt: the routing step (s).
+    """
+
+    reaches: np.ndarray
+    elevation: torch.Tensor
+    inflow: torch.Tensor
+    outflow: torch.Tensor
+    area_m2: torch.Tensor
+    dt: float
+
+    @property
+    def final_elevation(self) -> torch.Tensor:
+        """(L,) elevation at the end of the call (differentiable): the next call's start."""
+        return self.elevation[-1]
+
+    def storage_change(self) -> torch.Tensor:
+        """(T, L) storage change A·(H_{t+1} − H_t) of each step (m³)."""
+        h = self.elevation.detach()
+        return self.area_m2 * (h[1:] - h[:-1])
+
+    def net_inflow_volume(self) -> torch.Tensor:
+        """(T, L) (inflow − outflow)·dt of each step (m³): equals :meth:`storage_change` with the
+        conservative scheme (up to rounding)."""
+        return (self.inflow - self.outflow) * self.dt
+
+
+@dataclass(frozen=True)
+class LakeArrays:
+    """Validated lakes of one call, as the kernels take them.
+
+    Attributes:
+        reaches: (L,) user indices.
+        lake_of: (N,) lake index of each topological position (−1: channel).
+        params: (L, 9) float64 tensor in :data:`LAKE_PARAMS` order (differentiable).
+        elevation: (L,) float64 tensor (differentiable).
+        nwm: NWM's literal scheme.
+        substeps: (minimum) RK3 sub-steps per routing step.
+    """
+
+    reaches: np.ndarray
+    lake_of: np.ndarray
+    params: torch.Tensor
+    elevation: torch.Tensor
+    nwm: bool
+    substeps: int
+
+    @property
+    def n_lakes(self) -> int:
+        return int(self.reaches.size)
+
+
+def _where(lakes: np.ndarray, net: RiverNetwork, j: int) -> str:
+    return f"lake {j} (reach index {int(lakes[j])}, id {net.ids[int(lakes[j])]})"
+
+
+def _check_reaches(reaches: object, net: RiverNetwork) -> np.ndarray:
+    idx = np.asarray(reaches)
+    if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"lakes.reaches must be a non-empty 1-D integer array, got {reaches!r}")
+    idx = idx.astype(np.int64)
+    bad = np.flatnonzero((idx < 0) | (idx >= net.n_reaches))
+    if bad.size:
+        raise IndexError(
+            f"lakes.reaches: lake {int(bad[0])} has reach index {int(idx[bad[0]])} outside "
+            f"[0, {net.n_reaches})"
+        )
+    uniq, first, counts = np.unique(idx, return_index=True, return_counts=True)
+    if np.any(counts > 1):
+        r = int(uniq[counts > 1][0])
+        dup = np.flatnonzero(idx == r)
+        raise ValueError(
+            f"lakes.reaches: reach index {r} (id {net.ids[r]}) holds lakes {dup.tolist()}: one "
+            "lake per reach"
+        )
+    return idx
+
+
+def _lake_tensor(name: str, value: object, n_l: int, device: torch.device) -> torch.Tensor:
+    t = as_tensor(value, f"lakes.{name}").to(device=device, dtype=torch.float64)
+    if t.ndim == 0:
+        return t.expand(n_l)
+    if t.shape != (n_l,):
+        raise ValueError(f"lakes.{name} must be a scalar or shape ({n_l},), got {tuple(t.shape)}")
+    return t
+
+
+def _first_bad(mask: torch.Tensor) -> int | None:
+    bad = torch.nonzero(mask.reshape(-1))
+    return int(bad[0]) if bad.numel() else None
+
+
+def _check_params(vals: dict[str, torch.Tensor], idx: np.ndarray, net: RiverNetwork) -> None:
+    for name, t in vals.items():
+        j = _first_bad(~torch.isfinite(t.detach()))
+        if j is not None:
+            raise ValueError(
+                f"lakes.{name}: non-finite value {float(t[j])} at {_where(idx, net, j)}"
+            )
+    rules = [("area_km2", vals["area_km2"] <= 0, "must be > 0")]
+    rules += [(n, vals[n] < 0, "must be >= 0") for n in _NON_NEGATIVE]
+    rules.append(("orifice_elevation", vals["orifice_elevation"] > vals["max_elevation"],
+                  "is above max_elevation"))  # fmt: skip
+    for name, mask, what in rules:
+        j = _first_bad(mask.detach())
+        if j is not None:
+            raise ValueError(
+                f"lakes.{name} {what}: {float(vals[name][j])} at {_where(idx, net, j)}"
+            )
+
+
+def prepare_lakes(lakes: LevelPool, net: RiverNetwork, device: torch.device) -> LakeArrays:
+    """Validate ``lakes`` against ``net``; clear errors name the lake, its reach and the value."""
+    if not isinstance(lakes, LevelPool):
+        raise TypeError(f"lakes must be a LevelPool, got {type(lakes)}")
+    if lakes.scheme not in SCHEMES:
+        raise ValueError(f"lakes.scheme must be one of {list(SCHEMES)}, got {lakes.scheme!r}")
+    n = lakes.substeps
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= SUBSTEPS_MAX:
+        raise ValueError(f"lakes.substeps must be an integer in [1, {SUBSTEPS_MAX}], got {n!r}")
+    idx = _check_reaches(lakes.reaches, net)
+    missing = [k for k in LAKE_PARAMS if k not in lakes.params]
+    unknown = sorted(set(lakes.params) - set(LAKE_PARAMS))
+    if missing or unknown:
+        raise KeyError(f"lakes.params: missing {missing}, unknown {unknown} (need {LAKE_PARAMS})")
+    vals = {k: _lake_tensor(k, lakes.params[k], idx.size, device) for k in LAKE_PARAMS}
+    _check_params(vals, idx, net)
+    elev = _lake_tensor("elevation", lakes.elevation, idx.size, device)
+    j = _first_bad(~torch.isfinite(elev.detach()))
+    if j is not None:
+        raise ValueError(
+            f"lakes.elevation: non-finite value {float(elev[j])} at {_where(idx, net, j)}"
+        )
+    position = np.empty(net.n_reaches, np.int64)
+    position[net.routing_arrays()["order"]] = np.arange(net.n_reaches)
+    lake_of = np.full(net.n_reaches, -1, np.int64)
+    lake_of[position[idx]] = np.arange(idx.size)
+    params = torch.stack([vals[k] for k in LAKE_PARAMS], dim=1)
+    return LakeArrays(idx, lake_of, params, elev, lakes.scheme == "nwm", int(n))
+
+
+def area_m2(arrays: LakeArrays) -> torch.Tensor:
+    """(L,) lake areas in m² (detached)."""
+    return arrays.params[:, 0].detach() * KM2

@@ -1,0 +1,381 @@
+"""NWM level-pool lakes in the routing engine: mass balance, parity with NWM's LEVELPOOL_PHYSICS,
+gradients (gradcheck, numba adjoint vs the torch reference), chunk continuity, stability of a
+tiny lake, bitwise independence of the CPU cut, validation."""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pytest
+import torch
+from reference import random_network
+from routing_inputs import make_inputs
+
+from ddr_pipeline.network import RiverNetwork
+from ddr_pipeline.routing import constants as K
+from ddr_pipeline.routing import muskingum_cunge, muskingum_cunge_means
+from ddr_pipeline.routing.lakes import LAKE_PARAMS, LevelPool
+from ddr_pipeline.routing.nudging import Nudging
+
+F64 = torch.float64
+DT = 3600.0
+
+# three lakes: a mid-network lake, a headwater lake and the outlet's lake (network below)
+BASE = {
+    "area_km2": [0.5, 0.2, 1.0],
+    "max_elevation": [10.0, 10.0, 10.0],
+    "weir_elevation": [8.0, 8.5, 9.0],
+    "weir_coefficient": [0.4, 0.35, 0.4],
+    "weir_length": [10.0, 5.0, 20.0],
+    "dam_length": [50.0, 40.0, 80.0],
+    "orifice_elevation": [5.0, 6.0, 4.0],
+    "orifice_coefficient": [0.6, 0.55, 0.6],
+    "orifice_area": [1.0, 0.5, 2.0],
+}
+ELEV = [8.5, 9.0, 9.95]
+
+
+def _params(base: dict = BASE, grad: bool = False) -> dict[str, torch.Tensor]:
+    return {k: torch.tensor(v, dtype=F64, requires_grad=grad) for k, v in base.items()}
+
+
+def _network() -> tuple[RiverNetwork, np.ndarray]:
+    """12 random reaches and the (mid, headwater, outlet) lake reaches."""
+    net = random_network(12, seed=3)
+    down = net.downstream_index
+    n = np.arange(net.n_reaches)
+    has_up = np.isin(n, down)
+    mid = int(np.flatnonzero((down >= 0) & has_up)[0])
+    head = int(np.flatnonzero(~has_up)[0])
+    outlet = int(np.flatnonzero((down < 0) & has_up)[0])
+    return net, np.array([mid, head, outlet])
+
+
+def _inputs(t: int = 24, scale: float = 1.0, seed: int = 1):
+    net, reaches = _network()
+    qlat, channel, params = make_inputs(net.n_reaches, t, seed)
+    return net, reaches, qlat * scale, channel, params
+
+
+def _route(scheme: str = "conservative", backend: str = "numba", scale: float = 8.0, **kw):
+    net, reaches, qlat, channel, params = _inputs(scale=scale)
+    lakes = LevelPool(reaches, _params(), torch.tensor(ELEV, dtype=F64), scheme=scheme)
+    return muskingum_cunge(net, qlat, channel, params, dt=DT, lakes=lakes, backend=backend,
+                           return_diagnostics=True, **kw)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_conservative_scheme_closes_mass_every_step(backend: str) -> None:
+    res = _route(backend=backend)
+    lk = res.lakes
+    h = lk.elevation
+    assert (h.max(0).values > 10.0).any(), "the test should reach the spill"
+    # the outflow handed downstream is the reach's state
+    assert torch.equal(res.discharge[1:, lk.reaches], lk.outflow)
+    store, net_in = lk.storage_change(), lk.net_inflow_volume()
+    scale = torch.maximum(lk.inflow, lk.outflow) * lk.dt
+    assert float(((store - net_in).abs() / scale).max()) <= 1e-9
+    # over the call: final − initial storage = inflow − outflow volume
+    total = lk.area_m2 * (h[-1] - h[0]).detach()
+    vol = (lk.inflow.sum(0) - lk.outflow.sum(0)) * lk.dt
+    assert torch.allclose(total, vol, rtol=1e-9, atol=0.0)
+
+
+def _nwm_discharge(h: float, hx: float, we: float, maxh: float, wc: float, wl: float,
+                   dl: float, oe: float, oc: float, oa: float) -> float:  # fmt: skip
+    """NWM's stage discharge (LEVELPOOL_PHYSICS), its branches as written; ``hx`` is the H of
+    the overtop test (the stage-start H in NWM)."""
+    dh = min(h - we, maxh - we)
+    tmp1 = oc * oa * math.sqrt(2.0 * 9.81 * (h - oe)) if h > oe else 0.0
+    tmp2 = wc * wl * dh**1.5 if dh > 0 else 0.0
+    if hx > maxh:
+        return tmp1 + tmp2 + wc * (wl * dl) * (hx - maxh) ** 1.5
+    if dh > 0.0:
+        return tmp1 + tmp2
+    if h > oe:
+        return oc * oa * math.sqrt(2.0 * 9.81 * (h - oe))
+    return 0.0
+
+
+def _nwm_levelpool(qi0: float, qi1: float, ql: float, dt: float, h: float, p: dict):
+    """One call of NWM's LEVELPOOL_PHYSICS (lake_opt 1), float64: (H, qo1)."""
+    ar, we, maxh = p["area_km2"], p["weir_elevation"], p["max_elevation"]
+    wc, wl, dl = p["weir_coefficient"], p["weir_length"], p["dam_length"]
+    oe, oc, oa = p["orifice_elevation"], p["orifice_coefficient"], p["orifice_area"]
+    d = lambda hs: _nwm_discharge(hs, h, we, maxh, wc, wl, dl, oe, oc, oa)  # noqa: E731
+    it = qi0
+    itdt_3 = qi0 + (qi1 + ql - qi0) * 0.33
+    itdt_2_3 = qi0 + (qi1 + ql - qi0) * 0.67
+    sap = ar * 1.0e6
+    dh1 = (it - d(h)) / sap * dt
+    dh2 = (itdt_3 - d(h + dh1 / 3.0)) / sap * dt
+    dh3 = (itdt_2_3 - d(h + 0.667 * dh2)) / sap * dt
+    h = h + (dh1 / 4.0 + 0.75 * dh3)
+    return h, _nwm_discharge(h, h, we, maxh, wc, wl, dl, oe, oc, oa)
+
+
+def test_nwm_scheme_matches_levelpool_physics() -> None:
+    """A single lake (the outlet of a 2-reach chain) driven by a flood hydrograph that fills it
+    over the max elevation, against the literal NWM equations above."""
+    net = RiverNetwork.from_ids([1, 2], [2, 0])
+    n_t = 72
+    t = np.arange(n_t)
+    flood = 5.0 + 400.0 * np.exp(-(((t - 20.0) / 6.0) ** 2))
+    qlat = torch.tensor(np.stack([flood, np.full(n_t, 1.5)], 1), dtype=F64)
+    channel = {"length": 2000.0, "slope": 1e-3, "x": 0.2}
+    params = {"n": 0.04, "q_spatial": 0.5, "top_width": 20.0, "side_slope": 2.0}
+    p = {k: v[0] for k, v in BASE.items()}
+    lakes = LevelPool(np.array([1]), {k: torch.tensor([v], dtype=F64) for k, v in p.items()},
+                      torch.tensor([8.2], dtype=F64), scheme="nwm")  # fmt: skip
+    res = muskingum_cunge(net, qlat, channel, params, dt=DT, lakes=lakes, return_diagnostics=True)
+    q_up = res.discharge[:, 0].numpy()
+    h, heights, outs = 8.2, [8.2], []
+    for k in range(n_t):  # qi0: last step's inflow incl. Q′ (NWM's previous_timestep_inflow)
+        h, out = _nwm_levelpool(q_up[k] + 1.5, q_up[k + 1], 1.5, DT, h, p)
+        heights.append(h)
+        outs.append(out)
+    ours_h = res.lakes.elevation[:, 0].detach().numpy()
+    assert ours_h.max() > p["max_elevation"]  # the spill branch ran
+    np.testing.assert_allclose(ours_h, heights, rtol=1e-6, atol=0.0)
+    np.testing.assert_allclose(res.discharge[1:, 1].numpy(), outs, rtol=1e-6, atol=0.0)
+
+
+def _gradcheck_fn(scheme: str, net, reaches, channel, params, backend: str = "numba"):
+    def f(qlat, elev, *lake_p):
+        lakes = LevelPool(reaches, dict(zip(LAKE_PARAMS, lake_p, strict=True)), elev,
+                          scheme=scheme)  # fmt: skip
+        r = muskingum_cunge(net, qlat, channel, params, dt=DT, lakes=lakes, backend=backend,
+                            return_diagnostics=True)  # fmt: skip
+        return r.discharge[1:].sum(0), r.discharge[-1], r.lakes.final_elevation
+
+    return f
+
+
+@pytest.mark.parametrize("scheme", ["conservative", "nwm"])
+def test_gradcheck_lake_parameters_elevation_and_inflow(scheme: str) -> None:
+    net, reaches, qlat, channel, params = _inputs(t=6, scale=20.0)
+    inputs = [qlat.requires_grad_(True), torch.tensor(ELEV, dtype=F64, requires_grad=True),
+              *_params(grad=True).values()]  # fmt: skip
+    f = _gradcheck_fn(scheme, net, reaches, channel, params)
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def _grads(backend: str, scheme: str, mode: str) -> list[torch.Tensor]:
+    net, reaches, qlat, channel, params = _inputs(t=48, scale=8.0)
+    qlat.requires_grad_(True)
+    channel = {k: v.clone().requires_grad_(True) for k, v in channel.items()}
+    params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    lp, elev = _params(grad=True), torch.tensor(ELEV, dtype=F64, requires_grad=True)
+    q0 = torch.full((net.n_reaches,), 2.0, dtype=F64, requires_grad=True)
+    lakes = LevelPool(reaches, lp, elev, scheme=scheme, substeps=2)
+    opts = {"dt": DT, "lakes": lakes, "backend": backend, "initial_state": q0}
+    gen = torch.Generator().manual_seed(4)
+    if mode == "dense":
+        r = muskingum_cunge(net, qlat, channel, params, return_diagnostics=True, **opts)
+        outs = [r.discharge, r.lakes.elevation]
+    else:
+        obs = np.array([*reaches, 0, 5])
+        every = 1 if mode == "means1" else 5
+        m = muskingum_cunge_means(net, qlat.reshape(8, 6, -1)[:, 0], channel, params, obs,
+                                  substeps=6, checkpoint_every=every, **opts)  # fmt: skip
+        outs = [m.means, m.final_state, m.lakes.final_elevation]
+    loss = sum((o * torch.rand(o.shape, generator=gen, dtype=F64)).sum() for o in outs)
+    loss.backward()
+    core = [qlat, q0, elev, *lp.values()]
+    channel_leaves = [*channel.values(), *params.values()]
+    return [o.detach() for o in outs] + [v.grad for v in core], [v.grad for v in channel_leaves]
+
+
+@pytest.mark.parametrize("scheme", ["conservative", "nwm"])
+@pytest.mark.parametrize("mode", ["dense", "means1", "means5"])
+def test_numba_adjoint_matches_torch_reference(scheme: str, mode: str) -> None:
+    (ours, ours_ch), (ref, ref_ch) = _grads("numba", scheme, mode), _grads("torch", scheme, mode)
+    for a, b in zip(ours, ref, strict=True):  # outputs; Q′, state, elevation, lake parameters
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    for a, b in zip(ours_ch, ref_ch, strict=True):  # channel parameters (unused ones: 0 / None)
+        torch.testing.assert_close(a, torch.zeros_like(a) if b is None else b, rtol=1e-9, atol=1e-9)
+
+
+def test_checkpointed_means_are_bitwise_every_one() -> None:
+    a, b = _grads("numba", "conservative", "means1"), _grads("numba", "conservative", "means5")
+    for x, y in zip(a[0] + a[1], b[0] + b[1], strict=True):
+        assert torch.equal(x, y)
+
+
+def test_two_calls_carrying_state_equal_one_call_bitwise() -> None:
+    net, reaches, qlat, channel, params = _inputs(t=24, scale=8.0)
+    q0 = torch.full((net.n_reaches,), 2.0, dtype=F64)
+
+    def call(ql, q_init, elev):
+        lakes = LevelPool(reaches, _params(), elev)
+        return muskingum_cunge(net, ql, channel, params, dt=DT, initial_state=q_init,
+                               lakes=lakes, return_diagnostics=True)  # fmt: skip
+
+    whole = call(qlat, q0, torch.tensor(ELEV, dtype=F64))
+    first = call(qlat[:12], q0, torch.tensor(ELEV, dtype=F64))
+    second = call(qlat[12:], first.discharge[-1], first.lakes.final_elevation)
+    assert torch.equal(torch.cat([first.discharge, second.discharge[1:]]), whole.discharge)
+    assert torch.equal(
+        torch.cat([first.lakes.elevation, second.lakes.elevation[1:]]), whole.lakes.elevation
+    )
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_tiny_lake_with_big_inflow_stays_finite(backend: str) -> None:
+    """0.01 km² (100 m × 100 m) under a 500 m³/s inflow with dt = 1 h: explicit RK3 with one
+    step would overshoot by 180 m per step; the automatic sub-steps keep it stable."""
+    net = RiverNetwork.from_ids([1, 2], [2, 0])
+    qlat = torch.tensor([[500.0, 0.0]] * 6 + [[0.0, 0.0]] * 6, dtype=F64, requires_grad=True)
+    channel = {"length": 1000.0, "slope": 1e-3, "x": 0.2}
+    params = {"n": 0.04, "q_spatial": 0.5, "top_width": 20.0, "side_slope": 2.0}
+    p = {k: torch.tensor([v[0]], dtype=F64, requires_grad=True) for k, v in BASE.items()}
+    p["area_km2"] = torch.tensor([0.01], dtype=F64, requires_grad=True)
+    elev = torch.tensor([9.0], dtype=F64, requires_grad=True)
+    res = muskingum_cunge(net, qlat, channel, params, dt=DT, backend=backend, return_diagnostics=True,
+                          lakes=LevelPool(np.array([1]), p, elev))  # fmt: skip
+    out, h = res.discharge[:, 1], res.lakes.elevation
+    assert torch.isfinite(out).all() and (out[1:] >= 0).all() and torch.isfinite(h).all()
+    assert float(h.detach().max()) < 20.0  # it spills instead of filling by 180 m per hour
+    (out.sum() + h[-1].sum()).backward()
+    for g in [qlat.grad, elev.grad, *(v.grad for v in p.values())]:
+        assert torch.isfinite(g).all()
+
+
+def test_dead_pool_holds_water_without_outflow() -> None:
+    net = RiverNetwork.from_ids([1], [0])
+    p = _params()
+    p = {k: v[:1] for k, v in p.items()}
+    res = muskingum_cunge(net, torch.zeros(5, 1, dtype=F64), {"length": 1e3, "slope": 1e-3, "x": 0.2},
+                          {"n": 0.04, "q_spatial": 0.5, "top_width": 20.0, "side_slope": 2.0},
+                          dt=DT, lakes=LevelPool(np.array([0]), p, torch.tensor([4.0], dtype=F64)),
+                          return_diagnostics=True)  # fmt: skip
+    assert torch.equal(res.lakes.elevation, torch.full((6, 1), 4.0, dtype=F64))
+    assert torch.equal(res.lakes.outflow, torch.zeros(5, 1, dtype=F64))
+
+
+N_BIG = 300
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many small blocks and short chunks (as test_parallel)."""
+    monkeypatch.setattr(K, "CPU_BLOCK_MIN_REACHES", 10)
+    monkeypatch.setattr(K, "PARALLEL_MIN_REACHES", 20)
+    monkeypatch.setattr(K, "PARALLEL_MIN_REACH_STEPS", 1)
+    monkeypatch.setattr(K, "CPU_CHUNK_STEPS", 5)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 8)
+
+
+def _big(threads: int, mode: str) -> list[torch.Tensor]:
+    net = random_network(N_BIG, seed=11)
+    qlat, channel, params = make_inputs(N_BIG, 48, 5)
+    qlat = (qlat * 5).requires_grad_(True)
+    down = net.downstream_index
+    has_up = np.isin(np.arange(N_BIG), down)
+    reaches = np.concatenate([np.flatnonzero(has_up)[::9], np.flatnonzero(~has_up)[::15]])
+    n_l = reaches.size
+    rng = np.random.default_rng(0)
+    lp = {
+        k: torch.tensor(rng.choice(v, n_l), dtype=F64, requires_grad=True) for k, v in BASE.items()
+    }
+    elev = torch.tensor(rng.uniform(8.0, 10.2, n_l), dtype=F64, requires_grad=True)
+    lakes = LevelPool(reaches, lp, elev)
+    opts = {"dt": DT, "lakes": lakes, "threads": threads}
+    gen = torch.Generator().manual_seed(2)
+    if mode == "dense":
+        r = muskingum_cunge(net, qlat, channel, params, return_diagnostics=True, **opts)
+        outs = [r.discharge, r.lakes.elevation]
+    else:
+        m = muskingum_cunge_means(net, qlat[::24], channel, params, np.array([3, 7, *reaches]),
+                                  substeps=24, checkpoint_every=7, **opts)  # fmt: skip
+        outs = [m.means, m.final_state, m.lakes.final_elevation]
+    sum((o * torch.rand(o.shape, generator=gen, dtype=F64)).sum() for o in outs).backward()
+    return [o.detach() for o in outs] + [qlat.grad, elev.grad, *(v.grad for v in lp.values())]
+
+
+@pytest.mark.parametrize("mode", ["dense", "means7"])
+@pytest.mark.usefixtures("small_blocks")
+def test_lakes_are_bitwise_independent_of_threads_and_blocks(mode: str) -> None:
+    serial = _big(1, mode)
+    for threads in (2, 3):
+        for a, b in zip(serial, _big(threads, mode), strict=True):
+            assert torch.equal(a, b)
+
+
+def test_no_lakes_is_bitwise_the_routing_without() -> None:
+    net, reaches, qlat, channel, params = _inputs()
+    plain = muskingum_cunge(net, qlat, channel, params, dt=DT)
+    assert torch.equal(plain, muskingum_cunge(net, qlat, channel, params, dt=DT, lakes=None))
+
+
+def test_nudging_a_lake_reach_nudges_its_outflow() -> None:
+    net, reaches, qlat, channel, params = _inputs(scale=8.0)
+    obs = np.full((24, 1), np.nan)
+    obs[10] = 3.0
+    nudging = Nudging(reaches=np.array([reaches[0]]), observations=obs, gain=1.0)
+    lakes = LevelPool(reaches, _params(), torch.tensor(ELEV, dtype=F64))
+    res = muskingum_cunge(net, qlat, channel, params, dt=DT, lakes=lakes, nudging=nudging,
+                          return_diagnostics=True)  # fmt: skip
+    assert float(res.discharge[11, reaches[0]]) == 3.0
+    assert float(res.lakes.outflow[10, 0]) != 3.0  # the lake's own outflow (H is not corrected)
+
+
+def _lakes(**change) -> LevelPool:
+    _, reaches = _network()
+    p = _params()
+    kw = {"reaches": reaches, "params": p, "elevation": torch.tensor(ELEV, dtype=F64)}
+    for k, v in change.items():
+        if k in LAKE_PARAMS:
+            p[k] = v
+        else:
+            kw[k] = v
+    return LevelPool(**kw)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"area_km2": torch.tensor([0.5, 0.0, 1.0], dtype=F64)}, r"area_km2 must be > 0.*lake 1"),
+        (
+            {"weir_coefficient": torch.tensor([0.4, 0.4, -1.0], dtype=F64)},
+            r"weir_coefficient.*lake 2",
+        ),
+        (
+            {"orifice_elevation": torch.tensor([11.0, 5.0, 5.0], dtype=F64)},
+            r"above max_elevation.*lake 0",
+        ),
+        (
+            {"dam_length": torch.tensor([1.0, math.nan, 1.0], dtype=F64)},
+            r"dam_length: non-finite.*lake 1",
+        ),
+        (
+            {"elevation": torch.tensor([1.0, 2.0, math.inf], dtype=F64)},
+            r"elevation: non-finite.*lake 2",
+        ),
+        ({"reaches": np.array([1, 1, 2])}, r"reach index 1 .*holds lakes \[0, 1\]"),
+        ({"reaches": np.array([0, 1, 99])}, r"lake 2 has reach index 99 outside"),
+        ({"scheme": "implicit"}, "scheme"),
+        ({"substeps": 0}, "substeps"),
+    ],
+)
+def test_invalid_lakes_are_refused_naming_the_lake(change: dict, match: str) -> None:
+    net, _, qlat, channel, params = _inputs()
+    with pytest.raises((ValueError, IndexError), match=match):
+        muskingum_cunge(net, qlat, channel, params, lakes=_lakes(**change))
+
+
+def test_missing_lake_parameter_is_refused() -> None:
+    net, reaches, qlat, channel, params = _inputs()
+    p = _params()
+    del p["dam_length"]
+    with pytest.raises(KeyError, match="dam_length"):
+        muskingum_cunge(net, qlat, channel, params,
+                        lakes=LevelPool(reaches, p, torch.tensor(ELEV, dtype=F64)))  # fmt: skip
+
+
+def test_cuda_backend_refuses_lakes() -> None:
+    net, _, qlat, channel, params = _inputs()
+    with pytest.raises(ValueError, match="not supported by the cuda backend"):
+        muskingum_cunge(net, qlat, channel, params, lakes=_lakes(), backend="cuda")
