@@ -379,3 +379,14 @@ def test_cuda_backend_refuses_lakes() -> None:
     net, _, qlat, channel, params = _inputs()
     with pytest.raises(ValueError, match="not supported by the cuda backend"):
         muskingum_cunge(net, qlat, channel, params, lakes=_lakes(), backend="cuda")
+
+
+def test_float32_storage_keeps_elevation_in_float64() -> None:
+    net, reaches, qlat, channel, params = _inputs(scale=8.0)
+    lakes = LevelPool(reaches, _params(), torch.tensor(ELEV, dtype=torch.float32))
+    r32 = muskingum_cunge(net, qlat.float(), channel, params, dt=DT, lakes=lakes,
+                          return_diagnostics=True)  # fmt: skip
+    r64 = _route(scale=8.0)
+    assert r32.discharge.dtype == torch.float32 and r32.lakes.elevation.dtype == F64
+    torch.testing.assert_close(r32.lakes.elevation, r64.lakes.elevation, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(r32.discharge.double(), r64.discharge, rtol=1e-4, atol=1e-4)
