@@ -25,8 +25,9 @@ from ddr_pipeline.routing._jit import njit
 
 G2 = 2.0 * 9.81  # 2g as NWM writes it (m/s²)
 KM2 = 1.0e6  # m² per km²
-#: Most RK3 sub-steps of one lake step (the automatic rule's cap; the adjoint's scratch size).
-SUBSTEPS_MAX = 1000
+#: Most RK3 sub-steps of one lake step: a stiffer lake-step is solved implicitly instead
+#: (:func:`substep_count`); also the most sub-steps a caller may ask for (the adjoint's scratch).
+SUBSTEPS_MAX = 100
 #: Head (m) above the orifice crest below which the stiffness estimate holds the orifice's slope
 #: (its dQ/dH = Oc·Oa·g/√(2g·h) is infinite at the crest, where its flow vanishes).
 ORIFICE_HEAD_FLOOR = 0.01
@@ -172,31 +173,90 @@ def _rise_bound(h: float, imax: float, dt: float, par: tuple) -> float:
 def substep_count(  # noqa: PLR0917 (scalar device function)
     h: float, i0: float, i1: float, dt: float, par: tuple, nwm: bool, nmin: int
 ) -> int:
-    """RK3 sub-steps of one step: ``nmin`` for the NWM scheme (literal); for the conservative
-    scheme at least ``nmin`` and ⌈dt·|dD/dH|/(A·STIFFNESS_TARGET)⌉ at the highest elevation the
-    step can reach, capped at ``SUBSTEPS_MAX`` (an integer: not differentiated)."""
+    """Sub-steps of one step (an integer: not differentiated): ``nmin`` RK3 sub-steps for the
+    NWM scheme (literal). Conservative scheme: n = max(``nmin``, ⌈σ⌉) RK3 sub-steps, σ =
+    dt·|dD/dH|/(A·STIFFNESS_TARGET) at the start elevation and at the highest one the step can
+    reach; where that exceeds ``SUBSTEPS_MAX`` (a lake far stiffer than the step) −``nmin``:
+    that many backward-Euler sub-steps (:func:`_implicit_substep`, L-stable)."""
     if nwm:
         return nmin
     top = _rise_bound(h, max(i0, i1, 0.0), dt, par)
     sigma = dt * max(_stiffness(h, par), _stiffness(top, par)) / (par[0] * KM2 * STIFFNESS_TARGET)
     if not sigma <= SUBSTEPS_MAX:  # also NaN
-        return SUBSTEPS_MAX
+        return -nmin
     return max(nmin, int(math.ceil(sigma)))
+
+
+@njit(error_model="numpy", inline="always")
+def _slope(h: float, par: tuple) -> float:
+    """dD/dH at h (both arguments of :func:`discharge`; 0 exactly at a crest)."""
+    ghs, ghx, _ = discharge_vjp(h, h, par, 1.0)
+    return ghs + ghx
+
+
+@njit(error_model="numpy", inline="always")
+def _implicit_substep(h: float, ia: float, ib: float, tau: float, par: tuple) -> float:  # noqa: PLR0917
+    """Backward Euler over a sub-step with the mean inflow q = (ia+ib)/2: the root of the
+    strictly increasing F(x) = A·(x − h)/τ + D(x) − q (safeguarded Newton in a bracket: F ≥ 0 at
+    h + τq/A, ≤ 0 at h − τD(h)/A). The outflow implied by the storage change is D(x) ≥ 0."""
+    c = par[0] * KM2 / tau
+    q = 0.5 * (ia + ib)
+    d0 = discharge(h, h, par)
+    lo, hi = (h, h + q / c) if q >= d0 else (h - d0 / c, h)
+    x = h
+    for _ in range(100):
+        f = c * (x - h) + discharge(x, x, par) - q
+        if f == 0.0:
+            break
+        if f > 0.0:
+            hi = x
+        else:
+            lo = x
+        xn = x - f / (c + _slope(x, par))
+        if not lo < xn < hi:
+            xn = 0.5 * (lo + hi)
+        if abs(xn - x) <= 1e-15 * max(1.0, abs(x)):
+            x = xn
+            break
+        x = xn
+    return x
+
+
+@njit(error_model="numpy", inline="always")
+def _implicit_vjp(  # noqa: PLR0913, PLR0917 (scalar device function)
+    h: float, h1: float, tau: float, par: tuple, g: float, gpar: np.ndarray
+) -> tuple[float, float]:
+    """(dL/dh, dL/dq) of :func:`_implicit_substep` (root ``h1``) for dL/dh1 = ``g``, by the
+    implicit function theorem: dh1 = −(∂F/∂·)/F′(h1); parameter gradients added into ``gpar``."""
+    c = par[0] * KM2 / tau
+    w = g / (c + _slope(h1, par))
+    gpar[0] -= w * (h1 - h) / tau * KM2
+    _, _, gp = discharge_vjp(h1, h1, par, -w)
+    for m in range(8):
+        gpar[m + 1] += gp[m]
+    return w * c, w
 
 
 @njit(error_model="numpy", inline="always")
 def lake_step(  # noqa: PLR0913, PLR0917 (scalar device function)
     h0: float, i0: float, i1: float, dt: float, par: tuple, nwm: bool, nmin: int
 ) -> tuple[float, float, int]:
-    """(H_{t+1}, outflow, sub-steps) of one step of length ``dt`` from elevation ``h0`` with
+    """(H_{t+1}, outflow, sub-steps (:func:`substep_count`)) of one step of length ``dt`` from elevation ``h0`` with
     inflow ``i0`` at its start and ``i1`` at its end (m³/s). Conservative: outflow =
     (i0+i1)/2 − A·(H_{t+1}−H_t)/dt (floored at 0 against rounding), so the storage change is
     the step's in − out volume; NWM: the discharge at H_{t+1}."""
     n = substep_count(h0, i0, i1, dt, par, nwm, nmin)
+    implicit = n < 0
+    n = abs(n)
     tau = dt / n
     h = h0
     for j in range(n):
-        h = _substep(h, _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n), tau, par, nwm)
+        ia, ib = _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n)
+        h = (
+            _implicit_substep(h, ia, ib, tau, par)
+            if implicit
+            else _substep(h, ia, ib, tau, par, nwm)
+        )
     if nwm:
         return h, discharge(h, h, par), n
     out = 0.5 * (i0 + i1) - par[0] * KM2 * (h - h0) / dt
@@ -264,11 +324,16 @@ def lake_step_vjp(  # noqa: PLR0913, PLR0917 (scalar device function)
     dL/doutflow = ``gout``; parameter gradients added into ``gpar``. ``hs``: scratch of at
     least ``SUBSTEPS_MAX + 1`` floats (the sub-steps' elevations, recomputed)."""
     n = substep_count(h0, i0, i1, dt, par, nwm, nmin)
+    implicit = n < 0
+    n = abs(n)
     tau = dt / n
     hs[0] = h0
     for j in range(n):
-        hs[j + 1] = _substep(hs[j], _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n), tau,
-                             par, nwm)  # fmt: skip
+        ia, ib = _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n)
+        if implicit:
+            hs[j + 1] = _implicit_substep(hs[j], ia, ib, tau, par)
+        else:
+            hs[j + 1] = _substep(hs[j], ia, ib, tau, par, nwm)
     h1 = hs[n]
     gh = gh1
     gi0 = gi1 = gh0 = 0.0
@@ -287,8 +352,24 @@ def lake_step_vjp(  # noqa: PLR0913, PLR0917 (scalar device function)
             gh0 += gout * area / dt
     for j in range(n - 1, -1, -1):
         ja, jb = j / n, (j + 1) / n
-        gh, ga, gb = _substep_vjp(hs[j], _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n),
-                                  tau, par, nwm, gh, gpar)  # fmt: skip
+        if implicit:
+            gh, gq = _implicit_vjp(hs[j], hs[j + 1], tau, par, gh, gpar)
+            ga = gb = 0.5 * gq
+        else:
+            gh, ga, gb = _substep_vjp(hs[j], _inflow_at(i0, i1, j, n),
+                                      _inflow_at(i0, i1, j + 1, n), tau, par, nwm, gh, gpar)  # fmt: skip
         gi0 += (1.0 - ja) * ga + (1.0 - jb) * gb
         gi1 += ja * ga + jb * gb
     return gh + gh0, gi0, gi1
+
+
+@njit(error_model="numpy")
+def slope(h: float, par: tuple) -> float:
+    """:func:`_slope` (for the torch reference)."""
+    return _slope(h, par)
+
+
+@njit(error_model="numpy")
+def implicit_root(h: float, ia: float, ib: float, tau: float, par: tuple) -> float:  # noqa: PLR0917
+    """:func:`_implicit_substep` (for the torch reference)."""
+    return _implicit_substep(h, ia, ib, tau, par)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ddr_pipeline.network import RiverNetwork
-from ddr_pipeline.routing._levelpool import G2, KM2, substep_count
+from ddr_pipeline.routing._levelpool import G2, KM2, implicit_root, slope, substep_count
 from ddr_pipeline.routing._physics import (
     DDR_Z_MAX,
     DDR_Z_MIN,
@@ -216,6 +216,25 @@ def _lake_substep(  # noqa: PLR0913, PLR0917 (mirrors _levelpool._substep)
     return h + (tau * k1 / 4.0 + 0.75 * (tau * k3))
 
 
+def _implicit_substep(  # noqa: PLR0917 (mirrors _levelpool._implicit_substep)
+    h: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, tau: torch.Tensor, par: torch.Tensor
+) -> torch.Tensor:
+    """Backward Euler sub-step: the root x* of F(x) = A(x − h)/τ + D(x) − (ia+ib)/2 from
+    ``_levelpool`` (floats), returned as x* − F(x*)/F′(x*) with F in torch ops and F′ constant:
+    the value is the root (F(x*) ≈ 0) and the gradient is the implicit function theorem's."""
+    vals = [x.detach().cpu().numpy() for x in (h, ia, ib, tau, par)]
+    roots, slopes = [], []
+    for j in range(vals[0].size):
+        p = tuple(vals[4][j])
+        roots.append(implicit_root(float(vals[0][j]), float(vals[1][j]), float(vals[2][j]),
+                                   float(vals[3][j]), p))  # fmt: skip
+        slopes.append(slope(roots[-1], p))
+    x = torch.tensor(roots, dtype=torch.float64, device=h.device)
+    c = par[:, 0] * KM2 / tau
+    f = c * (x - h) + _discharge(x, x, par) - 0.5 * (ia + ib)
+    return x - f / (c.detach() + torch.tensor(slopes, dtype=torch.float64, device=h.device))
+
+
 def _inflow_at(i0: torch.Tensor, i1: torch.Tensor, j: int, n: torch.Tensor) -> torch.Tensor:
     mid = i0 + (i1 - i0) * (j / n)
     return torch.where(n == j, i1, mid) if j else i0
@@ -226,16 +245,20 @@ def lake_step_torch(  # noqa: PLR0913, PLR0917 (mirrors _levelpool.lake_step)
     nwm: bool, nmin: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(H_{t+1}, outflow) of lakes with rows ``par`` (float64), in torch ops; the sub-step
-    counts come from ``_levelpool.substep_count`` (not differentiated)."""
+    counts (and the implicit choice) come from ``_levelpool.substep_count`` (not
+    differentiated)."""
     hv, i0v, i1v, pv = (x.detach().cpu().numpy() for x in (h0, i0, i1, par))
-    counts = [substep_count(float(hv[j]), float(i0v[j]), float(i1v[j]), dt, tuple(pv[j]), nwm,
-                            nmin) for j in range(hv.size)]  # fmt: skip
-    n = torch.tensor(counts, dtype=torch.float64, device=h0.device)
+    counts = np.array([substep_count(float(hv[j]), float(i0v[j]), float(i1v[j]), dt,
+                                     tuple(pv[j]), nwm, nmin) for j in range(hv.size)])  # fmt: skip
+    n = torch.tensor(np.abs(counts), dtype=torch.float64, device=h0.device)
+    implicit = torch.tensor(counts < 0, device=h0.device)
     tau = dt / n
     h = h0
-    for j in range(max(counts)):
-        hn = _lake_substep(h, _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n), tau, par,
-                           nwm)  # fmt: skip
+    for j in range(int(np.abs(counts).max())):
+        ia, ib = _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n)
+        hn = _lake_substep(h, ia, ib, tau, par, nwm)
+        if bool(implicit.any()):
+            hn = torch.where(implicit, _implicit_substep(h, ia, ib, tau, par), hn)
         h = torch.where(n > j, hn, h)
     if nwm:
         return h, _discharge(h, h, par)

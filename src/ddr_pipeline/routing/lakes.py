@@ -52,9 +52,10 @@ class LevelPool:
         scheme: ``"conservative"`` (exact RK3 fractions, outflow = the step-mean outflow implied
             by the storage change: mass closes per step) or ``"nwm"`` (NWM's
             ``LEVELPOOL_PHYSICS`` literally, for parity with t-route/WRF-Hydro).
-        substeps: RK3 sub-steps per routing step: exactly this many with ``"nwm"``; the
-            minimum with ``"conservative"``, which takes more where the lake is stiff
-            (``_levelpool.substep_count``, at most ``SUBSTEPS_MAX``).
+        substeps: sub-steps per routing step (1 … ``SUBSTEPS_MAX``): exactly this many RK3
+            sub-steps with ``"nwm"``; the minimum with ``"conservative"``, which takes more RK3
+            sub-steps where the lake is stiff, and this many backward-Euler sub-steps where it
+            would need more than ``SUBSTEPS_MAX`` (``_levelpool.substep_count``).
     """
 
     reaches: np.ndarray

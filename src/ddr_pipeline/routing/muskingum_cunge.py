@@ -166,17 +166,17 @@ class _MuskingumCungeFunction(torch.autograd.Function):
         traj_t = torch.from_numpy(traj)
         clamp_t = torch.from_numpy(clamp).to(qlat.dtype)
         lake_out = _lake_outputs(lk, n_t)
-        ctx.mark_non_differentiable(clamp_t, *lake_out[1:])
         ctx.set_materialize_grads(False)
         ctx.spec = spec
         ctx.lk = lk
         if spec.obs_pos is None:
             ctx.traj = None
             final = qlat.new_empty(0)
-            ctx.mark_non_differentiable(final)
+            ctx.mark_non_differentiable(clamp_t, final, *lake_out[1:])  # one call: it replaces
             ctx.save_for_backward(traj_t, qlat, q0, *params)
             return traj_t, final, clamp_t, *lake_out
         ctx.traj = traj  # by topological position
+        ctx.mark_non_differentiable(clamp_t, *lake_out[1:])
         ctx.save_for_backward(qlat, q0, *params)
         final = np.empty(n_r, dtype)
         final[spec.net.routing_arrays()["order"]] = traj[-1]
