@@ -12,7 +12,10 @@ max elevation, weir elevation (m), weir coefficient, weir length (m), dam length
 elevation (m), orifice coefficient, orifice area (m²). ``nwm`` selects NWM's literal
 ``LEVELPOOL_PHYSICS`` (fractions 0.33/0.67/0.667, the spill evaluated at the stage-start
 elevation, outflow = discharge at the end state) instead of the conservative scheme (exact
-fractions, outflow = the step-mean outflow implied by the storage change).
+fractions, outflow = the step-mean outflow implied by the storage change). The conservative
+scheme sub-steps by the lake's stiffness and solves a lake far stiffer than the step by backward
+Euler (:func:`substep_count`); the reverse modes recompute the sub-step elevations into a scratch
+array of ``SUBSTEPS_MAX + 1`` floats (a CUDA kernel's local array).
 """
 
 from __future__ import annotations
