@@ -39,6 +39,7 @@ class ParameterSpec:
     leakance: bool = False
     ddr_alias: str | None = None
     domain: tuple[float | None, float | None, bool] = (None, None, False)
+    lake: bool = False
 
     @property
     def learnable(self) -> bool:
@@ -106,6 +107,45 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "d_gw", "d_gw", "m", "groundwater depth below the bank", (0.01, 300.0), True, leakance=True
     ),
     ParameterSpec("x", None, "-", "Muskingum X (channel input; NaN filled)", default=0.3),
+    # Level-pool lake parameters a network may learn per lake (names of routing.lakes.LAKE_PARAMS)
+    ParameterSpec(
+        "orifice_area",
+        None,
+        "m²",
+        "lake outlet (orifice) area: the release below the spillway",
+        (0.01, 100.0),
+        log_space=True,
+        domain=(0.0, None, False),
+        lake=True,
+    ),
+    ParameterSpec(
+        "orifice_coefficient",
+        None,
+        "-",
+        "lake outlet discharge coefficient",
+        (0.05, 1.0),
+        domain=(0.0, None, False),
+        lake=True,
+    ),
+    ParameterSpec(
+        "weir_coefficient",
+        None,
+        "m¹ᐟ² s⁻¹",
+        "lake spillway (weir) coefficient, Q = C·L·h^1.5",
+        (0.1, 2.0),
+        domain=(0.0, None, False),
+        lake=True,
+    ),
+    ParameterSpec(
+        "weir_length",
+        None,
+        "m",
+        "lake spillway (weir) length",
+        (1.0, 1000.0),
+        log_space=True,
+        domain=(0.0, None, False),
+        lake=True,
+    ),
 )
 
 BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
@@ -127,6 +167,8 @@ DEFAULTABLE_PARAMETERS: tuple[str, ...] = tuple(s.name for s in PARAMETERS)
 OBSERVABLE_PARAMETERS: dict[str, str] = {
     s.name: s.channel_column for s in PARAMETERS if s.channel_column is not None
 }
+#: Level-pool lake parameters a network may learn (``routing.lakes`` must be on to use them).
+LAKE_PARAMETERS: tuple[str, ...] = tuple(s.name for s in PARAMETERS if s.lake)
 #: Parameter -> key in the routing engine's ``params`` mapping (leakance ones apart).
 ROUTING_KEYS: dict[str, str] = {
     s.name: s.routing_key
@@ -135,7 +177,7 @@ ROUTING_KEYS: dict[str, str] = {
 }
 #: Parameters the Muskingum-Cunge step always needs; leakance adds the ``leakance`` ones.
 ROUTING_PARAMETERS: tuple[str, ...] = tuple(
-    s.name for s in PARAMETERS if s.learnable and not s.leakance
+    s.name for s in PARAMETERS if s.learnable and not s.leakance and not s.lake
 )
 LEAKANCE_PARAMETERS: tuple[str, ...] = tuple(s.name for s in PARAMETERS if s.leakance)
 #: Channel geometry that ``routing.geometry: ddr`` derives from ``p_spatial``, ``q_spatial`` and

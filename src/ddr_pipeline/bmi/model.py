@@ -72,6 +72,11 @@ class TrainedRouter:
             ckpt.model.eval(), ckpt.config, inputs.attribute_names, inputs.forcing_names
         )
         self.settings = simulation.RoutingSettings.from_config(ckpt.config, dt=dt)
+        if self.settings.lakes and domain.lakes is not None:
+            raise ValueError(
+                f"the model routes {len(domain.lakes)} level-pool lakes (routing.lakes) but the BMI "
+                "component does not carry lake levels yet: route lakes with the routing pipeline"
+            )
         idx = domain.reach_index
         self._attributes = self._tensor(inputs.attributes[idx])
         self._attributes_raw = self._tensor(inputs.attributes_raw[idx])

@@ -30,6 +30,7 @@ from ddr_pipeline.parameter_registry import (
     DDR_DERIVED_PARAMETERS,
     DEFAULTABLE_PARAMETERS,
     FLOORS,
+    LAKE_PARAMETERS,
     LEAKANCE_PARAMETERS,
     LEARNABLE_PARAMETERS,
     OBSERVABLE_PARAMETERS,
@@ -424,6 +425,33 @@ class ParamsConfig(_Strict):
         return name in self.log_space_parameters
 
 
+class LakeOptions(_Strict):
+    """Level-pool lakes and reservoirs (docs/reservoirs.md)."""
+
+    enabled: bool = Field(
+        False,
+        description=(
+            "Route the geodataset's lakes (lakes.parquet) as NWM level pools at their reaches; "
+            "false: every lake reach is routed as a channel (the results without lakes)."
+        ),
+    )
+    scheme: Literal["conservative", "nwm"] = Field(
+        "conservative",
+        description=(
+            "conservative (exact RK3 fractions, outflow from the storage change: mass closes "
+            "each step) or nwm (NWM's LEVELPOOL_PHYSICS literally, for parity with t-route)."
+        ),
+    )
+    substeps: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "RK3 sub-steps per routing step (conservative: the minimum; stiff lakes take more)."
+        ),
+    )
+
+
 class RoutingOptions(_Strict):
     """Cunge physics options of the Muskingum–Cunge step (docs/routing.md, *Cunge options*)."""
 
@@ -455,6 +483,9 @@ class RoutingOptions(_Strict):
             "24d+1+shift .. 24d+24+shift (0 = the day's own 24 states). DDR/ddrs params.tau "
             "(the 2026-08 convention, slice [tau : -(24-tau)]) = shift + 1."
         ),
+    )
+    lakes: LakeOptions = Field(
+        default_factory=LakeOptions, description="Level-pool lakes and reservoirs."
     )
 
     def engine_kwargs(self) -> dict[str, str]:
@@ -614,6 +645,17 @@ class TrainingConfig(_Strict):
         if missing:
             raise ValueError(
                 f"params.parameter_ranges: no range for learnable parameters {missing}"
+            )
+        lstm_lake = sorted(set(lstm_learned) & set(LAKE_PARAMETERS))
+        if lstm_lake:
+            raise ValueError(
+                f"cuda_lstm.learnable_parameters: lake parameters {lstm_lake} are static "
+                "(learn them with the KAN)"
+            )
+        lake_learned = sorted(set(self.learned_parameters) & set(LAKE_PARAMETERS))
+        if lake_learned and not self.routing.lakes.enabled:
+            raise ValueError(
+                f"lake parameters {lake_learned} are learned but routing.lakes.enabled is false"
             )
         needed = routed_parameters(self.routing.geometry, self.params.use_leakance)
         unset = [

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ddr_pipeline.data.schema import FLOW_SCALE_COL
+from ddr_pipeline.data.schema import FLOW_SCALE_COL, INITIAL_ELEVATION_COL, LAKE_PARAMS
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.parameter_registry import OBSERVABLE_PARAMETERS
 
@@ -25,6 +25,52 @@ logger = logging.getLogger(__name__)
 CHANNEL_VARIABLES = {"length_m": "length", "slope": "slope", "x": "x"}
 #: Optional observed channel variables -> the parameter they may replace (where not NaN).
 OBSERVED_GEOMETRY = {column: name for name, column in OBSERVABLE_PARAMETERS.items()}
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    """The dataset's level-pool lakes (``lakes.parquet``), each at one reach.
+
+    ``reach_index``: (L,) indices of the lake reaches (into the reaches the table belongs to);
+    ``params``: each name of ``schema.LAKE_PARAMS`` -> (L,) float64; ``initial_elevation``: (L,)
+    water elevation (m) at the dataset's start.
+    """
+
+    lake_ids: np.ndarray
+    reach_index: np.ndarray
+    params: dict[str, np.ndarray]
+    initial_elevation: np.ndarray
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset, network: RiverNetwork) -> LakeTable | None:
+        """The ``lake_*`` variables of the model inputs (None without lakes)."""
+        if "lake_reach_id" not in ds.data_vars:
+            return None
+        reach_ids = np.asarray(ds["lake_reach_id"].values, dtype=np.int64)
+        return cls(
+            lake_ids=np.asarray(ds["lake_id"].values, dtype=np.int64),
+            reach_index=np.asarray(network.index_of(reach_ids), dtype=np.int64),
+            params={n: np.asarray(ds[f"lake_{n}"].values, np.float64) for n in LAKE_PARAMS},
+            initial_elevation=np.asarray(ds[f"lake_{INITIAL_ELEVATION_COL}"].values, np.float64),
+        )
+
+    def __len__(self) -> int:
+        return int(self.lake_ids.size)
+
+    def on(self, reach_index: np.ndarray) -> LakeTable | None:
+        """The lakes on the sorted reaches ``reach_index``, re-indexed into them (None: none)."""
+        position = np.searchsorted(reach_index, self.reach_index)
+        inside = (position < reach_index.size) & (
+            reach_index[np.minimum(position, reach_index.size - 1)] == self.reach_index
+        )
+        if not inside.any():
+            return None
+        return LakeTable(
+            lake_ids=self.lake_ids[inside],
+            reach_index=position[inside].astype(np.int64),
+            params={name: values[inside] for name, values in self.params.items()},
+            initial_elevation=self.initial_elevation[inside],
+        )
 
 
 @dataclass(frozen=True)
@@ -45,6 +91,7 @@ class ModelInputs:
     gage_ids: tuple[str, ...]
     dates: pd.DatetimeIndex  # (T,) daily
     periods: dict[str, tuple[str, str]] = field(default_factory=dict)  # e.g. train, test
+    lakes: LakeTable | None = None  # level-pool lakes of lakes.parquet (None: none)
 
     @classmethod
     def from_dataset(cls, ds: xr.Dataset) -> ModelInputs:
@@ -65,9 +112,10 @@ class ModelInputs:
             for var, name in OBSERVED_GEOMETRY.items()
             if var in ds.data_vars
         }
+        network = RiverNetwork.from_ids(reach_ids, to_ids)
         return cls(
             reach_ids=reach_ids,
-            network=RiverNetwork.from_ids(reach_ids, to_ids),
+            network=network,
             channel=channel,
             observed_geometry=geometry,
             attributes=_array(ds["attributes"], ("reach_id", "attribute")),
@@ -84,6 +132,7 @@ class ModelInputs:
                 for key, value in ds.attrs.items()
                 if key.endswith("_period") and len(value) == 2
             },
+            lakes=LakeTable.from_dataset(ds, network),
         )
 
     def period(self, name_or_dates: str | Sequence[str]) -> tuple[int, int]:

@@ -14,6 +14,9 @@ from ddr_pipeline.data.normalization import zscore
 from ddr_pipeline.data.schema import (
     DIVIDE_DIM,
     GAGE_DIM,
+    LAKE_FLOAT_COLS,
+    LAKE_ID_COL,
+    LAKE_REACH_COL,
     LATERAL_INFLOW_VAR,
     REACH_OPTIONAL_FLOAT,
     STREAMFLOW_VAR,
@@ -27,6 +30,7 @@ logger = logging.getLogger(__name__)
 REACH_DIM = "reach_id"
 ATTRIBUTE_DIM = "attribute"
 FORCING_DIM = "forcing"
+LAKE_DIM = LAKE_ID_COL
 CHANNEL_REQUIRED: tuple[str, ...] = ("length_m", "slope", "x")
 
 
@@ -143,6 +147,21 @@ def observation_variable(
     )
 
 
+def lake_variables(lakes: pd.DataFrame | None) -> dict[str, xr.DataArray]:
+    """The validated lakes as ``lake_<column>`` variables over ``lake`` (coordinate ``lake_id``):
+    the reach each lake routes at (``lake_reach_id``), its level-pool parameters and initial
+    elevation; nothing without lakes."""
+    if lakes is None or lakes.empty:
+        return {}
+    coords = {LAKE_DIM: lakes[LAKE_ID_COL].to_numpy(dtype=np.int64)}
+    reach = lakes[LAKE_REACH_COL].to_numpy(dtype=np.int64)
+    out = {f"lake_{LAKE_REACH_COL}": xr.DataArray(reach, dims=LAKE_DIM, coords=coords)}
+    for column in LAKE_FLOAT_COLS:
+        values = lakes[column].to_numpy(dtype=np.float64)
+        out[f"lake_{column}"] = xr.DataArray(values, dims=LAKE_DIM, coords=coords)
+    return out
+
+
 def build_model_inputs(  # noqa: PLR0913
     *,
     reaches: pd.DataFrame,
@@ -155,11 +174,13 @@ def build_model_inputs(  # noqa: PLR0913
     attribute_names: Sequence[str],
     forcing_names: Sequence[str],
     attrs: Mapping[str, Any] | None = None,
+    lakes: pd.DataFrame | None = None,
 ) -> xr.Dataset:
     """Build the model-ready dataset, every per-reach array aligned on the reaches' ``id`` order.
 
     All inputs must already be validated and ordered like ``reaches["id"]`` (gauges: like
-    ``observations``); ``stats`` is the normalisation statistics document.
+    ``observations``); ``stats`` is the normalisation statistics document. ``lakes``: the
+    validated lakes table (None or empty: no lakes), stored over a ``lake`` dimension.
     """
     reach_ids = reaches["id"].to_numpy(dtype=np.int64)
     _require_same_ids(attributes["id"].to_numpy(dtype=np.int64), reach_ids, "attributes")
@@ -172,6 +193,7 @@ def build_model_inputs(  # noqa: PLR0913
         "lateral_inflow": lateral_inflow_variable(lateral_inflow, dates),
         "forcings": forcing_variable(forcings, forcing_names, stats["forcings"], dates),
         "observations": observation_variable(observations, gauge_ids, dates),
+        **lake_variables(lakes),
     }
     ds = xr.Dataset(variables, attrs=dict(attrs or {}))
     logger.info(

@@ -9,6 +9,7 @@ import torch
 
 from ddr_pipeline.config.training import ParamsConfig
 from ddr_pipeline.parameter_registry import (
+    LAKE_PARAMETERS,
     OBSERVABLE_PARAMETERS,
     ROUTING_KEYS,
     routed_parameters,
@@ -110,7 +111,9 @@ def routing_parameters(
     Parameters not learned take ``params.defaults`` as constant ``(N,)`` tensors. Returns keys
     ``n, q_spatial, top_width, side_slope, p`` and, with ``use_leakance``, ``K_D`` (from
     ``K_D_delta`` and the Cosby PTF or the prior Ks) and ``d_gw``. Daily entries stay
-    ``(T_days, N)``: the caller repeats them to the routing step. ``ptf_inputs`` holds the raw
+    ``(T_days, N)``: the caller repeats them to the routing step. Learned lake parameters
+    (:data:`~ddr_pipeline.parameter_registry.LAKE_PARAMETERS`) come back under their own names,
+    per reach; the rollout reads them at the lake reaches. ``ptf_inputs`` holds the raw
     sand/clay % columns named in the config; ``observed`` maps parameter name -> ``(N,)`` channel
     data (NaN = not observed), used where finite. With ``geometry="ddr"`` (``routing.geometry``)
     ``top_width`` and ``side_slope`` are derived by the routing step and not returned.
@@ -134,6 +137,7 @@ def routing_parameters(
             physical[name] = _constant(params.defaults[name], n_reaches, like)
     _apply_observed(physical, params, observed)
     result = {key: physical[name] for name, key in ROUTING_KEYS.items() if name in needed}
+    result.update({name: physical[name] for name in LAKE_PARAMETERS if name in physical})
     if params.use_leakance:
         result["K_D"] = riverbed_conductance(physical["K_D_delta"], _log10_ks(params, ptf_inputs))
         result["d_gw"] = physical["d_gw"]

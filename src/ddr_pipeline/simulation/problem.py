@@ -19,7 +19,7 @@ import torch
 from ddr_pipeline.network import RiverNetwork
 
 if TYPE_CHECKING:
-    from ddr_pipeline.data.containers import ModelInputs
+    from ddr_pipeline.data.containers import LakeTable, ModelInputs
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,15 @@ class RoutingProblem:
     ``network``: the sub-network over them; ``outputs``: per output, the local reach indices whose
     discharges are summed (a gauge), or ``None`` to output every routed reach;
     ``inflow_scale``: ``(N,)`` float32 factors of the daily lateral inflow per routed reach
-    (gauge ``flow_scale``), or ``None`` for none.
+    (gauge ``flow_scale``), or ``None`` for none; ``lakes``: the inputs' lakes on the routed
+    reaches, indexed into them (``None``: none), routed as lakes when ``routing.lakes`` is on.
     """
 
     reach_index: np.ndarray
     network: RiverNetwork
     outputs: tuple[np.ndarray, ...] | None
     inflow_scale: np.ndarray | None = None
+    lakes: LakeTable | None = None
 
     @property
     def n_outputs(self) -> int:
@@ -95,7 +97,7 @@ def gauge_problem(
     local_of[closure] = np.arange(closure.size)
     outputs = tuple(local_of[np.asarray(g, dtype=np.int64)] for g in gauge_reach_index)
     scale = None if flow_scale is None else reach_flow_scale(closure.size, outputs, flow_scale)
-    return RoutingProblem(closure, network, outputs, scale)
+    return RoutingProblem(closure, network, outputs, scale, _lakes_on(inputs, closure))
 
 
 def reach_problem(inputs: ModelInputs, target_ids: Sequence[int] | None = None) -> RoutingProblem:
@@ -105,10 +107,14 @@ def reach_problem(inputs: ModelInputs, target_ids: Sequence[int] | None = None) 
     """
     if not target_ids:
         everything = np.arange(inputs.network.n_reaches, dtype=np.int64)
-        return RoutingProblem(everything, inputs.network, None)
+        return RoutingProblem(everything, inputs.network, None, lakes=inputs.lakes)
     outlets = inputs.network.index_of(np.asarray(list(target_ids), dtype=np.int64))
     closure, network = _closure(inputs.network, np.asarray(outlets, dtype=np.int64))
-    return RoutingProblem(closure, network, None)
+    return RoutingProblem(closure, network, None, lakes=_lakes_on(inputs, closure))
+
+
+def _lakes_on(inputs: ModelInputs, closure: np.ndarray) -> LakeTable | None:
+    return None if inputs.lakes is None else inputs.lakes.on(closure)
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class WindowInputs:
     attributes_raw: torch.Tensor  # (N, A)
     channel: dict[str, torch.Tensor]  # length, slope, x: (N,)
     observed_geometry: dict[str, torch.Tensor]  # parameter name -> observed (N,), NaN = none
+    lakes: LakeTable | None = None  # the problem's lakes (numpy; the rollout makes tensors)
 
     @property
     def n_days(self) -> int:
@@ -136,6 +143,7 @@ class WindowInputs:
             attributes_raw=self.attributes_raw.to(device, dtype),
             channel=_moved(self.channel, device, dtype),
             observed_geometry=_moved(self.observed_geometry, device, dtype),
+            lakes=self.lakes,
         )
 
 
@@ -165,4 +173,5 @@ def window_inputs(
         observed_geometry={
             k: torch.from_numpy(v[idx]) for k, v in inputs.observed_geometry.items()
         },
+        lakes=problem.lakes,
     )

@@ -38,6 +38,7 @@ from ddr_pipeline.simulation.assimilation import (
     GaugeAssimilation,
     daily_correction,
 )
+from ddr_pipeline.simulation.lakes import level_pool, split_lake_parameters
 from ddr_pipeline.simulation.pooling import ShiftedPooling
 from ddr_pipeline.simulation.problem import RoutingProblem, WindowInputs, window_inputs
 from ddr_pipeline.simulation.settings import RoutingSettings
@@ -60,6 +61,7 @@ class WindowResult:
     lstm_state: LSTMState | None
     outputs: NetworkOutputs | None  # normalised network outputs (trained sources)
     assimilation: NudgingResult | None = None  # the window's nudging (None without)
+    lake_elevation: torch.Tensor | None = None  # (L,) lakes' water elevation at the end (m)
 
 
 def observed_reaches(
@@ -84,6 +86,7 @@ def rollout_window(  # noqa: PLR0913 (the window, its source and its memory opti
     checkpoint_every: int = 1,
     nudging: Nudging | None = None,
     pooled: bool = True,
+    lake_elevation: torch.Tensor | None = None,
 ) -> WindowResult:
     """Route one window: parameters from ``source``, Muskingum-Cunge, daily means at ``outputs``.
 
@@ -95,8 +98,13 @@ def rollout_window(  # noqa: PLR0913 (the window, its source and its memory opti
     window's last day (offset > 0) or first day (< 0) pools only the routed part of its shifted
     day (:mod:`~ddr_pipeline.simulation.pooling`); ``pooled=False`` returns the block means
     ``(k·D, outputs)`` instead of daily values (:func:`rollout` pools across chunks).
+    With ``routing.lakes`` on, the window's lakes route as level pools
+    (:mod:`~ddr_pipeline.simulation.lakes`) from ``lake_elevation`` (None: the lakes table's
+    initial elevation); the end elevation comes back in the result.
     """
     step = source(window, lstm_state)
+    channel_params, lake_params = split_lake_parameters(step.physical)
+    lakes = level_pool(window.lakes, lake_params, settings, lake_elevation)
     if outputs is None:
         reaches, columns = np.arange(network.n_reaches), None
     else:
@@ -107,7 +115,7 @@ def rollout_window(  # noqa: PLR0913 (the window, its source and its memory opti
     n_days = window.lateral_inflow.shape[0]
     params = {
         name: pool.rows(value) if value.ndim == 2 and value.shape[0] == n_days else value
-        for name, value in step.physical.items()
+        for name, value in channel_params.items()
     }
     routed = muskingum_cunge_means(
         network,
@@ -119,6 +127,7 @@ def rollout_window(  # noqa: PLR0913 (the window, its source and its memory opti
         substeps=pool.block_steps,
         initial_state=initial_state,
         nudging=nudging,
+        lakes=lakes,
         **settings.engine_options(),
     )
     means = routed.means if columns is None else gather_gauges(routed.means, columns)
@@ -131,6 +140,7 @@ def rollout_window(  # noqa: PLR0913 (the window, its source and its memory opti
         lstm_state=step.state,
         outputs=step.outputs,
         assimilation=routed.assimilation,
+        lake_elevation=None if routed.lakes is None else routed.lakes.final_elevation,
     )
 
 
@@ -335,6 +345,7 @@ def rollout(  # noqa: PLR0917 (the routing problem and its period)
     blocks: list[np.ndarray] = []
     sums: dict[str, np.ndarray] = {}
     q_state: torch.Tensor | None = None
+    lake_state: torch.Tensor | None = None
     lstm_state: LSTMState | None = None
     corrections: list[np.ndarray] = []
     for first in range(route_from, route_to, chunk_days):
@@ -353,8 +364,10 @@ def rollout(  # noqa: PLR0917 (the routing problem and its period)
             lstm_state=lstm_state,
             nudging=nudging,
             pooled=False,
+            lake_elevation=lake_state,
         )
         q_state, lstm_state = result.final_state, result.lstm_state
+        lake_state = result.lake_elevation
         if result.assimilation is not None:
             nudging_state = result.assimilation.state
             corrections.append(daily_correction(result.assimilation, settings.steps_per_day))

@@ -46,6 +46,12 @@ class RoutingSettings:
     #: the end-of-step states of hours ``24d+1+shift .. 24d+24+shift``. Not an engine option:
     #: :mod:`ddr_pipeline.simulation.pooling` applies it to the engine's sub-daily means.
     output_shift_hours: int = 0
+    #: Level-pool lakes (``routing.lakes``): whether the inputs' lakes are routed as lakes, their
+    #: scheme and RK3 sub-steps. Not engine keywords: :mod:`ddr_pipeline.simulation.lakes`
+    #: builds the engine's ``LevelPool`` from them.
+    lakes: bool = False
+    lake_scheme: str = "conservative"
+    lake_substeps: int = 1
 
     def __post_init__(self) -> None:
         steps = steps_per_day(self.dt)
@@ -76,6 +82,9 @@ class RoutingSettings:
             s_min=floors.slope,
             x_default=params.defaults.get("x"),
             output_shift_hours=config.routing.output_shift_hours,
+            lakes=config.routing.lakes.enabled,
+            lake_scheme=config.routing.lakes.scheme,
+            lake_substeps=config.routing.lakes.substeps,
             **config.routing.engine_kwargs(),
         )
 
@@ -87,7 +96,8 @@ class RoutingSettings:
     def engine_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`ddr_pipeline.routing.muskingum_cunge`."""
         options = asdict(self)
-        del options["x_default"], options["output_shift_hours"]
+        for key in ("x_default", "output_shift_hours", "lakes", "lake_scheme", "lake_substeps"):
+            del options[key]
         return options
 
     def channel(self, channel: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.pipelines.data_processing import nodes
 
 from .conftest import IDS, STAIDS
@@ -235,6 +236,36 @@ def test_statistics_fail_without_observed_training_gauges(validated, params):
 
 
 # --- model inputs and summary -------------------------------------------------------------------
+def _lakes_table(reach_id: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "lake_id": [7], "reach_id": [reach_id], "area_km2": [2.0], "max_elevation": [110.0],
+        "weir_elevation": [105.0], "weir_coefficient": [0.4], "weir_length": [10.0],
+        "dam_length": [10.0], "orifice_elevation": [95.0], "orifice_coefficient": [0.1],
+        "orifice_area": [1.0], "initial_elevation": [104.0],
+    })  # fmt: skip
+
+
+def test_lakes_reach_the_model_inputs_at_their_reach(validated, params):
+    lakes = nodes.validate_lakes(_lakes_table(int(IDS[2])), validated["reaches"])
+    ds = nodes.assemble_model_inputs(
+        reaches=validated["reaches"], attributes=validated["attributes"],
+        lateral_inflow=validated["lateral_inflow"], forcings=validated["forcings"],
+        observations=validated["observations"], stats=_stats(validated, params),
+        periods=validated["periods"], params=params, lakes=lakes,
+    )
+    inputs = ModelInputs.from_dataset(ds)
+    assert inputs.lakes is not None and inputs.lakes.lake_ids.tolist() == [7]
+    assert inputs.lakes.reach_index.tolist() == [2]
+    assert inputs.lakes.params["weir_elevation"].tolist() == [105.0]
+    assert inputs.lakes.initial_elevation.tolist() == [104.0]
+
+
+def test_a_geodataset_without_lakes_has_none(validated):
+    assert nodes.validate_lakes(pd.DataFrame(), validated["reaches"]).empty
+    with pytest.raises(KeyError, match="999"):
+        nodes.validate_lakes(_lakes_table(999), validated["reaches"])
+
+
 def test_assemble_model_inputs(validated, params):
     stats = _stats(validated, params)
     ds = nodes.assemble_model_inputs(

@@ -87,6 +87,15 @@ def validate_gauges(gauges: pd.DataFrame, reaches: pd.DataFrame) -> pd.DataFrame
     return schema.validate_gauges(gauges, _reach_ids(reaches))
 
 
+def validate_lakes(lakes: pd.DataFrame, reaches: pd.DataFrame) -> pd.DataFrame:
+    """Validate the optional lakes table (empty: the geodataset has none) against the reaches."""
+    if lakes.empty and not len(lakes.columns):
+        return lakes
+    validated = schema.validate_lakes(lakes, _reach_ids(reaches))
+    logger.info("lakes: %d level-pool lakes", len(validated))
+    return validated
+
+
 def attribute_names(attributes: pd.DataFrame, params: dict[str, Any]) -> list[str]:
     """The configured attribute columns (``attributes: null`` = every column but ``id``)."""
     names = _config(params).attributes
@@ -266,8 +275,10 @@ def assemble_model_inputs(  # noqa: PLR0913
     stats: dict[str, Any],
     periods: dict[str, Period],
     params: dict[str, Any],
+    lakes: pd.DataFrame | None = None,
 ) -> xr.Dataset:
-    """Build the model-ready dataset over the days covering every configured period."""
+    """Build the model-ready dataset over the days covering every configured period (with the
+    validated lakes, if any)."""
     attrs = {
         "title": "ddr_pipeline model inputs",
         "ddr_pipeline_version": __version__,
@@ -286,6 +297,7 @@ def assemble_model_inputs(  # noqa: PLR0913
         attribute_names=attribute_names(attributes, params),
         forcing_names=list(params["forcings"] or []),
         attrs=attrs,
+        lakes=lakes,
     )
 
 

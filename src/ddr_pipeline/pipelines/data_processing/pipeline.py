@@ -38,6 +38,8 @@ def _validation_nodes() -> list[Node]:
             "validated_gauges",
             name="validate_gauges",
         ),
+        Node(nodes.validate_lakes, ["lakes", "validated_reaches"], "validated_lakes",
+             name="validate_lakes"),  # fmt: skip
         Node(
             nodes.validate_attributes,
             ["attributes", "validated_reaches", PARAMS],
@@ -110,6 +112,7 @@ def _modelling_nodes() -> list[Node]:
                 "stats": "normalization_stats",
                 "periods": "periods",
                 "params": PARAMS,
+                "lakes": "validated_lakes",
             },
             "model_inputs",
             name="assemble_model_inputs",

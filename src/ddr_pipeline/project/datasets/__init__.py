@@ -7,6 +7,7 @@ from ddr_pipeline.project.datasets.atomic import (
     AtomicParquetDataset,
 )
 from ddr_pipeline.project.datasets.checkpoint import CheckpointDataset
+from ddr_pipeline.project.datasets.optional import OptionalParquetDataset
 from ddr_pipeline.project.datasets.zarr_dataset import XarrayZarrDataset
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "AtomicMatplotlibDataset",
     "AtomicParquetDataset",
     "CheckpointDataset",
+    "OptionalParquetDataset",
     "XarrayZarrDataset",
 ]

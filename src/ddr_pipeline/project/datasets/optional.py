@@ -1,0 +1,17 @@
+"""A raw Parquet table a geodataset may lack (``lakes.parquet``): it loads empty when absent."""
+
+from __future__ import annotations
+
+import pandas as pd
+from kedro_datasets.pandas import ParquetDataset
+
+
+class OptionalParquetDataset(ParquetDataset):
+    """``pandas.ParquetDataset`` that loads an empty DataFrame when its file does not exist, so a
+    pipeline can read an optional input table and its consumer decides what absence means."""
+
+    def load(self) -> pd.DataFrame:
+        """The table, or an empty DataFrame when the file is absent."""
+        if not self._exists():
+            return pd.DataFrame()
+        return super().load()
