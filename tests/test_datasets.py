@@ -11,7 +11,7 @@ import xarray as xr
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError, Version, generate_timestamp
 
-from ddr_pipeline.project.datasets import XarrayZarrDataset
+from ddr_pipeline.project.datasets import OptionalParquetDataset, XarrayZarrDataset
 
 
 def _dataset(scale: float = 1.0) -> xr.Dataset:
@@ -116,3 +116,10 @@ def test_errors(tmp_path: Path):
         ds.load()
     with pytest.raises(DatasetError, match="xarray.Dataset"):
         ds.save(pd.DataFrame({"a": [1]}))
+
+
+def test_an_optional_parquet_table_loads_empty_when_absent(tmp_path):
+    dataset = OptionalParquetDataset(filepath=str(tmp_path / "lakes.parquet"))
+    assert dataset.load().empty
+    pd.DataFrame({"lake_id": [1]}).to_parquet(tmp_path / "lakes.parquet")
+    assert dataset.load()["lake_id"].tolist() == [1]

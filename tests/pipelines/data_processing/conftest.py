@@ -120,6 +120,7 @@ def raw() -> dict[str, Any]:
         "lateral_inflow": make_lateral_inflow(),
         "forcings": make_forcings(),
         "observations": make_observations(),
+        "lakes": pd.DataFrame(),  # what the optional catalog entry loads without lakes.parquet
     }
 
 
