@@ -6,7 +6,7 @@ Times, in one process pinned by the caller to one core (``taskset``; torch and t
 one thread): the library imports, Kedro's start-up (bootstrap + session + loading the
 ``juniata`` environment's config, what every ``kedro run`` pays before its first node), loading
 the model inputs, a warm-up compile of the numba kernels (a 2-day routing), training with
-``conf/juniata`` (DDR's protocol, lr x10) and routing + scoring the test years. Prerequisite:
+``conf/juniata`` (DDR's protocol and parameterisation, lr x3) and routing + scoring the test years. Prerequisite:
 ``DDR_GEODATASET=juniata kedro run --env juniata --pipelines data_processing``. The 1-minute load
 average before and after is recorded: numbers from a busy machine are upper bounds.
 """
