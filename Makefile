@@ -2,6 +2,7 @@
 #   make demo      create .venv (if missing), install, run the demo pipelines
 #   make test      install, run the test suite
 #   make juniata   DDR's Juniata sample (data/01_raw/juniata): train + evaluate with DDR's protocol
+#   make nwm-lakes NWM's LowerColorado_TX (data/01_raw/nwm_lower_colorado) routed with its lakes
 # Variables: PYTHON (interpreter for the venv), TORCH_INDEX_URL (e.g. a PyTorch CPU/CUDA index),
 # DEMO_PIPELINES (pipelines run by `make demo`, in order), KEDRO_ENV (e.g. `test`),
 # DEMO_PARAMS (`--params` of the demo runs: a repeated `make demo` replaces its earlier training).
@@ -28,7 +29,7 @@ KEDRO_ENV_FLAG := $(if $(KEDRO_ENV),--env $(KEDRO_ENV),)
 
 export KEDRO_DISABLE_TELEMETRY := true
 
-.PHONY: help install demo juniata test lint viz mlflow-ui clean-outputs
+.PHONY: help install demo juniata nwm-lakes test lint viz mlflow-ui clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,6 +59,10 @@ juniata: $(STAMP)  ## DDR's Juniata sample with DDR's protocol (conf/juniata; 2.
 		DDR_GEODATASET=juniata $(BIN)/kedro run --pipelines $$p --env juniata --params "$(JUNIATA_PARAMS)"; \
 	done
 	@echo "Scores: data/08_reporting/juniata/ddr-juniata-training/evaluation/comparison.csv"
+
+nwm-lakes: $(STAMP)  ## NWM's LowerColorado_TX with its 30 lakes vs CHRTOUT (about 10-40 s)
+	$(BIN)/python scripts/nwm_lakes_compare.py
+	@echo "Tables: benchmarks/results/nwm_lakes_compare.md (docs/results.md, NWM domain with lakes)"
 
 test: $(STAMP)  ## run the test suite
 	$(BIN)/pytest

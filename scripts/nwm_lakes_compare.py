@@ -271,10 +271,12 @@ def groups(domain: Domain) -> dict[str, np.ndarray]:
 
 
 def differences(sim: np.ndarray, ref: np.ndarray, rel_floor: float) -> dict[str, float]:
-    """Max / median absolute (m³/s) and relative differences over all cells, the relative ones
-    where ``ref >= rel_floor``; mean signed difference (bias)."""
+    """Max / median absolute (m³/s) and relative differences over all (hour, reach) cells, the
+    relative ones where ``ref >= rel_floor``; mean signed difference (bias); the column and
+    hour (1 = the first hour after the start) of the largest absolute difference."""
     diff = sim - ref
     absd = np.abs(diff)
+    hour, col = np.unravel_index(int(absd.argmax()), absd.shape)
     keep = ref >= rel_floor
     rel = absd[keep] / ref[keep]
     nan = float("nan")
@@ -285,18 +287,22 @@ def differences(sim: np.ndarray, ref: np.ndarray, rel_floor: float) -> dict[str,
         "max_rel": float(rel.max()) if rel.size else nan,
         "median_rel": float(np.median(rel)) if rel.size else nan,
         "n_rel": int(rel.size),
+        "worst_col": int(col),
+        "worst_hour": int(hour) + 1,
     }
 
 
 def group_table(domain: Domain, runs: dict[str, Run], rel_floor: float) -> pd.DataFrame:
-    """One row per (run, group): :func:`differences` over the hours after the first."""
+    """One row per (run, group): :func:`differences` over the hours after the first, with the
+    reach id of the largest difference (``worst_id``) and the run's wall time."""
     ref = domain.reference[1 : 1 + next(iter(runs.values())).hourly.shape[0]]
     rows = []
     for name, run in runs.items():
         for group, idx in groups(domain).items():
-            rows.append({"run": name, "group": group, "n_reaches": int(idx.size),
-                         **differences(run.hourly[:, idx], ref[:, idx], rel_floor),
-                         "wall_s": run.wall_s})  # fmt: skip
+            diff = differences(run.hourly[:, idx], ref[:, idx], rel_floor)
+            worst = idx[diff.pop("worst_col")]
+            rows.append({"run": name, "group": group, "n_reaches": int(idx.size), **diff,
+                         "worst_id": int(domain.net.ids[worst]), "wall_s": run.wall_s})  # fmt: skip
     return pd.DataFrame(rows)
 
 
