@@ -173,7 +173,7 @@ def level_pool_outflow(h: np.ndarray, par: dict[str, np.ndarray]) -> np.ndarray:
     return orifice + wc * wl * head_w**1.5 + wc * wl * dl * head_s**1.5
 
 
-def _upper_bracket(target: np.ndarray, par: dict[str, np.ndarray]) -> np.ndarray:
+def _upper_bracket(target: np.ndarray, par: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
     """An elevation per lake whose outflow is ≥ ``target``: max_elevation + 1 m, doubled above
     the max elevation until the spill passes the target (a lake whose outlets pass nothing
     raises, naming it)."""
@@ -185,22 +185,26 @@ def _upper_bracket(target: np.ndarray, par: dict[str, np.ndarray]) -> np.ndarray
             return top + above
         above = np.where(short, 2.0 * above, above)
     j = int(np.flatnonzero(short)[0])
-    raise ValueError(f"lake {j}: no elevation passes the outflow {target[j]} m³/s")
+    raise ValueError(f"lake {ids[j]}: no elevation passes the outflow {target[j]} m³/s")
 
 
-def initial_elevation(outflow: np.ndarray, par: dict[str, np.ndarray]) -> np.ndarray:
+def initial_elevation(
+    outflow: np.ndarray, par: dict[str, np.ndarray], ids: np.ndarray | None = None
+) -> np.ndarray:
     """The water elevation (m) of each lake whose level-pool outflow is ``outflow`` (m³/s).
 
     The outflow is monotone in H (strictly above the orifice crest): bisection on
     [orifice_elevation, :func:`_upper_bracket`] to float64 resolution, vectorised over lakes.
     A lake whose outflow is 0 starts at its orifice elevation (nothing leaves it below that).
+    Errors name the lake by ``ids`` (default: its position).
     """
     target = np.asarray(outflow, np.float64)
+    ids = np.arange(target.size) if ids is None else np.asarray(ids)
     if not np.isfinite(target).all() or (target < 0).any():
         j = int(np.flatnonzero(~(np.isfinite(target) & (target >= 0)))[0])
-        raise ValueError(f"lake {j}: outflow must be finite and >= 0, got {target[j]}")
+        raise ValueError(f"lake {ids[j]}: outflow must be finite and >= 0, got {target[j]}")
     lo = par["orifice_elevation"].astype(np.float64).copy()
-    hi = _upper_bracket(target, par)
+    hi = _upper_bracket(target, par, ids)
     for _ in range(BISECTIONS):
         mid = 0.5 * (lo + hi)
         low = level_pool_outflow(mid, par) < target
@@ -212,7 +216,7 @@ def level_pool(domain: Domain, scheme: str) -> tuple[LevelPool, np.ndarray]:
     """The domain's lakes for the engine, started where they pass CHRTOUT's first outflow."""
     par = lake_parameters(domain.lakes)
     idx = domain.lakes["index"].to_numpy()
-    h0 = initial_elevation(domain.reference[0, idx], par)
+    h0 = initial_elevation(domain.reference[0, idx], par, domain.lakes[schema.LAKE_ID_COL])
     tensors = {k: torch.tensor(v, dtype=F64) for k, v in par.items()}
     return LevelPool(idx, tensors, torch.tensor(h0, dtype=F64), scheme=scheme, substeps=1), h0
 

@@ -90,5 +90,8 @@ def test_initial_elevation_zero_outflow_and_spill() -> None:
     h = nlc.initial_elevation(np.array([0.0, big]), par)
     assert h[0] == 5.0 and h[1] > 10.0  # at the orifice crest; in the spill above LkMxE
     assert nlc.level_pool_outflow(h, par)[1] == pytest.approx(big, rel=1e-12)
-    with pytest.raises(ValueError, match="lake 0"):
-        nlc.initial_elevation(np.array([-1.0, 1.0]), par)
+    with pytest.raises(ValueError, match="lake 7: outflow must be finite"):
+        nlc.initial_elevation(np.array([-1.0, 1.0]), par, np.array([7, 8]))
+    shut = {**par, "orifice_area": np.zeros(2), "weir_length": np.zeros(2)}
+    with pytest.raises(ValueError, match="lake 1: no elevation passes"):
+        nlc.initial_elevation(np.array([0.0, 1.0]), shut)
