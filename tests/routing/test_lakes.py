@@ -12,6 +12,7 @@ import pytest
 import torch
 from reference import random_network
 from routing_inputs import make_inputs
+from test_cuda_kernel import kernel_device  # noqa: F401 (fixture)
 
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import constants as K
@@ -293,6 +294,13 @@ N_BIG = 300
 
 
 @pytest.fixture
+def cuda_small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA blocks of at most 5 reaches and 3 levels (as test_cuda_kernel)."""
+    monkeypatch.setattr(K, "CUDA_BLOCK_REACHES", 5)
+    monkeypatch.setattr(K, "CUDA_BLOCK_LEVELS", 3)
+
+
+@pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many small blocks and short chunks (as test_parallel)."""
     monkeypatch.setattr(K, "CPU_BLOCK_MIN_REACHES", 10)
@@ -409,10 +417,49 @@ def test_missing_lake_parameter_is_refused() -> None:
                         lakes=LevelPool(reaches, p, torch.tensor(ELEV, dtype=F64)))  # fmt: skip
 
 
-def test_cuda_backend_refuses_lakes() -> None:
-    net, _, qlat, channel, params = _inputs()
-    with pytest.raises(ValueError, match="not supported by the cuda backend"):
-        muskingum_cunge(net, qlat, channel, params, lakes=_lakes(), backend="cuda")
+def _lake_run(backend: str, device: torch.device, scheme: str, mode: str, area_scale: float):
+    """Outputs and gradients of every input with three lakes (areas × ``area_scale``)."""
+    net, reaches, qlat, channel, params = _inputs(t=12, scale=8.0)
+    base = {**BASE, "area_km2": [a * area_scale for a in BASE["area_km2"]]}
+    lp = {k: v.to(device).requires_grad_(True) for k, v in _params(base).items()}
+    elev = torch.tensor(ELEV, dtype=F64, device=device, requires_grad=True)
+    ql = qlat.to(device).requires_grad_(True)
+    n = params["n"].to(device).requires_grad_(True)
+    q0 = torch.full((net.n_reaches,), 2.0, dtype=F64, device=device, requires_grad=True)
+    p = {**{k: v.to(device) for k, v in params.items()}, "n": n}
+    ch = {k: v.to(device) for k, v in channel.items()}
+    opts = {"dt": DT, "backend": backend, "initial_state": q0,
+            "lakes": LevelPool(reaches, lp, elev, scheme=scheme)}  # fmt: skip
+    if mode == "dense":
+        r = muskingum_cunge(net, ql, ch, p, return_diagnostics=True, **opts)
+        outs = [r.discharge, r.lakes.elevation]
+    else:
+        m = muskingum_cunge_means(net, ql.reshape(4, 3, -1)[:, 0], ch, p,
+                                  np.array([*reaches, 0]), substeps=3, **opts)  # fmt: skip
+        outs = [m.means, m.final_state, m.lakes.final_elevation]
+    gen = torch.Generator().manual_seed(4)
+    w = [torch.rand(o.shape, generator=gen, dtype=F64).to(device) for o in outs]
+    sum((o * wo).sum() for o, wo in zip(outs, w, strict=True)).backward()
+    leaves = [ql, q0, n, elev, *lp.values()]
+    return [o.detach().cpu() for o in outs] + [v.grad.cpu() for v in leaves]
+
+
+@pytest.mark.usefixtures("cuda_small_blocks")
+@pytest.mark.parametrize(
+    ("scheme", "mode", "area_scale"),
+    [("conservative", "dense", 1.0), ("nwm", "means", 1.0), ("conservative", "means", 0.01)],
+)
+def test_cuda_kernels_route_lakes_like_numba(
+    kernel_device: torch.device,  # noqa: F811 (the fixture of test_cuda_kernel)
+    scheme: str, mode: str, area_scale: float,
+) -> None:  # fmt: skip
+    """The CUDA kernels (the simulator in CI) against the numba engine: values and gradients of
+    every lake input, blocks of 5 reaches (lakes in several blocks); ``area_scale`` 0.01 puts a
+    lake in the implicit regime."""
+    ref = _lake_run("numba", torch.device("cpu"), scheme, mode, area_scale)
+    got = _lake_run("cuda", kernel_device, scheme, mode, area_scale)
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_float32_storage_keeps_elevation_in_float64() -> None:

@@ -140,11 +140,16 @@ class CudaMuskingumCunge(torch.autograd.Function):
     """Forward = :func:`mc_forward_kernel`; backward = :func:`mc_backward_kernel` (one launch
     each, the time loop on the device). Same inputs and outputs as the numba engine's autograd
     function (``spec`` is its ``_Spec``): ``(trajectory, empty, clamp)`` in dense mode, or
-    ``(means at spec.obs_pos, final state, clamp)``. The full trajectory is kept on the device
-    (``spec.every`` > 1, time checkpointing, is not implemented in the kernels)."""
+    ``(means at spec.obs_pos, final state, clamp)``, then the lakes' (T+1, L) elevations and
+    (T, L) inflows and outflows (inputs ``elev`` (L,), ``lake_par`` (L, 9), float64; L = 0
+    without lakes). The full trajectory is kept on the device (``spec.every`` > 1, time
+    checkpointing, is not implemented in the kernels)."""
 
     @staticmethod
-    def forward(ctx, spec, qlat: torch.Tensor, q0: torch.Tensor, *params: torch.Tensor):  # type: ignore[override]
+    def forward(  # type: ignore[override]  # noqa: PLR0917 (autograd signature)
+        ctx, spec, qlat: torch.Tensor, q0: torch.Tensor, elev: torch.Tensor,
+        lake_par: torch.Tensor, *params: torch.Tensor,
+    ):  # fmt: skip
         kern = kernels()
         device = qlat.device
         dplan = _device_plan(spec.net, device, simulator_active())
@@ -165,30 +170,33 @@ class CudaMuskingumCunge(torch.autograd.Function):
         pk = tuple(p.detach() for p in params)
         da = tuple(torch.as_tensor(a, device=device)
                    for a in (_NO_DA if spec.da is None else spec.da.arrays))  # fmt: skip
+        lk = _lake_arrays(spec, elev, lake_par, n_t, device)
         _launch(
             kern.mc_forward_kernel, dplan, device, qlat.detach(), spec.substeps, q0.detach(),
             spec.hot, pk, prow, spec.dt, spec.leak, lim, a["order"], a["up_ptr"], a["up_idx"],
             a["slot_pos"], a["slot_level"], a["blk_ptr"], a["blk_levels"], a["bup_ptr"],
             a["bup_idx"], a["xdown"], obs_ptr, obs_idx, out, means, clamp, acc0,
-            torch.empty((n_r, N_CB), **f64), progress, ticket, da,
+            torch.empty((n_r, N_CB), **f64), progress, ticket, da, lk,
         )  # fmt: skip
         if spec.da is not None:
             for host, dev in zip(spec.da.arrays[2:5], da[2:5], strict=True):
                 host[...] = dev.cpu().numpy()
         clamp_t = clamp.to(qlat.dtype)
-        ctx.mark_non_differentiable(clamp_t)
         ctx.set_materialize_grads(False)
         ctx.spec = spec
         ctx.obs = (obs_ptr, obs_idx)
+        ctx.lk = lk
         ctx.save_for_backward(out, qlat, q0, acc0, prow, lim, *params)
+        lake_out = (lk[3], lk[4], lk[5])
         if spec.obs_pos is None:
             final = qlat.new_empty(0)
-            ctx.mark_non_differentiable(final)
-            return out, final, clamp_t
-        return means.to(qlat.dtype), out[-1].clone(), clamp_t
+            ctx.mark_non_differentiable(clamp_t, final, *lake_out[1:])  # one call: it replaces
+            return out, final, clamp_t, *lake_out
+        ctx.mark_non_differentiable(clamp_t, *lake_out[1:])
+        return means.to(qlat.dtype), out[-1].clone(), clamp_t, *lake_out
 
     @staticmethod
-    def backward(ctx, g_primary, g_final, _g_clamp):  # type: ignore[override]
+    def backward(ctx, g_primary, g_final, _g_clamp, g_elev, _g_in, _g_out):  # type: ignore[override]
         kern = kernels()
         spec = ctx.spec
         if spec.da is not None:
@@ -215,7 +223,7 @@ class CudaMuskingumCunge(torch.autograd.Function):
             if g_final is not None:
                 gfinal = g_final.to(dtype).contiguous()
         need_ql = ctx.needs_input_grad[1]
-        needs = ctx.needs_input_grad[3:]
+        needs = ctx.needs_input_grad[5:]
         gqlat = torch.empty((n_rows if need_ql else 0, n_r), dtype=dtype, device=device)
         gparams = tuple(
             torch.empty((p.shape[0] if need else 0, n_r), dtype=dtype, device=device)
@@ -224,6 +232,9 @@ class CudaMuskingumCunge(torch.autograd.Function):
         gq0 = torch.zeros(n_r, **f64)
         n_slots = max(dplan.plan.n_bslots, 1)
         obs_ptr, obs_idx = ctx.obs
+        n_l = ctx.lk[1].shape[0]
+        ghd = torch.zeros((0, n_l), **f64) if g_elev is None else g_elev.to(torch.float64)
+        lka = (torch.zeros(n_l, **f64), ghd.contiguous(), torch.zeros((n_l, 9), **f64))
         _launch(
             kern.mc_backward_kernel, dplan, device, gdense, gmeans, gfinal, obs_ptr, obs_idx,
             out, qlat, spec.substeps, q0, spec.hot, tuple(params), prow, spec.dt, spec.leak,
@@ -233,9 +244,29 @@ class CudaMuskingumCunge(torch.autograd.Function):
             torch.zeros(n_r, **f64), torch.zeros((n_t + 1, n_slots), **f64),
             torch.zeros((n_t + 1, n_slots), **f64),
             torch.zeros(dplan.plan.n_blocks, dtype=torch.int32, device=device),
-            torch.zeros(1, dtype=torch.int32, device=device),
+            torch.zeros(1, dtype=torch.int32, device=device), ctx.lk, lka,
         )  # fmt: skip
         g_params = [g if need else None for g, need in zip(gparams, needs, strict=True)]
         g_ql = gqlat if need_ql else None
         g_q0 = None if spec.hot else gq0.to(dtype)
-        return None, g_ql, g_q0, *g_params
+        g_h0, g_lp = (lka[0], lka[2]) if n_l else (None, None)
+        return None, g_ql, g_q0, g_h0, g_lp, *g_params
+
+
+def _lake_arrays(spec, elev: torch.Tensor, lake_par: torch.Tensor, n_t: int,
+                 device: torch.device) -> tuple[torch.Tensor, ...]:  # fmt: skip
+    """The kernels' ``lk`` tuple on ``device`` (``_mc_kernels._lake_forward``): lake of each
+    position, parameters, (nwm, substeps), elevations (row 0 = ``elev``), inflows, outflows."""
+    f64 = {"dtype": torch.float64, "device": device}
+    lakes = spec.lakes
+    n_l = 0 if lakes is None else lakes.n_lakes
+    lake_of = np.zeros(0, np.int64) if lakes is None else lakes.lake_of
+    cfg = [0, 1] if lakes is None else [int(lakes.nwm), lakes.substeps]
+    lake_h = torch.empty((n_t + 1 if n_l else 0, n_l), **f64)
+    if n_l:
+        lake_h[0] = elev.detach().to(**f64)
+    return (torch.as_tensor(lake_of, device=device),
+            lake_par.detach().to(**f64).reshape(n_l, 9).contiguous(),
+            torch.as_tensor(cfg, dtype=torch.int64, device=device), lake_h,
+            torch.empty((n_t if n_l else 0, n_l), **f64),
+            torch.empty((n_t if n_l else 0, n_l), **f64))  # fmt: skip

@@ -6,7 +6,9 @@ real kernels or its CPU simulator is fixed when ``numba.cuda`` is first imported
 The per-reach physics is *not* rewritten here: :func:`device_function` recompiles the numba
 functions of ``_physics`` / ``_mc_kernels`` (``fill_constants``, ``reach_coefs``,
 ``reach_physics``, ``reach_vjp``, ``_unfloored_update`` and the update's reverse mode
-``update_adjoint``) as CUDA device functions from their Python source, with every numba function
+``update_adjoint``), of ``_nudge`` and of ``_levelpool`` (a lake reach's level-pool step and its
+reverse mode, run by the reach's own thread, which carries the lake's λ_H in a register)
+as CUDA device functions from their Python source, with every numba function
 they call converted the same way, so the CPU engine and the kernels cannot drift. Layout (``_cuda_plan``): one thread block per plan block, one thread
 per reach, a step = the per-reach physics (all threads), then one pass over the block's local
 levels with a barrier between levels. Blocks publish their progress (stages done) in
@@ -24,7 +26,8 @@ import numba
 from numba import cuda
 from numba.core.registry import CPUDispatcher
 
-from ddr_pipeline.routing._mc_kernels import _unfloored_update, update_adjoint
+from ddr_pipeline.routing._levelpool import SUBSTEPS_MAX, lake_step, lake_step_vjp
+from ddr_pipeline.routing._mc_kernels import _lake_par, _unfloored_update, update_adjoint
 from ddr_pipeline.routing._nudge import nudge_value
 from ddr_pipeline.routing._physics import (
     LIM_QMIN,
@@ -63,6 +66,11 @@ _update = device_function(_unfloored_update)
 _update_adjoint = device_function(update_adjoint)
 _rows_change = device_function(rows_change)
 _nudge_value = device_function(nudge_value)
+_lake_step = device_function(lake_step)
+_lake_step_vjp = device_function(lake_step_vjp)
+_lake_params = device_function(_lake_par)
+N_LAKE_PARAMS = 9
+N_LAKE_SCRATCH = SUBSTEPS_MAX + 1  # a module constant: local array shapes must be literals
 
 
 @cuda.jit(device=True)
@@ -129,7 +137,7 @@ def _refresh(cb, t, loaded, params, prow, lim, order, k):  # noqa: PLR0917 (devi
 def mc_forward_kernel(  # noqa: PLR0913, PLR0917 (kernel signature)
     qlat, substeps, q0, hot, params, prow, dt, leak, lim, order, up_ptr, up_idx,
     slot_pos, slot_level, blk_ptr, blk_levels, bup_ptr, bup_idx, xdown, obs_ptr, obs_idx,
-    out, means, clamp_volume, acc0, cb, progress, ticket, da,
+    out, means, clamp_volume, acc0, cb, progress, ticket, da, lk,
 ):  # fmt: skip
     """Forward time loop of every plan block (see the module docstring) over T = R·substeps
     steps (row ``t // substeps`` of ``qlat`` drives step t); writes ``out`` ((T+1, N) states),
@@ -137,10 +145,13 @@ def mc_forward_kernel(  # noqa: PLR0913, PLR0917 (kernel signature)
     columns of ``means`` by position), ``clamp_volume`` (N,; skipped when empty) and the
     unfloored hot start ``acc0`` (positions). ``da``: the nudging arrays of
     ``_mc_kernels._assimilate`` (off when the first is empty); a gauged reach is nudged by its
-    own thread before the barrier that lets its downstream reaches read it."""
+    own thread before the barrier that lets its downstream reaches read it. ``lk``: the lakes
+    of ``_mc_kernels._lake_forward`` (none when the first is empty); a lake reach's thread runs
+    the level-pool step and stores its elevation, inflow and outflow."""
     n_t = qlat.shape[0] * substeps
     qmin = lim[LIM_QMIN]
     gauge_of, da_obs, da_last_val, da_last_time, da_corr, da_par = da
+    lake_of, lpar, lcfg, lake_h, lake_in, lake_out = lk
 
     track = clamp_volume.shape[0] > 0
     b = _take_ticket(ticket, False, blk_levels.shape[0])
@@ -151,6 +162,8 @@ def mc_forward_kernel(  # noqa: PLR0913, PLR0917 (kernel signature)
     lv = slot_level[lo + tid] if active else -1
     i = order[k]
     gauge = gauge_of[k] if active and gauge_of.shape[0] > 0 else -1
+    lake = lake_of[k] if active and lake_of.shape[0] > 0 else -1
+    nwm, nmin = lcfg[0] != 0, lcfg[1]
     n_lev = blk_levels[b]
     w_lo, w_hi = bup_ptr[b], bup_ptr[b + 1]
     if hot:
@@ -168,7 +181,7 @@ def mc_forward_kernel(  # noqa: PLR0913, PLR0917 (kernel signature)
             cuda.syncthreads()
     else:
         if active:
-            out[0, i] = max(float(q0[i]), qmin)
+            out[0, i] = float(q0[i]) if lake >= 0 else max(float(q0[i]), qmin)
             if xdown[k] != 0:
                 cuda.threadfence()
         cuda.syncthreads()
@@ -186,11 +199,19 @@ def mc_forward_kernel(  # noqa: PLR0913, PLR0917 (kernel signature)
         for lev in range(n_lev):
             if lv == lev:
                 usum, vsum = _upstream_states(out, t, k, order, up_ptr, up_idx, xdown)
-                y = _update(c1, c2, c3, c4, zr, qt, ql, usum, vsum, leak)[0]
-                if y < qmin:
-                    if track:
-                        cvol += (qmin - y) * dt
-                    y = qmin
+                if lake >= 0:
+                    i0, i1 = usum + ql, vsum + ql
+                    h1, y, _ = _lake_step(lake_h[t, lake], i0, i1, dt, _lake_params(lpar, lake),
+                                          nwm, nmin)  # fmt: skip
+                    lake_h[t + 1, lake] = h1
+                    lake_in[t, lake] = 0.5 * (i0 + i1)
+                    lake_out[t, lake] = y
+                else:
+                    y = _update(c1, c2, c3, c4, zr, qt, ql, usum, vsum, leak)[0]
+                    if y < qmin:
+                        if track:
+                            cvol += (qmin - y) * dt
+                        y = qmin
                 if gauge >= 0:
                     y, c, lv_, lt_ = _nudge_value(y, da_obs[t, gauge], da_last_val[gauge],
                                                   da_last_time[gauge], (t + 1) * dt, da_par[0],
@@ -218,6 +239,7 @@ def mc_backward_kernel(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917 (kernel sign
     gdense, gmeans, gfinal, obs_ptr, obs_idx, out, qlat, substeps, q0, hot, params, prow, dt,
     leak, lim, order, down, up_ptr, up_idx, slot_pos, slot_level, blk_ptr, blk_levels, bdown,
     xdown, bslot, acc0, gqlat, gparams, gq0, cb, c1nu, gus, bnd_c1nu, bnd_gu, progress, ticket,
+    lk, lka,
 ):  # fmt: skip
     """Adjoint of :func:`mc_forward_kernel` (same contract as the numba engine's ``_mc_kernels.backward_task``: output
     gradients ``gdense`` ((T+1, N), (1, N) broadcast or (0, N)), ``gmeans`` ((R, M) or (0, M))
@@ -225,7 +247,11 @@ def mc_backward_kernel(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917 (kernel sign
     parameters or (0, N)): reverse time; per step the physics of every reach, then the block's
     levels downstream first, then the reverse mode of the physics. ``c1nu``/``gus`` (positions)
     carry C1·ν and the gradient sent upstream (ν C2 + g_F; at the hot-start stage the accumulated
-    dL/dQ′_0) inside a block, ``bnd_c1nu``/``bnd_gu`` ((T+1, slots), by stage) across blocks."""
+    dL/dQ′_0) inside a block, ``bnd_c1nu``/``bnd_gu`` ((T+1, slots), by stage) across blocks.
+    Lakes (``lk`` of the forward; ``lka = (λ_H out (L,), dense gradient of the elevations
+    ((T+1, L) or (0, L)), parameter gradients (L, 9) out)``): a lake reach's thread runs
+    ``_levelpool.lake_step_vjp`` with λ_H in a register and sends dL/dI_t, dL/dI_{t+1} up as
+    C2·ν and C1·ν."""
     n_rows = qlat.shape[0]
     n_t = n_rows * substeps
     qmin = lim[LIM_QMIN]
@@ -248,6 +274,18 @@ def mc_backward_kernel(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917 (kernel sign
     gacc = cuda.local.array(N_PARAMS, numba.float64)
     for p in range(N_PARAMS):
         gacc[p] = 0.0
+    lake_of, lpar, lcfg, lake_h = lk[0], lk[1], lk[2], lk[3]
+    lam_h_out, ghd, glake = lka
+    lake = lake_of[k] if active and lake_of.shape[0] > 0 else -1
+    nwm, nmin = lcfg[0] != 0, lcfg[1]
+    hs = cuda.local.array(N_LAKE_SCRATCH, numba.float64)
+    gp = cuda.local.array(N_LAKE_PARAMS, numba.float64)
+    glk = cuda.local.array(N_LAKE_PARAMS, numba.float64)
+    for p in range(N_LAKE_PARAMS):
+        glk[p] = 0.0
+    lam_h = 0.0
+    if lake >= 0 and ghd.shape[0] > 0:
+        lam_h = ghd[n_t, lake]
     lam_next = 0.0
     if active:
         if g_rows > 0:
@@ -286,13 +324,28 @@ def mc_backward_kernel(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917 (kernel sign
                         mu += c1nu[dn]
                         lam += gus[dn]
                 usum, vsum = _upstream_states(out, t, k, order, up_ptr, up_idx, xdown)
-                sent, mc1, gu, gq, gl3, g1, g2, g3, g4, gzr = _update_adjoint(
-                    mu, ph[0], ph[1], ph[2], ph[3], ph[4], qt, ql, usum, vsum, leak, qmin
-                )
-                if sent:
+                if lake >= 0:
+                    for p in range(N_LAKE_PARAMS):
+                        gp[p] = 0.0
+                    gh0, gi0, gi1 = _lake_step_vjp(lake_h[t, lake], usum + ql, vsum + ql, dt,
+                                                   _lake_params(lpar, lake), nwm, nmin, lam_h,
+                                                   mu, hs, gp)  # fmt: skip
+                    if ghd.shape[0] > 0:
+                        gh0 += ghd[t, lake]
+                    lam_h = gh0
+                    for p in range(N_LAKE_PARAMS):
+                        glk[p] += gp[p]
+                    mc1, gu = gi1, gi0  # dI_{t+1}/dQ_{t+1} = dI_t/dQ_t = 1 upstream
                     if want_ql:
-                        gql += gq
-                    lam += gl3
+                        gql += gi0 + gi1
+                else:
+                    sent, mc1, gu, gq, gl3, g1, g2, g3, g4, gzr = _update_adjoint(
+                        mu, ph[0], ph[1], ph[2], ph[3], ph[4], qt, ql, usum, vsum, leak, qmin
+                    )
+                    if sent:
+                        if want_ql:
+                            gql += gq
+                        lam += gl3
                 c1nu[k] = mc1
                 gus[k] = gu
                 if own_slot >= 0:
@@ -333,7 +386,11 @@ def mc_backward_kernel(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917 (kernel sign
                 cuda.syncthreads()
             _publish(progress, b, n_t + 1)
     elif active:
-        gq0[i] = lam_next if q0[i] >= qmin else 0.0
+        gq0[i] = lam_next if q0[i] >= qmin or lake >= 0 else 0.0
+    if lake >= 0:
+        lam_h_out[lake] = lam_h
+        for p in range(N_LAKE_PARAMS):
+            glake[lake, p] = glk[p]
     if active:
         if want_ql:
             gqlat[0, i] = gql

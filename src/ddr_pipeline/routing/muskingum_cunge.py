@@ -365,12 +365,14 @@ class _Problem:
                      self.steps_per_row(), every, obs_pos, self.threads, self.da,
                      self.lakes)  # fmt: skip
 
-    def lake_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(elevation (L,), parameters (L, 9)) float64 CPU tensors (empty without lakes)."""
+    def lake_inputs(self, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(elevation (L,), parameters (L, 9)) float64 tensors on ``device`` (default the CPU;
+        empty without lakes)."""
+        device = torch.device("cpu") if device is None else device
         if self.lakes is None:
-            return torch.empty(0, dtype=torch.float64), torch.empty(0, 9, dtype=torch.float64)
-        cpu = torch.device("cpu")
-        return self.lakes.elevation.to(cpu), self.lakes.params.to(cpu).contiguous()
+            f64 = {"dtype": torch.float64, "device": device}
+            return torch.empty(0, **f64), torch.empty(0, 9, **f64)
+        return self.lakes.elevation.to(device), self.lakes.params.to(device).contiguous()
 
     def lake_result(self, *outs: torch.Tensor) -> LakeResult | None:
         """The call's :class:`~.lakes.LakeResult` from the backend's (elevations, inflows,
@@ -391,8 +393,9 @@ class _Problem:
             check_device(self.qlat.device)
             params_c = [t.contiguous() for t in self.params.values()]
             return CudaMuskingumCunge.apply(
-                self.spec(every, obs_pos), self.qlat.contiguous(), self.q0, *params_c
-            )
+                self.spec(every, obs_pos), self.qlat.contiguous(), self.q0,
+                *self.lake_inputs(self.qlat.device), *params_c,
+            )  # fmt: skip
         cpu = torch.device("cpu")
         params_c = [t.to(cpu).contiguous() for t in self.params.values()]
         outs = _MuskingumCungeFunction.apply(
@@ -462,11 +465,7 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
         check_values("initial_state", q0, net, lo=0.0)
     da = None if nudging is None else NudgingArrays.build(nudging, net, n_t, float(dt))
     chosen = choose_backend(backend, device)
-    lk = None
-    if lakes is not None:
-        if chosen == "cuda":
-            raise ValueError("lakes are not supported by the cuda backend yet; use backend='numba'")
-        lk = prepare_lakes(lakes, net, device)
+    lk = None if lakes is None else prepare_lakes(lakes, net, device)
     return _Problem(net, qlat, int(substeps), q0, hot, p, float(dt), bool(leakance), lim,
                     chosen, threads, da, lk)  # fmt: skip
 
@@ -536,8 +535,8 @@ def muskingum_cunge(  # noqa: PLR0913 (one argument per documented option)
             without it.
         lakes: NWM level-pool lakes (:class:`~.lakes.LevelPool`) routed at their reaches
             instead of Muskingum–Cunge (docs/routing.md, *Level-pool lakes*); their elevations
-            and volumes come back in ``RoutingResult.lakes``. Not with ``backend="cuda"``
-            (yet). None (default): bitwise the routing without it.
+            and volumes come back in ``RoutingResult.lakes``. None (default): bitwise the
+            routing without it.
 
     Returns:
         (T+1, N) states (row 0 = initial state), or a :class:`RoutingResult`.
