@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from bmi.helpers import config_dict, write_config
+from bmi.helpers import ROOT, config_dict, write_config
 
 
 @pytest.mark.parametrize("assimilation", [False, True], ids=["plain", "assimilation"])
@@ -30,7 +30,10 @@ def test_bmi_tester_passes(tmp_path: Path, drb_processed: Path, assimilation: bo
         sys.executable, "-m", "bmi_tester", "ddr_pipeline.bmi:DdrRouting",
         "--root-dir", str(stage), "--config-file", "bmi.yaml",
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KEDRO_DISABLE_TELEMETRY": "true"}
+    # this tree's sources first: a relative PYTHONPATH=src would not reach the stage folder
+    path = os.pathsep.join([str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KEDRO_DISABLE_TELEMETRY": "true",
+           "PYTHONPATH": path}  # fmt: skip
     done = subprocess.run(command, cwd=stage, env=env, capture_output=True, text=True, check=False)
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-6000:]

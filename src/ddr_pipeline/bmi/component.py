@@ -8,7 +8,10 @@ LSTM day continuing the state of day ``d - 1`` and switch at midnight, so N ``up
 the discharge of one Muskingum–Cunge run over the same steps (docs/bmi.md).
 
 Model time is in seconds since ``time.start``. The learned parameters are read-only outputs:
-those of the last step taken (before the first ``update``: of the first step).
+those of the last step taken (before the first ``update``: of the first step). A model trained
+with ``routing.lakes`` routes the level-pool lakes of the network exactly as the routing
+pipeline does and carries their water elevation (an output on grid 1, the lakes) from step to
+step and through restart files.
 """
 
 from __future__ import annotations
@@ -26,13 +29,23 @@ from bmipy import Bmi
 
 from ddr_pipeline.bmi.config import BmiConfig, load_bmi_config
 from ddr_pipeline.bmi.model import TrainedRouter
-from ddr_pipeline.bmi.state import GaugeNudging, RoutingState, read_restart, write_restart
+from ddr_pipeline.bmi.state import (
+    GaugeNudging,
+    LakeLevels,
+    RoutingState,
+    read_restart,
+    write_restart,
+)
 from ddr_pipeline.bmi.variables import (
     CORRECTION,
     DISCHARGE,
     INFLOW,
+    LAKE_ELEVATION,
+    LAKE_GRID,
+    LAKE_REACH_ID,
     OBSERVED,
     PARAMETERS,
+    REACH_GRID,
     REACH_ID,
     ROUTING_PARAMETERS,
     Variable,
@@ -40,12 +53,10 @@ from ddr_pipeline.bmi.variables import (
 from ddr_pipeline.data.geometry import reach_points
 from ddr_pipeline.data.schema import format_values
 from ddr_pipeline.models import LSTMState
-from ddr_pipeline.simulation import Nudging, NudgingState
+from ddr_pipeline.simulation import LevelPool, Nudging, NudgingState, RoutedSteps
 from ddr_pipeline.simulation.settings import SECONDS_PER_DAY, steps_per_day
 
 logger = logging.getLogger(__name__)
-
-GRID = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +68,10 @@ class _Progress:
     day: int  # input day whose parameters are loaded
     lstm_entering: LSTMState | None  # LSTM state entering `day`
     lstm_after: LSTMState | None  # ... and after it
-    params: dict[str, torch.Tensor]  # (N,) physical parameters of `day`
+    params: dict[str, torch.Tensor]  # (N,) channel parameters of `day`
     nudging: NudgingState | None = None  # per gauged reach (assimilation on)
+    lakes: LevelPool | None = None  # the lakes with `day`'s parameters (elevation: see below)
+    lake_elevation: torch.Tensor | None = None  # (L,) float64 at the current time (m)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +126,7 @@ class DdrRouting(Bmi):
         self._node_xy: np.ndarray | None = None
         self._edges: np.ndarray | None = None
         self._gauges: np.ndarray | None = None  # user indices of the gauged reaches (DA on)
+        self._lake_nodes: np.ndarray | None = None  # reach index of each lake (lakes on)
 
     # ----------------------------------------------------------------- control
     def initialize(self, config_file: str) -> None:
@@ -130,7 +144,10 @@ class DdrRouting(Bmi):
         router = TrainedRouter.load(config.model, config.network, config.time.dt, config.device)
         restart = None
         if config.state.restart_file:
-            restart = read_restart(config.state.restart_file, router.reach_ids, router.fingerprint)
+            restart = read_restart(
+                config.state.restart_file, router.reach_ids, router.fingerprint,
+                router.lake_reach_ids,
+            )  # fmt: skip
         start = self._start_time(config, router, restart)
         clock = self._make_clock(config, router, start)
         self._values = self._buffers(router)
@@ -139,11 +156,12 @@ class DdrRouting(Bmi):
             self._values[OBSERVED.name] = np.full(router.network.n_reaches, np.nan, np.float32)
             self._values[CORRECTION.name] = np.zeros(router.network.n_reaches, np.float32)
         self._node_xy = reach_points(gpd.read_parquet(config.network.reaches), router.reach_ids)
+        self._lake_nodes = None if router.lakes is None else router.lakes.reach_index
         down = router.network.downstream_index
         inner = np.flatnonzero(down >= 0)
         self._edges = np.column_stack([inner, down[inner]]).astype(np.int64)
         self._config, self._router, self._clock, self._start = config, router, clock, start
-        self._progress = self._first_progress(router, clock.day_of(0), restart)
+        self._progress = self._first_progress(router, clock.day_of(0), restart, config)
         if self._gauges is not None:
             self._progress = dataclasses.replace(
                 self._progress, nudging=self._first_nudging(config, restart)
@@ -162,12 +180,17 @@ class DdrRouting(Bmi):
     def _buffers(router: TrainedRouter) -> dict[str, np.ndarray]:
         """One persistent array per variable (inflow 0, discharge NaN until the first step)."""
         n = router.network.n_reaches
-        return {
+        buffers = {
             INFLOW.name: np.zeros(n, dtype=np.float32),
             DISCHARGE.name: np.full(n, np.nan, dtype=np.float32),
             REACH_ID.name: np.asarray(router.reach_ids, dtype=np.int64).copy(),
             **{PARAMETERS[p].name: np.zeros(n, dtype=np.float32) for p in router.parameter_names},
         }
+        lake_ids = router.lake_reach_ids
+        if lake_ids is not None:
+            buffers[LAKE_REACH_ID.name] = lake_ids.copy()
+            buffers[LAKE_ELEVATION.name] = np.full(lake_ids.size, np.nan, dtype=np.float64)
+        return buffers
 
     @staticmethod
     def _gauge_index(config: BmiConfig, router: TrainedRouter) -> np.ndarray | None:
@@ -191,7 +214,9 @@ class DdrRouting(Bmi):
         return NudgingState(*restart.nudging.on(ids))
 
     @staticmethod
-    def _first_progress(router: TrainedRouter, day: int, restart: RoutingState | None) -> _Progress:
+    def _first_progress(
+        router: TrainedRouter, day: int, restart: RoutingState | None, config: BmiConfig
+    ) -> _Progress:
         """The state at model time 0 (from the restart when given) with ``day``'s parameters."""
         discharge, lstm = None, None
         if restart is not None:
@@ -199,8 +224,19 @@ class DdrRouting(Bmi):
                 lstm = (restart.lstm[0].to(router.device), restart.lstm[1].to(router.device))
             if not np.isnan(restart.discharge).all():
                 discharge = torch.from_numpy(restart.discharge).to(router.device)
-        params, after = router.day_parameters(day, lstm)
-        return _Progress(0, discharge, day, lstm, after, params)
+        physical, after = router.day_parameters(day, lstm)
+        params, lakes = router.day_lakes(physical)
+        elevation = router.initial_lake_elevation()
+        if restart is not None and restart.lakes is not None:
+            elevation = torch.from_numpy(restart.lakes.elevation).to(router.device)
+        elif restart is not None and elevation is not None:  # an initial state without lakes
+            logger.warning(
+                "DdrRouting: restart file %s has no lake levels: the %d lakes start from the "
+                "lakes table's initial elevation",
+                config.state.restart_file,
+                elevation.numel(),
+            )
+        return _Progress(0, discharge, day, lstm, after, params, None, lakes, elevation)
 
     @staticmethod
     def _start_time(
@@ -262,7 +298,7 @@ class DdrRouting(Bmi):
         if self._config is not None and self._config.state.write_restart:
             self.save_state(self._config.state.write_restart)
         self._config = self._router = self._clock = self._progress = self._start = None
-        self._values, self._node_xy, self._edges = {}, None, None
+        self._values, self._node_xy, self._edges, self._lake_nodes = {}, None, None, None
 
     def save_state(self, path: str | Path) -> Path:
         """Write the state at the current time to a restart file (also at ``finalize``)."""
@@ -281,8 +317,13 @@ class DdrRouting(Bmi):
             n = progress.nudging
             gauge_ids = np.asarray(router.reach_ids)[self._gauges]
             nudging = GaugeNudging(gauge_ids, n.last_value, n.age, n.correction)
+        lakes = None
+        if progress.lake_elevation is not None:
+            assert router.lake_reach_ids is not None
+            levels = progress.lake_elevation.detach().cpu().numpy().copy()
+            lakes = LakeLevels(router.lake_reach_ids, levels)
         state = RoutingState(
-            self._datetime(progress.step), discharge, entering, router.fingerprint, nudging
+            self._datetime(progress.step), discharge, entering, router.fingerprint, nudging, lakes
         )
         target = write_restart(path, state, router.reach_ids, clock.dt)
         logger.info("DdrRouting: restart written to %s (%s)", target, state.time.isoformat())
@@ -305,10 +346,12 @@ class DdrRouting(Bmi):
         if day != progress.day + 1:
             raise RuntimeError(f"days must follow each other: loaded {progress.day}, asked {day}")
         assert self._router is not None
-        params, after = self._router.day_parameters(day, progress.lstm_after)
+        physical, after = self._router.day_parameters(day, progress.lstm_after)
+        params, lakes = self._router.day_lakes(physical)
         return dataclasses.replace(
-            progress, day=day, lstm_entering=progress.lstm_after, lstm_after=after, params=params
-        )
+            progress, day=day, lstm_entering=progress.lstm_after, lstm_after=after,
+            params=params, lakes=lakes,
+        )  # fmt: skip
 
     def _advance(self, n_steps: int) -> None:
         """Route ``n_steps`` steps of the current inflow, one call per day; all or nothing."""
@@ -326,16 +369,28 @@ class DdrRouting(Bmi):
         while n_steps > 0:
             progress = self._with_day(progress, clock.day_of(progress.step))
             k = min(n_steps, clock.steps_left_in_day(progress.step))
+            lakes = self._lakes_now(progress)
             if observed is None:
-                states = router.route(inflow, progress.params, progress.discharge, steps=k)
+                routed = router.route(inflow, progress.params, progress.discharge, steps=k,
+                                      lakes=lakes)  # fmt: skip
             else:
-                states, progress = self._route_nudged(router, progress, inflow, observed, k)
-            progress = dataclasses.replace(progress, step=progress.step + k, discharge=states[-1])
+                routed, progress = self._route_nudged(router, progress, inflow, observed, k)
+            progress = dataclasses.replace(
+                progress, step=progress.step + k, discharge=routed.discharge[-1],
+                lake_elevation=routed.lake_elevation,
+            )  # fmt: skip
             n_steps -= k
         self._progress = progress
         if observed is not None:  # observations are consumed by the update
             self._values[OBSERVED.name][:] = np.nan
         self._publish(parameters=progress.day != first_day)
+
+    @staticmethod
+    def _lakes_now(progress: _Progress) -> LevelPool | None:
+        """The day's lakes starting from the carried elevation (None: no lakes)."""
+        if progress.lakes is None:
+            return None
+        return dataclasses.replace(progress.lakes, elevation=progress.lake_elevation)
 
     def _observed(self) -> np.ndarray | None:
         """(G,) observations set at the gauged reaches (None: assimilation off)."""
@@ -346,15 +401,16 @@ class DdrRouting(Bmi):
     def _route_nudged(  # noqa: PLR0917 (one engine call of the update)
         self, router: TrainedRouter, progress: _Progress, inflow: torch.Tensor,
         observed: np.ndarray, k: int,
-    ) -> tuple[torch.Tensor, _Progress]:  # fmt: skip
+    ) -> tuple[RoutedSteps, _Progress]:  # fmt: skip
         """``k`` steps nudged toward ``observed`` (held over them), the nudging state carried."""
         assert self._config is not None and self._gauges is not None
         da = self._config.assimilation
         nudging = Nudging(self._gauges, np.tile(observed, (k, 1)), da.gain, da.decay_minutes,
                           progress.nudging)  # fmt: skip
-        states, result = router.route_nudged(inflow, progress.params, progress.discharge,
-                                             nudging, steps=k)  # fmt: skip
-        return states, dataclasses.replace(progress, nudging=result.state)
+        routed = router.route_nudged(inflow, progress.params, progress.discharge, nudging,
+                                     steps=k, lakes=self._lakes_now(progress))  # fmt: skip
+        assert routed.assimilation is not None
+        return routed, dataclasses.replace(progress, nudging=routed.assimilation.state)
 
     def _publish(self, parameters: bool = True) -> None:
         """Copy the state (and the parameters) into the output buffers in place."""
@@ -364,6 +420,8 @@ class DdrRouting(Bmi):
             np.copyto(self._values[DISCHARGE.name], progress.discharge.cpu().numpy())
         if self._gauges is not None and progress.nudging is not None:
             self._values[CORRECTION.name][self._gauges] = progress.nudging.correction
+        if progress.lake_elevation is not None:
+            np.copyto(self._values[LAKE_ELEVATION.name], progress.lake_elevation.cpu().numpy())
         for name, values in progress.params.items() if parameters else ():
             np.copyto(
                 self._values[PARAMETERS[name].name], values.cpu().numpy(), casting="same_kind"
@@ -385,10 +443,13 @@ class DdrRouting(Bmi):
     def get_output_var_names(self) -> tuple[str, ...]:
         names = self._router.parameter_names if self._router else ROUTING_PARAMETERS
         extra = () if self._gauges is None else (CORRECTION.name,)
+        if self._lake_nodes is not None:
+            extra = (*extra, LAKE_ELEVATION.name, LAKE_REACH_ID.name)
         return (DISCHARGE.name, REACH_ID.name, *(PARAMETERS[p].name for p in names), *extra)
 
     def _variable(self, name: str) -> Variable:
-        every = (INFLOW, OBSERVED, DISCHARGE, REACH_ID, CORRECTION, *PARAMETERS.values())
+        every = (INFLOW, OBSERVED, DISCHARGE, REACH_ID, CORRECTION, LAKE_ELEVATION, LAKE_REACH_ID,
+                 *PARAMETERS.values())  # fmt: skip
         known = {v.name: v for v in every}
         if name not in known or (
             name not in self.get_input_var_names() and name not in self.get_output_var_names()
@@ -400,8 +461,7 @@ class DdrRouting(Bmi):
         return known[name]
 
     def get_var_grid(self, name: str) -> int:
-        self._variable(name)
-        return GRID
+        return self._variable(name).grid
 
     def get_var_type(self, name: str) -> str:
         return self._variable(name).dtype
@@ -413,7 +473,7 @@ class DdrRouting(Bmi):
         return np.dtype(self.get_var_type(name)).itemsize
 
     def get_var_nbytes(self, name: str) -> int:
-        return self.get_var_itemsize(name) * self.get_grid_size(GRID)
+        return self.get_var_itemsize(name) * self.get_grid_size(self.get_var_grid(name))
 
     def get_var_location(self, name: str) -> str:
         self._variable(name)
@@ -530,57 +590,68 @@ class DdrRouting(Bmi):
             )
 
     # ----------------------------------------------------------------- grid
-    def _grid(self, grid: int) -> None:
-        if grid != GRID:
-            raise KeyError(f"unknown grid {grid}; this component has grid {GRID} only")
+    def _grid(self, grid: int) -> np.ndarray | slice:
+        """The reaches of ``grid``'s nodes: every reach (0), the lakes' outlet reaches (1)."""
         self._ready()
+        if grid == REACH_GRID:
+            return slice(None)
+        if grid == LAKE_GRID and self._lake_nodes is not None:
+            return self._lake_nodes
+        grids = "grids 0 (reaches) and 1 (lakes)" if self._lake_nodes is not None else "grid 0"
+        raise KeyError(f"unknown grid {grid}; this component has {grids} only")
+
+    def _grid_edges(self, grid: int) -> np.ndarray:
+        """``(E, 2)`` links of ``grid``: the network's; none between the lakes."""
+        self._grid(grid)
+        assert self._edges is not None
+        return self._edges if grid == REACH_GRID else np.zeros((0, 2), np.int64)
 
     def get_grid_rank(self, grid: int) -> int:
         self._grid(grid)
         return 2
 
     def get_grid_size(self, grid: int) -> int:
-        self._grid(grid)
+        nodes = self._grid(grid)
         assert self._router is not None
-        return int(self._router.network.n_reaches)
+        n = self._router.network.n_reaches
+        return int(n if isinstance(nodes, slice) else nodes.size)
 
     def get_grid_type(self, grid: int) -> str:
         self._grid(grid)
         return "unstructured"
 
     def get_grid_shape(self, grid: int, shape: np.ndarray) -> np.ndarray:
-        raise NotImplementedError("the reach grid is unstructured: it has no shape")
+        raise NotImplementedError("the reach and lake grids are unstructured: they have no shape")
 
     def get_grid_spacing(self, grid: int, spacing: np.ndarray) -> np.ndarray:
-        raise NotImplementedError("the reach grid is unstructured: it has no spacing")
+        raise NotImplementedError("the reach and lake grids are unstructured: no spacing")
 
     def get_grid_origin(self, grid: int, origin: np.ndarray) -> np.ndarray:
-        raise NotImplementedError("the reach grid is unstructured: it has no origin")
+        raise NotImplementedError("the reach and lake grids are unstructured: no origin")
 
     def get_grid_x(self, grid: int, x: np.ndarray) -> np.ndarray:
-        """Longitude (or x) of each reach's representative point (CRS of the reaches table)."""
-        self._grid(grid)
+        """Longitude (or x) of each node's reach's representative point (CRS of the reaches
+        table; a lake sits at its outlet reach)."""
+        nodes = self._grid(grid)
         assert self._node_xy is not None
-        x[:] = self._node_xy[:, 0]
+        x[:] = self._node_xy[nodes, 0]
         return x
 
     def get_grid_y(self, grid: int, y: np.ndarray) -> np.ndarray:
-        """Latitude (or y) of each reach's representative point."""
-        self._grid(grid)
+        """Latitude (or y) of each node's reach's representative point."""
+        nodes = self._grid(grid)
         assert self._node_xy is not None
-        y[:] = self._node_xy[:, 1]
+        y[:] = self._node_xy[nodes, 1]
         return y
 
     def get_grid_z(self, grid: int, z: np.ndarray) -> np.ndarray:
-        raise NotImplementedError("the reach grid is two-dimensional: it has no z")
+        raise NotImplementedError("the reach and lake grids are two-dimensional: they have no z")
 
     def get_grid_node_count(self, grid: int) -> int:
         return self.get_grid_size(grid)
 
     def get_grid_edge_count(self, grid: int) -> int:
-        self._grid(grid)
-        assert self._edges is not None
-        return int(self._edges.shape[0])
+        return int(self._grid_edges(grid).shape[0])
 
     def get_grid_face_count(self, grid: int) -> int:
         self._grid(grid)
@@ -588,9 +659,7 @@ class DdrRouting(Bmi):
 
     def get_grid_edge_nodes(self, grid: int, edge_nodes: np.ndarray) -> np.ndarray:
         """``(upstream node, downstream node)`` of every link, flattened."""
-        self._grid(grid)
-        assert self._edges is not None
-        edge_nodes[:] = self._edges.reshape(-1)
+        edge_nodes[:] = self._grid_edges(grid).reshape(-1)
         return edge_nodes
 
     def get_grid_face_edges(self, grid: int, face_edges: np.ndarray) -> np.ndarray:

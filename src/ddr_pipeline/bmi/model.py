@@ -5,7 +5,9 @@ Everything the BMI component needs from the rest of the library goes through
 geodataset's model inputs, the physical parameters of one day (KAN + one LSTM day carrying its
 state, exactly as the chunked rollout of :mod:`ddr_pipeline.simulation`), and Muskingum–Cunge
 steps from a carried discharge state with the routing settings of the training configuration
-(:class:`ddr_pipeline.simulation.RoutingSettings`: floors, leakance, X default, Cunge options).
+(:class:`ddr_pipeline.simulation.RoutingSettings`: floors, leakance, X default, Cunge options)
+and, with ``routing.lakes`` on, the level-pool lakes of the routed reaches, exactly as the
+rollout routes them (:mod:`ddr_pipeline.simulation.lakes`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ddr_pipeline import simulation
 from ddr_pipeline.bmi.config import NetworkSource
 from ddr_pipeline.bmi.variables import LEAKANCE_PARAMETERS, ROUTING_PARAMETERS
 from ddr_pipeline.config.model_source import ModelSource
-from ddr_pipeline.data.containers import ModelInputs
+from ddr_pipeline.data.containers import LakeTable, ModelInputs
 from ddr_pipeline.data.io import read_zarr
 from ddr_pipeline.data.provenance import check_provenance
 from ddr_pipeline.model_store.checkpoints import (
@@ -72,11 +74,6 @@ class TrainedRouter:
             ckpt.model.eval(), ckpt.config, inputs.attribute_names, inputs.forcing_names
         )
         self.settings = simulation.RoutingSettings.from_config(ckpt.config, dt=dt)
-        if self.settings.lakes and domain.lakes is not None:
-            raise ValueError(
-                f"the model routes {len(domain.lakes)} level-pool lakes (routing.lakes) but the BMI "
-                "component does not carry lake levels yet: route lakes with the routing pipeline"
-            )
         idx = domain.reach_index
         self._attributes = self._tensor(inputs.attributes[idx])
         self._attributes_raw = self._tensor(inputs.attributes_raw[idx])
@@ -130,6 +127,33 @@ class TrainedRouter:
         return self.inputs.dates
 
     @property
+    def lakes(self) -> LakeTable | None:
+        """The level-pool lakes routed (None: ``routing.lakes`` off, or no lake on the reaches)."""
+        return self.domain.lakes if self.settings.lakes else None
+
+    @property
+    def lake_reach_ids(self) -> np.ndarray | None:
+        """``(L,)`` ids of the lake reaches, in the order of the lakes' state (None: no lakes)."""
+        lakes = self.lakes
+        return None if lakes is None else np.asarray(self.reach_ids[lakes.reach_index], np.int64)
+
+    def initial_lake_elevation(self) -> torch.Tensor | None:
+        """``(L,)`` float64 water elevation (m) of the lakes table (the lakes' cold start)."""
+        lakes = self.lakes
+        if lakes is None:
+            return None
+        return torch.tensor(lakes.initial_elevation, dtype=torch.float64, device=self.device)
+
+    def day_lakes(
+        self, physical: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], simulation.LevelPool | None]:
+        """``(channel parameters, lakes)`` of one day's physical parameters: the learned lake
+        parameters leave the channel's and set the lakes' (elevation: the table's; each routing
+        call replaces it with the carried one)."""
+        channel, learned = simulation.split_lake_parameters(physical)
+        return channel, simulation.level_pool(self.lakes, learned, self.settings)
+
+    @property
     def lstm_layout(self) -> tuple[int, int] | None:
         """``(layers, hidden size)`` of the LSTM state, ``None`` without an LSTM."""
         lstm = self.ckpt.model.lstm
@@ -167,12 +191,16 @@ class TrainedRouter:
         inflow: torch.Tensor,
         params: dict[str, torch.Tensor],
         initial_state: torch.Tensor | None,
+        *,
         steps: int = 1,
-    ) -> torch.Tensor:
-        """``(steps+1, N)`` states of ``steps`` steps (of :attr:`dt` s) of one inflow ``(N,)``.
+        lakes: simulation.LevelPool | None = None,
+    ) -> simulation.RoutedSteps:
+        """``steps`` steps (of :attr:`dt` s) of one inflow ``(N,)``: the ``(steps+1, N)`` states
+        and the lakes' end elevation.
 
-        ``initial_state`` ``None`` is the hot start (accumulated first-step inflow), as at the
-        start of a routing-pipeline run.
+        ``params``: the channel parameters (:meth:`day_lakes`); ``initial_state`` ``None`` is
+        the hot start (accumulated first-step inflow), as at the start of a routing-pipeline
+        run; ``lakes``: the day's lakes with the elevation to start from.
         """
         with torch.no_grad():
             return simulation.route_steps(
@@ -183,6 +211,7 @@ class TrainedRouter:
                 self.settings,
                 steps=steps,
                 initial_state=initial_state,
+                lakes=lakes,
             )
 
     def route_nudged(
@@ -191,12 +220,14 @@ class TrainedRouter:
         params: dict[str, torch.Tensor],
         initial_state: torch.Tensor | None,
         nudging: simulation.Nudging,
+        *,
         steps: int = 1,
-    ) -> tuple[torch.Tensor, simulation.NudgingResult]:
-        """:meth:`route` with streamflow nudging at gauged reaches: the states and the
-        nudging's corrections and end state."""
+        lakes: simulation.LevelPool | None = None,
+    ) -> simulation.RoutedSteps:
+        """:meth:`route` with streamflow nudging at gauged reaches: the states, the lakes' end
+        elevation and the nudging's corrections and end state."""
         with torch.no_grad():
             return simulation.route_steps_assimilated(
                 self.network, inflow, self._channel, params, self.settings, nudging,
-                steps=steps, initial_state=initial_state,
+                steps=steps, initial_state=initial_state, lakes=lakes,
             )  # fmt: skip

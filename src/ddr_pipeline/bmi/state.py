@@ -3,7 +3,8 @@
 The state at a time ``t`` is everything the next step needs: the discharge of every reach at
 ``t`` (NaN everywhere = not started yet: the first step hot-starts from its own inflow) and the
 LSTM state entering the day of the next step (the day's parameters are recomputed from it, so a
-restart in the middle of a day continues exactly). The file also records the time, the weights'
+restart in the middle of a day continues exactly) and, for a model routing level-pool lakes, the
+water elevation of every lake (``lake_elevation`` over ``lake_reach_id``, m). The file also records the time, the weights'
 fingerprint and the reach ids, so a restart is only ever applied to the model and reaches it
 belongs to.
 """
@@ -33,14 +34,23 @@ class RestartError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class RoutingState:
-    """Discharge ``(N,)`` (NaN = hot start pending), the LSTM state entering the next day and,
-    with assimilation, the nudging state per gauged reach."""
+    """Discharge ``(N,)`` (NaN = hot start pending), the LSTM state entering the next day, with
+    assimilation the nudging state per gauged reach and, with lakes, their water elevation."""
 
     time: pd.Timestamp
     discharge: np.ndarray
     lstm: LSTMState | None
     fingerprint: str | None = None
     nudging: GaugeNudging | None = None
+    lakes: LakeLevels | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LakeLevels:
+    """The water elevation ``(L,)`` (m, float64) of the lakes at the reaches ``reach_ids``."""
+
+    reach_ids: np.ndarray
+    elevation: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +101,13 @@ def write_restart(path: str | Path, state: RoutingState, reach_ids: np.ndarray, 
             data[name] = xr.DataArray(
                 np.asarray(values, np.float64), dims="gauge_reach_id", attrs={"units": units}
             )
+    if state.lakes is not None:
+        coords["lake_reach_id"] = np.asarray(state.lakes.reach_ids, dtype=np.int64)
+        data["lake_elevation"] = xr.DataArray(
+            np.asarray(state.lakes.elevation, np.float64),
+            dims="lake_reach_id",
+            attrs={"units": "m", "long_name": "water surface elevation of the level-pool lake"},
+        )
     attrs = {
         "format_version": FORMAT_VERSION,
         "time": state.time.isoformat(),
@@ -106,12 +123,20 @@ def write_restart(path: str | Path, state: RoutingState, reach_ids: np.ndarray, 
     return target
 
 
-def read_restart(path: str | Path, reach_ids: np.ndarray, fingerprint: str) -> RoutingState:
-    """Read a restart file and align it on ``reach_ids``.
+def read_restart(
+    path: str | Path,
+    reach_ids: np.ndarray,
+    fingerprint: str,
+    lake_reach_ids: np.ndarray | None = None,
+) -> RoutingState:
+    """Read a restart file and align it on ``reach_ids`` (and its lakes on ``lake_reach_ids``,
+    the reaches of the model's lakes; None: the model routes no lakes).
 
     Raises :class:`RestartError` naming the reach ids missing from the file or a different
-    model fingerprint (an LSTM state of other weights would silently corrupt the run). A file
-    with ``discharge`` only is an initial state: the LSTM starts from zeros.
+    model fingerprint (an LSTM state of other weights would silently corrupt the run), and the
+    lake reach ids of lakes the file lacks, lakes the model does not route, or non-finite
+    elevations. A file with ``discharge`` only is an initial state: the LSTM starts from zeros
+    and the lakes (``lakes`` None) from the lakes table's initial elevation.
     """
     source = Path(path)
     if not source.is_file():
@@ -135,6 +160,9 @@ def read_restart(path: str | Path, reach_ids: np.ndarray, fingerprint: str) -> R
             *(np.asarray(ds[f"nudging_{k}"].values) for k in ("last_value", "age", "correction")),
         )
         ds = ds.drop_dims("gauge_reach_id")
+    lakes = _lake_levels(ds, lake_reach_ids, source)
+    if "lake_reach_id" in ds.dims:
+        ds = ds.drop_dims("lake_reach_id")
     ds = ds.sel(reach_id=np.asarray(reach_ids, dtype=np.int64))
     lstm = None
     if "lstm_h" in ds:
@@ -153,7 +181,39 @@ def read_restart(path: str | Path, reach_ids: np.ndarray, fingerprint: str) -> R
         lstm=lstm,  # type: ignore[arg-type]
         fingerprint=fingerprint,
         nudging=nudging,
+        lakes=lakes,
     )
+
+
+def _lake_levels(
+    ds: xr.Dataset, lake_reach_ids: np.ndarray | None, source: Path
+) -> LakeLevels | None:
+    """The file's lake elevations aligned on ``lake_reach_ids``; None when the file has none."""
+    if "lake_elevation" not in ds:
+        return None
+    file_ids = np.asarray(ds["lake_reach_id"].values, dtype=np.int64)
+    wanted = np.zeros(0, np.int64) if lake_reach_ids is None else np.asarray(lake_reach_ids)
+    unknown = np.setdiff1d(file_ids, wanted)
+    if unknown.size:
+        raise RestartError(
+            f"restart file {source} holds lake levels at reach ids {format_values(unknown)}, "
+            "where this model routes no lake (routing.lakes off, or the lakes table differs)"
+        )
+    missing = np.setdiff1d(wanted, file_ids)
+    if missing.size:
+        raise RestartError(
+            f"restart file {source} has no lake level for the lakes at reach ids "
+            f"{format_values(missing)}"
+        )
+    row = {int(r): k for k, r in enumerate(file_ids)}
+    elevation = np.asarray(ds["lake_elevation"].values, np.float64)[[row[int(r)] for r in wanted]]
+    bad = ~np.isfinite(elevation)
+    if bad.any():
+        raise RestartError(
+            f"restart file {source}: lake_elevation is NaN or infinite at lake reach ids "
+            f"{format_values(wanted[bad])}"
+        )
+    return LakeLevels(wanted.astype(np.int64), elevation)
 
 
 def _lstm_state(ds: xr.Dataset, name: str, reach_ids: np.ndarray, source: Path) -> torch.Tensor:

@@ -3,6 +3,10 @@
 Lateral inflow and discharge use the names of NOAA's t-route BMI, so a NextGen realization can
 swap the routing module without renaming its couplings. The learned parameters have no CSDMS
 standard name of their own; their names follow the CSDMS ``object__quantity`` pattern.
+
+Grid 0 is the reach network (one node per routed reach); grid 1, present only when the model
+routes level-pool lakes, holds one node per lake, at its outlet reach, in the order of the lakes'
+state (the ids in :data:`LAKE_REACH_ID`).
 """
 
 from __future__ import annotations
@@ -12,12 +16,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Variable:
-    """One exchange item (every one is a per-reach array on grid 0, located at its nodes)."""
+    """One exchange item: an array over the nodes of grid ``grid`` (0: reaches, 1: lakes)."""
 
     name: str
     units: str
     dtype: str
     description: str
+    grid: int = 0
+
+
+#: The reach network and the lakes (grid 1 exists only for a model routing lakes).
+REACH_GRID, LAKE_GRID = 0, 1
 
 
 INFLOW = Variable(
@@ -47,6 +56,22 @@ CORRECTION = Variable(
 )
 REACH_ID = Variable(
     "channel_water__id", "1", "int64", "id of each reach (the geodataset's reach id)"
+)
+LAKE_ELEVATION = Variable(
+    "reservoir_water_surface__elevation",
+    "m",
+    "float64",
+    "water surface elevation of each level-pool lake at the current time (the lakes table's "
+    "datum; lakes grid)",
+    LAKE_GRID,
+)
+LAKE_REACH_ID = Variable(
+    "reservoir_outlet_channel_water__id",
+    "1",
+    "int64",
+    "id of the outlet reach of each level-pool lake, whose discharge is the lake's outflow "
+    "(lakes grid)",
+    LAKE_GRID,
 )
 
 #: Parameters of every Muskingum-Cunge step (keys of ``muskingum_cunge``'s ``params``) ...

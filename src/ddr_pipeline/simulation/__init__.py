@@ -4,8 +4,10 @@ Training, validation, test scoring, evaluation and domain routing all route thro
 :func:`rollout_window` (one window) or :func:`rollout` (a period in chunks carrying state).
 """
 
+from ddr_pipeline.routing.lakes import LevelPool
 from ddr_pipeline.routing.nudging import Nudging, NudgingResult, NudgingState
 from ddr_pipeline.simulation.assimilation import AssimilationRecord, GaugeAssimilation
+from ddr_pipeline.simulation.lakes import level_pool, split_lake_parameters
 from ddr_pipeline.simulation.problem import (
     RoutingProblem,
     WindowInputs,
@@ -18,6 +20,7 @@ from ddr_pipeline.simulation.rollout import (
     PINNED_EPS,
     NonFiniteOutputsError,
     RolloutResult,
+    RoutedSteps,
     WindowResult,
     output_health,
     parameter_means,
@@ -41,6 +44,7 @@ from ddr_pipeline.simulation.sources import (
 __all__ = [
     "AssimilationRecord",
     "GaugeAssimilation",
+    "LevelPool",
     "Nudging",
     "NudgingResult",
     "NudgingState",
@@ -51,6 +55,7 @@ __all__ = [
     "ParameterSource",
     "ParameterStep",
     "RolloutResult",
+    "RoutedSteps",
     "RoutingProblem",
     "RoutingSettings",
     "TrainedParameters",
@@ -69,4 +74,6 @@ __all__ = [
     "route_steps_assimilated",
     "simulate",
     "window_inputs",
+    "level_pool",
+    "split_lake_parameters",
 ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ import torch
 from ddr_pipeline.models import LSTMState, NetworkOutputs, RoutingModel
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import gather_gauges, muskingum_cunge, muskingum_cunge_means
+from ddr_pipeline.routing.lakes import LevelPool
 from ddr_pipeline.routing.nudging import Nudging, NudgingResult, NudgingState
 from ddr_pipeline.simulation.assimilation import (
     AssimilationRecord,
@@ -152,6 +153,15 @@ class NonFiniteOutputsError(FloatingPointError):
 PINNED_EPS = 1e-6
 
 
+@dataclass(frozen=True)
+class RoutedSteps:
+    """What :func:`route_steps` and :func:`route_steps_assimilated` return."""
+
+    discharge: torch.Tensor  # (steps+1, N) states, row 0 = the initial state
+    lake_elevation: torch.Tensor | None = None  # (L,) lakes' water elevation at the end (m)
+    assimilation: NudgingResult | None = None  # the nudging's corrections and end state
+
+
 def route_steps(  # noqa: PLR0913 (one routing call of a coupled model)
     network: RiverNetwork,
     inflow: torch.Tensor,
@@ -161,13 +171,18 @@ def route_steps(  # noqa: PLR0913 (one routing call of a coupled model)
     *,
     steps: int = 1,
     initial_state: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``(steps+1, N)`` states of ``steps`` routing steps of one lateral inflow row ``(N,)``.
+    lakes: LevelPool | None = None,
+) -> RoutedSteps:
+    """``steps`` routing steps of one lateral inflow row ``(N,)``: the ``(steps+1, N)`` states
+    and, with ``lakes``, the lakes' end elevation.
 
-    The stepping path of a coupled model (BMI ``update``): the same engine, floors, leakance and
-    Cunge options as :func:`rollout_window`; ``initial_state`` ``None`` is the hot start.
+    The stepping path of a coupled model (BMI ``update``): the same engine, floors, leakance,
+    Cunge options and level-pool lakes as :func:`rollout_window`; ``initial_state`` ``None`` is
+    the hot start. ``params`` are the channel parameters only (:func:`split_lake_parameters`);
+    ``lakes`` (:func:`level_pool` of the step's learned lake parameters and the carried
+    elevation) routes the lake reaches as level pools.
     """
-    return _engine_steps(network, inflow, channel, params, settings, steps, initial_state)
+    return _engine_steps(network, inflow, channel, params, settings, steps, initial_state, lakes)
 
 
 def _engine_steps(  # noqa: PLR0913, PLR0917 (one engine call of a coupled model)
@@ -178,19 +193,24 @@ def _engine_steps(  # noqa: PLR0913, PLR0917 (one engine call of a coupled model
     settings: RoutingSettings,
     steps: int,
     initial_state: torch.Tensor | None,
-    **extra: Any,
-) -> Any:
-    """The engine call of :func:`route_steps` (``extra``: nudging options)."""
-    return muskingum_cunge(
+    lakes: LevelPool | None,
+    nudging: Nudging | None = None,
+) -> RoutedSteps:
+    """The engine call of :func:`route_steps` (``nudging``: :func:`route_steps_assimilated`)."""
+    result = muskingum_cunge(
         network,
         inflow.reshape(1, -1),
         channel=settings.channel(channel),
         params=dict(params),
         substeps=steps,
         initial_state=initial_state,
-        **extra,
+        nudging=nudging,
+        lakes=lakes,
+        return_diagnostics=True,
         **settings.engine_options(),
     )
+    elevation = None if result.lakes is None else result.lakes.final_elevation
+    return RoutedSteps(result.discharge, elevation, result.assimilation)
 
 
 def route_steps_assimilated(  # noqa: PLR0913, PLR0917 (one routing call of a coupled model)
@@ -203,22 +223,15 @@ def route_steps_assimilated(  # noqa: PLR0913, PLR0917 (one routing call of a co
     *,
     steps: int = 1,
     initial_state: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, NudgingResult]:
+    lakes: LevelPool | None = None,
+) -> RoutedSteps:
     """:func:`route_steps` with streamflow nudging at gauged reaches (forward only): the
-    ``(steps+1, N)`` states and the nudging's corrections and end state."""
+    states, the lakes' end elevation and the nudging's corrections and end state."""
     result = _engine_steps(
-        network,
-        inflow,
-        channel,
-        params,
-        settings,
-        steps,
-        initial_state,
-        nudging=nudging,
-        return_diagnostics=True,
+        network, inflow, channel, params, settings, steps, initial_state, lakes, nudging
     )
     assert result.assimilation is not None
-    return result.discharge, result.assimilation
+    return result
 
 
 def output_health(outputs: NetworkOutputs) -> tuple[bool, float]:
