@@ -39,6 +39,15 @@ def basin_shards(
     return [np.sort(np.asarray(s, dtype=np.int64)) for s in shards]
 
 
+@dataclass(frozen=True)
+class ParallelRouting:
+    """The gathered result: daily ``(days, reaches)`` discharge in the domain's reach order and
+    the lakes' end elevation in the order of ``domain.lakes`` (None: no lakes routed)."""
+
+    daily: np.ndarray
+    lake_elevation: np.ndarray | None
+
+
 @dataclass
 class RoutingJob:
     """Route a domain's basins over ranks (sent to the ranks by pickling)."""
@@ -52,8 +61,8 @@ class RoutingJob:
     device: str = "cpu"
     threads_per_rank: int = 1
 
-    def run(self, ranks: RankContext) -> np.ndarray | None:
-        """Route this rank's basins; rank 0 returns the whole ``(days, reaches)`` array."""
+    def run(self, ranks: RankContext) -> ParallelRouting | None:
+        """Route this rank's basins; rank 0 returns the whole domain's result."""
         outlets = basin_shards(self.inputs, self.domain, ranks.world_size)[ranks.rank]
         part = None
         if outlets.size:
@@ -75,18 +84,30 @@ class RoutingJob:
                 chunk_days=self.chunk_days,
                 device=self.device,
             )
-            part = (sub.reach_index, routed.daily)
+            lakes = np.zeros(0, np.int64)
+            if routed.lake_elevation is not None and sub.lakes is not None:
+                lakes = sub.reach_index[sub.lakes.reach_index]
+            part = (sub.reach_index, routed.daily, lakes, routed.lake_elevation)
         parts = [p for p in ranks.gather(part) if p is not None]
         if not ranks.is_writer:
             return None
         daily = np.empty((self.stop - self.start, self.domain.n_outputs), dtype=np.float32)
-        for reach_index, values in parts:
+        levels: dict[int, float] = {}
+        for reach_index, values, lakes, elevation in parts:
             daily[:, np.searchsorted(self.domain.reach_index, reach_index)] = values
-        return daily
+            levels.update(zip(lakes.tolist(), np.asarray(elevation).tolist(), strict=True))
+        return ParallelRouting(daily, self._domain_lake_levels(levels))
+
+    def _domain_lake_levels(self, levels: dict[int, float]) -> np.ndarray | None:
+        """The gathered end elevations in the order of the domain's lakes (None: no lakes)."""
+        lakes = self.domain.lakes
+        if not levels or lakes is None:
+            return None
+        return np.array([levels[int(r)] for r in self.domain.reach_index[lakes.reach_index]])
 
 
 def route_basins_parallel(job: RoutingJob, nproc: int, master_port: int | None = None):
-    """Daily ``(days, reaches)`` discharge of ``job.domain`` routed on ``nproc`` local ranks."""
+    """:class:`ParallelRouting` of ``job.domain`` routed on ``nproc`` local ranks."""
     if job.domain.outputs is not None:
         raise ValueError("parallel routing outputs every reach of a reach domain, not gauges")
     device = torch.device(job.device).type

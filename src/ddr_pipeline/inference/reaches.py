@@ -74,10 +74,12 @@ def route_reaches(  # noqa: PLR0913, PLR0917 (mirrors the node's inputs)
         job = RoutingJob(
             ckpt, inputs, problem, days.route_from, days.stop, settings.chunk_days, settings.device
         )
-        routed_daily = route_basins_parallel(job, settings.nproc_per_node)
+        parallel = route_basins_parallel(job, settings.nproc_per_node)
+        routed_daily, levels = parallel.daily, parallel.lake_elevation
     else:
-        routed_daily = route_trained(ckpt, inputs, problem, days, settings).daily
-    return _dataset(run, routed_daily, time.perf_counter() - tic)
+        routed = route_trained(ckpt, inputs, problem, days, settings)
+        routed_daily, levels = routed.daily, routed.lake_elevation
+    return _dataset(run, routed_daily, time.perf_counter() - tic, levels)
 
 
 def _route_assimilated(
@@ -90,7 +92,7 @@ def _route_assimilated(
                             start_day=days.route_from)  # fmt: skip
     routed = route_trained(run.ckpt, inputs, run.problem, days, run.settings, da.assimilation,
                            da.state)  # fmt: skip
-    out = _dataset(run, routed.daily, time.perf_counter() - tic)
+    out = _dataset(run, routed.daily, time.perf_counter() - tic, routed.lake_elevation)
     record = routed.assimilation
     dates = inputs.dates[days.start : days.stop]
     out["assimilation_correction"] = xr.DataArray(
@@ -119,8 +121,11 @@ def _route_assimilated(
     return out
 
 
-def _dataset(run: _Run, routed_daily: np.ndarray, seconds: float) -> xr.Dataset:
-    """The output dataset of a run: daily discharge of the period and the run's attributes."""
+def _dataset(
+    run: _Run, routed_daily: np.ndarray, seconds: float, lake_elevation: np.ndarray | None = None
+) -> xr.Dataset:
+    """The output dataset of a run: daily discharge of the period, the run's attributes and,
+    with lakes, their end elevation."""
     inputs, days, problem, period = run.inputs, run.days, run.problem, run.period
     daily = routed_daily[days.keep]
     logger.info(
@@ -142,8 +147,11 @@ def _dataset(run: _Run, routed_daily: np.ndarray, seconds: float) -> xr.Dataset:
         },
         attrs={"units": "m3 s-1", "long_name": "daily mean discharge at the reach outlet"},
     )
+    data = {"discharge": discharge}
+    if lake_elevation is not None and problem.lakes is not None:
+        data["lake_elevation_end"] = _lake_levels(run, lake_elevation)
     return xr.Dataset(
-        {"discharge": discharge},
+        data,
         attrs={
             "period": list(period),
             "routing_started": str(inputs.dates[days.route_from].date()),
@@ -156,5 +164,29 @@ def _dataset(run: _Run, routed_daily: np.ndarray, seconds: float) -> xr.Dataset:
             "checkpoint_mini_batch": int(run.ckpt.mini_batch),
             "target_reach_ids": [int(r) for r in run.target_reach_ids or []],
             "ddr_pipeline_version": __version__,
+        },
+    )
+
+
+def _lake_levels(run: _Run, elevation: np.ndarray) -> xr.DataArray:
+    """``lake_elevation_end(lake_reach_id)``: the lakes' water elevation where the routing
+    ended (the state a following run would start from)."""
+    lakes, problem, days = run.problem.lakes, run.problem, run.days
+    assert lakes is not None
+    # the rollout also routes the day after the period for a positive output-hour offset
+    shift = simulation.RoutingSettings.from_config(run.ckpt.config).shift_steps
+    last = days.stop if shift > 0 and days.stop < len(run.inputs.dates) else days.stop - 1
+    end = run.inputs.dates[last] + pd.Timedelta(days=1)
+    return xr.DataArray(
+        np.asarray(elevation, np.float64),
+        dims="lake_reach_id",
+        coords={
+            "lake_reach_id": run.inputs.reach_ids[problem.reach_index[lakes.reach_index]],
+            "lake_id": ("lake_reach_id", lakes.lake_ids),
+        },
+        attrs={
+            "units": "m",
+            "long_name": "water surface elevation of the level-pool lake at the end of routing",
+            "time": end.isoformat(),
         },
     )

@@ -304,11 +304,14 @@ def simulate(  # noqa: PLR0913 (the batch and its memory options)
 
 @dataclass
 class RolloutResult:
-    """Daily means ``(days, outputs)`` and per-reach parameter means over the routed days."""
+    """Daily means ``(days, outputs)`` and per-reach parameter means over the routed days; with
+    lakes, their water elevation at the end of the routing (``(L,)`` float64, m, in the order
+    of ``problem.lakes``)."""
 
     daily: np.ndarray
     parameter_means: dict[str, np.ndarray]
     assimilation: AssimilationRecord | None = None
+    lake_elevation: np.ndarray | None = None
 
 
 def _accumulate(sums: dict[str, np.ndarray], params: Mapping[str, torch.Tensor], days: int) -> None:
@@ -345,7 +348,9 @@ def rollout(  # noqa: PLR0917 (the routing problem and its period)
     the mean physical parameters per routed reach (``(N,)`` each, daily ones averaged). With
     ``assimilation`` the gauged reaches are nudged toward their observations, the nudging state
     carried across chunks from ``nudging_state`` (None: no observation seen yet); the daily mean
-    corrections and the end state come back in ``assimilation``.
+    corrections and the end state come back in ``assimilation``. With ``routing.lakes`` on, the
+    lakes' elevation is carried across chunks from the lakes table's initial elevation; its end
+    (the end of the last routed day) comes back in ``lake_elevation``.
     """
     _check_days(len(inputs.dates), start, stop, chunk_days)
     pool = ShiftedPooling(settings.steps_per_day, settings.shift_steps)
@@ -397,7 +402,10 @@ def rollout(  # noqa: PLR0917 (the routing problem and its period)
     record = None
     if assimilation is not None and nudging_state is not None:
         record = AssimilationRecord(np.concatenate(corrections), nudging_state)
-    return RolloutResult(daily=daily, parameter_means=means, assimilation=record)
+    end_levels = None if lake_state is None else lake_state.detach().double().cpu().numpy()
+    return RolloutResult(
+        daily=daily, parameter_means=means, assimilation=record, lake_elevation=end_levels
+    )
 
 
 @torch.no_grad()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import xarray as xr
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
@@ -15,8 +17,13 @@ from ddr_pipeline.project.datasets import XarrayZarrDataset
 from pipelines.evaluation import synthetic as syn
 
 
-def run_routing(tmp_path: Path, **overrides) -> dict:
-    syn.write_checkpoint(tmp_path / "models")
+def run_routing(
+    tmp_path: Path, inputs: xr.Dataset | None = None, training: dict | None = None, **overrides
+) -> dict:
+    """Run the pipeline on the synthetic inputs (or ``inputs``) with a checkpoint of the
+    ``training`` parameters (default: ``syn.training_params()``)."""
+    torch.manual_seed(0)  # the same weights whatever the training parameters
+    syn.write_checkpoint(tmp_path / "models", training)
     params = {
         "geodataset": "drb",
         "run_name": "synthetic-run",
@@ -34,7 +41,7 @@ def run_routing(tmp_path: Path, **overrides) -> dict:
         **overrides,
     }
     catalog = DataCatalog()
-    catalog["drb.model_inputs"] = syn.model_inputs()
+    catalog["drb.model_inputs"] = syn.model_inputs() if inputs is None else inputs
     catalog["drb.normalization_stats"] = {"attributes": {}, "forcings": {}}
     catalog["drb.model_gauges"] = syn.gauges_table()
     catalog["params:routing"] = params
@@ -96,3 +103,34 @@ def test_assimilation_through_the_pipeline(whole: dict, tmp_path: Path) -> None:
     assert float(np.abs(ds["assimilation_correction"]).max()) > 0
     assert ds["forecast_n_gauges"].sizes == {"lead_day": 11}  # Jan 20 .. Jan 30
     assert not np.allclose(ds["discharge"], whole["routing.discharge"]["discharge"])
+
+
+def test_lakes_route_at_their_reach_and_their_end_level_is_written(tmp_path: Path) -> None:
+    """routing.lakes on: the lake reach's discharge differs from the channel routing's (finite),
+    reaches upstream of it do not, and the lake's end elevation joins the output."""
+    from test_lakes_rollout import LAKE_REACH_ID, _lakes_table
+
+    from ddr_pipeline.data.model_inputs import lake_variables
+
+    inputs = syn.model_inputs().assign(lake_variables(_lakes_table()))
+    on = syn.training_params()
+    on["routing"] = {"lakes": {"enabled": True}}
+    lakes = run_routing(tmp_path / "on", inputs, on)["routing.discharge"]
+    channel = run_routing(tmp_path / "off", inputs)["routing.discharge"]
+    q_lake = lakes["discharge"].sel(reach_id=LAKE_REACH_ID).values
+    assert np.isfinite(lakes["discharge"].values).all()
+    assert not np.allclose(q_lake, channel["discharge"].sel(reach_id=LAKE_REACH_ID).values)
+    upstream = [1, 2]
+    np.testing.assert_array_equal(
+        lakes["discharge"].sel(reach_id=upstream).values,
+        channel["discharge"].sel(reach_id=upstream).values,
+    )
+    level = lakes["lake_elevation_end"]
+    assert level.dims == ("lake_reach_id",) and level["lake_reach_id"].values.tolist() == [3]
+    assert level.attrs["units"] == "m" and level.attrs["time"] == "1980-01-31T00:00:00"
+    assert np.isfinite(level.values).all() and float(level.values[0]) != 104.0
+    assert "lake_elevation_end" not in channel
+    # basins on two ranks: the same discharge and end levels
+    ranks = run_routing(tmp_path / "ranks", inputs, on, nproc_per_node=2)["routing.discharge"]
+    np.testing.assert_allclose(ranks["discharge"], lakes["discharge"], rtol=1e-5)
+    np.testing.assert_allclose(ranks["lake_elevation_end"], level, rtol=1e-12)
