@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -100,3 +101,29 @@ def test_lake_parameters_need_the_lakes_switch_and_the_kan() -> None:
     params["cuda_lstm"]["learnable_parameters"] = ["n", "weir_length"]
     with pytest.raises(ValueError, match="lake parameters \\['weir_length'\\] are static"):
         load_training_config(params)
+
+
+def test_evaluation_routes_the_lake_above_a_gauge(tmp_path: Path) -> None:
+    """evaluation.predict_period with routing.lakes on: gauge 01000001 sits at the lake reach;
+    its predictions differ from channel routing's (same weights), finite."""
+    from ddr_pipeline.evaluation.predictions import predict_period
+    from ddr_pipeline.inference.gauges import PredictionSettings
+    from ddr_pipeline.model_store.checkpoints import load_checkpoint
+
+    ds = syn.model_inputs().assign(lake_variables(_lakes_table()))
+    settings = PredictionSettings(warmup_days=10, chunk_days=30, device="cpu")
+    predicted = {}
+    for lakes in (True, False):
+        params = syn.training_params()
+        params["routing"] = {"lakes": {"enabled": lakes}}
+        torch.manual_seed(0)
+        ckpt = load_checkpoint(syn.write_checkpoint(tmp_path / str(lakes), params, final=False))
+        out = predict_period(ckpt, ModelInputs.from_dataset(ds), syn.gauges_table(),
+                             (syn.TEST_START, "1980-01-30"), settings, "synthetic-run")  # fmt: skip
+        predicted[lakes] = out["predictions"]
+    at_lake = {k: v.sel(gage_id="01000001").values for k, v in predicted.items()}
+    assert np.isfinite(predicted[True].values).all()
+    assert not np.allclose(at_lake[True], at_lake[False])
+    np.testing.assert_array_equal(  # a gauge off the lake's path is unchanged
+        predicted[True].sel(gage_id="01000004"), predicted[False].sel(gage_id="01000004")
+    )
