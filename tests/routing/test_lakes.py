@@ -19,6 +19,7 @@ from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing import muskingum_cunge, muskingum_cunge_means
 from ddr_pipeline.routing._levelpool import substep_count
 from ddr_pipeline.routing.lakes import LAKE_PARAMS, LevelPool
+from ddr_pipeline.routing.muskingum_cunge import choose_backend
 from ddr_pipeline.routing.nudging import Nudging
 
 F64 = torch.float64
@@ -471,3 +472,16 @@ def test_float32_storage_keeps_elevation_in_float64() -> None:
     assert r32.discharge.dtype == torch.float32 and r32.lakes.elevation.dtype == F64
     torch.testing.assert_close(r32.lakes.elevation, r64.lakes.elevation, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(r32.discharge.double(), r64.discharge, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_routes_lakes_on_the_numba_engine_until_verified_on_a_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(K, "CUDA_KERNEL_VERIFIED", True)
+    monkeypatch.setattr(K, "CUDA_LAKES_VERIFIED", False)
+    assert choose_backend("auto", cuda) == "cuda"
+    assert choose_backend("auto", cuda, lakes=True) == "numba"
+    assert choose_backend("cuda", cuda, lakes=True) == "cuda"
+    monkeypatch.setattr(K, "CUDA_LAKES_VERIFIED", True)
+    assert choose_backend("auto", cuda, lakes=True) == "cuda"

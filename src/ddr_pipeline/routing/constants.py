@@ -56,3 +56,8 @@ CUDA_KERNEL_VERIFIED: bool = True
 ``benchmarks/routing.py --device cuda`` on an H200, 2026-11-29: values and gradients equal the
 numba engine's, faster than the CPU engine at every measured size; docs/performance.md). When
 False, ``backend="auto"`` routes CUDA tensors with the numba engine on the CPU."""
+CUDA_LAKES_VERIFIED: bool = False
+"""Whether the CUDA kernels' level-pool lakes were verified on a real GPU. Until then
+``backend="auto"`` routes a call with lakes on the numba engine even for CUDA tensors (the
+lakes are tested in the CUDA simulator and type-check and lower for sm_90; ``backend="cuda"``
+runs them on request)."""

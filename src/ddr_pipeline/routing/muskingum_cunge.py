@@ -464,7 +464,7 @@ def _prepare(  # noqa: PLR0913 (one argument per documented option)
         q0 = per_reach("initial_state", initial_state, 1, net, dtype, device).reshape(-1)
         check_values("initial_state", q0, net, lo=0.0)
     da = None if nudging is None else NudgingArrays.build(nudging, net, n_t, float(dt))
-    chosen = choose_backend(backend, device)
+    chosen = choose_backend(backend, device, lakes=lakes is not None)
     lk = None if lakes is None else prepare_lakes(lakes, net, device)
     return _Problem(net, qlat, int(substeps), q0, hot, p, float(dt), bool(leakance), lim,
                     chosen, threads, da, lk)  # fmt: skip
@@ -634,20 +634,22 @@ _BACKENDS = ("auto", "numba", "cuda", "torch")
 _logged: set[tuple[str, str]] = set()
 
 
-def choose_backend(backend: str, device: torch.device) -> str:
+def choose_backend(backend: str, device: torch.device, *, lakes: bool = False) -> str:
     """The routing backend that runs for ``backend`` and tensors on ``device``.
 
     Device policy of ``"auto"``: never a path slower than the CPU engine. The CUDA kernels are
-    picked for CUDA tensors when ``constants.CUDA_KERNEL_VERIFIED`` (verified on a real GPU);
-    otherwise CUDA tensors are routed by the numba engine on the CPU (inputs moved once per
-    call, networks and loss stay on the GPU). The level-scheduled torch path only runs when
+    picked for CUDA tensors when ``constants.CUDA_KERNEL_VERIFIED`` (verified on a real GPU),
+    and for a call with ``lakes`` only when ``constants.CUDA_LAKES_VERIFIED`` too; otherwise
+    CUDA tensors are routed by the numba engine on the CPU (inputs moved once per call,
+    networks and loss stay on the GPU). The level-scheduled torch path only runs when
     requested. The choice is logged (INFO once per backend and device type, then DEBUG).
     """
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     chosen = backend
     if backend == "auto":
-        chosen = "cuda" if device.type == "cuda" and K.CUDA_KERNEL_VERIFIED else "numba"
+        verified = K.CUDA_KERNEL_VERIFIED and (K.CUDA_LAKES_VERIFIED or not lakes)
+        chosen = "cuda" if device.type == "cuda" and verified else "numba"
     key = (chosen, device.type)
     level = logging.DEBUG if key in _logged else logging.INFO
     _logged.add(key)
