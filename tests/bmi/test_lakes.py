@@ -26,7 +26,13 @@ from test_lakes_rollout import _lakes_table
 from bmi.helpers import ROOT
 from ddr_pipeline import simulation
 from ddr_pipeline.bmi import DdrRouting, RestartError
-from ddr_pipeline.bmi.variables import DISCHARGE, INFLOW, LAKE_ELEVATION, LAKE_REACH_ID
+from ddr_pipeline.bmi.variables import (
+    DISCHARGE,
+    INFLOW,
+    LAKE_ELEVATION,
+    LAKE_REACH_ID,
+    OBSERVED,
+)
 from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.data.model_inputs import lake_variables
 from ddr_pipeline.model_store.checkpoints import load_checkpoint
@@ -49,7 +55,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"folder": folder, "checkpoint": checkpoint}
 
 
-def started(files: dict[str, Path], folder: Path, **state: str) -> DdrRouting:
+def started(
+    files: dict[str, Path], folder: Path, assimilation: dict | None = None, **state: str
+) -> DdrRouting:
     folder.mkdir(parents=True, exist_ok=True)
     base = files["folder"]
     config = {
@@ -61,6 +69,7 @@ def started(files: dict[str, Path], folder: Path, **state: str) -> DdrRouting:
         },
         "time": {"start": syn.START, "end": "1979-11-05", "dt": DT},
         "state": state,
+        **({"assimilation": assimilation} if assimilation else {}),
     }
     if "restart_file" in state:
         del config["time"]["start"]
@@ -248,6 +257,30 @@ def test_a_restart_without_lake_levels_starts_them_from_the_table(
         resumed = started(files, tmp_path / "b", restart_file=str(plain))
     assert "has no lake levels" in caplog.text
     np.testing.assert_array_equal(read(resumed, LAKE_ELEVATION), [104.0])
+    resumed.finalize()
+
+
+def test_nudging_below_the_lake_leaves_it_alone_and_restarts_carry_both(
+    files: dict[str, Path], reference: dict, tmp_path: Path
+) -> None:
+    """Assimilation at the outlet (reach 7, below the lake): the lake's level is that of the
+    run without nudging (bitwise); the outlet is nudged; a restart holds both states."""
+    da = {"enabled": True, "reach_ids": [7]}
+    restart = tmp_path / "state.nc"
+    component = started(files, tmp_path / "a", da, write_restart=str(restart))
+    for step in range(STEPS):
+        observed = np.full(7, np.nan, np.float32)
+        observed[6] = 50.0
+        component.set_value(OBSERVED.name, observed)
+        component.set_value(INFLOW.name, inflow_of(step))
+        component.update()
+        np.testing.assert_array_equal(read(component, LAKE_ELEVATION), reference["h"][step])
+    assert abs(float(read(component, DISCHARGE)[6]) - float(reference["q"][-1][6])) > 1e-3
+    component.finalize()
+    with xr.open_dataset(restart, engine="h5netcdf") as ds:
+        assert {"lake_elevation", "nudging_last_value"} <= set(ds.data_vars)
+    resumed = started(files, tmp_path / "b", da, restart_file=str(restart))
+    np.testing.assert_array_equal(read(resumed, LAKE_ELEVATION), reference["h"][-1])
     resumed.finalize()
 
 
