@@ -176,11 +176,11 @@ def test_nwm_scheme_matches_levelpool_physics() -> None:
     np.testing.assert_allclose(res.discharge[1:, 1].numpy(), outs, rtol=1e-6, atol=0.0)
 
 
-def _gradcheck_fn(scheme: str, net, reaches, channel, params, backend: str = "numba"):
+def _gradcheck_fn(scheme: str, net, reaches, channel, params, names=tuple(BASE)):  # noqa: PLR0917
     def f(qlat, elev, *lake_p):
-        lakes = LevelPool(reaches, dict(zip(LAKE_PARAMS, lake_p, strict=True)), elev,
+        lakes = LevelPool(reaches, dict(zip(names, lake_p, strict=True)), elev,
                           scheme=scheme)  # fmt: skip
-        r = muskingum_cunge(net, qlat, channel, params, dt=DT, lakes=lakes, backend=backend,
+        r = muskingum_cunge(net, qlat, channel, params, dt=DT, lakes=lakes,
                             return_diagnostics=True)  # fmt: skip
         return r.discharge[1:].sum(0), r.discharge[-1], r.lakes.final_elevation
 
@@ -196,12 +196,16 @@ def test_gradcheck_lake_parameters_elevation_and_inflow(scheme: str) -> None:
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
 
 
-def _grads(backend: str, scheme: str, mode: str) -> list[torch.Tensor]:
+def _grads(
+    backend: str, scheme: str, mode: str, withdrawal: list | None = None
+) -> list[torch.Tensor]:
     net, reaches, qlat, channel, params = _inputs(t=48, scale=8.0)
     qlat.requires_grad_(True)
     channel = {k: v.clone().requires_grad_(True) for k, v in channel.items()}
     params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     lp, elev = _params(grad=True), torch.tensor(ELEV, dtype=F64, requires_grad=True)
+    if withdrawal is not None:
+        lp["withdrawal"] = torch.tensor(withdrawal, dtype=F64, requires_grad=True)
     q0 = torch.full((net.n_reaches,), 2.0, dtype=F64, requires_grad=True)
     lakes = LevelPool(reaches, lp, elev, scheme=scheme, substeps=2)
     opts = {"dt": DT, "lakes": lakes, "backend": backend, "initial_state": q0}
@@ -282,7 +286,7 @@ def test_stiff_lakes_are_sub_stepped_or_solved_implicitly(area: float, regime: i
     ``SUBSTEPS_MAX``, backward Euler (−1); outflows stay finite and non-negative, the elevation
     below the spill's equilibrium, mass closes, gradients are finite and the numba adjoint
     matches the torch reference."""
-    par = (area, *(BASE[k][0] for k in LAKE_PARAMS[1:]))
+    par = (area, *(BASE[k][0] for k in LAKE_PARAMS[1:9]), 0.0)
     n = substep_count(9.5, 500.0, 500.0, DT, par, False, 1)
     assert n == regime if regime <= 1 else n >= regime
     out, h, lk, grads = _tiny_lake(area, "numba")
@@ -516,3 +520,134 @@ def test_auto_routes_lakes_on_the_numba_engine_until_verified_on_a_gpu(
     assert choose_backend("cuda", cuda, lakes=True) == "cuda"
     monkeypatch.setattr(K, "CUDA_LAKES_VERIFIED", True)
     assert choose_backend("auto", cuda, lakes=True) == "cuda"
+
+
+# --- withdrawal: water taken out of the network from a lake's storage -------------------------
+
+W_ON = [3.0, 1.0, 5.0]
+
+
+def _drawdown(backend: str, area: float = 0.5, w: float = 20.0, scheme: str = "conservative"):
+    """One headwater lake (orifice crest = dead pool at 5 m) withdrawing ``w`` m³/s under
+    2 m³/s for 2 days, then 2 days without inflow: it draws down to the dead pool. Outputs and
+    the gradients of every input."""
+    net = RiverNetwork.from_ids([1], [0])
+    qlat = torch.tensor([[2.0]] * 48 + [[0.0]] * 48, dtype=F64, requires_grad=True)
+    channel = {"length": 1000.0, "slope": 1e-3, "x": 0.2}
+    params = {"n": 0.04, "q_spatial": 0.5, "top_width": 20.0, "side_slope": 2.0}
+    p = {k: torch.tensor([v[0]], dtype=F64, requires_grad=True) for k, v in BASE.items()}
+    p["area_km2"] = torch.tensor([area], dtype=F64, requires_grad=True)
+    p["withdrawal"] = torch.tensor([w], dtype=F64, requires_grad=True)
+    elev = torch.tensor([8.5], dtype=F64, requires_grad=True)
+    res = muskingum_cunge(net, qlat, channel, params, dt=DT, backend=backend,
+                          return_diagnostics=True, lakes=LevelPool(np.array([0]), p, elev,
+                                                                   scheme=scheme))  # fmt: skip
+    (res.discharge[:, 0].sum() + res.lakes.elevation[-1, 0]).backward()
+    grads = [qlat.grad, elev.grad, *(v.grad for v in p.values())]
+    return res.discharge[:, 0].detach(), res.lakes, grads
+
+
+def _assert_mass_closes(lk) -> None:
+    store, net_in = lk.storage_change(), lk.net_inflow_volume()
+    scale = (lk.inflow + lk.outflow + lk.withdrawal) * lk.dt
+    # at rest at the crest the volumes fall below the resolution of A·H (float64's ulp of H)
+    ulp = lk.area_m2 * lk.elevation.detach()[1:].abs() * torch.finfo(F64).eps
+    assert bool(((store - net_in).abs() <= 1e-9 * scale + 4.0 * ulp).all())
+
+
+@pytest.mark.parametrize(("area", "regime"), [(0.5, 1), (1e-3, -1)])
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_withdrawal_closes_mass_and_stops_at_the_dead_pool(
+    backend: str, area: float, regime: int
+) -> None:
+    """RK3 (0.5 km²) and backward Euler (1e-3 km², far stiffer than the step): A·ΔH = (I − O −
+    W_step)·Δt every step; the withdrawal runs at W above the ramp, never exceeds it, and stops
+    as the lake reaches the orifice crest, which the storage never passes."""
+    par = (area, *(BASE[k][0] for k in LAKE_PARAMS[1:9]), 20.0)
+    assert (substep_count(8.5, 2.0, 2.0, DT, par, False, 1) < 0) == (regime < 0)
+    out, lk, grads = _drawdown(backend, area)
+    h, wd, oe = lk.elevation.detach()[:, 0], lk.withdrawal[:, 0], BASE["orifice_elevation"][0]
+    _assert_mass_closes(lk)
+    assert float(h.min()) >= oe - 1e-12  # not below the dead pool (up to rounding)
+    assert float(h[-1]) < oe + 0.1  # it got there
+    assert float(wd.max()) <= 20.0 and float(wd.min()) >= 0.0
+    if regime > 0:
+        assert float(wd[0]) == 20.0  # full rate above the ramp
+    assert float(wd[-1]) < 0.05 and float(out[-1]) < 0.05  # stops at the dead pool
+    assert torch.equal(lk.outflow[:, 0], out[1:])  # the discharge only goes downstream
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("area", [0.5, 1e-3])
+def test_withdrawal_drawdown_numba_matches_torch_reference(area: float) -> None:
+    """Near the crest the orifice's √ head amplifies rounding (its slope is unbounded), hence
+    the looser tolerances than elsewhere."""
+    out, lk, grads = _drawdown("numba", area)
+    ref_out, ref_lk, ref_grads = _drawdown("torch", area)
+    torch.testing.assert_close(out, ref_out, rtol=1e-9, atol=1e-8)
+    for a, b in [(lk.elevation, ref_lk.elevation), (lk.withdrawal, ref_lk.withdrawal)]:
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-9, atol=1e-8)
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("scheme", ["conservative", "nwm"])
+def test_gradcheck_with_withdrawal(scheme: str) -> None:
+    """W > 0 at all three lakes of the network (all inputs), and a lake inside the ramp (its
+    r′(H) path)."""
+    net, reaches, qlat, channel, params = _inputs(t=6, scale=20.0)
+    names = (*BASE, "withdrawal")
+    inputs = [qlat.requires_grad_(True), torch.tensor(ELEV, dtype=F64, requires_grad=True),
+              *_params(grad=True).values(), torch.tensor(W_ON, dtype=F64, requires_grad=True)]  # fmt: skip
+    f = _gradcheck_fn(scheme, net, reaches, channel, params, names)
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
+    net = RiverNetwork.from_ids([1, 2], [2, 0])
+    qlat = torch.tensor([[1.0, 0.5]] * 6, dtype=F64, requires_grad=True)
+    channel = {"length": 1000.0, "slope": 1e-3, "x": 0.2}
+    params = {"n": 0.04, "q_spatial": 0.5, "top_width": 20.0, "side_slope": 2.0}
+    lake_p = [torch.tensor([v[0]], dtype=F64, requires_grad=True) for v in BASE.values()]
+    lake_p[0] = torch.tensor([0.02], dtype=F64, requires_grad=True)
+    lake_p.append(torch.tensor([4.0], dtype=F64, requires_grad=True))
+    elev = torch.tensor([5.6], dtype=F64, requires_grad=True)  # 0.6 m into the 1 m ramp
+    f = _gradcheck_fn(scheme, net, np.array([1]), channel, params, names)
+    assert torch.autograd.gradcheck(f, [qlat, elev, *lake_p], eps=1e-7, atol=1e-5, rtol=1e-4)
+
+
+def test_gradcheck_implicit_lake_with_withdrawal() -> None:
+    """Backward Euler (a 2e-4 km² lake) with the pool inside the ramp."""
+    net = RiverNetwork.from_ids([1, 2], [2, 0])
+    qlat = torch.tensor([[3.0, 1.0]] * 3, dtype=F64, requires_grad=True)
+    channel = {"length": 1000.0, "slope": 1e-3, "x": 0.2}
+    params = {"n": 0.04, "q_spatial": 0.5, "top_width": 20.0, "side_slope": 2.0}
+    lake_p = [torch.tensor([v[0]], dtype=F64, requires_grad=True) for v in BASE.values()]
+    lake_p[0] = torch.tensor([2e-4], dtype=F64, requires_grad=True)
+    lake_p.append(torch.tensor([6.0], dtype=F64, requires_grad=True))
+    par = tuple(float(v.detach()) for v in lake_p)
+    assert substep_count(5.5, 4.0, 4.0, DT, par, False, 1) < 0
+    elev = torch.tensor([5.5], dtype=F64, requires_grad=True)
+    f = _gradcheck_fn("conservative", net, np.array([1]), channel, params, (*BASE, "withdrawal"))
+    assert torch.autograd.gradcheck(f, [qlat, elev, *lake_p], eps=1e-7, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("scheme", ["conservative", "nwm"])
+@pytest.mark.parametrize("mode", ["dense", "means5"])
+def test_withdrawal_numba_adjoint_matches_torch_reference(scheme: str, mode: str) -> None:
+    (ours, ours_ch), (ref, ref_ch) = (_grads(b, scheme, mode, W_ON) for b in ("numba", "torch"))
+    for a, b in zip(ours + ours_ch, ref + ref_ch, strict=True):
+        torch.testing.assert_close(a, torch.zeros_like(a) if b is None else b, rtol=1e-9,
+                                   atol=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_zero_withdrawal_is_bitwise_a_lake_without(backend: str) -> None:
+    """An explicit W = 0 routes bitwise like the parameters without the key (the engine without
+    withdrawal), gradients included; dL/dW there is the (finite) sensitivity to a withdrawal."""
+    for scheme in ("conservative", "nwm"):
+        base, base_ch = _grads(backend, scheme, "dense")
+        zero, zero_ch = _grads(backend, scheme, "dense", [0.0, 0.0, 0.0])
+        gw = zero.pop()
+        assert torch.isfinite(gw).all() and bool((gw != 0).any())
+        for a, b in zip(base + base_ch, zero + zero_ch, strict=True):
+            assert (a is None and b is None) or torch.equal(a, b)
+    res = _route(backend=backend)
+    assert torch.equal(res.lakes.withdrawal, torch.zeros_like(res.lakes.outflow))

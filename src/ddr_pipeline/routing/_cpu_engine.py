@@ -17,6 +17,7 @@ import numpy as np
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing._cpu_plan import CpuPlan, network_plan
+from ddr_pipeline.routing._levelpool import N_PAR
 from ddr_pipeline.routing._mc_kernels import (
     backward_task,
     finish_backward,
@@ -29,11 +30,11 @@ from ddr_pipeline.routing._physics import LIM_QMIN, N_CB
 from ddr_pipeline.routing._scheduler import run_tasks
 
 #: The kernels' ``lk`` tuple without lakes (``_mc_kernels._lake_forward``: lake of each
-#: position, parameters, (nwm, substeps), elevations, inflows, outflows).
-_NO_LAKES = (np.empty(0, np.int64), np.empty((0, 9)), np.zeros(2, np.int64), np.empty((0, 0)),
-             np.empty((0, 0)), np.empty((0, 0)))  # fmt: skip
+#: position, parameters, (nwm, substeps), elevations, inflows, outflows, withdrawals).
+_NO_LAKES = (np.empty(0, np.int64), np.empty((0, N_PAR)), np.zeros(2, np.int64),
+             np.empty((0, 0)), np.empty((0, 0)), np.empty((0, 0)), np.empty((0, 0)))  # fmt: skip
 _NO_LAKE_ADJOINT = (np.empty(0, np.float64), np.empty((0, 0), np.float64),
-                    np.empty((0, 9), np.float64))  # fmt: skip
+                    np.empty((0, N_PAR), np.float64))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from __future__ import annotations
 import numpy as np
 
 from ddr_pipeline.routing._jit import njit
-from ddr_pipeline.routing._levelpool import SUBSTEPS_MAX, lake_step, lake_step_vjp
+from ddr_pipeline.routing._levelpool import N_PAR, SUBSTEPS_MAX, lake_step, lake_step_vjp
 from ddr_pipeline.routing._nudge import nudge_value
 from ddr_pipeline.routing._physics import (
     LIM_CEL_EXACT,
@@ -280,9 +280,9 @@ def _block_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
 
 @njit(error_model="numpy", inline="always")
 def _lake_par(lpar: np.ndarray, lake: int) -> tuple:
-    """The nine parameters of a lake as a tuple (``_levelpool`` order)."""
+    """The ten parameters of a lake as a tuple (``_levelpool`` order)."""
     return (lpar[lake, 0], lpar[lake, 1], lpar[lake, 2], lpar[lake, 3], lpar[lake, 4],
-            lpar[lake, 5], lpar[lake, 6], lpar[lake, 7], lpar[lake, 8])  # fmt: skip
+            lpar[lake, 5], lpar[lake, 6], lpar[lake, 7], lpar[lake, 8], lpar[lake, 9])  # fmt: skip
 
 
 @njit(error_model="numpy")
@@ -290,16 +290,18 @@ def _lake_forward(  # noqa: PLR0917 (compiled kernel signature)
     lk: tuple, lake: int, t: int, usum: float, vsum: float, ql: float, dt: float
 ) -> float:
     """Level-pool step t of ``lake`` (``_levelpool.lake_step``) with inflow I_t = Σ_up Q_t + Q′
-    and I_{t+1} = Σ_up Q_{t+1} + Q′: stores H_{t+1}, the step-mean inflow and the outflow,
-    returns the outflow. ``lk = (lake_of, params (L, 9), (nwm, substeps), H (T+1, L), inflow
-    (T, L), outflow (T, L))``; each lake is read and written by the block that owns its reach
-    only."""
-    lpar, cfg, hh, lin, lout = lk[1], lk[2], lk[3], lk[4], lk[5]
+    and I_{t+1} = Σ_up Q_{t+1} + Q′: stores H_{t+1}, the step-mean inflow, the outflow and the
+    withdrawal, returns the outflow. ``lk = (lake_of, params (L, 10), (nwm, substeps), H (T+1,
+    L), inflow (T, L), outflow (T, L), withdrawal (T, L))``; each lake is read and written by
+    the block that owns its reach only."""
+    lpar, cfg, hh, lin, lout, lwd = lk[1], lk[2], lk[3], lk[4], lk[5], lk[6]
     i0, i1 = usum + ql, vsum + ql
-    h1, out, _ = lake_step(hh[t, lake], i0, i1, dt, _lake_par(lpar, lake), cfg[0] != 0, cfg[1])
+    h1, out, wd, _ = lake_step(hh[t, lake], i0, i1, dt, _lake_par(lpar, lake), cfg[0] != 0,
+                               cfg[1])  # fmt: skip
     hh[t + 1, lake] = h1
     lin[t, lake] = 0.5 * (i0 + i1)
     lout[t, lake] = out
+    lwd[t, lake] = wd
     return out
 
 
@@ -510,18 +512,18 @@ def _lake_adjoint(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     """Reverse mode of :func:`_lake_forward` at step t for dL/d(outflow) = ``mu``: λ_H of the
     lake goes from dL/dH_{t+1} to dL/dH_t (plus the dense gradient of H_t), its parameter
     gradients accumulate (float64); returns (dL/dI_t, dL/dI_{t+1}). ``lka = (λ_H (L,), dense
-    gradient of H ((T+1, L) or (0, L)), parameter gradients (L, 9), scratch (SUBSTEPS_MAX+1,),
-    scratch (9,))``."""
+    gradient of H ((T+1, L) or (0, L)), parameter gradients (L, 10), scratch (SUBSTEPS_MAX+1,),
+    scratch (10,))``."""
     lpar, cfg, hh = lk[1], lk[2], lk[3]
     lam_h, ghd, glake, hs, gp = lka
-    for m in range(9):
+    for m in range(N_PAR):
         gp[m] = 0.0
     gh0, gi0, gi1 = lake_step_vjp(hh[t, lake], usum + ql, vsum + ql, dt, _lake_par(lpar, lake),
                                   cfg[0] != 0, cfg[1], lam_h[lake], mu, hs, gp)  # fmt: skip
     if ghd.shape[0] > 0:
         gh0 += ghd[t, lake]
     lam_h[lake] = gh0
-    for m in range(9):
+    for m in range(N_PAR):
         glake[lake, m] += gp[m]
     return gi0, gi1
 
@@ -641,7 +643,7 @@ def backward_task(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     n_t = qlat.shape[0] * substeps
     want_ql = gqlat.shape[0] > 0
     n_h = SUBSTEPS_MAX + 1 if lk[0].size > 0 else 0
-    lka_t = (lka[0], lka[1], lka[2], np.empty(n_h, np.float64), np.empty(9, np.float64))
+    lka_t = (lka[0], lka[1], lka[2], np.empty(n_h, np.float64), np.empty(N_PAR, np.float64))
     states, base, user = traj, 0, traj_user
     if every > 1:
         _recompute(b, t0, t1 - 1, traj, traj_user, every, rec, qlat, substeps, params, prow, dt, leak, lim,

@@ -19,7 +19,14 @@ import numpy as np
 import torch
 
 from ddr_pipeline.network import RiverNetwork
-from ddr_pipeline.routing._levelpool import G2, KM2, implicit_root, slope, substep_count
+from ddr_pipeline.routing._levelpool import (
+    G2,
+    KM2,
+    WITHDRAWAL_RAMP_M,
+    implicit_root,
+    slope,
+    substep_count,
+)
 from ddr_pipeline.routing._physics import (
     DDR_Z_MAX,
     DDR_Z_MIN,
@@ -192,7 +199,7 @@ def _pos_part(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _discharge(hs: torch.Tensor, hx: torch.Tensor, par: torch.Tensor) -> torch.Tensor:
     """``_levelpool.discharge`` of each lake (rows of ``par``), in the same operation order."""
-    mxe, we, wc, wl, dl, oe, oc, oa = par[:, 1:].unbind(1)
+    mxe, we, wc, wl, dl, oe, oc, oa = par[:, 1:9].unbind(1)
     zero = torch.zeros_like(hs)
     pos, ho = _pos_part(hs - oe)
     d = torch.where(pos, oc * oa * torch.sqrt(G2 * ho), zero)
@@ -202,24 +209,34 @@ def _discharge(hs: torch.Tensor, hx: torch.Tensor, par: torch.Tensor) -> torch.T
     return d + torch.where(pos, wc * wl * dl * hx_ * torch.sqrt(hx_), zero)
 
 
+def _withdrawal(h: torch.Tensor, par: torch.Tensor) -> torch.Tensor:
+    """``_levelpool.withdrawal``: W·(3s² − 2s³), s = (h − Oe)/ramp clamped to [0, 1]."""
+    s = ((h - par[:, 6]) / WITHDRAWAL_RAMP_M).clamp(0.0, 1.0)
+    return par[:, 9] * (s * s * (3.0 - 2.0 * s))
+
+
 def _lake_substep(  # noqa: PLR0913, PLR0917 (mirrors _levelpool._substep)
     h: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, tau: torch.Tensor, par: torch.Tensor,
     nwm: bool,
-) -> torch.Tensor:  # fmt: skip
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(H, withdrawn volume) after one RK3 sub-step."""
     area = par[:, 0] * KM2
     f2, f3, c3 = (0.33, 0.67, 0.667) if nwm else (1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0)
-    k1 = (ia - _discharge(h, h, par)) / area
+    k1 = (ia - _discharge(h, h, par) - _withdrawal(h, par)) / area
     h2 = h + tau * k1 / 3.0
-    k2 = (ia + (ib - ia) * f2 - _discharge(h2, h if nwm else h2, par)) / area
+    hx2 = h if nwm else h2
+    k2 = (ia + (ib - ia) * f2 - _discharge(h2, hx2, par) - _withdrawal(h2, par)) / area
     h3 = h + c3 * (tau * k2)
-    k3 = (ia + (ib - ia) * f3 - _discharge(h3, h if nwm else h3, par)) / area
-    return h + (tau * k1 / 4.0 + 0.75 * (tau * k3))
+    hx3 = h if nwm else h3
+    k3 = (ia + (ib - ia) * f3 - _discharge(h3, hx3, par) - _withdrawal(h3, par)) / area
+    vol = tau * _withdrawal(h, par) / 4.0 + 0.75 * (tau * _withdrawal(h3, par))
+    return h + (tau * k1 / 4.0 + 0.75 * (tau * k3)), vol
 
 
 def _implicit_substep(  # noqa: PLR0917 (mirrors _levelpool._implicit_substep)
     h: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, tau: torch.Tensor, par: torch.Tensor
 ) -> torch.Tensor:
-    """Backward Euler sub-step: the root x* of F(x) = A(x − h)/τ + D(x) − (ia+ib)/2 from
+    """Backward Euler sub-step: the root x* of F(x) = A(x − h)/τ + D(x) + E(x) − (ia+ib)/2 from
     ``_levelpool`` (floats), returned as x* − F(x*)/F′(x*) with F in torch ops and F′ constant:
     the value is the root (F(x*) ≈ 0) and the gradient is the implicit function theorem's."""
     vals = [x.detach().cpu().numpy() for x in (h, ia, ib, tau, par)]
@@ -231,7 +248,7 @@ def _implicit_substep(  # noqa: PLR0917 (mirrors _levelpool._implicit_substep)
         slopes.append(slope(roots[-1], p))
     x = torch.tensor(roots, dtype=torch.float64, device=h.device)
     c = par[:, 0] * KM2 / tau
-    f = c * (x - h) + _discharge(x, x, par) - 0.5 * (ia + ib)
+    f = c * (x - h) + _discharge(x, x, par) + _withdrawal(x, par) - 0.5 * (ia + ib)
     return x - f / (c.detach() + torch.tensor(slopes, dtype=torch.float64, device=h.device))
 
 
@@ -243,8 +260,8 @@ def _inflow_at(i0: torch.Tensor, i1: torch.Tensor, j: int, n: torch.Tensor) -> t
 def lake_step_torch(  # noqa: PLR0913, PLR0917 (mirrors _levelpool.lake_step)
     h0: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor, dt: float, par: torch.Tensor,
     nwm: bool, nmin: int,
-) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """(H_{t+1}, outflow) of lakes with rows ``par`` (float64), in torch ops; the sub-step
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(H_{t+1}, outflow, withdrawal) of lakes with rows ``par`` (float64), in torch ops; the sub-step
     counts (and the implicit choice) come from ``_levelpool.substep_count`` (not
     differentiated)."""
     hv, i0v, i1v, pv = (x.detach().cpu().numpy() for x in (h0, i0, i1, par))
@@ -254,15 +271,26 @@ def lake_step_torch(  # noqa: PLR0913, PLR0917 (mirrors _levelpool.lake_step)
     implicit = torch.tensor(counts < 0, device=h0.device)
     tau = dt / n
     h = h0
+    vol = torch.zeros_like(h0)
     for j in range(int(np.abs(counts).max())):
         ia, ib = _inflow_at(i0, i1, j, n), _inflow_at(i0, i1, j + 1, n)
-        hn = _lake_substep(h, ia, ib, tau, par, nwm)
-        if bool(implicit.any()):
-            hn = torch.where(implicit, _implicit_substep(h, ia, ib, tau, par), hn)
+        hn, v = _lake_substep(h, ia, ib, tau, par, nwm)
+        # backward Euler where the step is stiff or RK3 fell through the crest
+        # (_levelpool._crosses_crest)
+        redo = implicit
+        if not nwm:
+            oe = par[:, 6]
+            redo = redo | ((par[:, 9] > 0) & (hn < oe) & (oe <= h)).detach()
+        if bool(redo.any()):
+            hi = _implicit_substep(h, ia, ib, tau, par)
+            hn, v = torch.where(redo, hi, hn), torch.where(redo, tau * _withdrawal(hi, par), v)
         h = torch.where(n > j, hn, h)
+        vol = torch.where(n > j, vol + v, vol)
+    wd = vol / dt
     if nwm:
-        return h, _discharge(h, h, par)
-    return h, torch.clamp(0.5 * (i0 + i1) - par[:, 0] * KM2 * (h - h0) / dt, min=0.0)
+        return h, _discharge(h, h, par), wd
+    out = 0.5 * (i0 + i1) - par[:, 0] * KM2 * (h - h0) / dt - wd
+    return h, torch.clamp(out, min=0.0), wd
 
 
 class _Lakes:
@@ -289,6 +317,7 @@ class _Lakes:
         shape = (n_t, lakes.n_lakes)
         self.inflow = torch.zeros(shape, dtype=torch.float64, device=device)
         self.outflow = torch.zeros(shape, dtype=torch.float64, device=device)
+        self.withdrawal = torch.zeros(shape, dtype=torch.float64, device=device)
         self.h_next = self.h
 
     def step(  # noqa: PLR0913, PLR0917 (one level of one step)
@@ -300,11 +329,12 @@ class _Lakes:
         qlr = ql[rch].to(torch.float64)
         i0 = usum[rch].to(torch.float64) + qlr
         i1 = qlr if vsum is None else vsum[local].to(torch.float64) + qlr
-        h1, out = lake_step_torch(self.h[lid], i0, i1, dt, self.lk.params[lid], self.lk.nwm,
-                                  self.lk.substeps)  # fmt: skip
+        h1, out, wd = lake_step_torch(self.h[lid], i0, i1, dt, self.lk.params[lid], self.lk.nwm,
+                                      self.lk.substeps)  # fmt: skip
         self.h_next = self.h_next.index_put((lid,), h1)
         self.inflow[t, lid] = (0.5 * (i0 + i1)).detach()
         self.outflow[t, lid] = out.detach()
+        self.withdrawal[t, lid] = wd.detach()
         return y.index_put((local,), out.to(y.dtype))
 
     def end_step(self) -> None:
@@ -326,7 +356,7 @@ def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
 ) -> tuple[torch.Tensor, ...]:
     """(T+1, N) states and (N,) Q_min clamp volume, by level-scheduled torch ops; with
     ``lakes`` also their (T+1, L) elevations and (T, L) inflows and outflows (a lake reach takes
-    its level-pool outflow, not floored, instead of the channel update).
+    its level-pool outflow, not floored, instead of the channel update) and withdrawals.
 
     ``qlat`` is (R, N), row r driving steps r·substeps … (r+1)·substeps − 1; each parameter is
     (1, N), (R, N) or (T, N), T = R·substeps. ``da``: the nudging arrays of the kernels
@@ -382,5 +412,6 @@ def route_torch(  # noqa: PLR0913, PLR0917 (mirrors the numba path)
     if nudger is not None:
         nudger.store()
     if lk is not None:
-        return torch.stack(states), clamp, torch.stack(lk.hist), lk.inflow, lk.outflow
+        return (torch.stack(states), clamp, torch.stack(lk.hist), lk.inflow, lk.outflow,
+                lk.withdrawal)  # fmt: skip
     return torch.stack(states), clamp

@@ -5,7 +5,9 @@ A lake routes at one reach of the network (its outlet reach): that reach's state
 outflow, its inflow at step t is I_t = Σ_up Q_t + Q′ (I_{t+1} likewise), and the lake carries a
 second state, the water elevation H (m, float64). ``muskingum_cunge(..., lakes=LevelPool(...))``
 routes it with NWM's level-pool physics (``_levelpool``) instead of Muskingum–Cunge; the result's
-``lakes`` field (:class:`LakeResult`) holds the elevation trajectory and the lake volumes.
+``lakes`` field (:class:`LakeResult`) holds the elevation trajectory and the lake volumes. A lake
+may also lose water out of the network (``withdrawal``: water supply, diversion), taken from its
+storage and throttled to 0 at the orifice crest (the dead pool).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from ddr_pipeline.routing._inputs import as_tensor
 from ddr_pipeline.routing._levelpool import KM2, SUBSTEPS_MAX
 
 #: Parameter names, in the kernels' order; NWM LAKEPARM: LkArea (km²), LkMxE (m), WeirE (m),
-#: WeirC, WeirL (m), Dam_Length (m), OrificeE (m), OrificeC, OrificeA (m²).
+#: WeirC, WeirL (m), Dam_Length (m), OrificeE (m), OrificeC, OrificeA (m²); then the withdrawal
+#: W (m³/s, not NWM's: water taken out of the network from the pool, W·r(H) with r ramping from
+#: 0 at OrificeE to 1 at OrificeE + ``_levelpool.WITHDRAWAL_RAMP_M``; optional in ``LevelPool.params``).
 LAKE_PARAMS = (
     "area_km2",
     "max_elevation",
@@ -32,10 +36,14 @@ LAKE_PARAMS = (
     "orifice_elevation",
     "orifice_coefficient",
     "orifice_area",
+    "withdrawal",
 )
+#: Parameters ``LevelPool.params`` may omit, and the value they then take (0: no withdrawal,
+#: the results of a lake without it bitwise).
+LAKE_PARAM_DEFAULTS = {"withdrawal": 0.0}
 SCHEMES = ("conservative", "nwm")
 _NON_NEGATIVE = ("weir_coefficient", "weir_length", "dam_length", "orifice_coefficient",
-                 "orifice_area")  # fmt: skip
+                 "orifice_area", "withdrawal")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,8 @@ class LevelPool:
     Attributes:
         reaches: (L,) user column indices of the lake (outlet) reaches, unique.
         params: each name of :data:`LAKE_PARAMS` -> (L,) tensor (or a scalar for all lakes);
-            may require grad. Elevations share one datum per lake.
+            may require grad. Elevations share one datum per lake. ``withdrawal`` (m³/s ≥ 0)
+            may be omitted (:data:`LAKE_PARAM_DEFAULTS`: 0).
         elevation: (L,) water elevation H at the start of the call (m); may require grad.
             Computed in float64 whatever its dtype (an elevation of a few hundred metres in
             float32 would lose the changes of a step).
@@ -75,10 +84,12 @@ class LakeResult:
             differentiable.
         inflow: (T, L) step-mean inflow (I_t + I_{t+1})/2 (m³/s, float64, not differentiable).
         outflow: (T, L) outflow of each step (m³/s) as the lake physics produced it (before any
-            nudging; float64, not differentiable). The reach's state Q_{t+1} holds it in the
-            storage dtype.
+            nudging; float64, not differentiable): the discharge handed downstream (without the
+            withdrawal). The reach's state Q_{t+1} holds it in the storage dtype.
         area_m2: (L,) lake area (m², float64, not differentiable).
         dt: the routing step (s).
+        withdrawal: (T, L) water withdrawn out of the network in each step (m³/s, the step's
+            withdrawn volume / dt; float64, not differentiable; 0 without withdrawal).
     """
 
     reaches: np.ndarray
@@ -87,6 +98,7 @@ class LakeResult:
     outflow: torch.Tensor
     area_m2: torch.Tensor
     dt: float
+    withdrawal: torch.Tensor
 
     @property
     def final_elevation(self) -> torch.Tensor:
@@ -99,9 +111,13 @@ class LakeResult:
         return self.area_m2 * (h[1:] - h[:-1])
 
     def net_inflow_volume(self) -> torch.Tensor:
-        """(T, L) (inflow − outflow)·dt of each step (m³): equals :meth:`storage_change` with the
-        conservative scheme (up to rounding)."""
-        return (self.inflow - self.outflow) * self.dt
+        """(T, L) (inflow − outflow − withdrawal)·dt of each step (m³): equals
+        :meth:`storage_change` with the conservative scheme (up to rounding)."""
+        return (self.inflow - self.outflow - self.withdrawal) * self.dt
+
+    def withdrawn_volume(self) -> torch.Tensor:
+        """(T, L) volume withdrawn out of the network in each step (m³)."""
+        return self.withdrawal * self.dt
 
 
 @dataclass(frozen=True)
@@ -111,7 +127,7 @@ class LakeArrays:
     Attributes:
         reaches: (L,) user indices.
         lake_of: (N,) lake index of each topological position (−1: channel).
-        params: (L, 9) float64 tensor in :data:`LAKE_PARAMS` order (differentiable).
+        params: (L, N_PAR) float64 tensor in :data:`LAKE_PARAMS` order (differentiable).
         elevation: (L,) float64 tensor (differentiable).
         nwm: NWM's literal scheme.
         substeps: (minimum) RK3 sub-steps per routing step.
@@ -198,11 +214,12 @@ def prepare_lakes(lakes: LevelPool, net: RiverNetwork, device: torch.device) -> 
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= SUBSTEPS_MAX:
         raise ValueError(f"lakes.substeps must be an integer in [1, {SUBSTEPS_MAX}], got {n!r}")
     idx = _check_reaches(lakes.reaches, net)
-    missing = [k for k in LAKE_PARAMS if k not in lakes.params]
-    unknown = sorted(set(lakes.params) - set(LAKE_PARAMS))
+    given = {**LAKE_PARAM_DEFAULTS, **lakes.params}
+    missing = [k for k in LAKE_PARAMS if k not in given]
+    unknown = sorted(set(given) - set(LAKE_PARAMS))
     if missing or unknown:
         raise KeyError(f"lakes.params: missing {missing}, unknown {unknown} (need {LAKE_PARAMS})")
-    vals = {k: _lake_tensor(k, lakes.params[k], idx.size, device) for k in LAKE_PARAMS}
+    vals = {k: _lake_tensor(k, given[k], idx.size, device) for k in LAKE_PARAMS}
     _check_params(vals, idx, net)
     elev = _lake_tensor("elevation", lakes.elevation, idx.size, device)
     j = _first_bad(~torch.isfinite(elev.detach()))

@@ -22,6 +22,7 @@ from ddr_pipeline.parameter_registry import routing_domains
 from ddr_pipeline.routing import _cpu_engine
 from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing._inputs import check_values, lateral_inflow_tensor, per_reach
+from ddr_pipeline.routing._levelpool import N_PAR
 from ddr_pipeline.routing._mc_kernels import traj_rows
 from ddr_pipeline.routing._physics import (
     LIM_CEL_EXACT,
@@ -111,13 +112,13 @@ class _Spec:
 
     def lake_arrays(self, n_t: int, lake_par: torch.Tensor) -> tuple | None:
         """The forward's ``lk`` tuple (``_mc_kernels._lake_forward``) with fresh elevation,
-        inflow and outflow arrays, or None without lakes."""
+        inflow, outflow and withdrawal arrays, or None without lakes."""
         if self.lakes is None:
             return None
         n_l = self.lakes.n_lakes
         cfg = np.array([int(self.lakes.nwm), self.lakes.substeps], np.int64)
         return (self.lakes.lake_of, _np(lake_par), cfg, np.empty((n_t + 1, n_l)),
-                np.empty((n_t, n_l)), np.empty((n_t, n_l)))  # fmt: skip
+                np.empty((n_t, n_l)), np.empty((n_t, n_l)), np.empty((n_t, n_l)))  # fmt: skip
 
 
 _NO_INT = np.zeros(0, np.int64)
@@ -133,8 +134,8 @@ class _MuskingumCungeFunction(torch.autograd.Function):
     Outputs ``(primary, final, clamp, elevation, inflow, outflow)``: the (T+1, N) trajectory and
     an empty ``final`` in dense mode, or the (R, M) interval means at the observed reaches and
     the (N,) final state; then the lakes' (T+1, L) elevations (float64, differentiable) and
-    (T, L) inflows and outflows (L = 0 without lakes; inputs ``elev`` (L,) and ``lake_par``
-    (L, 9), float64). The
+    (T, L) inflows, outflows and withdrawals (L = 0 without lakes; inputs ``elev`` (L,) and
+    ``lake_par`` (L, N_PAR), float64). The
     parameters are handed to the kernels as they are (no packed copy); the backward keeps the
     stored trajectory (every ``spec.every``-th state) and recomputes the rest. Gradients are
     written directly in the storage dtype, and only those autograd asks for are allocated.
@@ -184,7 +185,7 @@ class _MuskingumCungeFunction(torch.autograd.Function):
                 *lake_out)  # fmt: skip
 
     @staticmethod
-    def backward(ctx, g_primary, g_final, _g_clamp, g_elev, _g_in, _g_out):  # type: ignore[override]
+    def backward(ctx, g_primary, g_final, _g_clamp, g_elev, _g_in, _g_out, _g_wd):  # type: ignore[override]
         spec: _Spec = ctx.spec
         if spec.da is not None:
             raise RuntimeError("streamflow nudging is forward only: no gradient through it")
@@ -240,11 +241,12 @@ class _MuskingumCungeFunction(torch.autograd.Function):
 
 
 def _lake_outputs(lk: tuple | None, n_t: int) -> tuple[torch.Tensor, ...]:
-    """(elevations, inflows, outflows) tensors of the forward's ``lk`` (empty without)."""
+    """(elevations, inflows, outflows, withdrawals) tensors of the forward's ``lk`` (empty
+    without)."""
     if lk is None:
-        return (torch.from_numpy(np.empty((n_t + 1, 0))), torch.from_numpy(np.empty((n_t, 0))),
-                torch.from_numpy(np.empty((n_t, 0))))  # fmt: skip
-    return torch.from_numpy(lk[3]), torch.from_numpy(lk[4]), torch.from_numpy(lk[5])
+        return (torch.from_numpy(np.empty((n_t + 1, 0))),
+                *(torch.from_numpy(np.empty((n_t, 0))) for _ in range(3)))  # fmt: skip
+    return tuple(torch.from_numpy(a) for a in lk[3:7])
 
 
 def _lake_adjoint_arrays(lk: tuple | None, g_elev: torch.Tensor | None) -> tuple | None:
@@ -255,7 +257,7 @@ def _lake_adjoint_arrays(lk: tuple | None, g_elev: torch.Tensor | None) -> tuple
     n_l = lk[1].shape[0]
     ghd = np.zeros((0, n_l)) if g_elev is None else _np(g_elev.to(torch.float64))
     lam_h = ghd[-1].copy() if ghd.shape[0] else np.zeros(n_l)
-    return lam_h, ghd, np.zeros((n_l, 9))
+    return lam_h, ghd, np.zeros((n_l, N_PAR))
 
 
 def _settings(  # noqa: PLR0913, PLR0917 (one argument per floor)
@@ -366,23 +368,23 @@ class _Problem:
                      self.lakes)  # fmt: skip
 
     def lake_inputs(self, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(elevation (L,), parameters (L, 9)) float64 tensors on ``device`` (default the CPU;
+        """(elevation (L,), parameters (L, N_PAR)) float64 tensors on ``device`` (default the CPU;
         empty without lakes)."""
         device = torch.device("cpu") if device is None else device
         if self.lakes is None:
             f64 = {"dtype": torch.float64, "device": device}
-            return torch.empty(0, **f64), torch.empty(0, 9, **f64)
+            return torch.empty(0, **f64), torch.empty(0, N_PAR, **f64)
         return self.lakes.elevation.to(device), self.lakes.params.to(device).contiguous()
 
     def lake_result(self, *outs: torch.Tensor) -> LakeResult | None:
         """The call's :class:`~.lakes.LakeResult` from the backend's (elevations, inflows,
-        outflows) (None without lakes), on the inputs' device."""
+        outflows, withdrawals) (None without lakes), on the inputs' device."""
         if self.lakes is None:
             return None
-        elev, inflow, outflow = outs
+        elev, inflow, outflow, wd = outs
         dev = self.qlat.device
         return LakeResult(self.lakes.reaches, elev.to(dev), inflow.to(dev), outflow.to(dev),
-                          area_m2(self.lakes).to(dev), self.dt)  # fmt: skip
+                          area_m2(self.lakes).to(dev), self.dt, wd.to(dev))  # fmt: skip
 
     def apply(self, every: int, obs_pos: np.ndarray | None):
         """Run the compiled backend: the CUDA kernels, or the numba engine on the CPU (inputs
@@ -621,7 +623,8 @@ def muskingum_cunge_means(
 
 
 def _route_torch(prob: _Problem) -> tuple[torch.Tensor, ...]:
-    """(states, clamp volume, lake elevations, inflows, outflows) by the torch reference."""
+    """(states, clamp volume, lake elevations, inflows, outflows, withdrawals) by the torch
+    reference."""
     from ddr_pipeline.routing._torch_backend import route_torch
 
     q0 = None if prob.hot else prob.q0
