@@ -37,7 +37,7 @@ def _signatures(storage):
     st2, st1, tup = a(storage, 2), a(storage, 1), nt.UniTuple(a(storage, 2), 10)
     i1d, f1d, f2d = a(i64, 1), a(f64, 1), a(f64, 2)
     da = nt.Tuple((i1d, f2d, f1d, f1d, f2d, f1d))  # nudging (_mc_kernels._assimilate)
-    lk = nt.Tuple((i1d, f2d, i1d, f2d, f2d, f2d))  # lakes (_mc_kernels._lake_forward)
+    lk = nt.Tuple((i1d, f2d, i1d, f2d, f2d, f2d, f2d))  # lakes (_mc_kernels._lake_forward)
     lka = nt.Tuple((f1d, f2d, f2d))  # the lakes' adjoint (λ_H, dense dL/dH, parameter grads)
     fwd = (st2, i64, st1, b1, tup, a(i64, 1), f64, b1, a(f64, 1), *[a(i64, 1)] * 9, a(i8, 1),
            a(i64, 1), a(i64, 1), st2, a(f64, 2), a(f64, 1), a(f64, 1), a(f64, 2), a(i32, 1),

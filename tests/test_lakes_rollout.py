@@ -17,6 +17,7 @@ from ddr_pipeline.data.containers import ModelInputs
 from ddr_pipeline.data.model_inputs import lake_variables
 from ddr_pipeline.models import build_models
 from ddr_pipeline.simulation import FeatureIndex, RoutingSettings
+from ddr_pipeline.simulation.lakes import level_pool
 
 LAKE_REACH_ID = 3  # mid-network: reaches 1 and 2 drain into it, it drains into 5
 
@@ -77,16 +78,17 @@ def test_a_lake_holds_its_flood_and_chunks_carry_its_level(inputs: ModelInputs) 
     np.testing.assert_allclose(chunked, whole, rtol=2e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["orifice_area", "withdrawal"])
 def test_a_learned_lake_parameter_replaces_the_table_value_and_gets_a_gradient(
-    inputs: ModelInputs,
+    inputs: ModelInputs, name: str
 ) -> None:
-    config = _config(lakes=True, learn=("orifice_area",))
+    config = _config(lakes=True, learn=(name,))
     problem = simulation.reach_problem(inputs)
     window = simulation.window_inputs(inputs, problem, 0, 30)
     source = _source(config, inputs)
     settings = RoutingSettings.from_config(config)
     result = simulation.rollout_window(problem.network, window, source, settings)
-    assert "orifice_area" in result.params
+    assert name in result.params
     lake = int(problem.lakes.reach_index[0])
     result.daily[:, lake].sum().backward()
     grads = [p.grad for p in source.model.kan.parameters() if p.grad is not None]
@@ -127,3 +129,18 @@ def test_evaluation_routes_the_lake_above_a_gauge(tmp_path: Path) -> None:
     np.testing.assert_array_equal(  # a gauge off the lake's path is unchanged
         predicted[True].sel(gage_id="01000004"), predicted[False].sel(gage_id="01000004")
     )
+
+
+def test_the_tables_withdrawal_reaches_the_engine(inputs: ModelInputs) -> None:
+    """A ``withdrawal`` column travels table -> model inputs -> LakeTable -> LevelPool; model
+    inputs written before it existed read 0."""
+    table = _lakes_table().assign(withdrawal=[2.5])
+    ds = syn.model_inputs().assign(lake_variables(table))
+    with_w = ModelInputs.from_dataset(ds)
+    assert with_w.lakes.params["withdrawal"].tolist() == [2.5]
+    assert inputs.lakes.params["withdrawal"].tolist() == [0.0]  # the table has no column
+    old = ModelInputs.from_dataset(ds.drop_vars("lake_withdrawal"))
+    assert old.lakes.params["withdrawal"].tolist() == [0.0]
+    settings = RoutingSettings.from_config(_config(lakes=True))
+    pool = level_pool(with_w.lakes, {}, settings)
+    assert pool.params["withdrawal"].tolist() == [2.5]

@@ -146,6 +146,16 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         domain=(0.0, None, False),
         lake=True,
     ),
+    ParameterSpec(
+        "withdrawal",
+        None,
+        "m³/s",
+        "water a reservoir releases out of the network (water supply, diversion), from its "
+        "storage and throttled to 0 at the dead pool (the orifice crest)",
+        (0.0, 50.0),
+        domain=(0.0, None, False),
+        lake=True,
+    ),
 )
 
 BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}

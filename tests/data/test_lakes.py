@@ -75,6 +75,26 @@ def test_bad_lake_values_named(column: str, values: list[object], message: str) 
         schema.validate_lakes(lake_table(**{column: values}), REACH_IDS)
 
 
+def test_withdrawal_is_optional_absent_or_nan_is_zero() -> None:
+    out = schema.validate_lakes(lake_table(), REACH_IDS)
+    assert out["withdrawal"].dtype == np.float64 and out["withdrawal"].tolist() == [0.0, 0.0]
+    out = schema.validate_lakes(lake_table(withdrawal=[np.nan, 3.5]), REACH_IDS)
+    assert out["withdrawal"].tolist() == [0.0, 3.5]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ([1.0, -0.5], r"'withdrawal' must be >= 0 for lake_id \[7\]"),
+        ([np.inf, 1.0], r"'withdrawal' must be finite for lake_id \[120053052\]"),
+        (["x", 1.0], r"'withdrawal' cannot be cast to float64"),
+    ],
+)
+def test_bad_withdrawal_named(values: list[object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        schema.validate_lakes(lake_table(withdrawal=values), REACH_IDS)
+
+
 def test_lake_on_unknown_reach_named() -> None:
     with pytest.raises(KeyError, match=r"lake_id \[7\]: unknown reach ids \[99\]"):
         schema.validate_lakes(lake_table(reach_id=[3, 99]), REACH_IDS)

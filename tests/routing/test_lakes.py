@@ -453,12 +453,20 @@ def test_missing_lake_parameter_is_refused() -> None:
                         lakes=LevelPool(reaches, p, torch.tensor(ELEV, dtype=F64)))  # fmt: skip
 
 
-def _lake_run(backend: str, device: torch.device, scheme: str, mode: str, area_scale: float):
-    """Outputs and gradients of every input with three lakes (areas × ``area_scale``)."""
+def _lake_run(  # noqa: PLR0913, PLR0917
+    backend: str, device: torch.device, scheme: str, mode: str, area_scale: float,
+    withdrawal: bool = False,
+):  # fmt: skip
+    """Outputs and gradients of every input with three lakes (areas × ``area_scale``; W > 0
+    with ``withdrawal``)."""
     net, reaches, qlat, channel, params = _inputs(t=12, scale=8.0)
     base = {**BASE, "area_km2": [a * area_scale for a in BASE["area_km2"]]}
+    elev = ELEV
+    if withdrawal:  # and the pools start half-way up the ramp
+        base["withdrawal"] = W_ON
+        elev = [oe + 0.5 for oe in BASE["orifice_elevation"]]
     lp = {k: v.to(device).requires_grad_(True) for k, v in _params(base).items()}
-    elev = torch.tensor(ELEV, dtype=F64, device=device, requires_grad=True)
+    elev = torch.tensor(elev, dtype=F64, device=device, requires_grad=True)
     ql = qlat.to(device).requires_grad_(True)
     n = params["n"].to(device).requires_grad_(True)
     q0 = torch.full((net.n_reaches,), 2.0, dtype=F64, device=device, requires_grad=True)
@@ -468,32 +476,38 @@ def _lake_run(backend: str, device: torch.device, scheme: str, mode: str, area_s
             "lakes": LevelPool(reaches, lp, elev, scheme=scheme)}  # fmt: skip
     if mode == "dense":
         r = muskingum_cunge(net, ql, ch, p, return_diagnostics=True, **opts)
-        outs = [r.discharge, r.lakes.elevation]
+        outs, lk = [r.discharge, r.lakes.elevation], r.lakes
     else:
         m = muskingum_cunge_means(net, ql.reshape(4, 3, -1)[:, 0], ch, p,
                                   np.array([*reaches, 0]), substeps=3, **opts)  # fmt: skip
-        outs = [m.means, m.final_state, m.lakes.final_elevation]
+        outs, lk = [m.means, m.final_state, m.lakes.final_elevation], m.lakes
     gen = torch.Generator().manual_seed(4)
     w = [torch.rand(o.shape, generator=gen, dtype=F64).to(device) for o in outs]
     sum((o * wo).sum() for o, wo in zip(outs, w, strict=True)).backward()
     leaves = [ql, q0, n, elev, *lp.values()]
-    return [o.detach().cpu() for o in outs] + [v.grad.cpu() for v in leaves]
+    return ([o.detach().cpu() for o in outs] + [lk.outflow.cpu(), lk.withdrawal.cpu()]
+            + [v.grad.cpu() for v in leaves])  # fmt: skip
 
 
 @pytest.mark.usefixtures("cuda_small_blocks")
 @pytest.mark.parametrize(
-    ("scheme", "mode", "area_scale"),
-    [("conservative", "dense", 1.0), ("nwm", "means", 1.0), ("conservative", "means", 0.01)],
+    ("scheme", "mode", "area_scale", "withdrawal"),
+    [
+        ("conservative", "dense", 1.0, False),
+        ("nwm", "means", 1.0, False),
+        ("conservative", "means", 0.01, False),
+        ("conservative", "dense", 0.01, True),
+    ],
 )
-def test_cuda_kernels_route_lakes_like_numba(
+def test_cuda_kernels_route_lakes_like_numba(  # noqa: PLR0913, PLR0917
     kernel_device: torch.device,  # noqa: F811 (the fixture of test_cuda_kernel)
-    scheme: str, mode: str, area_scale: float,
+    scheme: str, mode: str, area_scale: float, withdrawal: bool,
 ) -> None:  # fmt: skip
     """The CUDA kernels (the simulator in CI) against the numba engine: values and gradients of
     every lake input, blocks of 5 reaches (lakes in several blocks); ``area_scale`` 0.01 puts a
-    lake in the implicit regime."""
-    ref = _lake_run("numba", torch.device("cpu"), scheme, mode, area_scale)
-    got = _lake_run("cuda", kernel_device, scheme, mode, area_scale)
+    lake in the implicit regime; ``withdrawal``: W > 0 (the lakes draw into the ramp)."""
+    ref = _lake_run("numba", torch.device("cpu"), scheme, mode, area_scale, withdrawal)
+    got = _lake_run("cuda", kernel_device, scheme, mode, area_scale, withdrawal)
     for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 

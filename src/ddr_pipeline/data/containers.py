@@ -15,7 +15,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ddr_pipeline.data.schema import FLOW_SCALE_COL, INITIAL_ELEVATION_COL, LAKE_PARAMS
+from ddr_pipeline.data.schema import (
+    FLOW_SCALE_COL,
+    INITIAL_ELEVATION_COL,
+    LAKE_OPTIONAL_PARAMS,
+    LAKE_PARAMS,
+)
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.parameter_registry import OBSERVABLE_PARAMETERS
 
@@ -27,13 +32,22 @@ CHANNEL_VARIABLES = {"length_m": "length", "slope": "slope", "x": "x"}
 OBSERVED_GEOMETRY = {column: name for name, column in OBSERVABLE_PARAMETERS.items()}
 
 
+def _lake_param(ds: xr.Dataset, name: str) -> np.ndarray:
+    """(L,) float64 values of ``lake_<name>``; an optional parameter absent takes its default."""
+    var = f"lake_{name}"
+    if var not in ds.data_vars and name in LAKE_OPTIONAL_PARAMS:
+        return np.full(ds["lake_id"].size, LAKE_OPTIONAL_PARAMS[name], np.float64)
+    return np.asarray(ds[var].values, np.float64)
+
+
 @dataclass(frozen=True)
 class LakeTable:
     """The dataset's level-pool lakes (``lakes.parquet``), each at one reach.
 
     ``reach_index``: (L,) indices of the lake reaches (into the reaches the table belongs to);
-    ``params``: each name of ``schema.LAKE_PARAMS`` -> (L,) float64; ``initial_elevation``: (L,)
-    water elevation (m) at the dataset's start.
+    ``params``: each name of ``schema.LAKE_PARAMS`` -> (L,) float64 (model inputs written
+    before the optional ``withdrawal`` existed read it as 0); ``initial_elevation``: (L,) water
+    elevation (m) at the dataset's start.
     """
 
     lake_ids: np.ndarray
@@ -50,7 +64,7 @@ class LakeTable:
         return cls(
             lake_ids=np.asarray(ds["lake_id"].values, dtype=np.int64),
             reach_index=np.asarray(network.index_of(reach_ids), dtype=np.int64),
-            params={n: np.asarray(ds[f"lake_{n}"].values, np.float64) for n in LAKE_PARAMS},
+            params={n: _lake_param(ds, n) for n in LAKE_PARAMS},
             initial_elevation=np.asarray(ds[f"lake_{INITIAL_ELEVATION_COL}"].values, np.float64),
         )
 

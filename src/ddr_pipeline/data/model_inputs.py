@@ -16,6 +16,7 @@ from ddr_pipeline.data.schema import (
     GAGE_DIM,
     LAKE_FLOAT_COLS,
     LAKE_ID_COL,
+    LAKE_OPTIONAL_PARAMS,
     LAKE_REACH_COL,
     LATERAL_INFLOW_VAR,
     REACH_OPTIONAL_FLOAT,
@@ -149,15 +150,19 @@ def observation_variable(
 
 def lake_variables(lakes: pd.DataFrame | None) -> dict[str, xr.DataArray]:
     """The validated lakes as ``lake_<column>`` variables over ``lake`` (coordinate ``lake_id``):
-    the reach each lake routes at (``lake_reach_id``), its level-pool parameters and initial
-    elevation; nothing without lakes."""
+    the reach each lake routes at (``lake_reach_id``), its level-pool parameters (an optional one
+    absent: its default, ``schema.LAKE_OPTIONAL_PARAMS``) and initial elevation; nothing
+    without lakes."""
     if lakes is None or lakes.empty:
         return {}
     coords = {LAKE_DIM: lakes[LAKE_ID_COL].to_numpy(dtype=np.int64)}
     reach = lakes[LAKE_REACH_COL].to_numpy(dtype=np.int64)
     out = {f"lake_{LAKE_REACH_COL}": xr.DataArray(reach, dims=LAKE_DIM, coords=coords)}
     for column in LAKE_FLOAT_COLS:
-        values = lakes[column].to_numpy(dtype=np.float64)
+        if column not in lakes and column in LAKE_OPTIONAL_PARAMS:  # a table not validated
+            values = np.full(len(lakes), LAKE_OPTIONAL_PARAMS[column], np.float64)
+        else:
+            values = lakes[column].to_numpy(dtype=np.float64)
         out[f"lake_{column}"] = xr.DataArray(values, dims=LAKE_DIM, coords=coords)
     return out
 

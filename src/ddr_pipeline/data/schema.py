@@ -87,10 +87,19 @@ LAKE_PARAMS: tuple[str, ...] = (
     "orifice_elevation",  # OrificeE, m
     "orifice_coefficient",  # OrificeC, 1
     "orifice_area",  # OrificeA, m2
+    "withdrawal",  # not NWM's: water taken out of the network from the pool, m3 s-1 (optional)
 )
+WITHDRAWAL_COL = "withdrawal"
+#: Optional lake parameters and the value an absent column or a NaN takes (0: no withdrawal,
+#: docs/routing.md, *Level-pool lakes and reservoirs*).
+LAKE_OPTIONAL_PARAMS: dict[str, float] = {WITHDRAWAL_COL: 0.0}
 INITIAL_ELEVATION_COL = "initial_elevation"
 LAKE_FLOAT_COLS: tuple[str, ...] = (*LAKE_PARAMS, INITIAL_ELEVATION_COL)
-LAKE_REQUIRED: tuple[str, ...] = (LAKE_ID_COL, LAKE_REACH_COL, *LAKE_FLOAT_COLS)
+LAKE_REQUIRED: tuple[str, ...] = (
+    LAKE_ID_COL,
+    LAKE_REACH_COL,
+    *(c for c in LAKE_FLOAT_COLS if c not in LAKE_OPTIONAL_PARAMS),
+)
 LAKE_OPTIONAL_STR: tuple[str, ...] = ("name", "source")
 #: NWM LAKEPARM variable of each lake column (``initial_elevation`` comes from ``ifd``).
 NWM_LAKEPARM_NAMES: dict[str, str] = {
@@ -147,6 +156,7 @@ UNITS: dict[str, str] = {
     "orifice_elevation": "m",
     "orifice_coefficient": "1",
     "orifice_area": "m2",
+    "withdrawal": "m3 s-1",
     "initial_elevation": "m",
 }
 
@@ -402,7 +412,7 @@ def _check_lake_values(out: pd.DataFrame) -> None:
         hint = " (nwm_defaults=True fills it with NWM's default)" if col in defaultable else ""
         _check_bad(out, ~finite, f"column {col!r} must be finite{hint}", key, table)
     _check_bad(out, out["area_km2"].to_numpy() <= 0, "column 'area_km2' must be > 0", key, table)
-    for col in NWM_LAKE_DEFAULTS:  # coefficients, lengths, orifice area
+    for col in (*NWM_LAKE_DEFAULTS, *LAKE_OPTIONAL_PARAMS):  # coefficients, lengths, orifice area
         _check_bad(out, out[col].to_numpy() < 0, f"column {col!r} must be >= 0", key, table)
     top = out["max_elevation"].to_numpy()
     for col in ("weir_elevation", "orifice_elevation"):
@@ -434,11 +444,14 @@ def validate_lakes(
     accident. With ``nwm_defaults=True`` missing coefficients, lengths and orifice areas take
     :data:`NWM_LAKE_DEFAULTS` and a missing ``initial_elevation`` NWM's ``ifd`` of 0.9 (logged
     with the lake ids); missing areas and elevations stay errors. Optional ``name`` and
-    ``source`` become str; other columns are kept.
+    ``source`` become str; other columns are kept. Optional ``withdrawal`` (m³/s, >= 0; water
+    taken out of the network, e.g. a city's diversion): an absent column or a NaN is 0.
     """
     table = "lakes"
     _require_columns(lakes, LAKE_REQUIRED, table)
     out = lakes.copy()
+    for col, value in LAKE_OPTIONAL_PARAMS.items():
+        out[col] = _as_dtype(out, col, "float64", table).fillna(value) if col in out else value
     for col in (LAKE_ID_COL, LAKE_REACH_COL):
         if out[col].isna().any():
             raise ValueError(f"{table}: column {col!r} has missing values")

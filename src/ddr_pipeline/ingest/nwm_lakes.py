@@ -83,7 +83,7 @@ def lakeparm_table(lakeparm: pd.DataFrame, source: str = "NWM LAKEPARM") -> pd.D
     out = (
         lakeparm[list(rename)]
         .rename(columns=rename)
-        .astype({c: "float64" for c in schema.LAKE_PARAMS})
+        .astype({c: "float64" for c in schema.LAKE_PARAMS if c not in schema.LAKE_OPTIONAL_PARAMS})
     )
     out[schema.LAKE_ID_COL] = out[schema.LAKE_ID_COL].astype("int64")
     dup = out[schema.LAKE_ID_COL][out[schema.LAKE_ID_COL].duplicated()].unique()

@@ -22,6 +22,7 @@ import torch
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import constants as K
 from ddr_pipeline.routing._cuda_plan import BlockPlan, build_plan
+from ddr_pipeline.routing._levelpool import N_PAR
 from ddr_pipeline.routing._nudge import NO_DA as _NO_DA
 from ddr_pipeline.routing._physics import N_CB
 
@@ -141,7 +142,7 @@ class CudaMuskingumCunge(torch.autograd.Function):
     each, the time loop on the device). Same inputs and outputs as the numba engine's autograd
     function (``spec`` is its ``_Spec``): ``(trajectory, empty, clamp)`` in dense mode, or
     ``(means at spec.obs_pos, final state, clamp)``, then the lakes' (T+1, L) elevations and
-    (T, L) inflows and outflows (inputs ``elev`` (L,), ``lake_par`` (L, 9), float64; L = 0
+    (T, L) inflows, outflows and withdrawals (inputs ``elev`` (L,), ``lake_par`` (L, N_PAR), float64; L = 0
     without lakes). The full trajectory is kept on the device (``spec.every`` > 1, time
     checkpointing, is not implemented in the kernels)."""
 
@@ -187,7 +188,7 @@ class CudaMuskingumCunge(torch.autograd.Function):
         ctx.obs = (obs_ptr, obs_idx)
         ctx.lk = lk
         ctx.save_for_backward(out, qlat, q0, acc0, prow, lim, *params)
-        lake_out = (lk[3], lk[4], lk[5])
+        lake_out = (lk[3], lk[4], lk[5], lk[6])
         if spec.obs_pos is None:
             final = qlat.new_empty(0)
             ctx.mark_non_differentiable(clamp_t, final, *lake_out[1:])  # one call: it replaces
@@ -196,7 +197,7 @@ class CudaMuskingumCunge(torch.autograd.Function):
         return means.to(qlat.dtype), out[-1].clone(), clamp_t, *lake_out
 
     @staticmethod
-    def backward(ctx, g_primary, g_final, _g_clamp, g_elev, _g_in, _g_out):  # type: ignore[override]
+    def backward(ctx, g_primary, g_final, _g_clamp, g_elev, _g_in, _g_out, _g_wd):  # type: ignore[override]
         kern = kernels()
         spec = ctx.spec
         if spec.da is not None:
@@ -234,7 +235,7 @@ class CudaMuskingumCunge(torch.autograd.Function):
         obs_ptr, obs_idx = ctx.obs
         n_l = ctx.lk[1].shape[0]
         ghd = torch.zeros((0, n_l), **f64) if g_elev is None else g_elev.to(torch.float64)
-        lka = (torch.zeros(n_l, **f64), ghd.contiguous(), torch.zeros((n_l, 9), **f64))
+        lka = (torch.zeros(n_l, **f64), ghd.contiguous(), torch.zeros((n_l, N_PAR), **f64))
         _launch(
             kern.mc_backward_kernel, dplan, device, gdense, gmeans, gfinal, obs_ptr, obs_idx,
             out, qlat, spec.substeps, q0, spec.hot, tuple(params), prow, spec.dt, spec.leak,
@@ -256,7 +257,8 @@ class CudaMuskingumCunge(torch.autograd.Function):
 def _lake_arrays(spec, elev: torch.Tensor, lake_par: torch.Tensor, n_t: int,
                  device: torch.device) -> tuple[torch.Tensor, ...]:  # fmt: skip
     """The kernels' ``lk`` tuple on ``device`` (``_mc_kernels._lake_forward``): lake of each
-    position, parameters, (nwm, substeps), elevations (row 0 = ``elev``), inflows, outflows."""
+    position, parameters, (nwm, substeps), elevations (row 0 = ``elev``), inflows, outflows,
+    withdrawals."""
     f64 = {"dtype": torch.float64, "device": device}
     lakes = spec.lakes
     n_l = 0 if lakes is None else lakes.n_lakes
@@ -266,7 +268,6 @@ def _lake_arrays(spec, elev: torch.Tensor, lake_par: torch.Tensor, n_t: int,
     if n_l:
         lake_h[0] = elev.detach().to(**f64)
     return (torch.as_tensor(lake_of, device=device),
-            lake_par.detach().to(**f64).reshape(n_l, 9).contiguous(),
+            lake_par.detach().to(**f64).reshape(n_l, N_PAR).contiguous(),
             torch.as_tensor(cfg, dtype=torch.int64, device=device), lake_h,
-            torch.empty((n_t if n_l else 0, n_l), **f64),
-            torch.empty((n_t if n_l else 0, n_l), **f64))  # fmt: skip
+            *(torch.empty((n_t if n_l else 0, n_l), **f64) for _ in range(3)))  # fmt: skip

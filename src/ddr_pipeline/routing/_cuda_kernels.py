@@ -26,7 +26,7 @@ import numba
 from numba import cuda
 from numba.core.registry import CPUDispatcher
 
-from ddr_pipeline.routing._levelpool import SUBSTEPS_MAX, lake_step, lake_step_vjp
+from ddr_pipeline.routing._levelpool import N_PAR, SUBSTEPS_MAX, lake_step, lake_step_vjp
 from ddr_pipeline.routing._mc_kernels import _lake_par, _unfloored_update, update_adjoint
 from ddr_pipeline.routing._nudge import nudge_value
 from ddr_pipeline.routing._physics import (
@@ -69,7 +69,7 @@ _nudge_value = device_function(nudge_value)
 _lake_step = device_function(lake_step)
 _lake_step_vjp = device_function(lake_step_vjp)
 _lake_params = device_function(_lake_par)
-N_LAKE_PARAMS = 9
+N_LAKE_PARAMS = N_PAR
 N_LAKE_SCRATCH = SUBSTEPS_MAX + 1  # a module constant: local array shapes must be literals
 
 
@@ -147,11 +147,11 @@ def mc_forward_kernel(  # noqa: PLR0913, PLR0917 (kernel signature)
     ``_mc_kernels._assimilate`` (off when the first is empty); a gauged reach is nudged by its
     own thread before the barrier that lets its downstream reaches read it. ``lk``: the lakes
     of ``_mc_kernels._lake_forward`` (none when the first is empty); a lake reach's thread runs
-    the level-pool step and stores its elevation, inflow and outflow."""
+    the level-pool step and stores its elevation, inflow, outflow and withdrawal."""
     n_t = qlat.shape[0] * substeps
     qmin = lim[LIM_QMIN]
     gauge_of, da_obs, da_last_val, da_last_time, da_corr, da_par = da
-    lake_of, lpar, lcfg, lake_h, lake_in, lake_out = lk
+    lake_of, lpar, lcfg, lake_h, lake_in, lake_out, lake_wd = lk
 
     track = clamp_volume.shape[0] > 0
     b = _take_ticket(ticket, False, blk_levels.shape[0])
@@ -201,11 +201,12 @@ def mc_forward_kernel(  # noqa: PLR0913, PLR0917 (kernel signature)
                 usum, vsum = _upstream_states(out, t, k, order, up_ptr, up_idx, xdown)
                 if lake >= 0:
                     i0, i1 = usum + ql, vsum + ql
-                    h1, y, _ = _lake_step(lake_h[t, lake], i0, i1, dt, _lake_params(lpar, lake),
-                                          nwm, nmin)  # fmt: skip
+                    h1, y, wd, _ = _lake_step(lake_h[t, lake], i0, i1, dt,
+                                              _lake_params(lpar, lake), nwm, nmin)  # fmt: skip
                     lake_h[t + 1, lake] = h1
                     lake_in[t, lake] = 0.5 * (i0 + i1)
                     lake_out[t, lake] = y
+                    lake_wd[t, lake] = wd
                 else:
                     y = _update(c1, c2, c3, c4, zr, qt, ql, usum, vsum, leak)[0]
                     if y < qmin:
@@ -249,7 +250,7 @@ def mc_backward_kernel(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917 (kernel sign
     carry C1·ν and the gradient sent upstream (ν C2 + g_F; at the hot-start stage the accumulated
     dL/dQ′_0) inside a block, ``bnd_c1nu``/``bnd_gu`` ((T+1, slots), by stage) across blocks.
     Lakes (``lk`` of the forward; ``lka = (λ_H out (L,), dense gradient of the elevations
-    ((T+1, L) or (0, L)), parameter gradients (L, 9) out)``): a lake reach's thread runs
+    ((T+1, L) or (0, L)), parameter gradients (L, N_PAR) out)``): a lake reach's thread runs
     ``_levelpool.lake_step_vjp`` with λ_H in a register and sends dL/dI_t, dL/dI_{t+1} up as
     C2·ν and C1·ν."""
     n_rows = qlat.shape[0]
