@@ -120,6 +120,7 @@ def test_errors(tmp_path: Path):
 
 def test_an_optional_parquet_table_loads_empty_when_absent(tmp_path):
     dataset = OptionalParquetDataset(filepath=str(tmp_path / "lakes.parquet"))
+    assert dataset.exists()  # the run's preflight must not report it missing
     assert dataset.load().empty
     pd.DataFrame({"lake_id": [1]}).to_parquet(tmp_path / "lakes.parquet")
     assert dataset.load()["lake_id"].tolist() == [1]

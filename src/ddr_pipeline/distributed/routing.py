@@ -95,7 +95,8 @@ class RoutingJob:
         levels: dict[int, float] = {}
         for reach_index, values, lakes, elevation in parts:
             daily[:, np.searchsorted(self.domain.reach_index, reach_index)] = values
-            levels.update(zip(lakes.tolist(), np.asarray(elevation).tolist(), strict=True))
+            if elevation is not None:  # None: this rank's basins route no lake
+                levels.update(zip(lakes.tolist(), np.asarray(elevation).tolist(), strict=True))
         return ParallelRouting(daily, self._domain_lake_levels(levels))
 
     def _domain_lake_levels(self, levels: dict[int, float]) -> np.ndarray | None:
