@@ -9,9 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from pipelines.evaluation import synthetic as syn
 from test_lakes_rollout import LAKE_REACH_ID as LAKE_ID
 from test_lakes_rollout import _lakes_table
 
-from bmi.helpers import ROOT
+from bmi.helpers import run_bmi_tester
 from ddr_pipeline import simulation
 from ddr_pipeline.bmi import DdrRouting, RestartError
 from ddr_pipeline.bmi.variables import (
@@ -306,15 +303,4 @@ def test_bmi_tester_passes_with_lakes(files: dict[str, Path], tmp_path: Path) ->
 
     stage = tmp_path / "stage"
     started(files, stage).finalize()  # writes stage/bmi.yaml
-    command = [
-        sys.executable, "-m", "bmi_tester", "ddr_pipeline.bmi:DdrRouting",
-        "--root-dir", str(stage), "--config-file", "bmi.yaml",
-    ]  # fmt: skip
-    # this tree's sources first: a relative PYTHONPATH=src would not reach the stage folder
-    path = os.pathsep.join([str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KEDRO_DISABLE_TELEMETRY": "true",
-           "PYTHONPATH": path}  # fmt: skip
-    done = subprocess.run(command, cwd=stage, env=env, capture_output=True, text=True, check=False)
-    report = done.stdout + done.stderr
-    assert done.returncode == 0, report[-6000:]
-    assert "failed" not in report and " passed" in report
+    run_bmi_tester(stage)
