@@ -371,6 +371,23 @@ def lake_step(  # noqa: PLR0913, PLR0917 (scalar device function)
 
 
 @njit(error_model="numpy", inline="always")
+def _stage_vjp(  # noqa: PLR0917 (scalar device function)
+    hs: float, hx: float, par: tuple, gi: float, gw: float, gpar: np.ndarray
+) -> tuple[float, float, float]:
+    """Reverse mode of one RK stage's outflows D(hs, hx) + E(hs), entering its rate with the sign
+    −1 (``gi`` = dL/d(stage inflow), i.e. dL/d(rate)/A) and E(hs) also entering the withdrawn
+    volume (``gw``): (dL/dhs through D, dL/dhx, dL/dhs through E); parameter gradients added
+    into ``gpar``. The caller sums the three in the scheme's order."""
+    gs, gx, gp = discharge_vjp(hs, hx, par, -gi)
+    for m in range(8):
+        gpar[m + 1] += gp[m]
+    ge, geo, gew = withdrawal_vjp(hs, par, gw - gi)
+    gpar[6] += geo
+    gpar[9] += gew
+    return gs, gx, ge
+
+
+@njit(error_model="numpy", inline="always")
 def _substep_vjp(  # noqa: PLR0913, PLR0917 (scalar device function)
     h: float, ia: float, ib: float, tau: float, par: tuple, nwm: bool, g: float, gws: float,
     gpar: np.ndarray,
@@ -386,48 +403,31 @@ def _substep_vjp(  # noqa: PLR0913, PLR0917 (scalar device function)
     # k3 = (I3 − D(h3, hx3) − E(h3)) / A; the volume holds 0.75·τ·E(h3)
     gi3 = gk3 / area
     garea = -k3 * gk3 / area
-    gs, gx, gp = discharge_vjp(h3, h if nwm else h3, par, -gi3)
-    for m in range(8):
-        gpar[m + 1] += gp[m]
-    gh3 = gs
+    gh3, gx, ge = _stage_vjp(h3, h if nwm else h3, par, gi3, 0.75 * tau * gws, gpar)
     if nwm:
         gh += gx
     else:
         gh3 += gx
-    ge, geo, gew = withdrawal_vjp(h3, par, 0.75 * tau * gws - gi3)
     gh3 += ge
-    gpar[6] += geo
-    gpar[9] += gew
     gh += gh3
     gk2 = c3 * tau * gh3
     # k2 = (I2 − D(h2, hx2) − E(h2)) / A
     gi2 = gk2 / area
     garea -= k2 * gk2 / area
-    gs, gx, gp = discharge_vjp(h2, h if nwm else h2, par, -gi2)
-    for m in range(8):
-        gpar[m + 1] += gp[m]
-    gh2 = gs
+    gh2, gx, ge = _stage_vjp(h2, h if nwm else h2, par, gi2, 0.0, gpar)
     if nwm:
         gh += gx
     else:
         gh2 += gx
-    ge, geo, gew = withdrawal_vjp(h2, par, -gi2)
     gh2 += ge
-    gpar[6] += geo
-    gpar[9] += gew
     gh += gh2
     gk1 += tau * gh2 / 3.0
     # k1 = (ia − D(h, h) − E(h)) / A; the volume holds τ·E(h)/4
     gi1 = gk1 / area
     garea -= k1 * gk1 / area
-    gs, gx, gp = discharge_vjp(h, h, par, -gi1)
-    for m in range(8):
-        gpar[m + 1] += gp[m]
+    gs, gx, ge = _stage_vjp(h, h, par, gi1, tau * gws / 4.0, gpar)
     gh += gs + gx
-    ge, geo, gew = withdrawal_vjp(h, par, tau * gws / 4.0 - gi1)
     gh += ge
-    gpar[6] += geo
-    gpar[9] += gew
     gpar[0] += garea * KM2
     gia = gi1 + (1.0 - f2) * gi2 + (1.0 - f3) * gi3
     gib = f2 * gi2 + f3 * gi3
