@@ -374,7 +374,7 @@ class DdrRouting(Bmi):
                 routed = router.route(inflow, progress.params, progress.discharge, steps=k,
                                       lakes=lakes)  # fmt: skip
             else:
-                routed, progress = self._route_nudged(router, progress, inflow, observed, k)
+                routed, progress = self._route_nudged(router, progress, inflow, observed, k, lakes)
             progress = dataclasses.replace(
                 progress, step=progress.step + k, discharge=routed.discharge[-1],
                 lake_elevation=routed.lake_elevation,
@@ -398,17 +398,17 @@ class DdrRouting(Bmi):
             return None
         return self._values[OBSERVED.name][self._gauges].astype(np.float64)
 
-    def _route_nudged(  # noqa: PLR0917 (one engine call of the update)
+    def _route_nudged(  # noqa: PLR0913, PLR0917 (one engine call of the update)
         self, router: TrainedRouter, progress: _Progress, inflow: torch.Tensor,
-        observed: np.ndarray, k: int,
+        observed: np.ndarray, k: int, lakes: LevelPool | None,
     ) -> tuple[RoutedSteps, _Progress]:  # fmt: skip
         """``k`` steps nudged toward ``observed`` (held over them), the nudging state carried."""
         assert self._config is not None and self._gauges is not None
         da = self._config.assimilation
         nudging = Nudging(self._gauges, np.tile(observed, (k, 1)), da.gain, da.decay_minutes,
                           progress.nudging)  # fmt: skip
-        routed = router.route_nudged(inflow, progress.params, progress.discharge, nudging,
-                                     steps=k, lakes=self._lakes_now(progress))  # fmt: skip
+        routed = router.route(inflow, progress.params, progress.discharge, steps=k, lakes=lakes,
+                              nudging=nudging)  # fmt: skip
         assert routed.assimilation is not None
         return routed, dataclasses.replace(progress, nudging=routed.assimilation.state)
 

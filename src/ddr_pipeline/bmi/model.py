@@ -194,13 +194,15 @@ class TrainedRouter:
         *,
         steps: int = 1,
         lakes: simulation.LevelPool | None = None,
+        nudging: simulation.Nudging | None = None,
     ) -> simulation.RoutedSteps:
-        """``steps`` steps (of :attr:`dt` s) of one inflow ``(N,)``: the ``(steps+1, N)`` states
-        and the lakes' end elevation.
+        """``steps`` steps (of :attr:`dt` s) of one inflow ``(N,)``: the ``(steps+1, N)`` states,
+        the lakes' end elevation and the nudging's corrections and end state.
 
         ``params``: the channel parameters (:meth:`day_lakes`); ``initial_state`` ``None`` is
         the hot start (accumulated first-step inflow), as at the start of a routing-pipeline
-        run; ``lakes``: the day's lakes with the elevation to start from.
+        run; ``lakes``: the day's lakes with the elevation to start from; ``nudging``: streamflow
+        nudging at gauged reaches.
         """
         with torch.no_grad():
             return simulation.route_steps(
@@ -212,22 +214,5 @@ class TrainedRouter:
                 steps=steps,
                 initial_state=initial_state,
                 lakes=lakes,
+                nudging=nudging,
             )
-
-    def route_nudged(
-        self,
-        inflow: torch.Tensor,
-        params: dict[str, torch.Tensor],
-        initial_state: torch.Tensor | None,
-        nudging: simulation.Nudging,
-        *,
-        steps: int = 1,
-        lakes: simulation.LevelPool | None = None,
-    ) -> simulation.RoutedSteps:
-        """:meth:`route` with streamflow nudging at gauged reaches: the states, the lakes' end
-        elevation and the nudging's corrections and end state."""
-        with torch.no_grad():
-            return simulation.route_steps_assimilated(
-                self.network, inflow, self._channel, params, self.settings, nudging,
-                steps=steps, initial_state=initial_state, lakes=lakes,
-            )  # fmt: skip

@@ -28,7 +28,6 @@ from ddr_pipeline.simulation.rollout import (
     rollout,
     rollout_window,
     route_steps,
-    route_steps_assimilated,
     simulate,
 )
 from ddr_pipeline.simulation.settings import RoutingSettings
@@ -71,7 +70,6 @@ __all__ = [
     "rollout",
     "rollout_window",
     "route_steps",
-    "route_steps_assimilated",
     "simulate",
     "window_inputs",
     "level_pool",

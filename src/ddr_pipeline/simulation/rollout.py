@@ -155,7 +155,7 @@ PINNED_EPS = 1e-6
 
 @dataclass(frozen=True)
 class RoutedSteps:
-    """What :func:`route_steps` and :func:`route_steps_assimilated` return."""
+    """What :func:`route_steps` returns."""
 
     discharge: torch.Tensor  # (steps+1, N) states, row 0 = the initial state
     lake_elevation: torch.Tensor | None = None  # (L,) lakes' water elevation at the end (m)
@@ -172,31 +172,18 @@ def route_steps(  # noqa: PLR0913 (one routing call of a coupled model)
     steps: int = 1,
     initial_state: torch.Tensor | None = None,
     lakes: LevelPool | None = None,
+    nudging: Nudging | None = None,
 ) -> RoutedSteps:
-    """``steps`` routing steps of one lateral inflow row ``(N,)``: the ``(steps+1, N)`` states
-    and, with ``lakes``, the lakes' end elevation.
+    """``steps`` routing steps of one lateral inflow row ``(N,)``: the ``(steps+1, N)`` states,
+    with ``lakes`` the lakes' end elevation, with ``nudging`` its corrections and end state.
 
     The stepping path of a coupled model (BMI ``update``): the same engine, floors, leakance,
     Cunge options and level-pool lakes as :func:`rollout_window`; ``initial_state`` ``None`` is
     the hot start. ``params`` are the channel parameters only (:func:`split_lake_parameters`);
     ``lakes`` (:func:`level_pool` of the step's learned lake parameters and the carried
-    elevation) routes the lake reaches as level pools.
+    elevation) routes the lake reaches as level pools; ``nudging`` moves gauged reaches toward
+    their observations (forward only).
     """
-    return _engine_steps(network, inflow, channel, params, settings, steps, initial_state, lakes)
-
-
-def _engine_steps(  # noqa: PLR0913, PLR0917 (one engine call of a coupled model)
-    network: RiverNetwork,
-    inflow: torch.Tensor,
-    channel: Mapping[str, torch.Tensor],
-    params: Mapping[str, torch.Tensor],
-    settings: RoutingSettings,
-    steps: int,
-    initial_state: torch.Tensor | None,
-    lakes: LevelPool | None,
-    nudging: Nudging | None = None,
-) -> RoutedSteps:
-    """The engine call of :func:`route_steps` (``nudging``: :func:`route_steps_assimilated`)."""
     result = muskingum_cunge(
         network,
         inflow.reshape(1, -1),
@@ -211,27 +198,6 @@ def _engine_steps(  # noqa: PLR0913, PLR0917 (one engine call of a coupled model
     )
     elevation = None if result.lakes is None else result.lakes.final_elevation
     return RoutedSteps(result.discharge, elevation, result.assimilation)
-
-
-def route_steps_assimilated(  # noqa: PLR0913, PLR0917 (one routing call of a coupled model)
-    network: RiverNetwork,
-    inflow: torch.Tensor,
-    channel: Mapping[str, torch.Tensor],
-    params: Mapping[str, torch.Tensor],
-    settings: RoutingSettings,
-    nudging: Nudging,
-    *,
-    steps: int = 1,
-    initial_state: torch.Tensor | None = None,
-    lakes: LevelPool | None = None,
-) -> RoutedSteps:
-    """:func:`route_steps` with streamflow nudging at gauged reaches (forward only): the
-    states, the lakes' end elevation and the nudging's corrections and end state."""
-    result = _engine_steps(
-        network, inflow, channel, params, settings, steps, initial_state, lakes, nudging
-    )
-    assert result.assimilation is not None
-    return result
 
 
 def output_health(outputs: NetworkOutputs) -> tuple[bool, float]:
