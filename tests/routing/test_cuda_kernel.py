@@ -48,13 +48,6 @@ def kernel_device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     return torch.device("cuda")
 
 
-@pytest.fixture
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of at most 5 reaches and 3 levels: every basin below spans several blocks."""
-    monkeypatch.setattr(K, "CUDA_BLOCK_REACHES", 5)
-    monkeypatch.setattr(K, "CUDA_BLOCK_LEVELS", 3)
-
-
 def _route(backend: str, device: torch.device, net, qlat, channel, params, q0=None, **kw):
     """Discharge, clamp volume and the gradient of a weighted sum w.r.t. every input (CPU)."""
     leaves = {k: v.clone().to(device).requires_grad_() for k, v in {**channel, **params}.items()}
@@ -87,7 +80,7 @@ def _compare(device, net, qlat, channel, params, *, rtol: float, q0=None, **kw) 
     return {"clamp_volume": float(cv_ref.sum()), "grads": g_ref}
 
 
-@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.usefixtures("cuda_small_blocks")
 @pytest.mark.parametrize(
     ("leakance", "time_varying", "hot", "options"),
     [
@@ -138,7 +131,7 @@ def test_kernel_long_chain_over_blocks(kernel_device: torch.device, monkeypatch)
     _compare(kernel_device, net, qlat, channel, params, rtol=1e-10)
 
 
-@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.usefixtures("cuda_small_blocks")
 def test_kernel_daily_rows_means_and_final_state(kernel_device: torch.device) -> None:
     """Daily rows (``substeps``) of Q′, n and d_gw; ``muskingum_cunge_means`` at repeated
     observed reaches plus the final state (sparse output gradient). The CPU reference stores
@@ -168,7 +161,7 @@ def test_kernel_daily_rows_means_and_final_state(kernel_device: torch.device) ->
                                    msg=name)  # fmt: skip
 
 
-@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.usefixtures("cuda_small_blocks")
 def test_kernel_nudging_matches_numba(kernel_device: torch.device) -> None:
     """Streamflow nudging (forward only) at gauges spread over several blocks, some observed,
     some persisting a carried last observation: states, corrections and end state as numba."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 import pytest
 import torch
@@ -327,23 +326,6 @@ def test_dead_pool_holds_water_without_outflow() -> None:
 
 
 N_BIG = 300
-
-
-@pytest.fixture
-def cuda_small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CUDA blocks of at most 5 reaches and 3 levels (as test_cuda_kernel)."""
-    monkeypatch.setattr(K, "CUDA_BLOCK_REACHES", 5)
-    monkeypatch.setattr(K, "CUDA_BLOCK_LEVELS", 3)
-
-
-@pytest.fixture
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many small blocks and short chunks (as test_parallel)."""
-    monkeypatch.setattr(K, "CPU_BLOCK_MIN_REACHES", 10)
-    monkeypatch.setattr(K, "PARALLEL_MIN_REACHES", 20)
-    monkeypatch.setattr(K, "PARALLEL_MIN_REACH_STEPS", 1)
-    monkeypatch.setattr(K, "CPU_CHUNK_STEPS", 5)
-    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 8)
 
 
 def _big(threads: int, mode: str) -> list[torch.Tensor]:

@@ -23,16 +23,6 @@ N_REACHES, N_STEPS = 300, 48
 OBS = np.array([3, 7, 7, 299, 150, 0])
 
 
-@pytest.fixture
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many small blocks and short chunks, so 300 reaches × 48 steps make many tasks."""
-    monkeypatch.setattr(K, "CPU_BLOCK_MIN_REACHES", 10)
-    monkeypatch.setattr(K, "PARALLEL_MIN_REACHES", 20)
-    monkeypatch.setattr(K, "PARALLEL_MIN_REACH_STEPS", 1)
-    monkeypatch.setattr(K, "CPU_CHUNK_STEPS", 5)
-    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 8)
-
-
 def _leaves(dtype: torch.dtype, time_varying: bool, daily: bool) -> tuple[torch.Tensor, dict, dict]:
     qlat, channel, params = make_inputs(
         N_REACHES, N_STEPS, 5, time_varying=time_varying, clamps=True, dtype=dtype
