@@ -22,7 +22,7 @@ Set-up, the same for the three runs:
   hour ending at the next row's time (the store's row 0 drives the hour before the start, unused);
 * initial discharge = CHRTOUT ``streamflow`` at 13:00 (row 0; at a lake's outlet its outflow);
 * initial lake elevation = the elevation whose level-pool outflow equals that first outflow
-  (:func:`initial_elevation`: NWM's lakes are not at the ``ifd`` 0.9 of ``lakes.parquet``);
+  (``routing.lakes.elevation_for_outflow``: NWM's lakes are not at the ``ifd`` 0.9 of ``lakes.parquet``);
 * channel: RouteLink ``Length``, ``So`` (floored at the engine's ``s_min``), ``n``; depth from the
   engine's power-law rating with ``p`` = ``BtmWdth`` and ``q`` = 0 (Manning depth of a wide
   rectangle of NWM's bottom width), velocity in the trapezoid of top width ``TopWdth`` and side
@@ -57,7 +57,7 @@ from ddr_pipeline.data import io, schema
 from ddr_pipeline.data.lakes import read_lakes
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import muskingum_cunge
-from ddr_pipeline.routing.lakes import LAKE_PARAMS, LevelPool
+from ddr_pipeline.routing.lakes import LAKE_PARAMS, LevelPool, elevation_for_outflow
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "01_raw" / "nwm_lower_colorado"
@@ -68,10 +68,7 @@ RUNS = ("nwm", "conservative", "channels")
 #: ``--rating-width`` -> the reaches column used as the rating's width coefficient p.
 RATING_WIDTHS = {"bottom": "bottom_width", "top": "top_width"}
 F64 = torch.float64
-G2 = 2.0 * 9.81  # 2g as NWM writes it (m/s²)
 S_MIN = 1e-5  # RouteLink's smallest So (NWM uses So as given; the engine floors at 1e-4)
-#: Bisection steps of :func:`initial_elevation`: 2^-200 of any bracket is below float64's ulp.
-BISECTIONS = 200
 logger = logging.getLogger("nwm_lakes_compare")
 
 
@@ -160,63 +157,11 @@ def lake_parameters(lakes: pd.DataFrame) -> dict[str, np.ndarray]:
     return {k: lakes[k].to_numpy(np.float64) for k in LAKE_PARAMS}
 
 
-def level_pool_outflow(h: np.ndarray, par: dict[str, np.ndarray]) -> np.ndarray:
-    """NWM's level-pool outflow (m³/s) at elevations ``h`` (vectorised over lakes): orifice
-    Oc·Oa·√(2g(H−Oe)), weir Wc·Wl·min(H−We, LkMxE−We)^1.5, spill Wc·Wl·Dl·(H−LkMxE)^1.5, each 0
-    where its head is ≤ 0 (the engine's ``_levelpool.discharge`` with the spill at ``h``)."""
-    mx, we, wc = par["max_elevation"], par["weir_elevation"], par["weir_coefficient"]
-    wl, dl = par["weir_length"], par["dam_length"]
-    head_o = np.maximum(h - par["orifice_elevation"], 0.0)
-    head_w = np.maximum(np.where(h <= mx, h - we, mx - we), 0.0)
-    head_s = np.maximum(h - mx, 0.0)
-    orifice = par["orifice_coefficient"] * par["orifice_area"] * np.sqrt(G2 * head_o)
-    return orifice + wc * wl * head_w**1.5 + wc * wl * dl * head_s**1.5
-
-
-def _upper_bracket(target: np.ndarray, par: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
-    """An elevation per lake whose outflow is ≥ ``target``: max_elevation + 1 m, doubled above
-    the max elevation until the spill passes the target (a lake whose outlets pass nothing
-    raises, naming it)."""
-    top = par["max_elevation"]
-    above = np.ones_like(top)
-    for _ in range(64):
-        short = level_pool_outflow(top + above, par) < target
-        if not short.any():
-            return top + above
-        above = np.where(short, 2.0 * above, above)
-    j = int(np.flatnonzero(short)[0])
-    raise ValueError(f"lake {ids[j]}: no elevation passes the outflow {target[j]} m³/s")
-
-
-def initial_elevation(
-    outflow: np.ndarray, par: dict[str, np.ndarray], ids: np.ndarray | None = None
-) -> np.ndarray:
-    """The water elevation (m) of each lake whose level-pool outflow is ``outflow`` (m³/s).
-
-    The outflow is monotone in H (strictly above the orifice crest): bisection on
-    [orifice_elevation, :func:`_upper_bracket`] to float64 resolution, vectorised over lakes.
-    A lake whose outflow is 0 starts at its orifice elevation (nothing leaves it below that).
-    Errors name the lake by ``ids`` (default: its position).
-    """
-    target = np.asarray(outflow, np.float64)
-    ids = np.arange(target.size) if ids is None else np.asarray(ids)
-    if not np.isfinite(target).all() or (target < 0).any():
-        j = int(np.flatnonzero(~(np.isfinite(target) & (target >= 0)))[0])
-        raise ValueError(f"lake {ids[j]}: outflow must be finite and >= 0, got {target[j]}")
-    lo = par["orifice_elevation"].astype(np.float64).copy()
-    hi = _upper_bracket(target, par, ids)
-    for _ in range(BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        low = level_pool_outflow(mid, par) < target
-        lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
-    return np.where(target > 0.0, hi, par["orifice_elevation"])
-
-
 def level_pool(domain: Domain, scheme: str) -> tuple[LevelPool, np.ndarray]:
     """The domain's lakes for the engine, started where they pass CHRTOUT's first outflow."""
     par = lake_parameters(domain.lakes)
     idx = domain.lakes["index"].to_numpy()
-    h0 = initial_elevation(domain.reference[0, idx], par, domain.lakes[schema.LAKE_ID_COL])
+    h0 = elevation_for_outflow(domain.reference[0, idx], par, domain.lakes[schema.LAKE_ID_COL])
     tensors = {k: torch.tensor(v, dtype=F64) for k, v in par.items()}
     return LevelPool(idx, tensors, torch.tensor(h0, dtype=F64), scheme=scheme, substeps=1), h0
 
@@ -329,7 +274,7 @@ def chrtout_lake_budget(domain: Domain, n_h: int) -> pd.DataFrame:
     net_in = upstream[:, idx] + domain.qlat[: n_h + 1, idx] - ref[:, idx]
     par = lake_parameters(domain.lakes)
     ends = {k: np.concatenate([v, v]) for k, v in par.items()}
-    h = initial_elevation(np.concatenate([ref[0, idx], ref[n_h, idx]]), ends).reshape(2, -1)
+    h = elevation_for_outflow(np.concatenate([ref[0, idx], ref[n_h, idx]]), ends).reshape(2, -1)
     return pd.DataFrame({
         "chrtout_inflow_mean": (upstream[:, idx] + domain.qlat[: n_h + 1, idx]).mean(0),
         "chrtout_net_in_m3": 0.5 * (net_in[1:] + net_in[:-1]).sum(0) * 3600.0,

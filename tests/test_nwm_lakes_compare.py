@@ -15,7 +15,7 @@ import torch
 
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing import muskingum_cunge
-from ddr_pipeline.routing.lakes import LevelPool
+from ddr_pipeline.routing.lakes import LevelPool, elevation_for_outflow, outflow_at
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "nwm_lakes_compare.py"
 spec = importlib.util.spec_from_file_location("nwm_lakes_compare", SCRIPT)
@@ -65,7 +65,7 @@ def test_initial_elevation_reproduces_the_first_outflow_through_the_engine(domai
     lakes = domain.lakes
     par = nlc.lake_parameters(lakes)
     target = domain.reference[0, lakes["index"].to_numpy()]
-    h0 = nlc.initial_elevation(target, par)
+    h0 = elevation_for_outflow(target, par)
     # each lake alone on an outlet reach, fed its outflow: one NWM step returns D(H_0)
     n_l = len(lakes)
     net = RiverNetwork.from_ids(lakes["reach_id"].to_numpy(), np.zeros(n_l, np.int64))
@@ -86,12 +86,12 @@ def test_initial_elevation_zero_outflow_and_spill() -> None:
         "area_km2": 1.0, "max_elevation": 10.0, "weir_elevation": 9.0, "weir_coefficient": 0.4,
         "weir_length": 10.0, "dam_length": 10.0, "orifice_elevation": 5.0,
         "orifice_coefficient": 0.1, "orifice_area": 1.0}.items()}  # fmt: skip
-    big = nlc.level_pool_outflow(np.array([10.0]), {k: v[:1] for k, v in par.items()})[0] * 50
-    h = nlc.initial_elevation(np.array([0.0, big]), par)
+    big = outflow_at(np.array([10.0]), {k: v[:1] for k, v in par.items()})[0] * 50
+    h = elevation_for_outflow(np.array([0.0, big]), par)
     assert h[0] == 5.0 and h[1] > 10.0  # at the orifice crest; in the spill above LkMxE
-    assert nlc.level_pool_outflow(h, par)[1] == pytest.approx(big, rel=1e-12)
+    assert outflow_at(h, par)[1] == pytest.approx(big, rel=1e-12)
     with pytest.raises(ValueError, match="lake 7: outflow must be finite"):
-        nlc.initial_elevation(np.array([-1.0, 1.0]), par, np.array([7, 8]))
+        elevation_for_outflow(np.array([-1.0, 1.0]), par, np.array([7, 8]))
     shut = {**par, "orifice_area": np.zeros(2), "weir_length": np.zeros(2)}
     with pytest.raises(ValueError, match="lake 1: no elevation passes"):
-        nlc.initial_elevation(np.array([0.0, 1.0]), shut)
+        elevation_for_outflow(np.array([0.0, 1.0]), shut)

@@ -26,8 +26,8 @@ import numba
 from numba import cuda
 from numba.core.registry import CPUDispatcher
 
-from ddr_pipeline.routing._levelpool import N_PAR, SUBSTEPS_MAX, lake_step, lake_step_vjp
-from ddr_pipeline.routing._mc_kernels import _lake_par, _unfloored_update, update_adjoint
+from ddr_pipeline.routing._levelpool import N_PAR, SUBSTEPS_MAX, lake_par, lake_step, lake_step_vjp
+from ddr_pipeline.routing._mc_kernels import _unfloored_update, update_adjoint
 from ddr_pipeline.routing._nudge import nudge_value
 from ddr_pipeline.routing._physics import (
     LIM_QMIN,
@@ -68,7 +68,7 @@ _rows_change = device_function(rows_change)
 _nudge_value = device_function(nudge_value)
 _lake_step = device_function(lake_step)
 _lake_step_vjp = device_function(lake_step_vjp)
-_lake_params = device_function(_lake_par)
+_lake_params = device_function(lake_par)
 N_LAKE_PARAMS = N_PAR
 N_LAKE_SCRATCH = SUBSTEPS_MAX + 1  # a module constant: local array shapes must be literals
 

@@ -73,6 +73,23 @@ def discharge(hs: float, hx: float, par: tuple) -> float:
 
 
 @njit(error_model="numpy", inline="always")
+def lake_par(lpar: np.ndarray, lake: int) -> tuple:
+    """The ten parameters of lake ``lake`` (row of the (L, 10) ``lpar``) as the step's tuple."""
+    return (lpar[lake, 0], lpar[lake, 1], lpar[lake, 2], lpar[lake, 3], lpar[lake, 4],
+            lpar[lake, 5], lpar[lake, 6], lpar[lake, 7], lpar[lake, 8], lpar[lake, 9])  # fmt: skip
+
+
+@njit(error_model="numpy")
+def discharges(elevation: np.ndarray, lpar: np.ndarray) -> np.ndarray:
+    """(L,) outflow (m³/s) of each lake at its ``elevation`` (:func:`discharge`, the spill at
+    the same level); ``lpar``: (L, 10) parameters."""
+    out = np.empty(elevation.size)
+    for lake in range(elevation.size):
+        out[lake] = discharge(elevation[lake], elevation[lake], lake_par(lpar, lake))
+    return out
+
+
+@njit(error_model="numpy", inline="always")
 def discharge_vjp(hs: float, hx: float, par: tuple, g: float) -> tuple:
     """(dL/dhs, dL/dhx, dL/d(mxe, we, wc, wl, dl, oe, oc, oa)) of :func:`discharge` for
     dL/dD = ``g``."""

@@ -56,7 +56,13 @@ from __future__ import annotations
 import numpy as np
 
 from ddr_pipeline.routing._jit import njit
-from ddr_pipeline.routing._levelpool import N_PAR, SUBSTEPS_MAX, lake_step, lake_step_vjp
+from ddr_pipeline.routing._levelpool import (
+    N_PAR,
+    SUBSTEPS_MAX,
+    lake_par,
+    lake_step,
+    lake_step_vjp,
+)
 from ddr_pipeline.routing._nudge import nudge_value
 from ddr_pipeline.routing._physics import (
     LIM_CEL_EXACT,
@@ -278,13 +284,6 @@ def _block_step(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
                 dst[dst_row, k] = nxt[k]
 
 
-@njit(error_model="numpy", inline="always")
-def _lake_par(lpar: np.ndarray, lake: int) -> tuple:
-    """The ten parameters of a lake as a tuple (``_levelpool`` order)."""
-    return (lpar[lake, 0], lpar[lake, 1], lpar[lake, 2], lpar[lake, 3], lpar[lake, 4],
-            lpar[lake, 5], lpar[lake, 6], lpar[lake, 7], lpar[lake, 8], lpar[lake, 9])  # fmt: skip
-
-
 @njit(error_model="numpy")
 def _lake_forward(  # noqa: PLR0917 (compiled kernel signature)
     lk: tuple, lake: int, t: int, usum: float, vsum: float, ql: float, dt: float
@@ -296,7 +295,7 @@ def _lake_forward(  # noqa: PLR0917 (compiled kernel signature)
     the block that owns its reach only."""
     lpar, cfg, hh, lin, lout, lwd = lk[1], lk[2], lk[3], lk[4], lk[5], lk[6]
     i0, i1 = usum + ql, vsum + ql
-    h1, out, wd, _ = lake_step(hh[t, lake], i0, i1, dt, _lake_par(lpar, lake), cfg[0] != 0,
+    h1, out, wd, _ = lake_step(hh[t, lake], i0, i1, dt, lake_par(lpar, lake), cfg[0] != 0,
                                cfg[1])  # fmt: skip
     hh[t + 1, lake] = h1
     lin[t, lake] = 0.5 * (i0 + i1)
@@ -518,7 +517,7 @@ def _lake_adjoint(  # noqa: PLR0913, PLR0917 (compiled kernel signature)
     lam_h, ghd, glake, hs, gp = lka
     for m in range(N_PAR):
         gp[m] = 0.0
-    gh0, gi0, gi1 = lake_step_vjp(hh[t, lake], usum + ql, vsum + ql, dt, _lake_par(lpar, lake),
+    gh0, gi0, gi1 = lake_step_vjp(hh[t, lake], usum + ql, vsum + ql, dt, lake_par(lpar, lake),
                                   cfg[0] != 0, cfg[1], lam_h[lake], mu, hs, gp)  # fmt: skip
     if ghd.shape[0] > 0:
         gh0 += ghd[t, lake]

@@ -20,7 +20,7 @@ import torch
 
 from ddr_pipeline.network import RiverNetwork
 from ddr_pipeline.routing._inputs import as_tensor
-from ddr_pipeline.routing._levelpool import KM2, SUBSTEPS_MAX
+from ddr_pipeline.routing._levelpool import KM2, SUBSTEPS_MAX, discharges
 
 #: Parameter names, in the kernels' order; NWM LAKEPARM: LkArea (km²), LkMxE (m), WeirE (m),
 #: WeirC, WeirL (m), Dam_Length (m), OrificeE (m), OrificeC, OrificeA (m²); then the withdrawal
@@ -238,3 +238,66 @@ def prepare_lakes(lakes: LevelPool, net: RiverNetwork, device: torch.device) -> 
 def area_m2(arrays: LakeArrays) -> torch.Tensor:
     """(L,) lake areas in m² (detached)."""
     return arrays.params[:, 0].detach() * KM2
+
+
+#: Bisection steps of :func:`elevation_for_outflow`: 2^-200 of any bracket is below float64's ulp.
+BISECTIONS = 200
+
+
+def _parameter_rows(params: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(L, 10) float64 parameters in :data:`LAKE_PARAMS` order (defaults where absent)."""
+    n_l = np.asarray(params[LAKE_PARAMS[0]]).size
+    return np.ascontiguousarray(np.stack([
+        np.broadcast_to(np.asarray(params.get(name, LAKE_PARAM_DEFAULTS.get(name)), np.float64),
+                        (n_l,))
+        for name in LAKE_PARAMS
+    ], axis=1))  # fmt: skip
+
+
+def outflow_at(elevation: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(L,) level-pool outflow (m³/s) of each lake at its water ``elevation`` (m): the engine's
+    own discharge (orifice + weir + spill, spill at the same level). ``params``: each name of
+    :data:`LAKE_PARAMS` -> (L,) values (``withdrawal`` may be absent; it does not flow out)."""
+    return discharges(np.ascontiguousarray(elevation, np.float64), _parameter_rows(params))
+
+
+def _upper_bracket(
+    target: np.ndarray, params: Mapping[str, np.ndarray], ids: np.ndarray
+) -> np.ndarray:
+    """An elevation per lake whose outflow is ≥ ``target``: max_elevation + 1 m, doubled above
+    the max elevation until the spill passes the target (a lake whose outlets pass nothing
+    raises, naming it)."""
+    top = np.asarray(params["max_elevation"], np.float64)
+    above = np.ones_like(top)
+    for _ in range(64):
+        short = outflow_at(top + above, params) < target
+        if not short.any():
+            return top + above
+        above = np.where(short, 2.0 * above, above)
+    j = int(np.flatnonzero(short)[0])
+    raise ValueError(f"lake {ids[j]}: no elevation passes the outflow {target[j]} m³/s")
+
+
+def elevation_for_outflow(
+    outflow: np.ndarray, params: Mapping[str, np.ndarray], ids: np.ndarray | None = None
+) -> np.ndarray:
+    """(L,) water elevation (m) at which each lake's level-pool outflow is ``outflow`` (m³/s):
+    a starting level from an observed or modelled outflow (e.g. NWM's CHRTOUT at the outlet).
+
+    The outflow is monotone in H (strictly above the orifice crest): bisection on
+    [orifice_elevation, an elevation passing the target] to float64 resolution, vectorised over
+    lakes. A lake whose outflow is 0 starts at its orifice elevation (nothing leaves it below
+    that). Errors name the lake by ``ids`` (default: its position).
+    """
+    target = np.asarray(outflow, np.float64)
+    ids = np.arange(target.size) if ids is None else np.asarray(ids)
+    if not np.isfinite(target).all() or (target < 0).any():
+        j = int(np.flatnonzero(~(np.isfinite(target) & (target >= 0)))[0])
+        raise ValueError(f"lake {ids[j]}: outflow must be finite and >= 0, got {target[j]}")
+    crest = np.asarray(params["orifice_elevation"], np.float64)
+    lo, hi = crest.copy(), _upper_bracket(target, params, ids)
+    for _ in range(BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        low = outflow_at(mid, params) < target
+        lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
+    return np.where(target > 0.0, hi, crest)
